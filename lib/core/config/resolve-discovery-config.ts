@@ -1,0 +1,172 @@
+import type { z } from 'zod';
+import { ConfigurationError, type ConfigIssue } from '../errors.js';
+import {
+  BACKEND_CONFIG_SCHEMAS,
+  discoveryConfigSchema,
+  STRATEGY_NAMES,
+  type BackendName,
+  type DiscoveryConfigInput,
+} from './discovery-options.js';
+
+/** Maps a converted (camelCase) path back to what the user wrote. */
+export type PathNames = Map<string, string>;
+
+/** Configuration after validation, with every default applied and durations in milliseconds. */
+export interface ResolvedDiscoveryConfig {
+  backend: Exclude<BackendName, 'xds'>;
+  /** Validated by the backend's schema; its shape depends on `backend`. */
+  backendConfig: Record<string, any>;
+  /** The service this configuration discovers / registers as, when given. */
+  serviceType: string | undefined;
+  namespace: { default: string; separator: string };
+  version: { default: string | undefined; format: 'semver' | 'plain'; enableRouting: boolean };
+  tagFilters: Array<{ key: string; value?: string; pattern: 'exact' | 'prefix' | 'regex' | 'exists' }>;
+  loadBalance: string;
+  hashHeader: string;
+  healthCheck: {
+    enabled: boolean;
+    intervalMs: number;
+    timeoutMs: number;
+    failureThreshold: number;
+    successThreshold: number;
+    path: string;
+    kind: 'grpc' | 'http';
+    service: string;
+  };
+  refreshIntervalMs: number;
+  registration: {
+    enabled: boolean;
+    ttlMs: number;
+    heartbeatMs: number;
+    deregisterOnShutdown: boolean;
+    drainMs: number;
+    awaitListenMs: number;
+  };
+}
+
+export interface ResolveOptions {
+  /** Names the error messages use for the file or option object. */
+  source?: string;
+  /** Prefix of every reported path (e.g. `discovery`). */
+  pathPrefix?: string;
+  /** Original key names for converted paths. */
+  pathNames?: PathNames;
+  /** Strategy names registered by the user, accepted besides the built-ins. */
+  extraStrategies?: readonly string[];
+}
+
+const DEFAULT_TTL_S = 90;
+const DEFAULT_HEARTBEAT_S = 30;
+
+/**
+ * Validates camelCase options and fills defaults. Throws one
+ * {@link ConfigurationError} listing every problem (field path, value, expectation).
+ */
+export function resolveDiscoveryConfig(input: DiscoveryConfigInput | unknown, options: ResolveOptions = {}): ResolvedDiscoveryConfig {
+  const issues: ConfigIssue[] = [];
+  const name = (path: readonly PropertyKey[]) => displayPath(path, options);
+  const parsed = discoveryConfigSchema.safeParse(input ?? {}, { reportInput: true });
+  if (!parsed.success) {
+    issues.push(...zodIssues(parsed.error.issues, [], name));
+    throw new ConfigurationError(issues, options.source);
+  }
+  const cfg = parsed.data;
+  const backend = (cfg.backend === 'xds' ? 'mesh' : cfg.backend) as ResolvedDiscoveryConfig['backend'];
+  const backendSchema = BACKEND_CONFIG_SCHEMAS[backend] as z.ZodType<Record<string, any>>;
+  const backendParsed = backendSchema.safeParse(cfg.backendConfig, { reportInput: true });
+  let backendConfig: Record<string, any> = {};
+  if (!backendParsed.success) issues.push(...zodIssues(backendParsed.error.issues, ['backendConfig'], name));
+  else backendConfig = backendParsed.data;
+
+  const strategies = new Set<string>([...STRATEGY_NAMES, ...(options.extraStrategies ?? [])]);
+  if (!strategies.has(cfg.loadBalance)) {
+    issues.push({ path: name(['loadBalance']), value: cfg.loadBalance, message: `one of ${[...strategies].join(', ')}` });
+  }
+
+  // TTL: registration.ttl wins, then backend_config.ttl (the seed's etcd example), then 90 s.
+  const ttlS = cfg.registration.ttl ?? (typeof backendConfig.ttl === 'number' ? backendConfig.ttl : undefined) ?? DEFAULT_TTL_S;
+  const ttlPath = cfg.registration.ttl !== undefined ? ['registration', 'ttl'] : ['backendConfig', 'ttl'];
+  if (ttlS < 2 && backend !== 'memory') issues.push({ path: name(ttlPath), value: ttlS, message: 'a TTL of at least 2 seconds' });
+  let heartbeatS = cfg.registration.heartbeatInterval;
+  if (heartbeatS === undefined) heartbeatS = Math.min(DEFAULT_HEARTBEAT_S, ttlS / 3);
+  else if (heartbeatS >= ttlS) {
+    issues.push({
+      path: name(['registration', 'heartbeatInterval']),
+      value: heartbeatS,
+      message: `a heartbeat interval smaller than the TTL (${ttlS} s)`,
+    });
+  }
+  if (cfg.version.enableRouting && cfg.version.format !== 'semver' && cfg.version.default !== undefined) {
+    // Plain versions route by exact match; nothing to check.
+  }
+  if (issues.length) throw new ConfigurationError(issues, options.source);
+
+  return {
+    backend,
+    backendConfig,
+    serviceType: backendConfig.serviceType,
+    namespace: cfg.namespace,
+    version: { default: cfg.version.default, format: cfg.version.format, enableRouting: cfg.version.enableRouting },
+    tagFilters: cfg.tagFilters,
+    loadBalance: cfg.loadBalance,
+    hashHeader: cfg.hashHeader.toLowerCase(),
+    healthCheck: {
+      enabled: cfg.healthCheck.enabled,
+      intervalMs: cfg.healthCheck.interval * 1000,
+      timeoutMs: cfg.healthCheck.timeout * 1000,
+      failureThreshold: cfg.healthCheck.failureThreshold,
+      successThreshold: cfg.healthCheck.successThreshold,
+      path: cfg.healthCheck.path,
+      kind: cfg.healthCheck.kind,
+      service: cfg.healthCheck.service,
+    },
+    refreshIntervalMs: cfg.refreshInterval * 1000,
+    registration: {
+      enabled: cfg.registration.enabled,
+      ttlMs: Math.round(ttlS * 1000),
+      heartbeatMs: Math.round(heartbeatS * 1000),
+      deregisterOnShutdown: cfg.registration.deregisterOnShutdown,
+      drainMs: cfg.registration.drainMs,
+      awaitListenMs: cfg.registration.awaitListenMs,
+    },
+  };
+}
+
+function displayPath(path: readonly PropertyKey[], options: ResolveOptions): string {
+  const camel = path.map(String).join('.');
+  const mapped = options.pathNames?.get(camel) ?? camel;
+  return options.pathPrefix ? (mapped ? `${options.pathPrefix}.${mapped}` : options.pathPrefix) : mapped;
+}
+
+function zodIssues(
+  zodIssueList: readonly z.core.$ZodIssue[],
+  base: readonly PropertyKey[],
+  name: (path: readonly PropertyKey[]) => string,
+): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  for (const issue of zodIssueList) {
+    const path = [...base, ...issue.path];
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) out.push({ path: name([...path, key]), message: 'unknown key (not a known option here)' });
+      continue;
+    }
+    const input = (issue as { input?: unknown }).input;
+    out.push({ path: name(path), message: expectation(issue), ...(input !== undefined ? { value: input } : {}) });
+  }
+  return out;
+}
+
+function expectation(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_value':
+      return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'invalid_type':
+      return `a value of type ${issue.expected}`;
+    case 'too_small':
+      return `a value ${issue.inclusive ? '>=' : '>'} ${String(issue.minimum)}${issue.origin === 'array' ? ' items' : ''}`;
+    case 'too_big':
+      return `a value ${issue.inclusive ? '<=' : '<'} ${String(issue.maximum)}`;
+    default:
+      return issue.message;
+  }
+}

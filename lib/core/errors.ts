@@ -1,0 +1,103 @@
+/**
+ * Errors raised by switchyard. Every error carries enough context (field,
+ * value, service) that the message alone tells an operator what to fix.
+ */
+export class DiscoveryError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** One problem found while validating options or a configuration file. */
+export interface ConfigIssue {
+  /** Dotted path as the user wrote it, e.g. `discovery.backend_config.ttl`. */
+  path: string;
+  /** What was expected there. */
+  message: string;
+  /** The value found, when there was one. */
+  value?: unknown;
+}
+
+/**
+ * Invalid configuration. Thrown before anything is started, so a bad
+ * configuration never half-starts the module.
+ *
+ * @example
+ * try { await loadDiscoveryConfig('discovery.toml') } catch (e) { if (e instanceof ConfigurationError) console.error(e.issues) }
+ */
+export class ConfigurationError extends DiscoveryError {
+  constructor(
+    readonly issues: readonly ConfigIssue[],
+    readonly source?: string,
+  ) {
+    super(ConfigurationError.format(issues, source));
+  }
+
+  static single(path: string, value: unknown, message: string, source?: string): ConfigurationError {
+    return new ConfigurationError([{ path, value, message }], source);
+  }
+
+  private static format(issues: readonly ConfigIssue[], source?: string): string {
+    const where = source ? ` in ${source}` : '';
+    const lines = issues.map((issue) => {
+      const got = 'value' in issue && issue.value !== undefined ? ` (got ${describeValue(issue.value)})` : '';
+      return `  - ${issue.path || '<root>'}: ${issue.message}${got}`;
+    });
+    return `Invalid discovery configuration${where}:\n${lines.join('\n')}`;
+  }
+}
+
+/** Why no endpoint could be picked. */
+export type NoEndpointsReason = 'empty' | 'unreachable' | 'pending' | 'filtered';
+
+const REASON_TEXT: Record<NoEndpointsReason, string> = {
+  empty: 'the registry reports zero instances',
+  unreachable: 'the registry is unreachable and no last known endpoints exist',
+  pending: 'no answer from the registry yet',
+  filtered: 'every known instance was filtered out or is unhealthy',
+};
+
+/**
+ * Thrown by `ServiceClient.pick()` when there is nothing to pick. `reason`
+ * separates "the service has zero instances" from "the registry is down".
+ */
+export class NoEndpointsError extends DiscoveryError {
+  constructor(
+    readonly service: string,
+    readonly reason: NoEndpointsReason,
+    detail?: string,
+  ) {
+    super(`No endpoints for service '${service}': ${REASON_TEXT[reason]}${detail ? ` (${detail})` : ''}`);
+  }
+}
+
+/** An address that is not `host:port`. */
+export class InvalidAddressError extends DiscoveryError {
+  constructor(
+    readonly value: unknown,
+    readonly field = 'address',
+  ) {
+    super(`Invalid ${field} ${describeValue(value)}: expected "host:port" (IPv6 in brackets, e.g. "[::1]:50051")`);
+  }
+}
+
+/** A registration the backend refused (duplicate id, unwritable store, ...). */
+export class RegistrationError extends DiscoveryError {}
+
+/** An operation the chosen backend does not offer (e.g. registering in DNS). */
+export class NotSupportedError extends DiscoveryError {}
+
+/** Used after `close()`. */
+export class ClosedError extends DiscoveryError {}
+
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === undefined) return 'undefined';
+  try {
+    const text = JSON.stringify(value);
+    return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+  } catch {
+    return String(value);
+  }
+}
