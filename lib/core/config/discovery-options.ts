@@ -153,3 +153,21 @@ export const discoveryConfigSchema = z.strictObject({
 });
 
 export type DiscoveryConfigInput = z.input<typeof discoveryConfigSchema>;
+
+/** backend_config in camelCase, for whichever backend is chosen. */
+export type BackendConfigInput =
+  | z.input<typeof localConfigSchema>
+  | z.input<typeof memoryConfigSchema>
+  | z.input<typeof staticConfigSchema>
+  | z.input<typeof etcdConfigSchema>
+  | z.input<typeof consulConfigSchema>
+  | z.input<typeof dnsConfigSchema>
+  | z.input<typeof meshConfigSchema>;
+
+/**
+ * The typed options: the seed's configuration in camelCase.
+ *
+ * @example
+ * const options: DiscoveryOptions = { backend: 'etcd', backendConfig: { endpoints: ['http://10.0.0.2:2379'], ttl: 30 }, loadBalance: 'round_robin' };
+ */
+export type DiscoveryOptions = Omit<DiscoveryConfigInput, 'backendConfig'> & { backendConfig?: BackendConfigInput };

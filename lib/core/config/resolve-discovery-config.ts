@@ -56,6 +56,14 @@ export interface ResolveOptions {
 }
 
 const DEFAULT_TTL_S = 90;
+
+/** Marks objects produced by {@link resolveDiscoveryConfig}, so they are not validated twice. */
+const RESOLVED = Symbol.for('switchyard.resolvedDiscoveryConfig');
+
+/** True for a configuration already validated by resolveDiscoveryConfig / loadDiscoveryConfig. */
+export function isResolvedDiscoveryConfig(value: unknown): value is ResolvedDiscoveryConfig {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[RESOLVED] === true;
+}
 const DEFAULT_HEARTBEAT_S = 30;
 
 /**
@@ -63,6 +71,7 @@ const DEFAULT_HEARTBEAT_S = 30;
  * {@link ConfigurationError} listing every problem (field path, value, expectation).
  */
 export function resolveDiscoveryConfig(input: DiscoveryConfigInput | unknown, options: ResolveOptions = {}): ResolvedDiscoveryConfig {
+  if (isResolvedDiscoveryConfig(input)) return input;
   const issues: ConfigIssue[] = [];
   const name = (path: readonly PropertyKey[]) => displayPath(path, options);
   const parsed = discoveryConfigSchema.safeParse(input ?? {}, { reportInput: true });
@@ -101,7 +110,7 @@ export function resolveDiscoveryConfig(input: DiscoveryConfigInput | unknown, op
   }
   if (issues.length) throw new ConfigurationError(issues, options.source);
 
-  return {
+  const resolved: ResolvedDiscoveryConfig = {
     backend,
     backendConfig,
     serviceType: backendConfig.serviceType,
@@ -130,6 +139,8 @@ export function resolveDiscoveryConfig(input: DiscoveryConfigInput | unknown, op
       awaitListenMs: cfg.registration.awaitListenMs,
     },
   };
+  Object.defineProperty(resolved, RESOLVED, { value: true, enumerable: false });
+  return resolved;
 }
 
 function displayPath(path: readonly PropertyKey[], options: ResolveOptions): string {
