@@ -4,7 +4,7 @@ import { EndpointSet } from '../../core/endpoint-set.js';
 import { ClosedError, RegistrationError } from '../../core/errors.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
 import type { BackendFactory } from '../backend-context.js';
-import type { Registration, RegistrationEvent, Registry } from '../registry.interface.js';
+import type { Registration, RegistrationEvent, RegistrationTiming, Registry } from '../registry.interface.js';
 import { MemoryStore } from './memory.store.js';
 
 /**
@@ -22,7 +22,7 @@ export class MemoryRegistry implements Registry {
 
   constructor(readonly store: MemoryStore = MemoryStore.named()) {}
 
-  async register(instance: ServiceInstance): Promise<Registration> {
+  async register(instance: ServiceInstance, _timing?: RegistrationTiming): Promise<Registration> {
     if (this.closed) throw new ClosedError('memory registry is closed');
     const existing = this.store.get(instance.id);
     if (existing) {

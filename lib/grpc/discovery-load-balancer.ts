@@ -1,0 +1,221 @@
+import { connectivityState as ConnectivityState, type ChannelOptions, type Metadata, type status as Status } from '@grpc/grpc-js';
+import { endpointOf, type Endpoint } from '../core/endpoint.js';
+import { createServiceInstance } from '../core/service-instance.js';
+import type { BalancingStrategy, PickContext, Picker } from '../balancing/picker.js';
+import { onCallEnd, onCallStart, LoadTracker } from '../balancing/endpoint-load.js';
+import { getStrategy } from '../balancing/strategy-registry.js';
+import {
+  createChildChannelControlHelper,
+  LB_ATTRIBUTE_KEY,
+  LeafLoadBalancer,
+  PickResultType,
+  QueuePicker,
+  UnavailablePicker,
+  type GrpcChannelControlHelper,
+  type GrpcEndpoint,
+  type GrpcLeafLoadBalancer,
+  type GrpcLoadBalancer,
+  type GrpcPicker,
+  type GrpcPickArgs,
+  type GrpcPickResult,
+  type GrpcStatusOr,
+  type GrpcTypedLoadBalancingConfig,
+} from './grpc-adapter.js';
+import type { EndpointSetAttribute } from './discovery-resolver.js';
+
+export const LB_POLICY_NAME = 'switchyard';
+
+/** LB config carried in the resolver's service config. */
+export class DiscoveryLoadBalancingConfig implements GrpcTypedLoadBalancingConfig {
+  constructor(
+    readonly service: string,
+    readonly hashHeader: string,
+    /** Only used when the resolver is not ours (no ServiceClient attached). */
+    readonly strategy: string,
+  ) {}
+
+  getLoadBalancerName(): string {
+    return LB_POLICY_NAME;
+  }
+
+  toJsonObject(): object {
+    return { [LB_POLICY_NAME]: { service: this.service, hashHeader: this.hashHeader, strategy: this.strategy } };
+  }
+
+  static createFromJson(obj: Record<string, unknown>): DiscoveryLoadBalancingConfig {
+    const service = typeof obj.service === 'string' ? obj.service : '';
+    const hashHeader = typeof obj.hashHeader === 'string' ? obj.hashHeader.toLowerCase() : 'x-hash-key';
+    const strategy = typeof obj.strategy === 'string' ? obj.strategy : 'round_robin';
+    return new DiscoveryLoadBalancingConfig(service, hashHeader, strategy);
+  }
+}
+
+interface Child {
+  endpoint: Endpoint;
+  leaf: GrpcLeafLoadBalancer;
+}
+
+/**
+ * The `switchyard` LB policy: one pick-first leaf (one subchannel) per
+ * endpoint, kept across endpoint-set updates (only joins and leaves touch
+ * subchannels), and a picker that runs the service's strategy over the
+ * READY endpoints for every call, feeding in-flight and latency back to it.
+ */
+export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
+  private readonly children = new Map<string, Child>();
+  private readonly helper: GrpcChannelControlHelper;
+  private config: DiscoveryLoadBalancingConfig | undefined;
+  private attribute: EndpointSetAttribute | undefined;
+  private fallbackLoads = new LoadTracker();
+  private previousPicker: Picker | undefined;
+  private paused = false;
+  private lastError = '';
+  private note = '';
+  private currentState: ConnectivityState = ConnectivityState.IDLE;
+
+  constructor(private readonly parent: GrpcChannelControlHelper) {
+    this.helper = createChildChannelControlHelper(parent, {
+      updateState: (state, _picker, error) => {
+        if (error) this.lastError = error;
+        this.update();
+      },
+    });
+  }
+
+  updateAddressList(endpointList: GrpcStatusOr<GrpcEndpoint[]>, lbConfig: GrpcTypedLoadBalancingConfig, options: ChannelOptions, note: string): boolean {
+    if (!(lbConfig instanceof DiscoveryLoadBalancingConfig)) return false;
+    this.config = lbConfig;
+    this.note = note;
+    if (!endpointList.ok) {
+      if (this.children.size === 0) {
+        this.publish(ConnectivityState.TRANSIENT_FAILURE, new UnavailablePicker(endpointList.error), endpointList.error.details);
+      }
+      return true;
+    }
+    this.attribute = options[LB_ATTRIBUTE_KEY] as EndpointSetAttribute | undefined;
+    const endpoints = this.attribute?.set.endpoints ?? endpointList.value.map(toEndpoint);
+    const leafOptions: ChannelOptions = { ...options };
+    delete leafOptions[LB_ATTRIBUTE_KEY];
+    const wanted = new Set<string>();
+    this.paused = true;
+    for (const endpoint of endpoints) {
+      wanted.add(endpoint.address);
+      const existing = this.children.get(endpoint.address);
+      if (existing) {
+        existing.endpoint = endpoint;
+        continue;
+      }
+      const leaf = new LeafLoadBalancer({ addresses: [{ host: endpoint.host, port: endpoint.port }] }, this.helper, leafOptions, note);
+      this.children.set(endpoint.address, { endpoint, leaf });
+      leaf.startConnecting();
+    }
+    for (const [address, child] of this.children) {
+      if (!wanted.has(address)) {
+        child.leaf.destroy();
+        this.children.delete(address);
+      }
+    }
+    this.paused = false;
+    this.update();
+    return true;
+  }
+
+  exitIdle(): void {
+    for (const child of this.children.values()) child.leaf.exitIdle();
+  }
+
+  resetBackoff(): void {}
+
+  destroy(): void {
+    for (const child of this.children.values()) child.leaf.destroy();
+    this.children.clear();
+  }
+
+  getTypeName(): string {
+    return LB_POLICY_NAME;
+  }
+
+  private update(): void {
+    if (this.paused || !this.config) return;
+    const ready: Child[] = [];
+    let connecting = 0;
+    for (const child of this.children.values()) {
+      const state = child.leaf.getConnectivityState();
+      if (state === ConnectivityState.READY) ready.push(child);
+      else if (state === ConnectivityState.CONNECTING) connecting++;
+      else if (state === ConnectivityState.IDLE) {
+        // Keep every endpoint connected, as round_robin does.
+        child.leaf.exitIdle();
+        connecting++;
+      }
+    }
+    if (ready.length > 0) {
+      const client = this.attribute?.client;
+      const strategy: BalancingStrategy = client ? client.balancingStrategy : getStrategy(this.config.strategy);
+      const loads = client ? client.loadTracker : this.fallbackLoads;
+      const picker = strategy.build(
+        ready.map((c) => c.endpoint),
+        { loads, random: Math.random, previous: this.previousPicker },
+      );
+      this.previousPicker = picker;
+      const leafPickers = new Map<string, GrpcPicker>();
+      for (const c of ready) leafPickers.set(c.endpoint.key, c.leaf.getPicker());
+      this.publish(ConnectivityState.READY, new DiscoveryPicker(picker, leafPickers, this.config.hashHeader, loads), null);
+    } else if (connecting > 0) {
+      this.publish(ConnectivityState.CONNECTING, new QueuePicker(this), null);
+    } else {
+      const details = this.children.size === 0 ? this.note || `No endpoints for service '${this.config.service}'` : `No endpoint of '${this.config.service}' is reachable; last error: ${this.lastError}`;
+      this.publish(ConnectivityState.TRANSIENT_FAILURE, new UnavailablePicker({ details }), details);
+    }
+  }
+
+  private publish(state: ConnectivityState, picker: GrpcPicker, error: string | null): void {
+    if (state !== ConnectivityState.READY && this.currentState === ConnectivityState.READY) this.parent.requestReresolution();
+    this.currentState = state;
+    this.parent.updateState(state, picker, error);
+  }
+}
+
+/**
+ * Per-call pick: the strategy chooses among READY endpoints (hash key from
+ * the configured metadata header), the endpoint's leaf supplies the
+ * subchannel, and the call's start and end feed the load records.
+ */
+class DiscoveryPicker implements GrpcPicker {
+  private readonly context: PickContext = { key: undefined };
+
+  constructor(
+    private readonly picker: Picker,
+    private readonly leaves: Map<string, GrpcPicker>,
+    private readonly hashHeader: string,
+    private readonly loads: LoadTracker,
+  ) {}
+
+  pick(args: GrpcPickArgs): GrpcPickResult {
+    const values = args.metadata.get(this.hashHeader);
+    this.context.key = values.length > 0 ? String(values[0]) : undefined;
+    const endpoint = this.picker.pick(this.context);
+    const leaf = endpoint && this.leaves.get(endpoint.key);
+    if (!endpoint || !leaf) return { pickResultType: PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
+    const result = leaf.pick(args);
+    if (result.pickResultType !== PickResultType.COMPLETE) return result;
+    const load = this.loads.load(endpoint);
+    let started = 0;
+    return {
+      ...result,
+      onCallStarted: () => {
+        started = performance.now();
+        onCallStart(load);
+      },
+      onCallEnded: (code: Status, _details: string, _metadata: Metadata) => {
+        const now = performance.now();
+        onCallEnd(load, started ? now - started : 0, now);
+      },
+    };
+  }
+}
+
+function toEndpoint(endpoint: GrpcEndpoint): Endpoint {
+  const address = endpoint.addresses[0] as { host: string; port: number };
+  return endpointOf(createServiceInstance({ service: 'unknown', host: address.host, port: address.port, id: `${address.host}:${address.port}` }));
+}

@@ -1,0 +1,375 @@
+import * as grpc from '@grpc/grpc-js';
+import { createRequire } from 'node:module';
+import { filter, firstValueFrom, map, ReplaySubject, timeout, type Observable, type Subscription } from 'rxjs';
+import type { CompiledQuery } from '../core/discovery-query.js';
+import type { Endpoint } from '../core/endpoint.js';
+import { EndpointSet } from '../core/endpoint-set.js';
+import { ClosedError, DiscoveryError, NoEndpointsError, type NoEndpointsReason } from '../core/errors.js';
+import type { BalancingStrategy, PickContext, Picker } from '../balancing/picker.js';
+import { LoadTracker, onCallEnd, onCallStart } from '../balancing/endpoint-load.js';
+import type { DiscoveryLogger, Registry } from '../registry/registry.interface.js';
+import { ChannelPool, type ChannelFactoryOptions } from './channel-pool.js';
+import { backoffDelay } from '../core/backoff.js';
+import { resolveRetryOptions, RetryBudget, type ResolvedRetryOptions, type RetryOptions } from './retry-policy.js';
+
+/** A proto file (or loaded package) for `getService(name)`. */
+export interface ProtoSource {
+  /** .proto file(s), loaded with @grpc/proto-loader (keepCase, longs as String, enums as String, defaults, oneofs). */
+  path?: string | string[];
+  /** proto-loader options (include dirs, ...). */
+  loaderOptions?: Record<string, unknown>;
+  /** Or a package already loaded with grpc.loadPackageDefinition. */
+  grpcObject?: grpc.GrpcObject;
+}
+
+/** What `call()` hands its function on each attempt. */
+export interface CallAttempt {
+  channel: grpc.Channel;
+  endpoint: Endpoint;
+  /** The call's overall deadline (pass it to the stub). */
+  deadline: Date | undefined;
+  /** 1 for the first attempt. */
+  attempt: number;
+}
+
+/** Options of {@link ServiceClient.call}. */
+export interface CallOptions {
+  /** Consistent-hash key. */
+  key?: string;
+  /** Retry settings for this call; default the client's. `false` disables retries. */
+  retry?: RetryOptions | false;
+  /** Overall deadline for all attempts, ms from now. */
+  timeoutMs?: number;
+}
+
+/** Per-service client options (what `forFeature` and `Discovery.client` take). */
+export interface ServiceClientOptions extends ChannelFactoryOptions {
+  /** The service to discover. */
+  name: string;
+  /** Default: the configuration's `namespace.default`. */
+  namespace?: string;
+  /** Exact version, or a semver range when version routing is on. */
+  version?: string;
+  /** Extra tag filters, added to the configuration's `tag_filters`. */
+  tags?: Array<{ key: string; value?: string; pattern?: 'exact' | 'prefix' | 'regex' | 'exists' }>;
+  /** Prefer endpoints in this zone (all zones when it has none). */
+  zone?: string;
+  /** Strategy name; default the configuration's `load_balance`. */
+  loadBalance?: string;
+  /** Default bound of `ready()`, ms. Default 10 000. */
+  readyTimeoutMs?: number;
+  /** Retries for `call()` and for grpc-js clients on `discovery:///<name>`. */
+  retry?: RetryOptions | false;
+  /** The proto that `getService(name)` builds stubs from. */
+  proto?: ProtoSource;
+}
+
+/** Options of {@link ServiceClient.ready}. */
+export interface ReadyOptions {
+  /** Wait until at least this many endpoints are known. Default 1. */
+  minEndpoints?: number;
+  /** Give up after this long (rejects with NoEndpointsError). Default the client's readyTimeoutMs. */
+  timeoutMs?: number;
+}
+
+/** Internals a ServiceClient is built from; made by `Discovery.client()`. */
+export interface ServiceClientDeps {
+  registry: Registry;
+  query: CompiledQuery;
+  strategy: BalancingStrategy;
+  logger: DiscoveryLogger;
+  /** Closed with the client when the client owns it (createDiscover). */
+  ownsRegistry?: boolean;
+  random?: () => number;
+  /** grpc-js target of the balanced channel, e.g. `discovery://d1/orders`. */
+  balancedTarget?: string;
+  /** The module-wide retry default. */
+  retry?: ResolvedRetryOptions;
+}
+
+/**
+ * A client for one service: an observable endpoint set, a picker rebuilt per
+ * snapshot and a cached channel per endpoint. Safe to share: every method
+ * may be called concurrently without locking.
+ *
+ * @example
+ * constructor(@InjectServiceClient('orders') private readonly orders: ServiceClient) {}
+ * const channel = await this.orders.getChannel({ key: customerId });
+ */
+export class ServiceClient {
+  readonly service: string;
+  readonly strategy: string;
+  private readonly sets = new ReplaySubject<EndpointSet>(1);
+  private current: EndpointSet;
+  private picker: Picker = EMPTY_PICKER;
+  private readonly loads = new LoadTracker();
+  private readonly pool: ChannelPool;
+  private readonly subscription: Subscription;
+  private closed = false;
+  private readonly random: () => number;
+  private readonly retry: ResolvedRetryOptions;
+  private readonly budget: RetryBudget;
+  private readonly stubs = new Map<string, grpc.Client>();
+  private grpcObject: grpc.GrpcObject | undefined;
+
+  /**
+   * Replays the current set to each subscriber, then every change. Never
+   * errors: a registry outage yields the last known set with state `stale`.
+   */
+  readonly endpoints$: Observable<EndpointSet>;
+
+  constructor(
+    readonly options: ServiceClientOptions,
+    private readonly deps: ServiceClientDeps,
+  ) {
+    this.service = options.name;
+    this.strategy = deps.strategy.name;
+    this.current = EndpointSet.initial(options.name);
+    this.pool = new ChannelPool(options);
+    this.random = deps.random ?? Math.random;
+    this.retry = options.retry !== undefined ? resolveRetryOptions(options.retry, `clients.${options.name}.retry`) : (deps.retry ?? resolveRetryOptions(undefined));
+    this.budget = new RetryBudget(this.retry.budget);
+    this.endpoints$ = this.sets.asObservable();
+    const zone = options.zone;
+    this.subscription = deps.registry
+      .watch(deps.query.query)
+      .pipe(map((set) => (zone ? preferZone(set, zone) : set)))
+      .subscribe({
+        next: (set) => this.accept(set),
+        // Registries never error by contract; if one does, keep serving what we have.
+        error: (error: unknown) => {
+          deps.logger.error(`watch of '${this.service}' failed: ${(error as Error)?.message ?? String(error)}; serving the last known set`);
+          this.accept(this.current.stale(`watch failed: ${(error as Error)?.message ?? String(error)}`));
+        },
+      });
+  }
+
+  /** The latest snapshot (revision 0 and no endpoints before the registry first answers). */
+  snapshot(): EndpointSet {
+    return this.current;
+  }
+
+  /**
+   * Resolves once at least `minEndpoints` endpoints are known; rejects with
+   * {@link NoEndpointsError} after `timeoutMs`.
+   *
+   * @example
+   * await client.ready({ minEndpoints: 2, timeoutMs: 5_000 });
+   */
+  async ready(options: ReadyOptions = {}): Promise<void> {
+    const min = options.minEndpoints ?? 1;
+    const timeoutMs = options.timeoutMs ?? this.options.readyTimeoutMs ?? 10_000;
+    if (this.current.size >= min) return;
+    try {
+      await firstValueFrom(
+        this.sets.pipe(
+          filter((set) => set.size >= min),
+          timeout({ first: timeoutMs }),
+        ),
+      );
+    } catch (error) {
+      if (this.closed) throw new ClosedError(`client for '${this.service}' was closed`);
+      throw new NoEndpointsError(this.service, this.reason(), `waited ${timeoutMs} ms for ${min} endpoint(s), have ${this.current.size}`);
+    }
+  }
+
+  /**
+   * Picks an endpoint with the client's strategy. `key` feeds consistent
+   * hashing. Throws {@link NoEndpointsError} saying whether the registry is
+   * unreachable or the service has zero instances.
+   */
+  pick(context?: PickContext): Endpoint {
+    const endpoint = this.picker.pick(context);
+    if (endpoint === undefined) throw new NoEndpointsError(this.service, this.reason(), this.current.reason);
+    return endpoint;
+  }
+
+  /**
+   * A cached grpc-js Channel to a picked endpoint, waiting (up to the
+   * client's `readyTimeoutMs`) for the first endpoint when none is known yet.
+   *
+   * @example
+   * const stub = new GreeterClient('unused', credentials, { channelOverride: await client.getChannel() });
+   */
+  async getChannel(context?: PickContext): Promise<grpc.Channel> {
+    if (this.closed) throw new ClosedError(`client for '${this.service}' was closed`);
+    if (this.current.size === 0) await this.ready();
+    return this.pool.get(this.pick(context), this.current);
+  }
+
+  /** The retry policy this client uses (and hands grpc-js for `discovery:///` channels). */
+  get retryPolicy(): ResolvedRetryOptions {
+    return this.retry;
+  }
+
+  /** The strategy pickers are built with. */
+  get balancingStrategy(): BalancingStrategy {
+    return this.deps.strategy;
+  }
+
+  /**
+   * A grpc-js stub for `serviceName` (e.g. `Greeter` or `greeter.Greeter`)
+   * over ONE balanced channel to `discovery:///<service>`: calls are spread
+   * per call by the client's strategy, retried by gRPC's retry policy, and
+   * follow endpoint changes. Needs the `proto` option (or pass a client constructor).
+   *
+   * @example
+   * const greeter = client.getService<GreeterClient>('Greeter');
+   * greeter.sayHello({ name: 'x' }, (err, reply) => ...);
+   */
+  getService<T = grpc.Client>(service: string | grpc.ServiceClientConstructor): T {
+    if (this.closed) throw new ClosedError(`client for '${this.service}' was closed`);
+    const name = typeof service === 'string' ? service : service.serviceName;
+    let stub = this.stubs.get(name);
+    if (!stub) {
+      const Ctor = typeof service === 'string' ? this.findServiceConstructor(service) : service;
+      stub = new Ctor(this.balancedTarget, this.options.credentials ?? grpc.credentials.createInsecure(), this.options.channelOptions ?? {});
+      this.stubs.set(name, stub);
+    }
+    return stub as T;
+  }
+
+  /** grpc-js target of the balanced channel (`discovery://<discovery-id>/<service>`). */
+  get balancedTarget(): string {
+    return this.deps.balancedTarget ?? `discovery:///${this.service}`;
+  }
+
+  /**
+   * Runs `fn` against a picked endpoint's channel, retrying retryable
+   * failures (by default UNAVAILABLE only: the call never reached the
+   * application) on a different endpoint with exponential backoff and full
+   * jitter, within `maxAttempts`, the overall deadline and the retry budget.
+   *
+   * @example
+   * const reply = await client.call(({ channel, deadline }) => sayHello(channel, { name }, deadline), { key: userId });
+   */
+  async call<T>(fn: (attempt: CallAttempt) => Promise<T>, options: CallOptions = {}): Promise<T> {
+    const retry = options.retry !== undefined ? resolveRetryOptions(options.retry, 'call.retry') : this.retry;
+    const deadline = options.timeoutMs !== undefined ? new Date(Date.now() + options.timeoutMs) : undefined;
+    const context: PickContext = { key: options.key };
+    const tried = new Set<string>();
+    for (let attempt = 1; ; attempt++) {
+      if (this.current.size === 0) await this.ready();
+      let endpoint = this.pick(context);
+      // Prefer an endpoint this call has not failed on yet.
+      for (let i = 0; i < 4 && tried.has(endpoint.key) && tried.size < this.current.size; i++) endpoint = this.pick(context.key ? {} : context);
+      const channel = this.pool.get(endpoint, this.current);
+      const load = this.loads.load(endpoint);
+      const started = performance.now();
+      onCallStart(load);
+      try {
+        const result = await fn({ channel, endpoint, deadline, attempt });
+        const now = performance.now();
+        onCallEnd(load, now - started, now);
+        this.budget.onSuccess();
+        return result;
+      } catch (error) {
+        const now = performance.now();
+        onCallEnd(load, now - started, now);
+        const retryable = isRetryable(error, retry.retryableStatusCodes);
+        if (retryable) this.budget.onFailure();
+        tried.add(endpoint.key);
+        const delay = backoffDelay(attempt - 1, { initialMs: retry.initialBackoffMs, maxMs: retry.maxBackoffMs, factor: retry.backoffMultiplier, random: this.random });
+        const outOfTime = deadline !== undefined && Date.now() + delay >= deadline.getTime();
+        if (!retryable || attempt >= retry.maxAttempts || outOfTime || !this.budget.canRetry() || this.closed) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  /** The shared in-flight / latency records the load-aware strategies read. */
+  get loadTracker(): LoadTracker {
+    return this.loads;
+  }
+
+  /** Stops watching and closes every channel. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.subscription.unsubscribe();
+    this.pool.close();
+    for (const stub of this.stubs.values()) stub.close();
+    this.stubs.clear();
+    this.sets.complete();
+    if (this.deps.ownsRegistry) await this.deps.registry.close();
+  }
+
+  private findServiceConstructor(name: string): grpc.ServiceClientConstructor {
+    if (!this.grpcObject) {
+      const proto = this.options.proto;
+      if (proto?.grpcObject) this.grpcObject = proto.grpcObject;
+      else if (proto?.path) {
+        // @grpc/proto-loader is an optional peer: loaded only when a proto path is given.
+        const loader = createRequire(import.meta.url)('@grpc/proto-loader') as typeof import('@grpc/proto-loader');
+        const definition = loader.loadSync(proto.path, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true, ...proto.loaderOptions });
+        this.grpcObject = grpc.loadPackageDefinition(definition);
+      } else {
+        throw new DiscoveryError(`getService('${name}') on client '${this.service}' needs the 'proto' option ({ path } or { grpcObject }) or a client constructor`);
+      }
+    }
+    const found = findService(this.grpcObject, name);
+    if (!found) throw new DiscoveryError(`service '${name}' not found in the proto of client '${this.service}'`);
+    return found;
+  }
+
+  private accept(set: EndpointSet): void {
+    if (this.closed) return;
+    const previous = this.current;
+    this.current = set;
+    if (set.endpoints !== previous.endpoints || this.picker === EMPTY_PICKER) {
+      try {
+        this.picker = set.size === 0 ? EMPTY_PICKER : this.deps.strategy.build(set.endpoints, { loads: this.loads, random: this.random, previous: this.picker });
+      } catch (error) {
+        // A strategy that refuses this set (e.g. bad weights) keeps the previous picker.
+        this.deps.logger.error(`strategy '${this.strategy}' rejected the endpoints of '${this.service}': ${(error as Error).message}`);
+      }
+      this.loads.retain(set.endpoints);
+      this.pool.sync(set);
+    }
+    if (set.state !== previous.state) {
+      const log = set.state === 'stale' ? this.deps.logger.warn : this.deps.logger.log;
+      log.call(this.deps.logger, `service '${this.service}': endpoint set ${set.state}${set.reason ? ` (${set.reason})` : ''}, ${set.size} endpoint(s)`);
+    }
+    this.sets.next(set);
+  }
+
+  private reason(): NoEndpointsReason {
+    const set = this.current;
+    if (set.state === 'stale') return 'unreachable';
+    if (!set.resolved) return 'pending';
+    if (set.state === 'empty') return 'empty';
+    return 'filtered';
+  }
+}
+
+const EMPTY_PICKER: Picker = { pick: () => undefined };
+
+const STATUS_BY_CODE = new Map<number, string>(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v as number, k]));
+const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+
+function isRetryable(error: unknown, codes: readonly string[]): boolean {
+  const e = error as { code?: unknown };
+  if (typeof e?.code === 'number') return codes.includes(STATUS_BY_CODE.get(e.code) ?? '');
+  // A refused connection never reached the application: as safe as UNAVAILABLE.
+  if (typeof e?.code === 'string') return CONNECTION_ERRORS.has(e.code) && codes.includes('UNAVAILABLE');
+  return false;
+}
+
+function findService(root: grpc.GrpcObject, name: string): grpc.ServiceClientConstructor | undefined {
+  const direct = name.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], root);
+  if (typeof direct === 'function' && 'service' in direct) return direct as grpc.ServiceClientConstructor;
+  for (const value of Object.values(root)) {
+    if (typeof value === 'function' && 'service' in value && (value as grpc.ServiceClientConstructor).serviceName === name) return value as grpc.ServiceClientConstructor;
+    if (value && typeof value === 'object' && !('format' in value)) {
+      const inner = findService(value as grpc.GrpcObject, name);
+      if (inner) return inner;
+    }
+  }
+  return undefined;
+}
+
+function preferZone(set: EndpointSet, zone: string): EndpointSet {
+  for (const e of set.endpoints) if (e.zone === zone) return set.filter((x) => x.zone === zone);
+  return set;
+}
+

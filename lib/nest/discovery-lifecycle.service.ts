@@ -1,0 +1,63 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
+import { waitForTcp } from '../core/tcp.js';
+import type { Discovery } from '../discovery/discovery.js';
+import type { ServiceRegistry } from '../discovery/service-registry.js';
+import { DISCOVERY_INSTANCE, SERVICE_REGISTRY } from './discovery.constants.js';
+
+/**
+ * Registers the app's instance once its advertised address accepts TCP,
+ * deregisters it when shutdown starts (before the server stops accepting),
+ * waits the drain delay, and closes everything after the server closed.
+ */
+@Injectable()
+export class DiscoveryLifecycle implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
+  private readonly abort = new AbortController();
+  private registering: Promise<void> | undefined;
+
+  constructor(
+    @Inject(DISCOVERY_INSTANCE) private readonly discovery: Discovery,
+    @Inject(SERVICE_REGISTRY) private readonly self: ServiceRegistry,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const instance = this.self.instance();
+    const { registration } = this.discovery.config;
+    const logger = this.discovery.logger;
+    if (!instance) return;
+    if (!registration.enabled) {
+      logger.log(`self-registration disabled by configuration; '${instance.service}' is not registered`);
+      return;
+    }
+    if (this.discovery.registry.readOnly) {
+      logger.log(`backend '${this.discovery.registry.backend}' is read-only: skipping self-registration of '${instance.service}'`);
+      return;
+    }
+    // Nest opens the port after bootstrap hooks, so registration waits in the background.
+    this.registering = (async () => {
+      const host = instance.host === '0.0.0.0' || instance.host === '::' ? '127.0.0.1' : instance.host;
+      const listening = await waitForTcp(host, instance.port, registration.awaitListenMs, this.abort.signal);
+      if (this.abort.signal.aborted) return;
+      if (!listening) {
+        logger.error(
+          `advertised address ${instance.address} of '${instance.service}' did not accept TCP connections within ${registration.awaitListenMs} ms; not registered (check instance.host/port)`,
+        );
+        return;
+      }
+      await this.self.register();
+    })().catch((error: Error) => logger.error(`registration of '${instance.service}' failed: ${error.message}`));
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.abort.abort();
+    await this.registering;
+    const { registration } = this.discovery.config;
+    if (!registration.deregisterOnShutdown || this.self.state !== 'registered' && this.self.state !== 'lost') return;
+    await this.self.deregister().catch((error: Error) => this.discovery.logger.error(`deregistration failed: ${error.message}`));
+    if (registration.drainMs > 0) await new Promise((resolve) => setTimeout(resolve, registration.drainMs));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.abort.abort();
+    await this.discovery.close();
+  }
+}
