@@ -1,7 +1,188 @@
-import { NotSupportedError } from '../../core/errors.js';
+import type { Observable } from 'rxjs';
+import type { ResolvedDiscoveryConfig } from '../../core/config/resolve-discovery-config.js';
+import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
+import type { EndpointSet } from '../../core/endpoint-set.js';
+import { ClosedError, DiscoveryError } from '../../core/errors.js';
+import type { ServiceInstance } from '../../core/service-instance.js';
 import type { BackendFactory } from '../backend-context.js';
+import type { DiscoveryLogger, Registration, RegistrationTiming, Registry } from '../registry.interface.js';
+import { ConsulAgentApi, type ConsulClient } from './consul-agent-api.js';
+import { ConsulHttp, ConsulRequestError, type ConsulConnectionState } from './consul-http.js';
+import { ConsulRegistration } from './consul-registration.js';
+import { watchConsulService } from './consul-service-watch.js';
+import { CONSUL_MIN_DEREGISTER_MS, resolveConsulSettings, type ConsulSettings } from './consul-settings.js';
 
-/** Placeholder until the consul backend lands. */
-export const createRegistry: BackendFactory = () => {
-  throw new NotSupportedError("The 'consul' backend is not available in this version of switchyard");
-};
+export { ConsulRequestError, type ConsulConnectionState } from './consul-http.js';
+export { ConsulRegistration } from './consul-registration.js';
+export type { ConsulSettings } from './consul-settings.js';
+
+/** Tuning that has no configuration key (tests shorten it). */
+export interface ConsulRegistryOptions {
+  /** Smallest gap between two health queries of one watcher; default 250 ms. */
+  minQueryIntervalMs?: number;
+}
+
+/**
+ * The `consul` backend: registers instances with the local Consul agent
+ * (TTL, HTTP or gRPC check) and discovers passing instances through
+ * blocking health queries with a server-side filter.
+ *
+ * For the health layer: `reachable` / `connectionState` / `connectionState$`
+ * tell whether the agent answered the last request (any HTTP answer counts,
+ * a 403 too); `checkReachability()` probes on demand. While unreachable,
+ * `connectionState.reason` starts with `registry unreachable:`.
+ *
+ * @example
+ * const registry = await createRegistry({ config: resolveDiscoveryConfig({ backend: 'consul', backendConfig: { url: 'http://127.0.0.1:8500' } }), logger: consoleLogger });
+ */
+export class ConsulRegistry implements Registry {
+  readonly backend = 'consul';
+  readonly readOnly = false;
+  readonly settings: ConsulSettings;
+  /** Reachability changes of the agent (replays the current state). */
+  readonly connectionState$: Observable<ConsulConnectionState>;
+  private readonly http: ConsulHttp;
+  private readonly api: ConsulAgentApi;
+  private readonly logger: DiscoveryLogger;
+  private readonly registrations = new Set<ConsulRegistration>();
+  private readonly closing = new AbortController();
+
+  constructor(
+    private readonly config: ResolvedDiscoveryConfig,
+    private readonly client: ConsulClient,
+    http: ConsulHttp,
+    logger: DiscoveryLogger,
+  ) {
+    this.settings = http.settings;
+    this.http = http;
+    this.api = new ConsulAgentApi(http, client);
+    this.logger = logger;
+    this.connectionState$ = http.state$;
+  }
+
+  /** False once a request found the agent unreachable, until one gets an answer again. */
+  get reachable(): boolean {
+    return this.http.state.reachable === true;
+  }
+
+  get connectionState(): ConsulConnectionState {
+    return this.http.state;
+  }
+
+  /** Asks the agent for the cluster leader (needs no ACL token) and returns the resulting state. */
+  async checkReachability(): Promise<ConsulConnectionState> {
+    try {
+      await this.api.leader(this.closing.signal);
+    } catch {
+      // The state records the failure.
+    }
+    return this.http.state;
+  }
+
+  async register(instance: ServiceInstance, timing: RegistrationTiming): Promise<Registration> {
+    if (this.closing.signal.aborted) throw new ClosedError('consul registry is closed');
+    const registration = await ConsulRegistration.start(instance, timing, {
+      api: this.api,
+      settings: this.settings,
+      logger: this.logger,
+      onDone: (r) => this.registrations.delete(r),
+    });
+    this.registrations.add(registration);
+    return registration;
+  }
+
+  watch(query: DiscoveryQuery): Observable<EndpointSet> {
+    // Validated here, so a bad query throws to the caller instead of erroring the stream.
+    const compiled = compileQuery(query);
+    return watchConsulService(query, compiled, { http: this.http, logger: this.logger, closed: this.closing.signal });
+  }
+
+  /**
+   * Stops every watcher and heartbeat. Registrations are deregistered when
+   * `registration.deregister_on_shutdown` is on (the default); otherwise
+   * their checks expire on their own.
+   */
+  async close(): Promise<void> {
+    if (this.closing.signal.aborted) return;
+    this.closing.abort();
+    const registrations = [...this.registrations];
+    if (this.config.registration.deregisterOnShutdown) await Promise.all(registrations.map((r) => r.deregister()));
+    else for (const r of registrations) r.stop();
+    this.client.destroy();
+    this.http.close();
+  }
+}
+
+/**
+ * Loads the optional `consul` package. A missing package is a
+ * {@link DiscoveryError} that says how to install it.
+ */
+export async function loadConsulClass(importer: () => Promise<unknown> = () => import('consul')): Promise<new (options: object) => ConsulClient> {
+  let module: unknown;
+  try {
+    module = await importer();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      throw new DiscoveryError("The 'consul' backend needs the 'consul' package (version 2.x), which is not installed: run `npm install consul@^2`", {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  const candidate = (module as { default?: unknown }).default ?? module;
+  if (typeof candidate !== 'function') {
+    throw new DiscoveryError("The 'consul' package does not export the client class expected from version 2.x: install consul@^2");
+  }
+  return candidate as new (options: object) => ConsulClient;
+}
+
+/**
+ * Builds a {@link ConsulRegistry}: validates `backend_config`, loads the
+ * `consul` client and probes the agent. An unreachable agent is logged and
+ * tolerated (registrations retry in the background) unless `strict`, which
+ * makes it an error.
+ */
+export async function createConsulRegistry(
+  config: ResolvedDiscoveryConfig,
+  logger: DiscoveryLogger,
+  options: ConsulRegistryOptions = {},
+): Promise<ConsulRegistry> {
+  let settings = resolveConsulSettings(config);
+  if (options.minQueryIntervalMs !== undefined) settings = Object.freeze({ ...settings, minQueryIntervalMs: options.minQueryIntervalMs });
+  const Consul = await loadConsulClass();
+  const http = new ConsulHttp(settings);
+  const log = redactingLogger(logger, (text) => http.redact(text));
+  const client = new Consul({
+    baseUrl: `${settings.baseUrl}/v1`,
+    agent: http.agent,
+    ...(settings.token ? { defaults: { token: settings.token } } : {}),
+  });
+  const registry = new ConsulRegistry(config, client, http, log);
+
+  if (settings.check.deregisterCriticalAfterMs !== undefined && settings.check.deregisterCriticalAfterMs < CONSUL_MIN_DEREGISTER_MS) {
+    log.warn(`consul: backend_config.check.deregister_critical_after is below 1 minute; Consul raises it to 1 minute`);
+  }
+  const state = await registry.checkReachability();
+  if (state.reachable === false) {
+    if (settings.strict) {
+      await registry.close();
+      throw new ConsulRequestError('unreachable', undefined, `${state.reason} (backend_config.strict is on)`);
+    }
+    log.warn(`consul: ${state.reason}; starting anyway, registrations and watchers retry with backoff`);
+  }
+  return registry;
+}
+
+/** The backend entry point used by `createRegistry(config)`. */
+export const createRegistry: BackendFactory = ({ config, logger }) => createConsulRegistry(config, logger);
+
+/** A logger that removes the ACL token from every line, whatever produced it. */
+function redactingLogger(logger: DiscoveryLogger, redact: (text: string) => string): DiscoveryLogger {
+  return {
+    log: (m) => logger.log(redact(m)),
+    warn: (m) => logger.warn(redact(m)),
+    error: (m) => logger.error(redact(m)),
+    ...(logger.debug ? { debug: (m: string) => logger.debug!(redact(m)) } : {}),
+  };
+}
