@@ -167,7 +167,9 @@ export class PrefixWatch {
     // for a `connected` that never comes.
     if (this.watcher === watcher) this.watcher = undefined;
     if (this.closed) return;
-    this.logger.warn(`etcd watch on ${this.prefix} cancelled (${describeError(error)}); reading the prefix again`);
+    // etcd 3.4 gives no reason when the start revision was compacted away.
+    const reason = describeError(error).replace(/^Watcher canceled:\s*/, '') || 'its start revision was compacted';
+    this.logger.warn(`etcd watch on ${this.prefix} cancelled by etcd (${reason}); reading the prefix again`);
     this.read();
   }
 
