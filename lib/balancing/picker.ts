@@ -3,6 +3,11 @@ import type { Endpoint } from '../core/endpoint.js';
 /** Per-pick input. `key` drives consistent hashing; other strategies ignore it. */
 export interface PickContext {
   key?: string;
+  /**
+   * The caller's current time on the performance clock, when it already has
+   * one (saves a clock read in latency-aware pickers). Optional.
+   */
+  nowMs?: number;
 }
 
 /**
@@ -29,6 +34,12 @@ export interface EndpointLoad {
 /** Looks up (and lazily creates) the load record of an endpoint. */
 export interface LoadSource {
   load(endpoint: Endpoint): EndpointLoad;
+  /**
+   * Sum of `inFlight` over every record of this source. Optional; when
+   * present, bounded-load consistent hashing reads it in O(1) instead of
+   * summing the picker's endpoints.
+   */
+  totalInFlight?(): number;
 }
 
 /** What a strategy gets when it builds a picker. */
@@ -39,6 +50,8 @@ export interface PickerBuildContext {
   random: () => number;
   /** The picker built for the previous snapshot, to carry state across rebuilds. */
   previous?: Picker;
+  /** Clock for latency-aware pickers, ms on the performance clock; defaults to `performance.now`. */
+  now?: () => number;
 }
 
 /**

@@ -1,0 +1,64 @@
+import type { Endpoint } from '../core/endpoint.js';
+import { EMPTY_PICKER } from './empty-picker.js';
+import type { BalancingStrategy, EndpointLoad, PickerBuildContext, Picker } from './picker.js';
+
+/**
+ * Power of two choices: draws two distinct endpoints at random and returns the
+ * index of the one with fewer calls in flight (the first on a tie). Two
+ * random probes avoid both the herd behaviour of "always the least loaded"
+ * and the O(n) scan it needs, and still keep the maximum load within
+ * O(log log n) of the average.
+ *
+ * @example
+ * const i = lessLoadedOfTwo(loads, Math.random);
+ */
+export function lessLoadedOfTwo(loads: readonly EndpointLoad[], random: () => number): number {
+  const n = loads.length;
+  if (n < 2) return 0;
+  let first = Math.floor(random() * n);
+  if (first >= n) first = n - 1;
+  let step = 1 + Math.floor(random() * (n - 1));
+  if (step >= n) step = n - 1;
+  let second = first + step;
+  if (second >= n) second -= n;
+  return loads[second].inFlight < loads[first].inFlight ? second : first;
+}
+
+/**
+ * Resolves the load record of each endpoint once, at build time, so a pick
+ * reads `records[i].inFlight` instead of looking the endpoint up.
+ */
+export function loadRecordsOf(endpoints: readonly Endpoint[], context: PickerBuildContext): EndpointLoad[] {
+  return endpoints.map((endpoint) => context.loads.load(endpoint));
+}
+
+/** Least connections by power of two choices over in-flight counts. */
+export class LeastConnectionsPicker implements Picker {
+  constructor(
+    private readonly endpoints: readonly Endpoint[],
+    private readonly loads: readonly EndpointLoad[],
+    private readonly random: () => number,
+  ) {}
+
+  pick(): Endpoint | undefined {
+    return this.endpoints[lessLoadedOfTwo(this.loads, this.random)];
+  }
+}
+
+/**
+ * `least_connections`: sends each call to the less busy of two random
+ * endpoints, by calls in flight from this client (fed by `onCallStart` /
+ * `onCallEnd`). Adapts to slow or overloaded endpoints without any latency
+ * measurement.
+ *
+ * @example
+ * const picker = new LeastConnectionsStrategy().build(set.endpoints, { loads: new LoadTracker(), random: Math.random });
+ */
+export class LeastConnectionsStrategy implements BalancingStrategy {
+  readonly name = 'least_connections';
+
+  build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
+    if (endpoints.length === 0) return EMPTY_PICKER;
+    return new LeastConnectionsPicker(endpoints, loadRecordsOf(endpoints, context), context.random);
+  }
+}

@@ -1,0 +1,130 @@
+import { ConfigurationError } from '../core/errors.js';
+import { ConsistentHashStrategy } from './consistent-hash.strategy.js';
+import { LeastConnectionsStrategy } from './least-connections.strategy.js';
+import { P2cEwmaStrategy } from './p2c-ewma.strategy.js';
+import type { BalancingStrategy } from './picker.js';
+import { RandomStrategy } from './random.strategy.js';
+import { RoundRobinStrategy } from './round-robin.strategy.js';
+import { WeightedRandomStrategy } from './weighted-random.strategy.js';
+import { WeightedRoundRobinStrategy } from './weighted-round-robin.strategy.js';
+
+/** The strategies selectable by `load_balance` out of the box, with default options. */
+export function builtInStrategies(): BalancingStrategy[] {
+  return [
+    new RoundRobinStrategy(),
+    new RandomStrategy(),
+    new ConsistentHashStrategy(),
+    new LeastConnectionsStrategy(),
+    new WeightedRoundRobinStrategy(),
+    new WeightedRandomStrategy(),
+    new P2cEwmaStrategy(),
+  ];
+}
+
+/** Strategy names: letters, digits, `_`, `-`, `.`, starting with a letter. */
+const STRATEGY_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * Strategies by name: the built-ins plus user strategies. A registry is
+ * per-process state; the module-level functions below use one shared
+ * instance.
+ *
+ * @example
+ * const strategies = new StrategyRegistry(); strategies.register(myStrategy); strategies.get('my_strategy');
+ */
+export class StrategyRegistry {
+  private readonly strategies = new Map<string, BalancingStrategy>();
+  private readonly builtIn = new Set<string>();
+
+  constructor(builtIns: readonly BalancingStrategy[] = builtInStrategies()) {
+    for (const strategy of builtIns) {
+      this.strategies.set(strategy.name, strategy);
+      this.builtIn.add(strategy.name);
+    }
+  }
+
+  /**
+   * Adds a user strategy, or replaces an earlier user strategy of the same
+   * name. Built-in names cannot be taken over: configurations that say
+   * `round_robin` keep meaning round robin.
+   */
+  register(strategy: BalancingStrategy): void {
+    if (!strategy || typeof strategy !== 'object' || typeof strategy.build !== 'function') {
+      throw ConfigurationError.single('strategies', strategy, 'an object with a name and a build(endpoints, context) function');
+    }
+    const name: unknown = strategy.name;
+    if (typeof name !== 'string' || !STRATEGY_NAME.test(name)) {
+      throw ConfigurationError.single('strategies[].name', name, 'a name of letters, digits, "_", "-" or "." starting with a letter');
+    }
+    if (this.builtIn.has(name) && this.strategies.get(name) !== strategy) {
+      throw ConfigurationError.single('strategies[].name', name, `a name not used by a built-in strategy (${[...this.builtIn].join(', ')})`);
+    }
+    this.strategies.set(name, strategy);
+  }
+
+  /** Removes a user strategy; returns whether it was registered. Built-ins stay. */
+  unregister(name: string): boolean {
+    if (this.builtIn.has(name)) return false;
+    return this.strategies.delete(name);
+  }
+
+  /** The strategy called `name`; throws a ConfigurationError listing the valid names otherwise. */
+  get(name: string): BalancingStrategy {
+    const strategy = this.strategies.get(name);
+    if (strategy === undefined) {
+      throw ConfigurationError.single('loadBalance', name, `one of ${this.names().join(', ')}`);
+    }
+    return strategy;
+  }
+
+  has(name: string): boolean {
+    return this.strategies.has(name);
+  }
+
+  /** Every registered name, built-ins first. */
+  names(): string[] {
+    return [...this.strategies.keys()];
+  }
+}
+
+const shared = new StrategyRegistry();
+
+/**
+ * Makes a user strategy selectable by name (`load_balance = "<name>"`).
+ *
+ * @example
+ * registerStrategy({ name: 'first', build: (endpoints) => ({ pick: () => endpoints[0] }) });
+ */
+export function registerStrategy(strategy: BalancingStrategy): void {
+  shared.register(strategy);
+}
+
+/**
+ * Removes a user strategy registered with {@link registerStrategy}.
+ *
+ * @example
+ * unregisterStrategy('first');
+ */
+export function unregisterStrategy(name: string): boolean {
+  return shared.unregister(name);
+}
+
+/**
+ * The strategy for a `load_balance` name; throws a ConfigurationError that lists the valid names.
+ *
+ * @example
+ * const picker = getStrategy('round_robin').build(set.endpoints, { loads, random: Math.random });
+ */
+export function getStrategy(name: string): BalancingStrategy {
+  return shared.get(name);
+}
+
+/**
+ * Names of every selectable strategy, built-ins first.
+ *
+ * @example
+ * resolveDiscoveryConfig(options, { extraStrategies: listStrategies() });
+ */
+export function listStrategies(): string[] {
+  return shared.names();
+}

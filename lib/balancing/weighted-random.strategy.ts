@@ -1,0 +1,81 @@
+import type { Endpoint } from '../core/endpoint.js';
+import { EMPTY_PICKER } from './empty-picker.js';
+import { assertPositiveWeights } from './endpoint-weights.js';
+import type { BalancingStrategy, Picker, PickerBuildContext } from './picker.js';
+
+/**
+ * Weighted random choice in O(1) per pick with Vose's alias method: column i
+ * keeps endpoint i with probability `keep[i]` and otherwise yields
+ * `alias[i]`. One random number chooses both the column and the coin.
+ */
+export class WeightedRandomPicker implements Picker {
+  private readonly keep: Float64Array;
+  private readonly alias: Int32Array;
+
+  constructor(
+    private readonly endpoints: readonly Endpoint[],
+    totalWeight: number,
+    private readonly random: () => number,
+  ) {
+    const n = endpoints.length;
+    this.keep = new Float64Array(n);
+    this.alias = new Int32Array(n);
+    const scaled = new Float64Array(n);
+    const small = new Int32Array(n);
+    const large = new Int32Array(n);
+    let smallTop = 0;
+    let largeTop = 0;
+    for (let i = 0; i < n; i++) {
+      scaled[i] = (endpoints[i].weight * n) / totalWeight;
+      if (scaled[i] < 1) small[smallTop++] = i;
+      else large[largeTop++] = i;
+    }
+    while (smallTop > 0 && largeTop > 0) {
+      const s = small[--smallTop];
+      const l = large[largeTop - 1];
+      this.keep[s] = scaled[s];
+      this.alias[s] = l;
+      scaled[l] = scaled[l] + scaled[s] - 1;
+      if (scaled[l] < 1) {
+        largeTop--;
+        small[smallTop++] = l;
+      }
+    }
+    // What is left is 1 up to rounding error.
+    while (largeTop > 0) {
+      const l = large[--largeTop];
+      this.keep[l] = 1;
+      this.alias[l] = l;
+    }
+    while (smallTop > 0) {
+      const s = small[--smallTop];
+      this.keep[s] = 1;
+      this.alias[s] = s;
+    }
+  }
+
+  pick(): Endpoint | undefined {
+    const n = this.endpoints.length;
+    const r = this.random() * n;
+    let column = Math.floor(r);
+    if (column >= n) column = n - 1;
+    return this.endpoints[r - column < this.keep[column] ? column : this.alias[column]];
+  }
+}
+
+/**
+ * `weighted_random`: each call independently picks an endpoint with
+ * probability weight / Σweight. Weights must be finite and > 0.
+ *
+ * @example
+ * const picker = new WeightedRandomStrategy().build(set.endpoints, { loads, random: Math.random });
+ */
+export class WeightedRandomStrategy implements BalancingStrategy {
+  readonly name = 'weighted_random';
+
+  build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
+    if (endpoints.length === 0) return EMPTY_PICKER;
+    const total = assertPositiveWeights(endpoints, this.name);
+    return new WeightedRandomPicker(endpoints, total, context.random);
+  }
+}

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { RoundRobinStrategy } from '../../../lib/balancing/round-robin.strategy.js';
+import { RandomStrategy } from '../../../lib/balancing/random.strategy.js';
+import { buildContext, countPicks, makeEndpoints } from './support/balancing-fixtures.js';
+
+describe('round_robin', () => {
+  const strategy = new RoundRobinStrategy();
+
+  it('is exactly fair over k·n picks', () => {
+    for (const n of [1, 2, 7, 100]) {
+      const endpoints = makeEndpoints(n);
+      const picker = strategy.build(endpoints, buildContext(n));
+      const counts = countPicks(() => picker.pick(), 13 * n);
+      expect(counts.size).toBe(n);
+      for (const count of counts.values()) expect(count).toBe(13);
+    }
+  });
+
+  it('visits every endpoint once before repeating one', () => {
+    const endpoints = makeEndpoints(9);
+    const picker = strategy.build(endpoints, buildContext(3));
+    const first = Array.from({ length: 9 }, () => picker.pick()!.key);
+    expect(new Set(first).size).toBe(9);
+    expect(Array.from({ length: 9 }, () => picker.pick()!.key)).toEqual(first);
+  });
+
+  it('starts at a random offset taken from the build context', () => {
+    const endpoints = makeEndpoints(50);
+    const starts = new Set<string>();
+    for (let seed = 1; seed <= 20; seed++) starts.add(strategy.build(endpoints, buildContext(seed)).pick()!.key);
+    expect(starts.size).toBeGreaterThan(5);
+    expect(strategy.build(endpoints, buildContext(7)).pick()).toBe(strategy.build(endpoints, buildContext(7)).pick());
+  });
+
+  it('continues the rotation across a rebuild when the next endpoint is still present', () => {
+    const endpoints = makeEndpoints(6);
+    const first = strategy.build(endpoints, buildContext(1));
+    first.pick();
+    first.pick();
+    const expected = endpoints.map((e) => e.key);
+    const upcoming = expected.indexOf(first.pick()!.key) + 1;
+    // Drop an endpoint that is not next: the new picker continues where the old one stopped.
+    const removedIndex = (upcoming + 3) % 6;
+    const next = strategy.build(
+      endpoints.filter((_, i) => i !== removedIndex),
+      buildContext(99, { previous: first }),
+    );
+    expect(next.pick()!.key).toBe(expected[upcoming % 6]);
+  });
+
+  it('falls back to a random start when the previous picker is of another strategy', () => {
+    const endpoints = makeEndpoints(40);
+    const previous = new RandomStrategy().build(endpoints, buildContext(1));
+    const a = strategy.build(endpoints, buildContext(5, { previous })).pick();
+    const b = strategy.build(endpoints, buildContext(5)).pick();
+    expect(a).toBe(b);
+  });
+
+  it('returns undefined for an empty endpoint list', () => {
+    expect(strategy.build([], buildContext(1)).pick()).toBeUndefined();
+  });
+});
+
+describe('random', () => {
+  const strategy = new RandomStrategy();
+
+  it('spreads picks evenly (within 2 percentage points over 100k picks)', () => {
+    const endpoints = makeEndpoints(8);
+    const picker = strategy.build(endpoints, buildContext(11));
+    const counts = countPicks(() => picker.pick(), 100_000);
+    expect(counts.size).toBe(8);
+    for (const count of counts.values()) expect(Math.abs(count / 100_000 - 1 / 8)).toBeLessThan(0.02);
+  });
+
+  it('follows the injected random source, clamping a source that returns 1', () => {
+    const endpoints = makeEndpoints(4);
+    expect(strategy.build(endpoints, { ...buildContext(1), random: () => 0 }).pick()).toBe(endpoints[0]);
+    expect(strategy.build(endpoints, { ...buildContext(1), random: () => 0.6 }).pick()).toBe(endpoints[2]);
+    expect(strategy.build(endpoints, { ...buildContext(1), random: () => 1 }).pick()).toBe(endpoints[3]);
+  });
+
+  it('returns undefined for an empty endpoint list', () => {
+    expect(strategy.build([], buildContext(1)).pick()).toBeUndefined();
+  });
+});

@@ -1,0 +1,68 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { BalancingStrategy } from '../../../lib/balancing/picker.js';
+import {
+  StrategyRegistry,
+  builtInStrategies,
+  getStrategy,
+  listStrategies,
+  registerStrategy,
+  unregisterStrategy,
+} from '../../../lib/balancing/strategy-registry.js';
+import { ConfigurationError, STRATEGY_NAMES } from '../../../lib/core/index.js';
+import { buildContext, makeEndpoints } from './support/balancing-fixtures.js';
+
+const firstEndpoint: BalancingStrategy = { name: 'first_endpoint', build: (endpoints) => ({ pick: () => endpoints[0] }) };
+
+describe('strategy registry', () => {
+  afterEach(() => {
+    unregisterStrategy('first_endpoint');
+  });
+
+  it('offers exactly the built-in names that load_balance accepts', () => {
+    expect(builtInStrategies().map((s) => s.name).sort()).toEqual([...STRATEGY_NAMES].sort());
+    expect(new StrategyRegistry().names().sort()).toEqual(
+      ['round_robin', 'random', 'consistent_hash', 'least_connections', 'weighted_round_robin', 'weighted_random', 'p2c_ewma'].sort(),
+    );
+    for (const name of STRATEGY_NAMES) expect(getStrategy(name).name).toBe(name);
+  });
+
+  it('throws for an unknown name, listing the valid names', () => {
+    expect(() => getStrategy('fastest')).toThrow(ConfigurationError);
+    try {
+      getStrategy('fastest');
+    } catch (error) {
+      const message = (error as Error).message;
+      expect(message).toContain('"fastest"');
+      for (const name of STRATEGY_NAMES) expect(message).toContain(name);
+    }
+  });
+
+  it('registers a user strategy, selectable by name and listed with the built-ins', () => {
+    registerStrategy(firstEndpoint);
+    registerStrategy(firstEndpoint); // again on every Discovery.create: harmless
+    expect(getStrategy('first_endpoint')).toBe(firstEndpoint);
+    expect(listStrategies()).toContain('first_endpoint');
+    expect(() => getStrategy('nope')).toThrow(/first_endpoint/);
+    const endpoints = makeEndpoints(3);
+    expect(getStrategy('first_endpoint').build(endpoints, buildContext(1)).pick()).toBe(endpoints[0]);
+    expect(unregisterStrategy('first_endpoint')).toBe(true);
+    expect(() => getStrategy('first_endpoint')).toThrow(ConfigurationError);
+  });
+
+  it('refuses to let a user strategy take over a built-in name, or a malformed strategy', () => {
+    const registry = new StrategyRegistry();
+    expect(() => registry.register({ name: 'round_robin', build: firstEndpoint.build })).toThrow(/round_robin/);
+    expect(registry.unregister('round_robin')).toBe(false);
+    expect(() => registry.register({ name: '', build: firstEndpoint.build })).toThrow(ConfigurationError);
+    expect(() => registry.register({ name: 'x y', build: firstEndpoint.build })).toThrow(/"x y"/);
+    expect(() => registry.register({ name: 'no_build' } as unknown as BalancingStrategy)).toThrow(/build/);
+  });
+
+  it('every built-in returns undefined for an empty endpoint list and an endpoint for a non-empty one', () => {
+    const endpoints = makeEndpoints(3);
+    for (const strategy of builtInStrategies()) {
+      expect(strategy.build([], buildContext(1)).pick({ key: 'k' })).toBeUndefined();
+      expect(endpoints).toContain(strategy.build(endpoints, buildContext(1)).pick({ key: 'k' }));
+    }
+  });
+});
