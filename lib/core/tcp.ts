@@ -1,12 +1,27 @@
 import { createConnection, createServer } from 'node:net';
 
+/** Ports handed out recently by this process: the OS may offer a just-closed port again. */
+const handedOut = new Set<number>();
+
 /**
- * Asks the OS for a free TCP port on `host` (binds port 0, reads it, closes).
+ * Asks the OS for a free TCP port on `host` (binds port 0, reads it,
+ * closes), never returning the same port twice in one process.
  *
  * @example
  * const port = await findFreePort(); // then listen on 127.0.0.1:port
  */
-export function findFreePort(host = '127.0.0.1'): Promise<number> {
+export async function findFreePort(host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const port = await bindEphemeral(host);
+    if (!handedOut.has(port) || attempt >= 20) {
+      handedOut.add(port);
+      if (handedOut.size > 4_096) handedOut.delete(handedOut.values().next().value as number);
+      return port;
+    }
+  }
+}
+
+function bindEphemeral(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();

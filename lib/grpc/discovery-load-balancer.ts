@@ -79,6 +79,15 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
         if (error) this.lastError = error;
         this.update();
       },
+      createSubchannel: (address, args) => {
+        const subchannel = parent.createSubchannel(address, args);
+        // Leaves are only made for endpoints the registry just announced. The
+        // channel-wide subchannel pool may hold one for this address still in
+        // reconnect backoff (an earlier process on the same port): the
+        // registry saying "it is up" is reason enough to try now.
+        resetSubchannelBackoff(subchannel);
+        return subchannel;
+      },
     });
   }
 
@@ -137,29 +146,37 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
 
   private update(): void {
     if (this.paused || !this.config) return;
-    const ready: Child[] = [];
-    let connecting = 0;
+    // Pickers span READY and CONNECTING endpoints so that a hash key keeps its
+    // endpoint while connections come up (the pick then queues briefly);
+    // endpoints in TRANSIENT_FAILURE are left out until they recover.
+    const usable: Child[] = [];
+    let ready = 0;
     for (const child of this.children.values()) {
       const state = child.leaf.getConnectivityState();
-      if (state === ConnectivityState.READY) ready.push(child);
-      else if (state === ConnectivityState.CONNECTING) connecting++;
+      if (state === ConnectivityState.READY) {
+        ready++;
+        usable.push(child);
+      } else if (state === ConnectivityState.CONNECTING) usable.push(child);
       else if (state === ConnectivityState.IDLE) {
         // Keep every endpoint connected, as round_robin does.
         child.leaf.exitIdle();
-        connecting++;
+        usable.push(child);
       }
     }
-    if (ready.length > 0) {
+    const connecting = usable.length - ready;
+    if (ready > 0) {
       const client = this.attribute?.client;
       const strategy: BalancingStrategy = client ? client.balancingStrategy : getStrategy(this.config.strategy);
       const loads = client ? client.loadTracker : this.fallbackLoads;
       const picker = strategy.build(
-        ready.map((c) => c.endpoint),
+        usable.map((c) => c.endpoint),
         { loads, random: Math.random, previous: this.previousPicker },
       );
       this.previousPicker = picker;
       const leafPickers = new Map<string, GrpcPicker>();
-      for (const c of ready) leafPickers.set(c.endpoint.key, c.leaf.getPicker());
+      for (const c of usable) {
+        if (c.leaf.getConnectivityState() === ConnectivityState.READY) leafPickers.set(c.endpoint.key, c.leaf.getPicker());
+      }
       this.publish(ConnectivityState.READY, new DiscoveryPicker(picker, leafPickers, this.config.hashHeader, loads), null);
     } else if (connecting > 0) {
       this.publish(ConnectivityState.CONNECTING, new QueuePicker(this), null);
@@ -193,10 +210,17 @@ class DiscoveryPicker implements GrpcPicker {
 
   pick(args: GrpcPickArgs): GrpcPickResult {
     const values = args.metadata.get(this.hashHeader);
-    this.context.key = values.length > 0 ? String(values[0]) : undefined;
-    const endpoint = this.picker.pick(this.context);
-    const leaf = endpoint && this.leaves.get(endpoint.key);
-    if (!endpoint || !leaf) return { pickResultType: PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
+    const key = values.length > 0 ? String(values[0]) : undefined;
+    this.context.key = key;
+    let endpoint = this.picker.pick(this.context);
+    let leaf = endpoint && this.leaves.get(endpoint.key);
+    // A keyless pick that landed on a still-connecting endpoint tries again;
+    // a keyed one waits for its endpoint (QUEUE) so the key does not move.
+    for (let i = 0; i < 3 && endpoint && !leaf && key === undefined; i++) {
+      endpoint = this.picker.pick(this.context);
+      leaf = endpoint && this.leaves.get(endpoint.key);
+    }
+    if (!endpoint || !leaf) return QUEUE_RESULT;
     const result = leaf.pick(args);
     if (result.pickResultType !== PickResultType.COMPLETE) return result;
     const load = this.loads.load(endpoint);
@@ -213,6 +237,13 @@ class DiscoveryPicker implements GrpcPicker {
       },
     };
   }
+}
+
+const QUEUE_RESULT: GrpcPickResult = { pickResultType: PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
+
+function resetSubchannelBackoff(subchannel: { getRealSubchannel?: () => unknown }): void {
+  const real = subchannel.getRealSubchannel?.() as { resetBackoff?: () => void } | undefined;
+  real?.resetBackoff?.();
 }
 
 function toEndpoint(endpoint: GrpcEndpoint): Endpoint {

@@ -1,6 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { join } from 'node:path';
+import { canConnect, findFreePort } from '../../../lib/core/tcp.js';
+import { PeerProcess } from '../peers/peer-process.js';
 
 /** The sample's proto, reused by the tests. */
 export const GREETER_PROTO = join(import.meta.dirname, '../../../sample/01-greeter/protos/greeter.proto');
@@ -38,7 +40,7 @@ export class GreeterServer {
   }
 
   async start(port = 0): Promise<this> {
-    const server = new grpc.Server();
+    const server = new grpc.Server({ 'grpc.so_reuseport': 0 });
     server.addService(greeterPackage.greeter.Greeter.service, {
       SayHello: (call: grpc.ServerUnaryCall<{ name: string }, HelloReply>, callback: grpc.sendUnaryData<HelloReply>) => {
         this.calls++;
@@ -82,4 +84,29 @@ export function sayHello(stub: GreeterStub, name: string, options: { key?: strin
   return new Promise((resolve, reject) =>
     stub.SayHello({ name }, metadata, { deadline: Date.now() + (options.deadlineMs ?? 5_000) }, (error, reply) => (error ? reject(error) : resolve(reply!))),
   );
+}
+
+/** Starts a Greeter server in a child process (SIGKILL-able), tracked by the peer launcher. */
+export async function startGreeterProcess(id: string, options: { delayMs?: number } = {}, attempts = 3): Promise<{ peer: PeerProcess; address: string }> {
+  try {
+    return await startGreeterProcessOnce(id, options);
+  } catch (error) {
+    // Another process on this machine may have taken the free port first.
+    if (attempts <= 1) throw error;
+    return startGreeterProcess(id, options, attempts - 1);
+  }
+}
+
+async function startGreeterProcessOnce(id: string, options: { delayMs?: number }): Promise<{ peer: PeerProcess; address: string }> {
+  const port = await findFreePort();
+  const peer = new PeerProcess({
+    name: `greeter ${id}`,
+    command: process.execPath,
+    args: [join(import.meta.dirname, 'greeter-process.mjs')],
+    env: { PORT: String(port), ID: id, DELAY_MS: String(options.delayMs ?? 0) },
+    ready: () => canConnect('127.0.0.1', port, 200),
+    readyTimeoutMs: 15_000,
+  });
+  await peer.start();
+  return { peer, address: `127.0.0.1:${port}` };
 }
