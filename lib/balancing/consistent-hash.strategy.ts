@@ -177,6 +177,8 @@ export class MaglevPicker implements Picker {
 
 /** Options of {@link ConsistentHashStrategy}. */
 export interface ConsistentHashOptions {
+  /** Name to register this configuration under (default `consistent_hash`). */
+  name?: string;
   /**
    * Bounded load (Mirrokni et al.): an endpoint already holding
    * ceil(factor × weight share × (calls in flight + 1)) calls is skipped and
@@ -200,11 +202,10 @@ export interface ConsistentHashOptions {
  * Weights scale an endpoint's share of keys and must be finite and > 0.
  *
  * @example
- * const picker = new ConsistentHashStrategy({ boundedLoadFactor: 1.25 }).build(set.endpoints, { loads, random: Math.random });
- * picker.pick({ key: 'user-42' });
+ * registerStrategy(new ConsistentHashStrategy({ name: 'bounded_hash', boundedLoadFactor: 1.25 }));
  */
 export class ConsistentHashStrategy implements BalancingStrategy {
-  readonly name = 'consistent_hash';
+  readonly name: string;
   private readonly boundedLoadFactor: number | undefined;
   private readonly tableSize: number;
 
@@ -217,6 +218,7 @@ export class ConsistentHashStrategy implements BalancingStrategy {
     if (size !== undefined && (!Number.isInteger(size) || size < 2 || size > 2 ** 24)) {
       throw ConfigurationError.single('consistent_hash.tableSize', size, 'an integer from 2 to 16777216');
     }
+    this.name = options.name ?? 'consistent_hash';
     this.boundedLoadFactor = factor;
     this.tableSize = size === undefined ? DEFAULT_TABLE_SIZE : nextPrime(size);
   }

@@ -53,6 +53,8 @@ export class P2cEwmaPicker implements Picker {
 
 /** Options of {@link P2cEwmaStrategy}. */
 export interface P2cEwmaOptions {
+  /** Name to register this configuration under (default `p2c_ewma`). */
+  name?: string;
   /**
    * Time constant of the latency average, ms (default 10 000). Must match the
    * `decayMs` given to `onCallEnd` by the call path.
@@ -70,7 +72,7 @@ export interface P2cEwmaOptions {
  * const picker = new P2cEwmaStrategy({ decayMs: 5_000 }).build(set.endpoints, { loads: new LoadTracker(), random: Math.random });
  */
 export class P2cEwmaStrategy implements BalancingStrategy {
-  readonly name = 'p2c_ewma';
+  readonly name: string;
   private readonly decayMs: number;
 
   constructor(options: P2cEwmaOptions = {}) {
@@ -78,6 +80,7 @@ export class P2cEwmaStrategy implements BalancingStrategy {
     if (typeof decayMs !== 'number' || !Number.isFinite(decayMs) || decayMs <= 0) {
       throw ConfigurationError.single('p2c_ewma.decayMs', decayMs, 'a number of milliseconds > 0');
     }
+    this.name = options.name ?? 'p2c_ewma';
     this.decayMs = decayMs;
   }
 

@@ -8,6 +8,7 @@ import {
   registerStrategy,
   unregisterStrategy,
 } from '../../../lib/balancing/strategy-registry.js';
+import { ConsistentHashStrategy } from '../../../lib/balancing/consistent-hash.strategy.js';
 import { ConfigurationError, STRATEGY_NAMES } from '../../../lib/core/index.js';
 import { buildContext, makeEndpoints } from './support/balancing-fixtures.js';
 
@@ -16,6 +17,7 @@ const firstEndpoint: BalancingStrategy = { name: 'first_endpoint', build: (endpo
 describe('strategy registry', () => {
   afterEach(() => {
     unregisterStrategy('first_endpoint');
+    unregisterStrategy('bounded_hash');
   });
 
   it('offers exactly the built-in names that load_balance accepts', () => {
@@ -47,6 +49,14 @@ describe('strategy registry', () => {
     expect(getStrategy('first_endpoint').build(endpoints, buildContext(1)).pick()).toBe(endpoints[0]);
     expect(unregisterStrategy('first_endpoint')).toBe(true);
     expect(() => getStrategy('first_endpoint')).toThrow(ConfigurationError);
+  });
+
+  it('registers a configured built-in under its own name, leaving the built-in as it is', () => {
+    const bounded = new ConsistentHashStrategy({ name: 'bounded_hash', boundedLoadFactor: 1.25 });
+    registerStrategy(bounded);
+    expect(getStrategy('bounded_hash')).toBe(bounded);
+    expect(getStrategy('consistent_hash')).not.toBe(bounded);
+    expect(() => registerStrategy(new ConsistentHashStrategy({ boundedLoadFactor: 1.25 }))).toThrow(/consistent_hash/);
   });
 
   it('refuses to let a user strategy take over a built-in name, or a malformed strategy', () => {
