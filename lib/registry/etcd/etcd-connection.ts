@@ -223,10 +223,12 @@ export class EtcdConnection {
       }
       await delay(Math.min(backoff.next(), Math.max(0, deadline - Date.now())));
     }
-    throw new DiscoveryError(
-      `etcd is unreachable at ${this.settings.hosts.join(', ')} (backend_config.strict is set): ${describeError(lastError)}`,
-      { cause: lastError },
-    );
+    const where = this.settings.hosts.join(', ');
+    const message =
+      lastError !== undefined && !this.isNoAnswer(lastError)
+        ? `etcd at ${where} refused the start-up check (backend_config.strict is set): ${describeError(lastError)}`
+        : `etcd is unreachable at ${where} (backend_config.strict is set): ${describeError(lastError ?? `no answer within ${this.settings.dialTimeoutMs} ms`)}`;
+    throw new DiscoveryError(message, { cause: lastError });
   }
 
   /**

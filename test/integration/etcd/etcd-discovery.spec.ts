@@ -1,9 +1,15 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdPeer } from '../../support/peers/etcd.js';
+import { PeerProcess } from '../../support/peers/peer-process.js';
 import { waitFor } from '../../support/wait-for.js';
 import type { EtcdRegistry } from '../../../lib/registry/etcd/etcd.registry.js';
 import { toSeedRecord } from '../../../lib/core/service-instance.js';
-import { CapturingLogger, openRegistry, Recorder, TEST_TIMING, testInstance } from './etcd-test-kit.js';
+import { CapturingLogger, openRegistry, Recorder, TEST_TIMING, TEST_TTL_S, testInstance } from './etcd-test-kit.js';
+
+const DIST = join(import.meta.dirname, '../../../dist');
+const CHILD = join(import.meta.dirname, 'fixtures/register-child.mjs');
 
 // Registration and discovery between two registries (two clients of one
 // etcd), the seed's key layout, etcd's gRPC naming layout, bad records.
@@ -11,6 +17,7 @@ describe('etcd backend: registration and discovery', () => {
   let etcd: EtcdPeer;
   const opened: EtcdRegistry[] = [];
   const recorders: Recorder[] = [];
+  const children: PeerProcess[] = [];
 
   async function open(backendConfig: Record<string, unknown> = {}, logger = new CapturingLogger()) {
     const registry = await openRegistry(etcd.endpoints, backendConfig, logger);
@@ -29,6 +36,7 @@ describe('etcd backend: registration and discovery', () => {
   afterEach(async () => {
     for (const r of recorders.splice(0)) r.stop();
     await Promise.all(opened.splice(0).map((r) => r.close()));
+    await Promise.all(children.splice(0).map((c) => c.stop()));
   });
   afterAll(async () => {
     await etcd?.stop();
@@ -190,7 +198,33 @@ describe('etcd backend: registration and discovery', () => {
     registration.events$.subscribe((e) => events.push(e.type));
     const key = `/default/services/billing/${instance.id}`;
     etcd.etcdctl(['del', key]);
-    await waitFor(() => etcd.etcdctl(['get', key, '--print-value-only']).trim().length > 0, { what: 'key restored', timeoutMs: 5_000 });
+    await waitFor(() => events.length === 2, { what: 'lost and restored events', timeoutMs: 5_000 });
     expect(events).toEqual(['lost', 'restored']);
+    expect(JSON.parse(etcd.etcdctl(['get', key, '--print-value-only'])).instance_id).toBe(instance.id);
+  });
+
+  it('drops the key of a SIGKILLed registering process within its TTL', async () => {
+    // The child imports the built package (npm test builds first).
+    if (!existsSync(join(DIST, 'registry/etcd/etcd.registry.js'))) throw new Error(`${DIST} is missing: run npm run build before this test`);
+    const reader = await open();
+    const watch = record(reader, 'crash-svc');
+    const id = `crash-${process.pid}`;
+    const child: PeerProcess = new PeerProcess({
+      name: 'registering child process',
+      command: process.execPath,
+      args: [CHILD, DIST, etcd.endpoint, 'crash-svc', id, String(TEST_TTL_S)],
+      ready: async () => child.log.includes('registered'),
+    });
+    children.push(child);
+    await child.start();
+    await waitFor(() => watch.ids().includes(id), { what: 'child instance discovered' });
+
+    child.signal('SIGKILL');
+    const killedAt = Date.now();
+    await child.waitForExit();
+    await waitFor(() => watch.last?.state === 'empty', { what: 'key expired', timeoutMs: TEST_TTL_S * 1000 + 3_000 });
+    const goneAt = watch.times[watch.firstIndex((s) => s.state === 'empty', 1)]!;
+    // The lease was renewed at most one heartbeat before the kill; etcd sweeps expired leases every 500 ms.
+    expect(goneAt - killedAt).toBeLessThanOrEqual(TEST_TTL_S * 1000 + 600);
   });
 });

@@ -226,9 +226,9 @@ export class EtcdPeer {
     return -1;
   }
 
-  /** Kills every member by pid and removes the data dirs. Safe to call twice. */
+  /** Kills every member by pid (SIGKILL: the data is thrown away) and removes the data dirs. Safe to call twice. */
   async stop(): Promise<void> {
-    await Promise.all(this.members.map((m) => m.stop()));
+    await Promise.all(this.members.map((m) => m.kill()));
     await rm(this.baseDir, { recursive: true, force: true });
   }
 }
