@@ -3,7 +3,7 @@ import { ConfigurationError } from '../core/errors.js';
 import { EMPTY_PICKER } from './empty-picker.js';
 import { DEFAULT_EWMA_DECAY_MS, decayedLatency } from './endpoint-load.js';
 import { loadRecordsOf } from './least-connections.strategy.js';
-import type { BalancingStrategy, EndpointLoad, PickContext, Picker, PickerBuildContext } from './picker.js';
+import type { BalancingStrategy, EndpointLoad, Picker, PickerBuildContext } from './picker.js';
 
 /**
  * Cost of an endpoint never measured but already busy: above any real
@@ -25,17 +25,21 @@ export function peakEwmaCost(load: EndpointLoad, nowMs: number, decayMs = DEFAUL
   return latency * (load.inFlight + 1);
 }
 
-/** Power of two choices by peak-EWMA cost. */
+/**
+ * Power of two choices by peak-EWMA cost. Needs no clock: decay multiplies
+ * both candidates' latency by the same e^(-now/τ), so comparing them as of
+ * the later of their two timestamps gives the same answer as comparing them
+ * now, and saves a clock read (tens of ns) per pick.
+ */
 export class P2cEwmaPicker implements Picker {
   constructor(
     private readonly endpoints: readonly Endpoint[],
     private readonly loads: readonly EndpointLoad[],
     private readonly random: () => number,
-    private readonly now: () => number,
     private readonly decayMs: number,
   ) {}
 
-  pick(context?: PickContext): Endpoint | undefined {
+  pick(): Endpoint | undefined {
     const n = this.endpoints.length;
     if (n === 1) return this.endpoints[0];
     let first = Math.floor(this.random() * n);
@@ -44,10 +48,10 @@ export class P2cEwmaPicker implements Picker {
     if (step >= n) step = n - 1;
     let second = first + step;
     if (second >= n) second -= n;
-    const nowMs = context?.nowMs ?? this.now();
-    const costFirst = peakEwmaCost(this.loads[first], nowMs, this.decayMs);
-    const costSecond = peakEwmaCost(this.loads[second], nowMs, this.decayMs);
-    return this.endpoints[costSecond < costFirst ? second : first];
+    const a = this.loads[first];
+    const b = this.loads[second];
+    const asOf = a.stampMs > b.stampMs ? a.stampMs : b.stampMs;
+    return this.endpoints[peakEwmaCost(b, asOf, this.decayMs) < peakEwmaCost(a, asOf, this.decayMs) ? second : first];
   }
 }
 
@@ -86,7 +90,6 @@ export class P2cEwmaStrategy implements BalancingStrategy {
 
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
     if (endpoints.length === 0) return EMPTY_PICKER;
-    const now = context.now ?? (() => performance.now());
-    return new P2cEwmaPicker(endpoints, loadRecordsOf(endpoints, context), context.random, now, this.decayMs);
+    return new P2cEwmaPicker(endpoints, loadRecordsOf(endpoints, context), context.random, this.decayMs);
   }
 }

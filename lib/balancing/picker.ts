@@ -3,11 +3,6 @@ import type { Endpoint } from '../core/endpoint.js';
 /** Per-pick input. `key` drives consistent hashing; other strategies ignore it. */
 export interface PickContext {
   key?: string;
-  /**
-   * The caller's current time on the performance clock, when it already has
-   * one (saves a clock read in latency-aware pickers). Optional.
-   */
-  nowMs?: number;
 }
 
 /**
@@ -50,8 +45,6 @@ export interface PickerBuildContext {
   random: () => number;
   /** The picker built for the previous snapshot, to carry state across rebuilds. */
   previous?: Picker;
-  /** Clock for latency-aware pickers, ms on the performance clock; defaults to `performance.now`. */
-  now?: () => number;
 }
 
 /**

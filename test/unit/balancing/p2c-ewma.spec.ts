@@ -82,27 +82,32 @@ describe('p2c_ewma', () => {
     }
     onCallStart(context.loads.load(a));
     onCallEnd(context.loads.load(a), 200, 1_001);
-    expect(countPicks(() => picker.pick({ nowMs: 1_002 }), 100).get(b.key)).toBe(100);
+    expect(countPicks(() => picker.pick(), 100).get(b.key)).toBe(100);
     // b keeps answering in 5 ms; a's single slow answer fades (e^-6 ≈ 0.25%), so a is tried again.
     const later = 1_001 + 6 * DEFAULT_EWMA_DECAY_MS;
     onCallStart(context.loads.load(b));
     onCallEnd(context.loads.load(b), 5, later - 1);
-    expect(picker.pick({ nowMs: later })).toBe(a);
+    expect(picker.pick()).toBe(a);
   });
 
-  it('reads the clock from the build context when the pick carries no time', () => {
+  it('compares two endpoints as of the later of their last answers, without reading a clock', () => {
     const endpoints = makeEndpoints(2);
-    let now = 1_000;
-    const context = buildContext(2, { now: () => now });
     const [a, b] = endpoints;
+    const context = buildContext(2);
     onCallEnd(context.loads.load(a), 100, 1_000);
     onCallEnd(context.loads.load(b), 10, 1_000);
     onCallStart(context.loads.load(b));
     onCallStart(context.loads.load(b));
     const picker = strategy.build(endpoints, context);
     expect(picker.pick()).toBe(b); // 100 × 1 against 10 × 3
-    now = 1_000 + 3 * DEFAULT_EWMA_DECAY_MS; // both decay alike: still b
+    // b answers again one time constant later: a's old 100 ms now counts 100 × e^-1 ≈ 37, still above 10 × 3.
+    onCallEnd(context.loads.load(b), 10, 1_000 + DEFAULT_EWMA_DECAY_MS);
+    onCallStart(context.loads.load(b));
     expect(picker.pick()).toBe(b);
+    // Two time constants: 100 × e^-2 ≈ 13.5 < 10 × 3, so a is tried again.
+    onCallEnd(context.loads.load(b), 10, 1_000 + 2 * DEFAULT_EWMA_DECAY_MS);
+    onCallStart(context.loads.load(b));
+    expect(picker.pick()).toBe(a);
   });
 
   it('probes an unmeasured endpoint once at a time', () => {
@@ -111,9 +116,9 @@ describe('p2c_ewma', () => {
     const context = buildContext(3);
     onCallEnd(context.loads.load(known), 5, 1_000);
     const picker = strategy.build(endpoints, context);
-    expect(picker.pick({ nowMs: 1_000 })).toBe(fresh);
+    expect(picker.pick()).toBe(fresh);
     onCallStart(context.loads.load(fresh));
-    expect(countPicks(() => picker.pick({ nowMs: 1_001 }), 50).get(known.key)).toBe(50);
+    expect(countPicks(() => picker.pick(), 50).get(known.key)).toBe(50);
   });
 
   it('rejects a decay time that is not a positive number of ms', () => {

@@ -38,7 +38,7 @@ export function simulateCalls(options: {
   for (let i = 0; i < options.calls; i++) {
     now += options.intervalMs;
     finishUntil(now);
-    const endpoint = options.picker.pick({ nowMs: now })!;
+    const endpoint = options.picker.pick()!;
     const load = options.loads.load(endpoint);
     onCallStart(load);
     calls.set(endpoint.key, (calls.get(endpoint.key) ?? 0) + 1);
