@@ -147,6 +147,11 @@ export class EtcdConnection {
     return error.constructor === lib.GRPCGenericError || error.name === 'BrokenCircuitError' || lib.isRecoverableError(error);
   }
 
+  /** True when etcd answered that a lease does not exist (expired or revoked). */
+  isLeaseGone(error: unknown): boolean {
+    return error instanceof this.lib.EtcdLeaseInvalidError;
+  }
+
   /** Records that etcd answered. */
   markReachable(): void {
     if (this.closed) return;

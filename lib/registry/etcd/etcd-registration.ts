@@ -175,6 +175,12 @@ export class EtcdRegistration implements Registration {
     } catch (error) {
       if (!this.active) return;
       const sinceRenewal = Date.now() - this.lastRenewedAt;
+      if (this.leaseId !== undefined && this.connection.isLeaseGone(error)) {
+        // A put under a lease etcd no longer has: start over at once.
+        this.leaseLost(describeError(error));
+        this.schedule(0);
+        return;
+      }
       if (this.leaseId !== undefined && sinceRenewal >= this.timing.ttlMs) {
         // etcd has dropped the lease (and our key) by now, whether or not we
         // can hear it say so.
