@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Observable } from 'rxjs';
 import type { ResolvedDiscoveryConfig } from '../../core/config/resolve-discovery-config.js';
 import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
@@ -58,6 +59,8 @@ export class ConsulRegistry implements Registry {
     this.api = new ConsulAgentApi(http, client);
     this.logger = logger;
     this.connectionState$ = http.state$;
+    // Every watcher listens for close; many watchers are normal, not a leak.
+    setMaxListeners(0, this.closing.signal);
   }
 
   /** False once a request found the agent unreachable, until one gets an answer again. */

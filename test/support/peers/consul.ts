@@ -19,6 +19,8 @@ export interface ConsulAgentOptions {
   aclMasterToken?: string;
   /** Extra HCL appended to the generated configuration. */
   extraHcl?: string;
+  /** A fixed HTTP port (e.g. one a registry already points at); others are picked free. */
+  httpPort?: number;
 }
 
 function isExecutable(path: string): boolean {
@@ -84,8 +86,9 @@ export class ConsulAgent {
   /** Picks free ports and starts the agent; resolves once it has elected itself leader. */
   static async start(options: ConsulAgentOptions = {}, binary = consulBinary()): Promise<ConsulAgent> {
     if (!binary) throw new Error('consul binary unavailable (see the warning above)');
-    const [http, dns, server, serfLan] = await distinctFreePorts(4);
-    const agent = new ConsulAgent(binary, { http: http!, dns: dns!, server: server!, serfLan: serfLan! }, options);
+    const [http, dns, server, serfLan] = (await distinctFreePorts(5)).filter((p) => p !== options.httpPort);
+    const ports = { http: options.httpPort ?? http!, dns: dns!, server: server!, serfLan: serfLan! };
+    const agent = new ConsulAgent(binary, ports, options);
     await agent.launch();
     return agent;
   }

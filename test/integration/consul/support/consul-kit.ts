@@ -73,3 +73,32 @@ export interface Collected {
   /** Sorted instance ids of the latest set. */
   ids(): string[];
 }
+
+/** A direct agent call (PUT with a JSON body), bypassing the code under test. */
+export async function agentPut(baseUrl: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: string }> {
+  const { request } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? '' : JSON.stringify(body);
+    const req = request(
+      `${baseUrl}/v1${path}`,
+      { method: 'PUT', agent: false, headers: { 'content-length': Buffer.byteLength(payload), ...(token ? { 'x-consul-token': token } : {}) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** Registers a service straight with the agent, passing TTL check included. */
+export async function registerDirect(baseUrl: string, definition: Record<string, unknown>, token?: string): Promise<void> {
+  const response = await agentPut(baseUrl, '/agent/service/register', {
+    Check: { CheckID: `service:${String(definition.ID)}`, TTL: '600s', Status: 'passing' },
+    ...definition,
+  }, token);
+  if (response.status !== 200) throw new Error(`direct register failed: ${response.status} ${response.body}`);
+}
