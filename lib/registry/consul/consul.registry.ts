@@ -3,7 +3,7 @@ import type { Observable } from 'rxjs';
 import type { ResolvedDiscoveryConfig } from '../../core/config/resolve-discovery-config.js';
 import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
 import type { EndpointSet } from '../../core/endpoint-set.js';
-import { ClosedError, DiscoveryError } from '../../core/errors.js';
+import { ClosedError, DiscoveryError, RegistrationError } from '../../core/errors.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
 import type { BackendFactory } from '../backend-context.js';
 import type { DiscoveryLogger, Registration, RegistrationTiming, Registry } from '../registry.interface.js';
@@ -84,6 +84,12 @@ export class ConsulRegistry implements Registry {
 
   async register(instance: ServiceInstance, timing: RegistrationTiming): Promise<Registration> {
     if (this.closing.signal.aborted) throw new ClosedError('consul registry is closed');
+    for (const existing of this.registrations) {
+      // The agent would silently merge two registrations of one id into one.
+      if (existing.instance.id === instance.id) {
+        throw new RegistrationError(`Instance id '${instance.id}' is already registered by this registry (service '${existing.instance.service}')`);
+      }
+    }
     const registration = await ConsulRegistration.start(instance, timing, {
       api: this.api,
       settings: this.settings,

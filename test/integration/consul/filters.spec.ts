@@ -132,3 +132,39 @@ describe.skipIf(!binary)('consul: filters, metadata and weights', () => {
     expect(logger.lines.some((l) => l.startsWith('warn') && l.includes('"broken"') && l.includes('fl-broken'))).toBe(true);
   });
 });
+
+describe.skipIf(!binary)('consul: updates, datacenters and duplicate ids', () => {
+  let agent: ConsulAgent;
+  const closer = new Closer();
+  beforeAll(async () => {
+    agent = await ConsulAgent.start({}, binary);
+  });
+  afterAll(async () => {
+    await closer.closeAll();
+    await agent?.stop();
+  });
+
+  it('update() replaces the stored instance and keeps it passing; watchers see it as updated', async () => {
+    const registry = await closer.registry(agent.url);
+    const first = createServiceInstance({ service: 'up-orders', id: 'up-1', address: '127.0.0.1:7801', version: '1.0.0' });
+    const registration = await registry.register(first, { ttlMs: 3_000, heartbeatMs: 500 });
+    const seen = closer.collect(registry.watch({ service: 'up-orders' }));
+    await waitFor(() => seen.ids().join() === 'up-1', { what: 'up-1' });
+    await registration.update(createServiceInstance({ ...first, version: '1.1.0', tags: { tier: 'gold' } }));
+    await waitFor(() => seen.latest()?.instances[0]?.version === '1.1.0', { what: 'the update' });
+    expect(seen.latest()!.diff.updated.map((e) => e.instance.id)).toEqual(['up-1']);
+    expect(seen.latest()!.instances[0]!.tags).toEqual({ tier: 'gold' });
+    await expect(registry.register(first, { ttlMs: 3_000, heartbeatMs: 500 })).rejects.toThrow(/'up-1' is already registered/);
+  });
+
+  it('queries the configured datacenter, and serves stale with Consul\'s answer for one it cannot reach', async () => {
+    await registerDirect(agent.url, { ID: 'dc-1', Name: 'dc-orders', Address: '127.0.0.1', Port: 7901 });
+    const local = await closer.registry(agent.url, { datacenter: 'dc1' });
+    const here = closer.collect(local.watch({ service: 'dc-orders' }));
+    await waitFor(() => here.ids().join() === 'dc-1', { what: 'dc-1 in dc1' });
+    const remote = await closer.registry(agent.url, { datacenter: 'far-away' });
+    const there = closer.collect(remote.watch({ service: 'dc-orders' }));
+    await waitFor(() => there.latest(), { what: 'an answer for far-away' });
+    expect(there.latest()).toMatchObject({ state: 'stale', reason: expect.stringMatching(/No path to datacenter/) });
+  });
+});

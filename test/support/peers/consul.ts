@@ -21,6 +21,8 @@ export interface ConsulAgentOptions {
   extraHcl?: string;
   /** A fixed HTTP port (e.g. one a registry already points at); others are picked free. */
   httpPort?: number;
+  /** Also serve HTTPS with these PEM files; client certificates signed by `caFile` are required. */
+  tls?: { certFile: string; keyFile: string; caFile: string };
 }
 
 function isExecutable(path: string): boolean {
@@ -79,15 +81,15 @@ export class ConsulAgent {
 
   private constructor(
     readonly binary: string,
-    readonly ports: { http: number; dns: number; server: number; serfLan: number },
+    readonly ports: { http: number; dns: number; server: number; serfLan: number; https: number },
     readonly options: ConsulAgentOptions,
   ) {}
 
   /** Picks free ports and starts the agent; resolves once it has elected itself leader. */
   static async start(options: ConsulAgentOptions = {}, binary = consulBinary()): Promise<ConsulAgent> {
     if (!binary) throw new Error('consul binary unavailable (see the warning above)');
-    const [http, dns, server, serfLan] = (await distinctFreePorts(5)).filter((p) => p !== options.httpPort);
-    const ports = { http: options.httpPort ?? http!, dns: dns!, server: server!, serfLan: serfLan! };
+    const [http, dns, server, serfLan, https] = (await distinctFreePorts(6)).filter((p) => p !== options.httpPort);
+    const ports = { http: options.httpPort ?? http!, dns: dns!, server: server!, serfLan: serfLan!, https: options.tls ? https! : -1 };
     const agent = new ConsulAgent(binary, ports, options);
     await agent.launch();
     return agent;
@@ -95,6 +97,11 @@ export class ConsulAgent {
 
   get url(): string {
     return `http://127.0.0.1:${this.ports.http}`;
+  }
+
+  /** The HTTPS address (with `tls` only). */
+  get httpsUrl(): string {
+    return `https://127.0.0.1:${this.ports.https}`;
   }
 
   get pid(): number | undefined {
@@ -125,8 +132,17 @@ export class ConsulAgent {
   }
 
   private hcl(): string {
-    const { http, dns, server, serfLan } = this.ports;
-    const lines = [`ports { http = ${http}, dns = ${dns}, server = ${server}, serf_lan = ${serfLan}, serf_wan = -1, grpc = -1, https = -1 }`];
+    const { http, dns, server, serfLan, https } = this.ports;
+    const lines = [`ports { http = ${http}, dns = ${dns}, server = ${server}, serf_lan = ${serfLan}, serf_wan = -1, grpc = -1, https = ${https} }`];
+    const tls = this.options.tls;
+    if (tls) {
+      lines.push(
+        `cert_file = ${JSON.stringify(tls.certFile)}`,
+        `key_file = ${JSON.stringify(tls.keyFile)}`,
+        `ca_file = ${JSON.stringify(tls.caFile)}`,
+        'verify_incoming_https = true',
+      );
+    }
     if (this.options.aclMasterToken) {
       lines.push(
         `acl { enabled = true, default_policy = "deny", down_policy = "extend-cache", enable_token_persistence = false, tokens { master = ${JSON.stringify(this.options.aclMasterToken)}, agent = ${JSON.stringify(this.options.aclMasterToken)} } }`,
