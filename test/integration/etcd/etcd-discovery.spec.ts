@@ -5,7 +5,7 @@ import { EtcdPeer } from '../../support/peers/etcd.js';
 import { PeerProcess } from '../../support/peers/peer-process.js';
 import { waitFor } from '../../support/wait-for.js';
 import type { EtcdRegistry } from '../../../lib/registry/etcd/etcd.registry.js';
-import { toSeedRecord } from '../../../lib/core/service-instance.js';
+import { toSeedRecord, withChanges } from '../../../lib/core/service-instance.js';
 import { CapturingLogger, openRegistry, Recorder, TEST_TIMING, TEST_TTL_S, testInstance } from './etcd-test-kit.js';
 
 const DIST = join(import.meta.dirname, '../../../dist');
@@ -171,6 +171,23 @@ describe('etcd backend: registration and discovery', () => {
     await registration.deregister();
     etcd.etcdctl(['del', '--prefix', '/grpc/greeter/']);
     await waitFor(() => watch.last?.state === 'empty', { what: 'all gone' });
+  });
+
+  it('updates a registered instance in place, and moves its key when the address changes (grpc-naming)', async () => {
+    const registry = await open({ layout: 'grpc-naming' });
+    const watch = record(registry, 'profiles');
+    const instance = testInstance('profiles', { version: '1.0.0' });
+    const registration = await registry.register(instance, TEST_TIMING);
+    await waitFor(() => watch.ids().includes(instance.id), { what: 'registered' });
+    await registration.update(withChanges(instance, { version: '1.1.0' }));
+    await waitFor(() => watch.last?.instances[0]?.version === '1.1.0', { what: 'version update seen' });
+    expect(watch.last!.diff.updated.map((e) => e.instance.id)).toEqual([instance.id]);
+    const moved = withChanges(instance, { address: '127.0.0.1:46001', version: '1.1.0' });
+    await registration.update(moved);
+    await waitFor(() => watch.last?.instances.length === 1 && watch.last.instances[0]!.address === '127.0.0.1:46001', { what: 'address change seen' });
+    expect(etcd.etcdctl(['get', '--prefix', 'profiles/', '--keys-only']).trim().split('\n').filter(Boolean)).toEqual(['profiles/127.0.0.1:46001']);
+    await registration.deregister();
+    await waitFor(() => watch.last?.state === 'empty', { what: 'gone' });
   });
 
   it('logs when a second process writes the same instance key, and takes it back', async () => {

@@ -94,6 +94,8 @@ describe('etcd backend: outages', () => {
     const registration = await writer.register(mine, TEST_TIMING);
     const events: Array<RegistrationEvent & { seenAt: number }> = [];
     registration.events$.subscribe((e) => events.push({ ...e, seenAt: Date.now() }));
+    const states: string[] = [];
+    reader.connectionState$.subscribe((status) => states.push(status.state));
     const watch = record(reader, 'stall-svc');
     await waitFor(() => watch.ids().includes(mine.id), { what: 'instance discovered' });
     const firstLease = (registration as unknown as { lease: string }).lease;
@@ -122,6 +124,9 @@ describe('etcd backend: outages', () => {
     const kv = await client.get(seedKey('stall-svc', mine.id)).exec();
     expect(kv.kvs[0]?.lease).toBe(newLease);
     await waitFor(() => watch.last?.state === 'ok' && watch.ids().join() === mine.id, { what: 'reader fresh again' });
+    // What the health layer sees: reachable, unreachable during the stall, reachable again.
+    expect(states.slice(states.indexOf('unreachable'))).toEqual(['unreachable', 'reachable']);
+    expect(states).toContain('reachable');
   });
 
   it('re-reads after compaction past the watcher revision while it was cut off, and emits the removals', async () => {
