@@ -1,7 +1,102 @@
+import { Observable } from 'rxjs';
+import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
+import type { EndpointSet } from '../../core/endpoint-set.js';
 import { NotSupportedError } from '../../core/errors.js';
 import type { BackendFactory } from '../backend-context.js';
+import { consoleLogger, type DiscoveryLogger, type Registration, type Registry } from '../registry.interface.js';
+import { staticInstances } from '../static/static-instances.js';
+import { DnsServiceWatch } from './dns-service-watch.js';
+import { queryName, resolveDnsSettings, type DnsSettings } from './dns-settings.js';
 
-/** Placeholder until the dns backend lands. */
-export const createRegistry: BackendFactory = () => {
-  throw new NotSupportedError("The 'dns' backend is not available in this version of switchyard");
+/**
+ * The `dns` backend: discovers services from SRV records (priority groups,
+ * weights, ports) or from A/AAAA records plus a configured port, the way
+ * Kubernetes headless services publish them. Re-resolves at the records'
+ * TTL (clamped to a floor and a ceiling) and early through {@link refresh}.
+ * Read-only: DNS records are published by the platform, so `register`
+ * throws NotSupportedError.
+ *
+ * @example
+ * const registry = new DnsRegistry(resolveDnsSettings({ backendConfig: { domain: 'svc.cluster.local' }, refreshIntervalMs: 30_000 }));
+ */
+export class DnsRegistry implements Registry {
+  readonly backend = 'dns';
+  readonly readOnly = true;
+  private readonly watches = new Set<{ watch: DnsServiceWatch; complete: () => void }>();
+  private closed = false;
+
+  constructor(
+    readonly settings: DnsSettings,
+    private readonly logger: DiscoveryLogger = consoleLogger,
+  ) {}
+
+  async register(): Promise<Registration> {
+    throw new NotSupportedError(
+      "The 'dns' backend is read-only: DNS records are published by the platform (e.g. a Kubernetes headless service), not by switchyard, so this instance is not registered",
+    );
+  }
+
+  watch(query: DiscoveryQuery): Observable<EndpointSet> {
+    const compiled = compileQuery(query);
+    return new Observable<EndpointSet>((subscriber) => {
+      if (this.closed) {
+        subscriber.complete();
+        return undefined;
+      }
+      if ((query.version !== undefined && query.version !== '' && query.version !== '*') || (query.tags?.length ?? 0) > 0) {
+        this.logger.warn(`dns: DNS records carry no version or tags; the version/tag filters of the query for '${query.service}' leave no endpoints`);
+      }
+      const seeds = staticInstances(query.service, this.settings.addresses, compiled.namespace);
+      const watch = new DnsServiceWatch(query.service, this.settings, compiled, seeds, subscriber, this.logger);
+      const entry = { watch, complete: () => subscriber.complete() };
+      this.watches.add(entry);
+      watch.start();
+      return () => {
+        watch.stop();
+        this.watches.delete(entry);
+      };
+    });
+  }
+
+  /**
+   * Asks DNS again soon for `service`, for every open watch of it: call it
+   * when a connection to one of its endpoints fails. Rate-limited to one
+   * resolution per TTL floor per watch (extra calls are coalesced). Returns
+   * true when at least one watch will re-resolve earlier than planned.
+   *
+   * @example
+   * channel.on('connection-failure', () => registry.refresh('orders'));
+   */
+  refresh(service: string): boolean {
+    let moved = false;
+    for (const { watch } of this.watches) if (watch.service === service && watch.requestRefresh()) moved = true;
+    return moved;
+  }
+
+  /** The DNS name asked for `service` (SRV name or A/AAAA name); undefined in static mode. */
+  nameFor(service: string): string | undefined {
+    return this.settings.mode === 'static' ? undefined : queryName(this.settings, service);
+  }
+
+  /** Stops every watch (timers cleared, pending queries cancelled) and completes their streams. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const entries = [...this.watches];
+    this.watches.clear();
+    for (const { watch, complete } of entries) {
+      watch.stop();
+      complete();
+    }
+  }
+}
+
+/** Entry point used by createRegistry: validates `backend_config` (throws ConfigurationError) and builds a {@link DnsRegistry}. */
+export const createRegistry: BackendFactory = ({ config, logger }) => {
+  const settings = resolveDnsSettings(config);
+  if (settings.mode === 'static') {
+    logger.log(`dns: no domain configured; serving backend_config.addresses (${settings.addresses.length}) without asking DNS`);
+  } else if (settings.mode === 'srv' && config.backendConfig.port !== undefined) {
+    logger.warn('dns: backend_config.port is ignored in SRV mode (SRV records carry the port); set srv = false for A/AAAA lookups');
+  }
+  return new DnsRegistry(settings, logger);
 };
