@@ -1,0 +1,55 @@
+import type { Subscription } from 'rxjs';
+import { resolveDiscoveryConfig } from '../../../lib/core/config/resolve-discovery-config.js';
+import type { DiscoveryQuery } from '../../../lib/core/discovery-query.js';
+import type { EndpointSet } from '../../../lib/core/endpoint-set.js';
+import { createRegistry, type DnsRegistry } from '../../../lib/registry/dns/dns.registry.js';
+import type { DiscoveryLogger } from '../../../lib/registry/registry.interface.js';
+
+/** A logger that keeps what it was told, so tests can assert on warnings. */
+export class RecordingLogger implements DiscoveryLogger {
+  readonly warnings: string[] = [];
+  readonly infos: string[] = [];
+  readonly errors: string[] = [];
+  log(message: string): void {
+    this.infos.push(message);
+  }
+  warn(message: string): void {
+    this.warnings.push(message);
+  }
+  error(message: string): void {
+    this.errors.push(message);
+  }
+}
+
+/** Builds a dns registry from camelCase backend options, as createRegistry would. */
+export async function dnsRegistry(
+  backendConfig: Record<string, unknown>,
+  options: { refreshInterval?: number; logger?: RecordingLogger } = {},
+): Promise<{ registry: DnsRegistry; logger: RecordingLogger }> {
+  const logger = options.logger ?? new RecordingLogger();
+  const config = resolveDiscoveryConfig({ backend: 'dns', backendConfig, refreshInterval: options.refreshInterval ?? 2 });
+  const registry = (await createRegistry({ config, logger })) as DnsRegistry;
+  return { registry, logger };
+}
+
+/** Subscribes and records every emitted snapshot. */
+export function record(registry: { watch(q: DiscoveryQuery): import('rxjs').Observable<EndpointSet> }, query: DiscoveryQuery) {
+  const sets: EndpointSet[] = [];
+  const subscription: Subscription = registry.watch(query).subscribe((set) => sets.push(set));
+  return {
+    sets,
+    subscription,
+    get last(): EndpointSet | undefined {
+      return sets.at(-1);
+    },
+  };
+}
+
+/** Sorted `address=weight` pairs of a snapshot, for readable assertions. */
+export function weightsOf(set: EndpointSet | undefined): string[] {
+  return (set?.endpoints ?? []).map((e) => `${e.address}=${e.weight}`).sort();
+}
+
+export function addressesOf(set: EndpointSet | undefined): string[] {
+  return (set?.endpoints ?? []).map((e) => e.address).sort();
+}
