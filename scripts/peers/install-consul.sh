@@ -11,6 +11,11 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cache="$root/.peers/consul"
 bin="$cache/usr/bin/consul"
 
+# Test files may start in parallel on a fresh machine: one installs, the others wait.
+mkdir -p "$root/.peers"
+exec 9>"$root/.peers/consul.lock"
+flock 9
+
 if [ -x "$bin" ] && "$bin" version >/dev/null 2>&1; then
   echo "consul already cached: $("$bin" version | head -n 1) at $bin"
   exit 0

@@ -195,8 +195,9 @@ export class ConsulRegistration implements Registration {
         await this.put();
         return;
       }
-      if (error.noAnswer && Date.now() - this.lastSuccessAt > this.timing.ttlMs) {
-        this.markLost(`no heartbeat reached the consul agent for longer than the TTL (${this.timing.ttlMs} ms): ${error.message}`);
+      // Past the TTL without a successful heartbeat the check has expired, whatever the cause (agent down, token revoked).
+      if (Date.now() - this.lastSuccessAt > this.timing.ttlMs) {
+        this.markLost(`no heartbeat succeeded for longer than the TTL (${this.timing.ttlMs} ms): ${error.message}`);
       }
       throw error;
     }
