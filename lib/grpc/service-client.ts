@@ -109,7 +109,8 @@ export class ServiceClient {
   private readonly random: () => number;
   private readonly retry: ResolvedRetryOptions;
   private readonly budget: RetryBudget;
-  private readonly stubs = new Map<string, grpc.Client>();
+  private readonly stubs = new Map<grpc.ServiceClientConstructor, grpc.Client>();
+  private readonly constructors = new Map<string, grpc.ServiceClientConstructor>();
   private grpcObject: grpc.GrpcObject | undefined;
 
   /**
@@ -219,12 +220,11 @@ export class ServiceClient {
    */
   getService<T = grpc.Client>(service: string | grpc.ServiceClientConstructor): T {
     if (this.closed) throw new ClosedError(`client for '${this.service}' was closed`);
-    const name = typeof service === 'string' ? service : service.serviceName;
-    let stub = this.stubs.get(name);
+    const Ctor = typeof service === 'string' ? this.findServiceConstructor(service) : service;
+    let stub = this.stubs.get(Ctor);
     if (!stub) {
-      const Ctor = typeof service === 'string' ? this.findServiceConstructor(service) : service;
       stub = new Ctor(this.balancedTarget, this.options.credentials ?? grpc.credentials.createInsecure(), this.options.channelOptions ?? {});
-      this.stubs.set(name, stub);
+      this.stubs.set(Ctor, stub);
     }
     return stub as T;
   }
@@ -307,8 +307,12 @@ export class ServiceClient {
         throw new DiscoveryError(`getService('${name}') on client '${this.service}' needs the 'proto' option ({ path } or { grpcObject }) or a client constructor`);
       }
     }
-    const found = findService(this.grpcObject, name);
-    if (!found) throw new DiscoveryError(`service '${name}' not found in the proto of client '${this.service}'`);
+    let found = this.constructors.get(name);
+    if (!found) {
+      found = findService(this.grpcObject, name);
+      if (!found) throw new DiscoveryError(`service '${name}' not found in the proto of client '${this.service}'`);
+      this.constructors.set(name, found);
+    }
     return found;
   }
 

@@ -64,7 +64,8 @@ export class PeerProcess {
       child.once('error', (e) => reject(new Error(`${this.spec.name}: cannot start ${this.spec.command}: ${e.message}`)));
     });
     mkdirSync(PID_DIR, { recursive: true });
-    writeFileSync(join(PID_DIR, String(child.pid)), this.spec.name);
+    // The owner is the vitest run (set by the global setup): concurrent runs never kill each other's peers.
+    writeFileSync(join(PID_DIR, String(child.pid)), `${this.spec.name}\n${process.env.SWITCHYARD_TEST_RUN_PID ?? process.pid}`);
     const deadline = Date.now() + (this.spec.readyTimeoutMs ?? 20_000);
     while (Date.now() < deadline) {
       if (exitedEarly) throw new Error(`${this.spec.name} exited during start-up:\n${this.log}`);
@@ -97,8 +98,21 @@ export class PeerProcess {
   }
 }
 
-/** Kills every peer recorded in the pid folder (called by the global teardown). */
-export function killRecordedPeers(): string[] {
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Kills recorded peers owned by `owner` (this run's teardown) or by a run
+ * that no longer exists (leftovers of a crashed run). Peers of other live
+ * runs are left alone.
+ */
+export function killRecordedPeers(owner?: number): string[] {
   const killed: string[] = [];
   let entries: string[] = [];
   try {
@@ -110,7 +124,9 @@ export function killRecordedPeers(): string[] {
     const pid = Number(entry);
     if (!Number.isInteger(pid)) continue;
     try {
-      const name = readFileSync(join(PID_DIR, entry), 'utf8');
+      const [name = '?', ownerText] = readFileSync(join(PID_DIR, entry), 'utf8').split('\n');
+      const ownerPid = Number(ownerText);
+      if (ownerPid !== owner && Number.isInteger(ownerPid) && ownerPid > 0 && isAlive(ownerPid)) continue;
       process.kill(pid, 'SIGCONT');
       process.kill(pid, 'SIGKILL');
       killed.push(`${name} (${pid})`);
