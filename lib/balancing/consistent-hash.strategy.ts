@@ -4,6 +4,7 @@ import { EMPTY_PICKER } from './empty-picker.js';
 import { assertPositiveWeights } from './endpoint-weights.js';
 import { lessLoadedOfTwo, loadRecordsOf } from './least-connections.strategy.js';
 import type { BalancingStrategy, EndpointLoad, LoadSource, PickContext, Picker, PickerBuildContext } from './picker.js';
+import { advance, seedFrom } from './picker-random.js';
 import { hashString } from './string-hash.js';
 
 /*
@@ -108,7 +109,8 @@ export class MaglevPicker implements Picker {
   private readonly capScale: Float64Array;
 
   private readonly source: LoadSource;
-  private readonly random: () => number;
+  /** Generator state for the keyless fallback, seeded at build. */
+  private state: number;
 
   constructor(endpoints: readonly Endpoint[], totalWeight: number, context: PickerBuildContext, boundedLoadFactor: number | undefined, size: number) {
     const n = endpoints.length;
@@ -116,7 +118,7 @@ export class MaglevPicker implements Picker {
       throw ConfigurationError.single('endpoints', n, `at most ${MAX_ENDPOINTS} endpoints for consistent_hash`);
     }
     this.source = context.loads;
-    this.random = context.random;
+    this.state = seedFrom(context.random);
     // Canonical order: by endpoint hash, then input index (the snapshot's key order), packed in one
     // double (32 + 20 bits, exact) so a plain numeric sort does it: a comparator sort costs ms at 10k.
     const byHash = new Float64Array(n);
@@ -140,7 +142,10 @@ export class MaglevPicker implements Picker {
 
   pick(context?: PickContext): Endpoint | undefined {
     const key = context?.key;
-    if (key === undefined || key === '') return this.endpoints[lessLoadedOfTwo(this.loads, this.random)];
+    if (key === undefined || key === '') {
+      this.state = advance(advance(this.state));
+      return this.endpoints[lessLoadedOfTwo(this.loads, this.state)];
+    }
     let slot = hashString(key) % this.size;
     let index = this.table[slot];
     if (this.capScale.length === 0) return this.endpoints[index];

@@ -1,26 +1,24 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { EMPTY_PICKER } from './empty-picker.js';
 import type { BalancingStrategy, EndpointLoad, PickerBuildContext, Picker } from './picker.js';
+import { advance, indexAt, otherIndexAt, seedFrom } from './picker-random.js';
 
 /**
- * Power of two choices: draws two distinct endpoints at random and returns the
- * index of the one with fewer calls in flight (the first on a tie). Two
- * random probes avoid both the herd behaviour of "always the least loaded"
- * and the O(n) scan it needs, and still keep the maximum load within
- * O(log log n) of the average.
+ * Power of two choices: draws two distinct endpoints from a generator state
+ * (the draws of `state` and `advance(state)`) and returns the index of the
+ * one with fewer calls in flight (the first on a tie). Two random probes
+ * avoid both the herd behaviour of "always the least loaded" and the O(n)
+ * scan it needs, and still keep the maximum load within O(log log n) of the
+ * average.
  *
  * @example
- * const i = lessLoadedOfTwo(loads, Math.random);
+ * this.state = advance(advance(this.state)); const i = lessLoadedOfTwo(this.loads, this.state);
  */
-export function lessLoadedOfTwo(loads: readonly EndpointLoad[], random: () => number): number {
+export function lessLoadedOfTwo(loads: readonly EndpointLoad[], state: number): number {
   const n = loads.length;
   if (n < 2) return 0;
-  let first = Math.floor(random() * n);
-  if (first >= n) first = n - 1;
-  let step = 1 + Math.floor(random() * (n - 1));
-  if (step >= n) step = n - 1;
-  let second = first + step;
-  if (second >= n) second -= n;
+  const first = indexAt(state, n);
+  const second = otherIndexAt(advance(state), first, n);
   return loads[second].inFlight < loads[first].inFlight ? second : first;
 }
 
@@ -34,14 +32,19 @@ export function loadRecordsOf(endpoints: readonly Endpoint[], context: PickerBui
 
 /** Least connections by power of two choices over in-flight counts. */
 export class LeastConnectionsPicker implements Picker {
+  private state: number;
+
   constructor(
     private readonly endpoints: readonly Endpoint[],
     private readonly loads: readonly EndpointLoad[],
-    private readonly random: () => number,
-  ) {}
+    seed: number,
+  ) {
+    this.state = seed;
+  }
 
   pick(): Endpoint | undefined {
-    return this.endpoints[lessLoadedOfTwo(this.loads, this.random)];
+    this.state = advance(advance(this.state));
+    return this.endpoints[lessLoadedOfTwo(this.loads, this.state)];
   }
 }
 
@@ -59,6 +62,6 @@ export class LeastConnectionsStrategy implements BalancingStrategy {
 
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
     if (endpoints.length === 0) return EMPTY_PICKER;
-    return new LeastConnectionsPicker(endpoints, loadRecordsOf(endpoints, context), context.random);
+    return new LeastConnectionsPicker(endpoints, loadRecordsOf(endpoints, context), seedFrom(context.random));
   }
 }

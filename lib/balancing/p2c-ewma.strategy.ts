@@ -4,6 +4,7 @@ import { EMPTY_PICKER } from './empty-picker.js';
 import { DEFAULT_EWMA_DECAY_MS, decayedLatency } from './endpoint-load.js';
 import { loadRecordsOf } from './least-connections.strategy.js';
 import type { BalancingStrategy, EndpointLoad, Picker, PickerBuildContext } from './picker.js';
+import { advance, indexAt, otherIndexAt, seedFrom } from './picker-random.js';
 
 /**
  * Cost of an endpoint never measured but already busy: above any real
@@ -32,22 +33,24 @@ export function peakEwmaCost(load: EndpointLoad, nowMs: number, decayMs = DEFAUL
  * now, and saves a clock read (tens of ns) per pick.
  */
 export class P2cEwmaPicker implements Picker {
+  private state: number;
+
   constructor(
     private readonly endpoints: readonly Endpoint[],
     private readonly loads: readonly EndpointLoad[],
-    private readonly random: () => number,
+    seed: number,
     private readonly decayMs: number,
-  ) {}
+  ) {
+    this.state = seed;
+  }
 
   pick(): Endpoint | undefined {
     const n = this.endpoints.length;
     if (n === 1) return this.endpoints[0];
-    let first = Math.floor(this.random() * n);
-    if (first >= n) first = n - 1;
-    let step = 1 + Math.floor(this.random() * (n - 1));
-    if (step >= n) step = n - 1;
-    let second = first + step;
-    if (second >= n) second -= n;
+    this.state = advance(this.state);
+    const first = indexAt(this.state, n);
+    this.state = advance(this.state);
+    const second = otherIndexAt(this.state, first, n);
     const a = this.loads[first];
     const b = this.loads[second];
     const asOf = a.stampMs > b.stampMs ? a.stampMs : b.stampMs;
@@ -90,6 +93,6 @@ export class P2cEwmaStrategy implements BalancingStrategy {
 
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
     if (endpoints.length === 0) return EMPTY_PICKER;
-    return new P2cEwmaPicker(endpoints, loadRecordsOf(endpoints, context), context.random, this.decayMs);
+    return new P2cEwmaPicker(endpoints, loadRecordsOf(endpoints, context), seedFrom(context.random), this.decayMs);
   }
 }

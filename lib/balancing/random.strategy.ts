@@ -1,18 +1,22 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { EMPTY_PICKER } from './empty-picker.js';
 import type { BalancingStrategy, Picker, PickerBuildContext } from './picker.js';
+import { advance, indexAt, seedFrom } from './picker-random.js';
 
-/** Uniformly random endpoint per pick. */
+/** Uniformly random endpoint per pick, from the picker's own generator (seeded at build). */
 export class RandomPicker implements Picker {
+  private state: number;
+
   constructor(
     private readonly endpoints: readonly Endpoint[],
-    private readonly random: () => number,
-  ) {}
+    seed: number,
+  ) {
+    this.state = seed;
+  }
 
   pick(): Endpoint | undefined {
-    const n = this.endpoints.length;
-    const i = Math.floor(this.random() * n);
-    return this.endpoints[i < n ? i : n - 1];
+    this.state = advance(this.state);
+    return this.endpoints[indexAt(this.state, this.endpoints.length)];
   }
 }
 
@@ -28,6 +32,6 @@ export class RandomStrategy implements BalancingStrategy {
 
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
     if (endpoints.length === 0) return EMPTY_PICKER;
-    return new RandomPicker(endpoints, context.random);
+    return new RandomPicker(endpoints, seedFrom(context.random));
   }
 }

@@ -1,7 +1,7 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { EMPTY_PICKER } from './empty-picker.js';
 import type { BalancingStrategy, Picker, PickerBuildContext } from './picker.js';
-import { randomIndex } from './random-index.js';
+import { randomIndex } from './picker-random.js';
 
 /** Cycles through the endpoints in snapshot order. */
 export class RoundRobinPicker implements Picker {

@@ -2,21 +2,25 @@ import type { Endpoint } from '../core/endpoint.js';
 import { EMPTY_PICKER } from './empty-picker.js';
 import { assertPositiveWeights } from './endpoint-weights.js';
 import type { BalancingStrategy, Picker, PickerBuildContext } from './picker.js';
+import { advance, seedFrom, unitAt } from './picker-random.js';
 
 /**
  * Weighted random choice in O(1) per pick with Vose's alias method: column i
  * keeps endpoint i with probability `keep[i]` and otherwise yields
- * `alias[i]`. One random number chooses both the column and the coin.
+ * `alias[i]`. One 32-bit draw of the picker's own generator (seeded at
+ * build) chooses both the column and the coin.
  */
 export class WeightedRandomPicker implements Picker {
   private readonly keep: Float64Array;
   private readonly alias: Int32Array;
+  private state: number;
 
   constructor(
     private readonly endpoints: readonly Endpoint[],
     totalWeight: number,
-    private readonly random: () => number,
+    seed: number,
   ) {
+    this.state = seed;
     const n = endpoints.length;
     this.keep = new Float64Array(n);
     this.alias = new Int32Array(n);
@@ -54,11 +58,24 @@ export class WeightedRandomPicker implements Picker {
     }
   }
 
-  pick(): Endpoint | undefined {
+  /**
+   * The exact probability of each endpoint (snapshot order) implied by the
+   * table, for tests and diagnostics.
+   */
+  probabilities(): Float64Array {
     const n = this.endpoints.length;
-    const r = this.random() * n;
-    let column = Math.floor(r);
-    if (column >= n) column = n - 1;
+    const p = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      p[i] += this.keep[i] / n;
+      if (this.alias[i] !== i) p[this.alias[i]] += (1 - this.keep[i]) / n;
+    }
+    return p;
+  }
+
+  pick(): Endpoint | undefined {
+    this.state = advance(this.state);
+    const r = unitAt(this.state) * this.endpoints.length;
+    const column = Math.floor(r);
     return this.endpoints[r - column < this.keep[column] ? column : this.alias[column]];
   }
 }
@@ -76,6 +93,6 @@ export class WeightedRandomStrategy implements BalancingStrategy {
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
     if (endpoints.length === 0) return EMPTY_PICKER;
     const total = assertPositiveWeights(endpoints, this.name);
-    return new WeightedRandomPicker(endpoints, total, context.random);
+    return new WeightedRandomPicker(endpoints, total, seedFrom(context.random));
   }
 }

@@ -2,7 +2,7 @@ import type { Endpoint } from '../core/endpoint.js';
 import { EMPTY_PICKER } from './empty-picker.js';
 import { assertPositiveWeights } from './endpoint-weights.js';
 import type { BalancingStrategy, Picker, PickerBuildContext } from './picker.js';
-import { randomIndex } from './random-index.js';
+import { randomIndex } from './picker-random.js';
 
 /*
  * Why a tree and not nginx's smooth WRR or a flat EDF heap:
@@ -19,10 +19,11 @@ import { randomIndex } from './random-index.js';
  *   endpoint is picked exactly w times, and no endpoint gets more than
  *   max(ceil(w/Σw·n), ceil(w/(Σw−w))) + 1 picks in a row.
  * - The walk is ~14 dependent, unpredictable branches at 10,000 endpoints, so
- *   when the weights are integers with a modest sum (the usual case) the
- *   picker walks the tree Σw/gcd(w) times at build and stores the cycle: a pick is
- *   then one array read. Otherwise (fractional weights, huge sums) it walks
- *   the tree per pick, still O(log n) on average and allocation-free.
+ *   when the weights are integers or short decimals whose cycle (Σw in
+ *   lowest terms) is at most 131,072 picks (the usual case), the picker walks
+ *   the tree once per cycle slot at build and stores the cycle: a pick is
+ *   then one array read. Otherwise it walks the tree per pick, still
+ *   O(log n) on average and allocation-free.
  */
 
 /** Largest precomputed cycle, in picks: 4 bytes each. */
@@ -31,6 +32,22 @@ const MAX_SCHEDULE = 1 << 17;
 function gcd(a: number, b: number): number {
   while (b !== 0) [a, b] = [b, a % b];
   return a;
+}
+
+/**
+ * The weights as the smallest integers in the same proportions, when the
+ * weights have at most three decimals (1, 2.5, 0.125 ...): the tree's
+ * sequence depends only on proportions, so the cycle is Σ of these. Undefined
+ * for weights that are not such decimals.
+ */
+function integerWeights(endpoints: readonly Endpoint[]): number[] | undefined {
+  for (const scale of [1, 10, 100, 1000]) {
+    const scaled = endpoints.map((e) => Math.round(e.weight * scale));
+    if (!endpoints.every((e, i) => Math.abs(e.weight * scale - scaled[i]) <= 1e-9 * scaled[i] && scaled[i] > 0)) continue;
+    const divisor = scaled.reduce(gcd, 0);
+    return scaled.map((w) => w / divisor);
+  }
+  return undefined;
 }
 
 /** A leaf is stored as `~endpointIndex` (negative); an internal node as its index (>= 0). */
@@ -47,9 +64,15 @@ export class WeightedRoundRobinTreePicker implements Picker {
   private readonly children: Int32Array;
   private readonly root: NodeRef;
 
+  /**
+   * @param weights the weights to split by, per endpoint; default the
+   *   endpoints' own (the schedule builder passes them scaled to integers)
+   * @param skip picks to advance before the first one (the random phase)
+   */
   constructor(
     private readonly endpoints: readonly Endpoint[],
     skip: number,
+    weights: ArrayLike<number> = endpoints.map((e) => e.weight),
   ) {
     const n = endpoints.length;
     const internal = n - 1;
@@ -57,19 +80,19 @@ export class WeightedRoundRobinTreePicker implements Picker {
     this.children = new Int32Array(internal * 2);
     const nodeWeight = new Float64Array(internal);
     const leaves = Array.from({ length: n }, (_, i) => i).sort(
-      (a, b) => endpoints[a].weight - endpoints[b].weight || a - b,
+      (a, b) => weights[a] - weights[b] || a - b,
     );
     // Two-queue Huffman: leaves by weight, internal nodes in creation order (weights never decrease).
     let leafHead = 0;
     let nodeHead = 0;
     let created = 0;
     const takeLightest = (): NodeRef => {
-      if (leafHead < n && (nodeHead >= created || endpoints[leaves[leafHead]].weight <= nodeWeight[nodeHead])) {
+      if (leafHead < n && (nodeHead >= created || weights[leaves[leafHead]] <= nodeWeight[nodeHead])) {
         return ~leaves[leafHead++];
       }
       return nodeHead++;
     };
-    const weightOf = (ref: NodeRef): number => (ref < 0 ? endpoints[~ref].weight : nodeWeight[ref]);
+    const weightOf = (ref: NodeRef): number => (ref < 0 ? weights[~ref] : nodeWeight[ref]);
     while (created < internal) {
       const lighter = takeLightest();
       const heavier = takeLightest();
@@ -141,22 +164,14 @@ export class WeightedRoundRobinStrategy implements BalancingStrategy {
 
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
     if (endpoints.length === 0) return EMPTY_PICKER;
-    const total = assertPositiveWeights(endpoints, this.name);
-    // Scaling every weight by a constant leaves the sequence unchanged, so the cycle is Σw / gcd(w) long.
-    let divisor = 0;
-    for (const endpoint of endpoints) {
-      if (!Number.isInteger(endpoint.weight)) {
-        divisor = Number.NaN;
-        break;
-      }
-      divisor = gcd(divisor, endpoint.weight);
-    }
-    const cycle = total / divisor;
+    assertPositiveWeights(endpoints, this.name);
+    const weights = integerWeights(endpoints);
+    const cycle = weights === undefined ? Number.POSITIVE_INFINITY : weights.reduce((sum, w) => sum + w, 0);
     if (!(cycle <= Math.max(MAX_SCHEDULE, endpoints.length))) {
       // A random phase (up to n picks) so clients built at the same moment do not move in lockstep.
       return new WeightedRoundRobinTreePicker(endpoints, randomIndex(context.random, endpoints.length));
     }
-    const tree = new WeightedRoundRobinTreePicker(endpoints, 0);
+    const tree = new WeightedRoundRobinTreePicker(endpoints, 0, weights);
     const schedule = new Int32Array(cycle);
     for (let i = 0; i < cycle; i++) schedule[i] = tree.nextIndex();
     return new WeightedRoundRobinSchedulePicker(endpoints, schedule, randomIndex(context.random, cycle));

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { onCallStart } from '../../../lib/balancing/endpoint-load.js';
 import { LeastConnectionsStrategy, lessLoadedOfTwo } from '../../../lib/balancing/least-connections.strategy.js';
@@ -29,11 +30,17 @@ describe('least_connections (power of two choices)', () => {
     expect(Math.abs(counts.get(endpoints[0].key)! / 50_000 - 0.2)).toBeLessThan(0.01);
   });
 
-  it('always draws two distinct endpoints', () => {
-    const loads = [{ inFlight: 1, ewmaMs: 0, stampMs: 0 }, { inFlight: 0, ewmaMs: 0, stampMs: 0 }];
-    // Both draws at 0 would be the same endpoint; the second draw is offset so the pair is distinct.
-    expect(lessLoadedOfTwo(loads, () => 0)).toBe(1);
-    expect(lessLoadedOfTwo(loads, () => 0.999_999)).toBe(1);
+  it('always compares two distinct endpoints, whatever the generator state', () => {
+    fc.assert(
+      fc.property(fc.integer(), (state) => {
+        const loads = [
+          { inFlight: 1, ewmaMs: 0, stampMs: 0 },
+          { inFlight: 0, ewmaMs: 0, stampMs: 0 },
+        ];
+        expect(lessLoadedOfTwo(loads, state)).toBe(1);
+      }),
+      { seed: 1, numRuns: 500 },
+    );
   });
 
   it('keeps calls off a slow endpoint in a simulated run, where round robin piles them up', () => {

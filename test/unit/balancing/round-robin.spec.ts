@@ -72,11 +72,17 @@ describe('random', () => {
     for (const count of counts.values()) expect(Math.abs(count / 100_000 - 1 / 8)).toBeLessThan(0.02);
   });
 
-  it('follows the injected random source, clamping a source that returns 1', () => {
-    const endpoints = makeEndpoints(4);
-    expect(strategy.build(endpoints, { ...buildContext(1), random: () => 0 }).pick()).toBe(endpoints[0]);
-    expect(strategy.build(endpoints, { ...buildContext(1), random: () => 0.6 }).pick()).toBe(endpoints[2]);
-    expect(strategy.build(endpoints, { ...buildContext(1), random: () => 1 }).pick()).toBe(endpoints[3]);
+  it('draws from its own generator seeded by the build context: same seed, same picks', () => {
+    const endpoints = makeEndpoints(6);
+    const sequence = (seed: number) => {
+      const picker = strategy.build(endpoints, buildContext(seed));
+      return Array.from({ length: 40 }, () => picker.pick()!.key).join();
+    };
+    expect(sequence(8)).toBe(sequence(8));
+    expect(sequence(8)).not.toBe(sequence(9));
+    for (const value of [0, 1]) {
+      expect(endpoints).toContain(strategy.build(endpoints, { ...buildContext(1), random: () => value }).pick());
+    }
   });
 
   it('returns undefined for an empty endpoint list', () => {

@@ -41,11 +41,12 @@ function runBound(weights: readonly number[], i: number): number {
 }
 
 describe('weighted_round_robin', () => {
-  it('lands within ±2% of each weight over 100k picks (integer and fractional weights)', () => {
+  it('lands within ±2% of each weight over 100k picks (integer, decimal and irrational weights)', () => {
     for (const weights of [
       [1, 2, 3, 4],
       [5, 1, 1],
       [0.5, 1.25, 3.75, 2],
+      [Math.SQRT2, 1, Math.PI, 1 / 3],
     ]) {
       const endpoints = makeEndpoints(weights.length, weights);
       const picker = strategy.build(endpoints, buildContext(1));
@@ -108,8 +109,16 @@ describe('weighted_round_robin', () => {
   it('precomputes the cycle for integer weights and walks the tree otherwise, with the same sequence', () => {
     const integral = makeEndpoints(5, [3, 1, 4, 1, 5]);
     expect(strategy.build(integral, buildContext(1))).toBeInstanceOf(WeightedRoundRobinSchedulePicker);
-    const fractional = makeEndpoints(3, [1.5, 1, 0.25]);
-    expect(strategy.build(fractional, buildContext(1))).toBeInstanceOf(WeightedRoundRobinTreePicker);
+    const irrational = makeEndpoints(3, [Math.SQRT2, 1, 1 / 3]);
+    expect(strategy.build(irrational, buildContext(1))).toBeInstanceOf(WeightedRoundRobinTreePicker);
+    const huge = makeEndpoints(2, [1_000_003, 1]);
+    expect(strategy.build(huge, buildContext(1))).toBeInstanceOf(WeightedRoundRobinTreePicker);
+    // Short decimals are proportions of integers: 0.5 : 1.25 is 2 : 5, a 7-pick cycle.
+    const decimal = makeEndpoints(2, [0.5, 1.25]);
+    const picker = strategy.build(decimal, buildContext(1));
+    expect(picker).toBeInstanceOf(WeightedRoundRobinSchedulePicker);
+    const counts = countPicks(() => picker.pick(), 7);
+    expect([counts.get(decimal[0].key), counts.get(decimal[1].key)]).toEqual([2, 5]);
     // The stored cycle is the tree's own sequence.
     const tree = new WeightedRoundRobinTreePicker(integral, 0);
     const schedule = strategy.build(integral, { ...buildContext(1), random: () => 0 });
