@@ -1,8 +1,9 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { ConfigurationError } from '../core/errors.js';
 import { EMPTY_PICKER } from './empty-picker.js';
+import { loadRecordsOf } from './endpoint-load.js';
 import { assertPositiveWeights } from './endpoint-weights.js';
-import { lessLoadedOfTwo, loadRecordsOf } from './least-connections.strategy.js';
+import { lessLoadedOfTwo } from './least-connections.strategy.js';
 import type { BalancingStrategy, EndpointLoad, LoadSource, PickContext, Picker, PickerBuildContext } from './picker.js';
 import { advance, seedFrom } from './picker-random.js';
 import { hashString } from './string-hash.js';

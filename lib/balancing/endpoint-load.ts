@@ -1,5 +1,5 @@
 import type { Endpoint } from '../core/endpoint.js';
-import type { EndpointLoad, LoadSource } from './picker.js';
+import type { EndpointLoad, LoadSource, PickerBuildContext } from './picker.js';
 
 /**
  * Time constant of the peak-EWMA latency, ms: a sample's influence falls to
@@ -85,6 +85,18 @@ export function decayedLatency(load: EndpointLoad, nowMs: number, decayMs = DEFA
   if (ewma === 0) return 0;
   const elapsed = nowMs - load.stampMs;
   return elapsed > 0 ? ewma * Math.exp(-elapsed / decayMs) : ewma;
+}
+
+/**
+ * Resolves the load record of each endpoint once, at build time, so a pick
+ * reads `records[i].inFlight` instead of looking the endpoint up. The source
+ * must keep returning the same record per endpoint (LoadTracker does).
+ *
+ * @example
+ * const records = loadRecordsOf(endpoints, context);
+ */
+export function loadRecordsOf(endpoints: readonly Endpoint[], context: PickerBuildContext): EndpointLoad[] {
+  return endpoints.map((endpoint) => context.loads.load(endpoint));
 }
 
 /**

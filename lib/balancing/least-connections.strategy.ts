@@ -1,5 +1,6 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { EMPTY_PICKER } from './empty-picker.js';
+import { loadRecordsOf } from './endpoint-load.js';
 import type { BalancingStrategy, EndpointLoad, PickerBuildContext, Picker } from './picker.js';
 import { advance, indexAt, otherIndexAt, seedFrom } from './picker-random.js';
 
@@ -20,14 +21,6 @@ export function lessLoadedOfTwo(loads: readonly EndpointLoad[], state: number): 
   const first = indexAt(state, n);
   const second = otherIndexAt(advance(state), first, n);
   return loads[second].inFlight < loads[first].inFlight ? second : first;
-}
-
-/**
- * Resolves the load record of each endpoint once, at build time, so a pick
- * reads `records[i].inFlight` instead of looking the endpoint up.
- */
-export function loadRecordsOf(endpoints: readonly Endpoint[], context: PickerBuildContext): EndpointLoad[] {
-  return endpoints.map((endpoint) => context.loads.load(endpoint));
 }
 
 /** Least connections by power of two choices over in-flight counts. */

@@ -1,8 +1,7 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { ConfigurationError } from '../core/errors.js';
 import { EMPTY_PICKER } from './empty-picker.js';
-import { DEFAULT_EWMA_DECAY_MS, decayedLatency } from './endpoint-load.js';
-import { loadRecordsOf } from './least-connections.strategy.js';
+import { DEFAULT_EWMA_DECAY_MS, decayedLatency, loadRecordsOf } from './endpoint-load.js';
 import type { BalancingStrategy, EndpointLoad, Picker, PickerBuildContext } from './picker.js';
 import { advance, indexAt, otherIndexAt, seedFrom } from './picker-random.js';
 
