@@ -33,6 +33,7 @@ export class DiscoveryResolver implements GrpcResolver {
   private subscription: Subscription | undefined;
   private waitTimer: NodeJS.Timeout | undefined;
   private gotFirstSet = false;
+  private client: ServiceClient | undefined;
   private destroyed = false;
 
   constructor(
@@ -49,7 +50,11 @@ export class DiscoveryResolver implements GrpcResolver {
 
   updateResolution(): void {
     this.destroyed = false;
-    if (this.subscription) return;
+    if (this.subscription) {
+      // grpc-js asks again when a connection drops: let the backend re-read early (DNS does).
+      this.client?.refreshEndpoints();
+      return;
+    }
     if (!this.service) {
       queueMicrotask(() => this.fail(`invalid target discovery://${this.authority}/: expected discovery:///<service>`));
       return;
@@ -86,6 +91,7 @@ export class DiscoveryResolver implements GrpcResolver {
   private follow(target: DiscoveryTarget): void {
     if (this.destroyed) return;
     const client = target.client({ name: this.service });
+    this.client = client;
     const retry = target.retryFor(this.service);
     const serviceConfig = statusOrFromValue(serviceConfigFor({ service: this.service, authority: this.authority, hashHeader: target.hashHeader }, retry));
     const inner = client.endpoints$.subscribe((set) => {

@@ -198,6 +198,14 @@ export class ServiceClient {
     return this.pool.get(this.pick(context), this.current);
   }
 
+  /**
+   * Asks the registry for an early re-read (DNS re-resolution, ...): the
+   * grpc layer calls it when a connection to an endpoint fails.
+   */
+  refreshEndpoints(): boolean {
+    return this.deps.registry.refresh?.(this.service) ?? false;
+  }
+
   /** The retry policy this client uses (and hands grpc-js for `discovery:///` channels). */
   get retryPolicy(): ResolvedRetryOptions {
     return this.retry;

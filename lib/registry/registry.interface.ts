@@ -43,6 +43,12 @@ export interface Registry {
   watch(query: DiscoveryQuery): Observable<EndpointSet>;
   /** Stops every timer, stream and registration this registry opened. */
   close(): Promise<void>;
+  /**
+   * Asks for an early re-read of a service (e.g. DNS re-resolution after the
+   * grpc layer saw a connection fail). Optional; rate-limited by the
+   * backend. Returns true when it moved a read earlier.
+   */
+  refresh?(service: string): boolean;
 }
 
 /** Optional logger; backends log skipped records and outages through it. */

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 /**
  * The one launcher every integration test uses for real servers (etcd,
@@ -65,7 +65,7 @@ export class PeerProcess {
     });
     mkdirSync(PID_DIR, { recursive: true });
     // The owner is the vitest run (set by the global setup): concurrent runs never kill each other's peers.
-    writeFileSync(join(PID_DIR, String(child.pid)), `${this.spec.name}\n${process.env.SWITCHYARD_TEST_RUN_PID ?? process.pid}`);
+    writeFileSync(join(PID_DIR, String(child.pid)), `${this.spec.name}\n${process.env.SWITCHYARD_TEST_RUN_PID ?? process.pid}\n${basename(this.spec.command)}`);
     const deadline = Date.now() + (this.spec.readyTimeoutMs ?? 20_000);
     while (Date.now() < deadline) {
       if (exitedEarly) throw new Error(`${this.spec.name} exited during start-up:\n${this.log}`);
@@ -98,6 +98,14 @@ export class PeerProcess {
   }
 }
 
+function commandOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -124,9 +132,11 @@ export function killRecordedPeers(owner?: number): string[] {
     const pid = Number(entry);
     if (!Number.isInteger(pid)) continue;
     try {
-      const [name = '?', ownerText] = readFileSync(join(PID_DIR, entry), 'utf8').split('\n');
+      const [name = '?', ownerText, command] = readFileSync(join(PID_DIR, entry), 'utf8').split('\n');
       const ownerPid = Number(ownerText);
       if (ownerPid !== owner && Number.isInteger(ownerPid) && ownerPid > 0 && isAlive(ownerPid)) continue;
+      // Pids are reused: only kill a process still running the recorded command.
+      if (command && !commandOf(pid).includes(command)) throw new Error('pid reused');
       process.kill(pid, 'SIGCONT');
       process.kill(pid, 'SIGKILL');
       killed.push(`${name} (${pid})`);
