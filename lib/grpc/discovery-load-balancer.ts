@@ -233,7 +233,7 @@ class DiscoveryPicker implements GrpcPicker {
       },
       onCallEnded: (code: Status, _details: string, _metadata: Metadata) => {
         const now = performance.now();
-        onCallEnd(load, started ? now - started : 0, now);
+        onCallEnd(load, started ? now - started : -1, now);
       },
     };
   }
