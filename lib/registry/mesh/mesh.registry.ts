@@ -1,7 +1,130 @@
+import { Observable } from 'rxjs';
+import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
+import type { EndpointSet } from '../../core/endpoint-set.js';
 import { NotSupportedError } from '../../core/errors.js';
 import type { BackendFactory } from '../backend-context.js';
+import type { ServiceInstance } from '../../core/service-instance.js';
+import { consoleLogger, type DiscoveryLogger, type Registration, type RegistrationTiming, type Registry } from '../registry.interface.js';
+import { AdsClient, type AdsConnectionState } from './ads-client.js';
+import { MeshServiceWatch } from './mesh-service-watch.js';
+import { clusterNameFor, resolveMeshSettings, type MeshSettings, type MeshTuning } from './mesh-settings.js';
+import { registerGrpcJsXds } from './xds-delegate.js';
+import { loadXdsProtos, type XdsProtos } from './xds-protos.js';
 
-/** Placeholder until the mesh backend lands. */
-export const createRegistry: BackendFactory = () => {
-  throw new NotSupportedError("The 'mesh' backend is not available in this version of switchyard");
-};
+export type { AdsConnectionState } from './ads-client.js';
+export type { MeshSettings, MeshTuning } from './mesh-settings.js';
+export { resolveMeshSettings, parseXdsServer } from './mesh-settings.js';
+export { MissingPeerDependencyError } from './xds-protos.js';
+
+/**
+ * The `mesh` backend (alias `xds`): endpoints from an xDS control plane
+ * (Istio, Consul Connect, go-control-plane, Traffic Director) over one ADS
+ * stream per registry. A service's cluster name comes from
+ * `cluster_template` (default `{service}`); its Cluster (CDS) and
+ * ClusterLoadAssignment (EDS) become an EndpointSet: address, weight
+ * (locality-aware), region/zone, only HEALTHY/UNKNOWN endpoints, and
+ * `filter_metadata` as tags. Read-only: the control plane (or the sidecar)
+ * owns registration, so `register` throws NotSupportedError.
+ *
+ * For the health layer: `connectionState` / `connectionState$` tell
+ * whether the control plane answers; while it does not, `reason` starts with
+ * `registry unreachable:` and every watch serves its last set as `stale`.
+ *
+ * @example
+ * const registry = await createRegistry(resolveDiscoveryConfig({ backend: 'mesh', backendConfig: { xdsServer: 'http://127.0.0.1:18000' } }));
+ */
+export class MeshRegistry implements Registry {
+  readonly backend = 'mesh';
+  readonly readOnly = true;
+  private readonly ads: AdsClient;
+  private readonly watches = new Set<{ watch: MeshServiceWatch; complete: () => void }>();
+  private closed = false;
+
+  constructor(
+    readonly settings: MeshSettings,
+    protos: XdsProtos,
+    private readonly logger: DiscoveryLogger = consoleLogger,
+    tuning: MeshTuning = {},
+  ) {
+    this.ads = new AdsClient({ server: settings.server, node: settings.node, protos, logger, tuning });
+  }
+
+  /** Whether the control plane answered the current stream (undefined before the first watch). */
+  get connectionState(): AdsConnectionState {
+    return this.ads.connectionState;
+  }
+
+  /** Reachability changes of the control plane (replays the current state). */
+  get connectionState$(): Observable<AdsConnectionState> {
+    return this.ads.connectionState$;
+  }
+
+  async register(_instance?: ServiceInstance, _timing?: RegistrationTiming): Promise<Registration> {
+    throw new NotSupportedError(
+      "The 'mesh' backend is read-only: in a service mesh the control plane (or the sidecar) registers instances, not switchyard, so this instance is not registered",
+    );
+  }
+
+  /** The cluster name asked for a service in a namespace (`cluster_template`). */
+  clusterName(service: string, namespace: string): string {
+    return clusterNameFor(this.settings.clusterTemplate, service, namespace);
+  }
+
+  watch(query: DiscoveryQuery): Observable<EndpointSet> {
+    const compiled = compileQuery(query);
+    return new Observable<EndpointSet>((subscriber) => {
+      if (this.closed) {
+        subscriber.complete();
+        return undefined;
+      }
+      const cluster = this.clusterName(query.service, compiled.namespace);
+      const watch = new MeshServiceWatch(query.service, cluster, this.ads, compiled, subscriber, this.logger);
+      const entry = { watch, complete: () => subscriber.complete() };
+      this.watches.add(entry);
+      watch.start();
+      return () => {
+        watch.stop();
+        this.watches.delete(entry);
+      };
+    });
+  }
+
+  /** Ends every watch (their streams complete), the ADS stream and its channel. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const entries = [...this.watches];
+    this.watches.clear();
+    for (const { watch, complete } of entries) {
+      watch.stop();
+      complete();
+    }
+    this.ads.close();
+  }
+}
+
+/**
+ * Creates a {@link MeshRegistry}: validates `backend_config` (throws
+ * ConfigurationError naming the field or bootstrap file), loads the envoy
+ * protos, and in delegate mode registers `@grpc/grpc-js-xds`.
+ *
+ * @example
+ * const registry = await createMeshRegistry(config, logger, { resourceTimeoutMs: 2_000 });
+ */
+export async function createMeshRegistry(
+  config: Parameters<typeof resolveMeshSettings>[0],
+  logger: DiscoveryLogger = consoleLogger,
+  tuning: MeshTuning = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<MeshRegistry> {
+  const settings = resolveMeshSettings(config, env);
+  const protos = await loadXdsProtos();
+  const delegated = settings.mode === 'delegate' ? `; delegate mode: @grpc/grpc-js-xds registered, ${await registerGrpcJsXds(settings, logger, env)}` : '';
+  logger.log(
+    `mesh: read-only backend (registration is the control plane's or sidecar's job); endpoints over ADS from ${settings.server.display} as node '${settings.node.id}'${delegated}`,
+  );
+  return new MeshRegistry(settings, protos, logger, tuning);
+}
+
+/** Entry point used by createRegistry. */
+export const createRegistry: BackendFactory = ({ config, logger }) => createMeshRegistry(config, logger);

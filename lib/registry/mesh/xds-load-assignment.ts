@@ -1,0 +1,246 @@
+import { formatAddress, parseAddress } from '../../core/address.js';
+import { DiscoveryError } from '../../core/errors.js';
+
+/**
+ * A resource the control plane sent that cannot be used (it is NACKed with
+ * this message as `error_detail`, and the previous version stays in use).
+ */
+export class XdsResourceError extends DiscoveryError {}
+
+/** Health states served, as in gRPC's xDS client. */
+const SERVED_HEALTH = new Set(['HEALTHY', 'UNKNOWN']);
+
+/** One endpoint of a ClusterLoadAssignment that is served (healthy, in the active priority). */
+export interface MeshEndpoint {
+  readonly host: string;
+  readonly port: number;
+  /** `host:port`, IPv6 in brackets. */
+  readonly address: string;
+  /** Effective weight: endpoint weight, scaled by its locality's weight when localities carry weights. */
+  readonly weight: number;
+  readonly region: string | undefined;
+  readonly zone: string | undefined;
+  readonly subZone: string | undefined;
+  /** `Endpoint.hostname`, when the control plane sets it. */
+  readonly hostname: string | undefined;
+  /** String, number and boolean fields of `metadata.filter_metadata` (every filter namespace). */
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+/** A ClusterLoadAssignment turned into the endpoints a client should use. */
+export interface MeshLoadAssignment {
+  readonly clusterName: string;
+  readonly endpoints: readonly MeshEndpoint[];
+  /** Endpoints left out: not HEALTHY/UNKNOWN, in a failover priority, or in a locality without weight. */
+  readonly skipped: { readonly unhealthy: number; readonly failover: number; readonly unweightedLocality: number };
+}
+
+/** The fields of `envoy.config.endpoint.v3.ClusterLoadAssignment` read here (decoded with keepCase, string enums). */
+export interface ClusterLoadAssignmentMessage {
+  cluster_name?: string;
+  endpoints?: LocalityLbEndpointsMessage[];
+}
+
+interface LocalityLbEndpointsMessage {
+  locality?: { region?: string; zone?: string; sub_zone?: string } | null;
+  lb_endpoints?: LbEndpointMessage[];
+  load_balancing_weight?: { value?: number } | null;
+  priority?: number;
+}
+
+interface LbEndpointMessage {
+  endpoint?: {
+    address?: { socket_address?: SocketAddressMessage | null; address?: string } | null;
+    hostname?: string;
+  } | null;
+  host_identifier?: string;
+  health_status?: string;
+  metadata?: { filter_metadata?: Record<string, StructMessage> } | null;
+  load_balancing_weight?: { value?: number } | null;
+}
+
+interface SocketAddressMessage {
+  protocol?: string;
+  address?: string;
+  port_value?: number;
+  port_specifier?: string;
+}
+
+interface StructMessage {
+  fields?: Record<string, ValueMessage>;
+}
+
+/** `google.protobuf.Value`: protobufjs's built-in copy uses camelCase even with keepCase. */
+interface ValueMessage {
+  kind?: string;
+  stringValue?: string;
+  string_value?: string;
+  numberValue?: number;
+  number_value?: number;
+  boolValue?: boolean;
+  bool_value?: boolean;
+}
+
+interface Candidate {
+  endpoint: Omit<MeshEndpoint, 'weight'>;
+  endpointWeight: number;
+  group: number;
+}
+
+/** Largest integer effective weight before falling back to fractions. */
+const MAX_INTEGER_WEIGHT = 1_000_000;
+
+/**
+ * Validates a ClusterLoadAssignment and returns the endpoints to serve.
+ * Throws {@link XdsResourceError} (the resource is NACKed) for an endpoint
+ * that has no usable `socket_address`, a port outside 1-65535 or a weight of 0.
+ *
+ * - Only `HEALTHY` and `UNKNOWN` endpoints are served.
+ * - Priorities: the lowest priority with a served endpoint wins; the
+ *   others are failover and left out.
+ * - Weights: without locality weights, an endpoint's weight is its
+ *   `load_balancing_weight` (default 1). When localities carry weights, an
+ *   endpoint gets `locality_weight × endpoint_weight / Σ endpoint weights of
+ *   its locality` (scaled to integers), so each locality receives its share
+ *   of the traffic however many endpoints it has; localities without a
+ *   weight then receive none, as in Envoy's and gRPC's locality-weighted balancing.
+ *
+ * @example
+ * const { endpoints } = parseLoadAssignment(decodedClusterLoadAssignment);
+ */
+export function parseLoadAssignment(message: ClusterLoadAssignmentMessage, path = ''): MeshLoadAssignment {
+  const groups = message.endpoints ?? [];
+  const candidates: Candidate[] = [];
+  let unhealthy = 0;
+  const priorityOf = new Map<number, number>();
+  groups.forEach((group, g) => {
+    const priority = group.priority ?? 0;
+    priorityOf.set(g, priority);
+    (group.lb_endpoints ?? []).forEach((lb, e) => {
+      const where = `${path}endpoints[${g}].lb_endpoints[${e}]`;
+      const endpoint = parseLbEndpoint(lb, group, where);
+      const health = lb.health_status || 'UNKNOWN';
+      if (!SERVED_HEALTH.has(health)) {
+        unhealthy++;
+        return;
+      }
+      candidates.push({ endpoint, endpointWeight: endpointWeight(lb, where), group: g });
+    });
+  });
+
+  const localityWeights = groups.map((group) => group.load_balancing_weight?.value ?? 0);
+  const weighted = localityWeights.some((w) => w > 0);
+  let unweightedLocality = 0;
+  const usable = candidates.filter((c) => {
+    if (weighted && localityWeights[c.group] === 0) {
+      unweightedLocality++;
+      return false;
+    }
+    return true;
+  });
+  const activePriority = Math.min(...usable.map((c) => priorityOf.get(c.group)!));
+  const active = usable.filter((c) => priorityOf.get(c.group) === activePriority);
+  const failover = usable.length - active.length;
+  const weights = weighted ? localityScaledWeights(active, localityWeights) : active.map((c) => c.endpointWeight);
+  return {
+    clusterName: message.cluster_name ?? '',
+    endpoints: active.map((c, i) => Object.freeze({ ...c.endpoint, weight: weights[i]! })),
+    skipped: { unhealthy, failover, unweightedLocality },
+  };
+}
+
+function parseLbEndpoint(lb: LbEndpointMessage, group: LocalityLbEndpointsMessage, where: string): Omit<MeshEndpoint, 'weight'> {
+  if (!lb.endpoint) {
+    const detail = lb.host_identifier === 'endpoint_name' ? 'named endpoints (endpoint_name) are not supported' : 'no endpoint';
+    throw new XdsResourceError(`${where}: ${detail}`);
+  }
+  const socket = lb.endpoint.address?.socket_address;
+  if (!socket) throw new XdsResourceError(`${where}.endpoint.address: a socket_address is required (pipe and internal addresses are not supported)`);
+  if (socket.protocol && socket.protocol !== 'TCP') throw new XdsResourceError(`${where}.endpoint.address.socket_address.protocol: TCP expected (got ${socket.protocol})`);
+  if (socket.port_specifier === 'named_port') throw new XdsResourceError(`${where}.endpoint.address.socket_address: named ports are not supported`);
+  const port = socket.port_value ?? 0;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new XdsResourceError(`${where}.endpoint.address.socket_address.port_value: a port 1-65535 expected (got ${port})`);
+  }
+  const rawHost = socket.address ?? '';
+  let host: string;
+  try {
+    host = parseAddress(formatAddress(rawHost, port)).host;
+  } catch {
+    throw new XdsResourceError(`${where}.endpoint.address.socket_address.address: an IP address or host name expected (got ${JSON.stringify(rawHost)})`);
+  }
+  const locality = group.locality ?? {};
+  return {
+    host,
+    port,
+    address: formatAddress(host, port),
+    region: locality.region || undefined,
+    zone: locality.zone || undefined,
+    subZone: locality.sub_zone || undefined,
+    hostname: lb.endpoint.hostname || undefined,
+    tags: Object.freeze(metadataTags(lb.metadata?.filter_metadata)),
+  };
+}
+
+function endpointWeight(lb: LbEndpointMessage, where: string): number {
+  const weight = lb.load_balancing_weight;
+  if (!weight) return 1;
+  const value = weight.value ?? 0;
+  if (!Number.isInteger(value) || value < 1) throw new XdsResourceError(`${where}.load_balancing_weight: a weight >= 1 expected (got ${value})`);
+  return value;
+}
+
+/**
+ * `locality_weight × endpoint_weight / Σ endpoint weights in the locality`,
+ * multiplied by the least common multiple of the sums (and divided by the
+ * common divisor) so the weights stay integers when that stays small:
+ * integer weights let weighted round robin precompute its schedule.
+ */
+function localityScaledWeights(active: readonly Candidate[], localityWeights: readonly number[]): number[] {
+  const sums = new Map<number, number>();
+  for (const c of active) sums.set(c.group, (sums.get(c.group) ?? 0) + c.endpointWeight);
+  let lcm = 1;
+  for (const sum of sums.values()) {
+    lcm = (lcm / gcd(lcm, sum)) * sum;
+    if (lcm > MAX_INTEGER_WEIGHT) break;
+  }
+  const scaled = active.map((c) => localityWeights[c.group]! * c.endpointWeight * (lcm / sums.get(c.group)!));
+  if (lcm <= MAX_INTEGER_WEIGHT && scaled.every((w) => Number.isSafeInteger(w) && w <= MAX_INTEGER_WEIGHT)) {
+    const divisor = scaled.reduce((d, w) => gcd(d, w), 0) || 1;
+    return scaled.map((w) => w / divisor);
+  }
+  return active.map((c) => (localityWeights[c.group]! * c.endpointWeight) / sums.get(c.group)!);
+}
+
+function gcd(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b];
+  return a;
+}
+
+/**
+ * Flattens `filter_metadata` into tags: string, number and boolean fields of
+ * every namespace, by field name. On a clash the `envoy.lb` namespace (the
+ * standard one for subset load balancing) wins, then the alphabetically
+ * later namespace.
+ */
+function metadataTags(filterMetadata: Record<string, StructMessage> | undefined): Record<string, string> {
+  const tags: Record<string, string> = {};
+  if (!filterMetadata) return tags;
+  const namespaces = Object.keys(filterMetadata).sort((a, b) => (a === 'envoy.lb' ? 1 : b === 'envoy.lb' ? -1 : a < b ? -1 : a > b ? 1 : 0));
+  for (const namespace of namespaces) {
+    for (const [key, value] of Object.entries(filterMetadata[namespace]?.fields ?? {})) {
+      const text = scalarText(value);
+      if (text !== undefined) tags[key] = text;
+    }
+  }
+  return tags;
+}
+
+function scalarText(value: ValueMessage | undefined): string | undefined {
+  if (!value) return undefined;
+  const kind = value.kind;
+  if (kind === 'stringValue' || kind === 'string_value') return value.stringValue ?? value.string_value;
+  if (kind === 'numberValue' || kind === 'number_value') return String(value.numberValue ?? value.number_value);
+  if (kind === 'boolValue' || kind === 'bool_value') return String(value.boolValue ?? value.bool_value);
+  return undefined;
+}

@@ -1,0 +1,37 @@
+import { parseCluster, type ClusterMessage, type MeshCluster } from './xds-cluster.js';
+import { parseLoadAssignment, type ClusterLoadAssignmentMessage, type MeshLoadAssignment } from './xds-load-assignment.js';
+import { CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL } from './xds-protos.js';
+
+/**
+ * One xDS resource type as the ADS client handles it: how to name a decoded
+ * resource, how to validate it, and whether a response carries the full
+ * state (for LDS and CDS a resource missing from a response was deleted;
+ * EDS and RDS responses may carry only some of the subscribed resources).
+ */
+export interface XdsResourceType<T> {
+  readonly typeUrl: string;
+  /** Short name for logs: CDS, EDS. */
+  readonly label: string;
+  readonly fullState: boolean;
+  nameOf(message: unknown): string;
+  /** Throws XdsResourceError for a resource that must be NACKed. */
+  parse(message: unknown): T;
+}
+
+/** CDS: `envoy.config.cluster.v3.Cluster`. */
+export const CLUSTER_RESOURCE: XdsResourceType<MeshCluster> = {
+  typeUrl: CLUSTER_TYPE_URL,
+  label: 'CDS',
+  fullState: true,
+  nameOf: (message) => (message as ClusterMessage).name ?? '',
+  parse: (message) => parseCluster(message as ClusterMessage),
+};
+
+/** EDS: `envoy.config.endpoint.v3.ClusterLoadAssignment`. */
+export const ENDPOINT_RESOURCE: XdsResourceType<MeshLoadAssignment> = {
+  typeUrl: ENDPOINT_TYPE_URL,
+  label: 'EDS',
+  fullState: false,
+  nameOf: (message) => (message as ClusterLoadAssignmentMessage).cluster_name ?? '',
+  parse: (message) => parseLoadAssignment(message as ClusterLoadAssignmentMessage),
+};
