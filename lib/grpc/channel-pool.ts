@@ -8,6 +8,12 @@ export interface ChannelFactoryOptions {
   credentials?: grpc.ChannelCredentials;
   /** grpc-js channel options (keepalive, message sizes, ...). */
   channelOptions?: grpc.ChannelOptions;
+  /**
+   * How long the channel of an endpoint that left stays open, ms (default
+   * 5 000): a call picked just before the endpoint left still starts, and the
+   * server (which deregistered first and is draining) still answers it.
+   */
+  channelLingerMs?: number;
 }
 
 /**
@@ -19,6 +25,8 @@ export interface ChannelFactoryOptions {
  */
 export class ChannelPool {
   private readonly channels = new Map<string, grpc.Channel>();
+  /** Channels of departed endpoints, closed when their linger timer fires. */
+  private readonly lingering = new Map<string, { channel: grpc.Channel; timer: NodeJS.Timeout }>();
   private active = false;
   private closed = false;
   private readonly credentials: grpc.ChannelCredentials;
@@ -40,7 +48,7 @@ export class ChannelPool {
     }
     let channel = this.channels.get(endpoint.address);
     if (!channel) {
-      channel = this.create(endpoint.address);
+      channel = this.revive(endpoint.address) ?? this.create(endpoint.address);
       this.channels.set(endpoint.address, channel);
     }
     return channel;
@@ -53,12 +61,12 @@ export class ChannelPool {
     const wanted = new Set(set.endpoints.map((e) => e.address));
     for (const [address, channel] of this.channels) {
       if (!wanted.has(address)) {
-        channel.close();
         this.channels.delete(address);
+        this.linger(address, channel);
       }
     }
     for (const address of wanted) {
-      if (!this.channels.has(address)) this.channels.set(address, this.create(address));
+      if (!this.channels.has(address)) this.channels.set(address, this.revive(address) ?? this.create(address));
     }
   }
 
@@ -66,6 +74,31 @@ export class ChannelPool {
     this.closed = true;
     for (const channel of this.channels.values()) channel.close();
     this.channels.clear();
+    for (const { channel, timer } of this.lingering.values()) {
+      clearTimeout(timer);
+      channel.close();
+    }
+    this.lingering.clear();
+  }
+
+  private linger(address: string, channel: grpc.Channel): void {
+    const delay = this.options.channelLingerMs ?? 5_000;
+    if (delay <= 0) return channel.close();
+    const timer = setTimeout(() => {
+      this.lingering.delete(address);
+      channel.close();
+    }, delay);
+    timer.unref();
+    this.lingering.set(address, { channel, timer });
+  }
+
+  /** An endpoint that comes back while its old channel lingers gets that channel again. */
+  private revive(address: string): grpc.Channel | undefined {
+    const entry = this.lingering.get(address);
+    if (!entry) return undefined;
+    clearTimeout(entry.timer);
+    this.lingering.delete(address);
+    return entry.channel;
   }
 
   private create(address: string): grpc.Channel {

@@ -123,6 +123,19 @@ describe('ServiceClient against real grpc servers', () => {
     await expect(client.ready({ timeoutMs: 50 })).rejects.toThrow(/zero instances.*waited 50 ms/);
   });
 
+  it('a channel picked just before its endpoint leaves still carries calls while the server drains', async () => {
+    const name = `svc${++service}`;
+    const server = await addServer(name, 'leaving');
+    const client = discovery.client(name);
+    await client.ready();
+    const channel = await client.getChannel();
+    await registrations.splice(0).pop()!.deregister();
+    await waitFor(() => client.snapshot().state === 'empty', { what: 'the endpoint to leave' });
+    // The server deregistered first and still accepts: the call must not fail on our side.
+    await expect(helloOver(channel)).resolves.toMatchObject({ instance: 'leaving' });
+    expect(server.calls).toBe(1);
+  });
+
   it('1,000 concurrent calls share one client without locking', async () => {
     const name = `svc${++service}`;
     for (const id of ['m1', 'm2']) await addServer(name, id);
