@@ -7,6 +7,8 @@ import { resolveService, type DnsLookup } from '../../lib/registry/dns/dns-resol
 import { resolveDnsSettings } from '../../lib/registry/dns/dns-settings.js';
 import { GrpcNamingLayout, SeedLayout, type DecodeResult } from '../../lib/registry/etcd/etcd-key-layout.js';
 import { decodeInstanceFile } from '../../lib/registry/local/instance-file.js';
+import { parseCluster, type ClusterMessage } from '../../lib/registry/mesh/xds-cluster.js';
+import { parseLoadAssignment, XdsResourceError, type ClusterLoadAssignmentMessage, type MeshLoadAssignment } from '../../lib/registry/mesh/xds-load-assignment.js';
 import { reliabilityTest, ResultsFile, type ResultSpec } from '../faults/support/reliability-results.js';
 import { fuzzParameters, isCrash } from './support/fuzz-settings.js';
 
@@ -291,6 +293,103 @@ describe('fuzz: registry record decoders', () => {
       details.kinds = kinds;
       expect(kinds.records).toBeGreaterThan(0);
       expect(kinds.unreachable).toBeGreaterThan(0);
+    },
+  );
+
+  reliabilityTest(
+    results,
+    spec('decode-xds-resources', 'xDS resources (Cluster, ClusterLoadAssignment)', 'mesh', 'any decoded Cluster or ClusterLoadAssignment gives served endpoints with valid addresses and weights > 0 from one priority, or an XdsResourceError (NACK); never another exception'),
+    (details) => {
+      const counts = { served: 0, nacked: 0, endpoints: 0 };
+      const maybe = <T,>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined });
+      // One bad endpoint NACKs the whole resource: keep bad fields rare, so many resources are served.
+      const usually = <T, U>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<U>) => fc.oneof({ weight: 30, arbitrary: good }, { weight: 1, arbitrary: bad });
+      const value = fc.oneof(
+        fc.record({ kind: fc.constant('stringValue'), stringValue: fc.string({ maxLength: 5 }) }),
+        fc.record({ kind: fc.constant('numberValue'), numberValue: fc.double() }),
+        fc.record({ kind: fc.constant('boolValue'), boolValue: fc.boolean() }),
+        fc.record({ kind: fc.constantFrom('structValue', 'listValue', 'nullValue') }),
+      );
+      const socket = fc.record(
+        {
+          protocol: usually(maybe(fc.constant('TCP')), fc.constant('UDP')),
+          address: usually(fc.constantFrom('127.0.0.1', '10.0.0.2', '::1', 'backend.svc'), fc.constantFrom('', 'unix:/x', 'http://a', '[::1]', '1.2.3.4:80', 'a b')),
+          port_value: usually(fc.integer({ min: 1, max: 65535 }), fc.constantFrom(0, 65536, -1)),
+          port_specifier: usually(maybe(fc.constant('port_value')), fc.constant('named_port')),
+        },
+        { requiredKeys: ['address', 'port_value'] },
+      );
+      const lbEndpoint = fc.record(
+        {
+          endpoint: usually(fc.record({ address: usually(fc.record({ socket_address: usually(socket, fc.constant(null)) }), fc.constant(null)), hostname: maybe(fc.string({ maxLength: 5 })) }, { requiredKeys: ['address'] }), fc.constant(null)),
+          host_identifier: maybe(fc.constantFrom('endpoint', 'endpoint_name')),
+          health_status: fc.oneof({ weight: 4, arbitrary: maybe(fc.constantFrom('UNKNOWN', 'HEALTHY', '')) }, { weight: 1, arbitrary: fc.constantFrom('UNHEALTHY', 'DRAINING', 'TIMEOUT', 'DEGRADED') }),
+          metadata: maybe(fc.record({ filter_metadata: fc.dictionary(fc.constantFrom('envoy.lb', 'x', 'a'), fc.record({ fields: fc.dictionary(fc.string({ maxLength: 4 }), value, { maxKeys: 3 }) })) })),
+          load_balancing_weight: maybe(fc.oneof(fc.record({ value: usually(fc.integer({ min: 1, max: 1_000 }), fc.constantFrom(0, -1, 2 ** 32)) }, { requiredKeys: [] }), fc.constant(null))),
+        },
+        { requiredKeys: ['endpoint'] },
+      );
+      const assignment: fc.Arbitrary<ClusterLoadAssignmentMessage> = fc.record(
+        {
+          cluster_name: fc.string({ maxLength: 6 }),
+          endpoints: fc.array(
+            fc.record(
+              {
+                locality: maybe(fc.record({ region: fc.string({ maxLength: 3 }), zone: fc.string({ maxLength: 3 }), sub_zone: fc.string({ maxLength: 3 }) }, { requiredKeys: [] })),
+                lb_endpoints: fc.array(lbEndpoint, { maxLength: 4 }),
+                load_balancing_weight: maybe(fc.record({ value: fc.integer({ min: 0, max: 10_000 }) }, { requiredKeys: [] })),
+                priority: maybe(fc.integer({ min: 0, max: 3 })),
+              },
+              { requiredKeys: [] },
+            ),
+            { maxLength: 4 },
+          ),
+        },
+        { requiredKeys: [] },
+      );
+      const cluster: fc.Arbitrary<ClusterMessage> = fc.record(
+        {
+          name: fc.string({ maxLength: 6 }),
+          cluster_discovery_type: maybe(fc.constantFrom('type', 'cluster_type')),
+          type: maybe(fc.constantFrom('STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST')),
+          cluster_type: maybe(fc.record({ name: fc.string({ maxLength: 5 }) }, { requiredKeys: [] })),
+          eds_cluster_config: maybe(fc.record({ eds_config: maybe(fc.record({ config_source_specifier: maybe(fc.constantFrom('ads', 'self', 'path', 'api_config_source')) }, { requiredKeys: [] })), service_name: maybe(fc.string({ maxLength: 5 })) }, { requiredKeys: [] })),
+          load_assignment: usually(assignment, fc.constant(undefined)),
+        },
+        { requiredKeys: [] },
+      );
+      const checkAssignment = (result: MeshLoadAssignment, message: ClusterLoadAssignmentMessage) => {
+        counts.endpoints += result.endpoints.length;
+        for (const e of result.endpoints) {
+          expect(parseAddress(e.address)).toEqual({ host: e.host, port: e.port });
+          expect(Number.isFinite(e.weight) && e.weight > 0).toBe(true);
+        }
+        if (result.endpoints.length === 0) return;
+        // Served endpoints come from one priority: the lowest one holding a served endpoint.
+        const priorities = new Set((message.endpoints ?? []).filter((g) => (g.lb_endpoints ?? []).some((lb) => result.endpoints.some((e) => e.port === lb.endpoint?.address?.socket_address?.port_value))).map((g) => g.priority ?? 0));
+        expect(priorities.size).toBeGreaterThan(0);
+      };
+      fc.assert(
+        fc.property(fc.oneof(assignment.map((m) => ({ kind: 'eds' as const, m })), cluster.map((m) => ({ kind: 'cds' as const, m }))), (input) => {
+          try {
+            if (input.kind === 'eds') checkAssignment(parseLoadAssignment(input.m), input.m);
+            else {
+              const parsed = parseCluster(input.m);
+              expect(['eds', 'inline', 'unsupported']).toContain(parsed.kind);
+              if (parsed.kind === 'inline') checkAssignment(parsed.assignment, input.m.load_assignment!);
+            }
+            counts.served++;
+          } catch (error) {
+            if (!(error instanceof XdsResourceError)) throw new Error(`xDS parsing threw ${(error as Error)?.constructor?.name}: ${(error as Error)?.message}`, { cause: error });
+            expect(error.message.length).toBeGreaterThan(0);
+            counts.nacked++;
+          }
+        }),
+        fuzzParameters(0xdec8, 1_000),
+      );
+      details.counts = counts;
+      expect(counts.endpoints).toBeGreaterThan(50);
+      expect(counts.nacked).toBeGreaterThan(0);
     },
   );
 });
