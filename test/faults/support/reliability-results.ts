@@ -25,12 +25,20 @@ export interface ResultSpec {
   asserted: string;
 }
 
+/**
+ * The vitest run a line belongs to (the global setup exports its pid), so
+ * the table keeps only the latest run's lines when two runs wrote into the
+ * same file.
+ */
+const RUN_ID = process.env.SWITCHYARD_TEST_RUN_PID ?? String(process.pid);
+
 export interface ResultLine extends ResultSpec {
   status: ResultStatus;
   /** Numbers the run measured (calls, failed calls, emissions, ...). */
   details?: Record<string, unknown>;
   note?: string;
   at: string;
+  run: string;
 }
 
 /**
@@ -49,8 +57,8 @@ export class ResultsFile {
     writeFileSync(this.path, '');
   }
 
-  record(line: Omit<ResultLine, 'at'>): void {
-    appendFileSync(this.path, `${JSON.stringify({ ...line, at: new Date().toISOString() })}\n`);
+  record(line: Omit<ResultLine, 'at' | 'run'>): void {
+    appendFileSync(this.path, `${JSON.stringify({ ...line, at: new Date().toISOString(), run: RUN_ID })}\n`);
   }
 
   /** Records a cell that is not tested on purpose (the reason is printed in the table). */

@@ -1,0 +1,280 @@
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DiscoveryOptions } from '../../../lib/index.js';
+import { findFreePort } from '../../../lib/core/tcp.js';
+import { ConsulAgent, consulBinary } from '../../support/peers/consul.js';
+import { DnsmasqPeer, ensureDnsmasq } from '../../support/peers/dnsmasq.js';
+import { EtcdPeer } from '../../support/peers/etcd.js';
+
+/** Registration timing of every fault scenario: short, so expiries happen within a test. */
+export const FAULT_TTL_S = 2;
+export const FAULT_HEARTBEAT_S = 0.5;
+
+/**
+ * One backend under fault: its real server (or, for `local`, its folder),
+ * the options clients and instances use, and the faults the harness can
+ * inflict on it. Faults a backend cannot have throw {@link NotApplicable}.
+ */
+export interface FaultBackend {
+  readonly name: 'local' | 'etcd' | 'consul' | 'dns';
+  /** False for DNS: instances do not register; records are published by the test. */
+  readonly registers: boolean;
+  /** Why this backend cannot run here (a peer that is missing outside CI); undefined when it can. */
+  readonly unavailable: string | undefined;
+  start(): Promise<void>;
+  close(): Promise<void>;
+  /** Options for clients and self-registering instances. */
+  options(): DiscoveryOptions;
+  /** Options pointing at a registry that does not answer at all. */
+  unreachableOptions(): Promise<DiscoveryOptions>;
+  /** DNS: serve these ports as the service's SRV records (restarts the server). */
+  publish(service: string, ports: readonly number[]): Promise<void>;
+  stopRegistry(): Promise<void>;
+  startRegistry(): Promise<void>;
+  /** Stop and start again (for Consul dev mode and dnsmasq: state is rebuilt by registrations / configuration). */
+  restartRegistry(): Promise<void>;
+  stallRegistry(): void;
+  resumeRegistry(): void;
+}
+
+/** A fault this backend cannot have (reported as n/a with the reason). */
+export class NotApplicable extends Error {}
+
+const timing = { registration: { ttl: FAULT_TTL_S, heartbeatInterval: FAULT_HEARTBEAT_S }, refreshInterval: 1 } as const;
+
+/** A port nothing listens on (picked free, never bound). */
+async function deadPort(): Promise<number> {
+  return findFreePort();
+}
+
+/**
+ * `local`: the registry is a folder. "Down" means the folder cannot be read
+ * (its path is a regular file, so every read fails with ENOTDIR); it has
+ * no process to restart or stall.
+ */
+export class LocalFaultBackend implements FaultBackend {
+  readonly name = 'local';
+  readonly registers = true;
+  readonly unavailable = undefined;
+  private root = '';
+
+  private get dir(): string {
+    return join(this.root, 'registry');
+  }
+
+  async start(): Promise<void> {
+    this.root = await mkdtemp(join(tmpdir(), 'sy-faults-local-'));
+  }
+
+  async close(): Promise<void> {
+    if (this.root) await rm(this.root, { recursive: true, force: true });
+  }
+
+  options(): DiscoveryOptions {
+    return { backend: 'local', backendConfig: { dir: this.dir }, loadBalance: 'round_robin', ...timing };
+  }
+
+  async unreachableOptions(): Promise<DiscoveryOptions> {
+    const file = join(this.root, 'not-a-folder');
+    await writeFile(file, 'the registry folder is missing\n');
+    return { ...this.options(), backendConfig: { dir: join(file, 'registry') } };
+  }
+
+  async publish(): Promise<void> {}
+
+  async stopRegistry(): Promise<void> {
+    await rename(this.dir, `${this.dir}.away`).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+    await writeFile(this.dir, 'the registry folder is unavailable\n');
+  }
+
+  async startRegistry(): Promise<void> {
+    await rm(this.dir, { force: true });
+    await rename(`${this.dir}.away`, this.dir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+  }
+
+  async restartRegistry(): Promise<void> {
+    throw new NotApplicable('the local backend has no registry process: the folder is the registry');
+  }
+
+  stallRegistry(): void {
+    throw new NotApplicable('the local backend has no registry process to stall');
+  }
+
+  resumeRegistry(): void {}
+}
+
+/** `etcd`: one real member; restart keeps its data dir (leases and keys survive). */
+export class EtcdFaultBackend implements FaultBackend {
+  readonly name = 'etcd';
+  readonly registers = true;
+  readonly unavailable = undefined;
+  private etcd: EtcdPeer | undefined;
+
+  async start(): Promise<void> {
+    this.etcd = await EtcdPeer.start();
+  }
+
+  async close(): Promise<void> {
+    await this.etcd?.stop();
+  }
+
+  private get member() {
+    return this.etcd!.members[0]!;
+  }
+
+  options(): DiscoveryOptions {
+    return { backend: 'etcd', backendConfig: { endpoints: this.etcd!.endpoints, dialTimeout: 1 }, loadBalance: 'round_robin', ...timing };
+  }
+
+  async unreachableOptions(): Promise<DiscoveryOptions> {
+    return { ...this.options(), backendConfig: { endpoints: [`http://127.0.0.1:${await deadPort()}`], dialTimeout: 1 } };
+  }
+
+  async publish(): Promise<void> {}
+
+  async stopRegistry(): Promise<void> {
+    await this.member.stop();
+  }
+
+  async startRegistry(): Promise<void> {
+    await this.member.start();
+  }
+
+  async restartRegistry(): Promise<void> {
+    await this.member.kill();
+    await this.member.start();
+  }
+
+  stallRegistry(): void {
+    this.member.signal('SIGSTOP');
+  }
+
+  resumeRegistry(): void {
+    this.member.signal('SIGCONT');
+  }
+}
+
+/** `consul`: one real dev-mode agent; a restart loses every registration (instances must register again). */
+export class ConsulFaultBackend implements FaultBackend {
+  readonly name = 'consul';
+  readonly registers = true;
+  readonly unavailable: string | undefined;
+  private agent: ConsulAgent | undefined;
+  private readonly binary = consulBinary();
+
+  constructor() {
+    this.unavailable = this.binary ? undefined : 'the consul binary is not installed (see the warning above)';
+  }
+
+  async start(): Promise<void> {
+    this.agent = await ConsulAgent.start({}, this.binary);
+  }
+
+  async close(): Promise<void> {
+    await this.agent?.stop();
+  }
+
+  options(): DiscoveryOptions {
+    return { backend: 'consul', backendConfig: { url: this.agent!.url, wait: 1 }, loadBalance: 'round_robin', ...timing };
+  }
+
+  async unreachableOptions(): Promise<DiscoveryOptions> {
+    return { ...this.options(), backendConfig: { url: `http://127.0.0.1:${await deadPort()}`, wait: 1 } };
+  }
+
+  async publish(): Promise<void> {}
+
+  async stopRegistry(): Promise<void> {
+    await this.agent!.stop();
+  }
+
+  async startRegistry(): Promise<void> {
+    await this.agent!.restart();
+  }
+
+  async restartRegistry(): Promise<void> {
+    await this.agent!.restart();
+  }
+
+  stallRegistry(): void {
+    this.agent!.signal('SIGSTOP');
+  }
+
+  resumeRegistry(): void {
+    this.agent!.signal('SIGCONT');
+  }
+}
+
+/**
+ * `dns`: a real dnsmasq serving SRV records `_grpc._tcp.<service>.svc.test`
+ * for the instances' ports (TTL 1 s). Instances do not register; a restart
+ * brings the same records back.
+ */
+export class DnsFaultBackend implements FaultBackend {
+  readonly name = 'dns';
+  readonly registers = false;
+  readonly unavailable: string | undefined;
+  private dnsmasq: DnsmasqPeer | undefined;
+  private readonly published = new Map<string, readonly number[]>();
+
+  constructor() {
+    const { binary, reason } = ensureDnsmasq();
+    this.unavailable = binary ? undefined : reason;
+  }
+
+  async start(): Promise<void> {
+    this.dnsmasq = await DnsmasqPeer.start({ localTtl: 1, hostRecords: ['node.svc.test,127.0.0.1'] });
+  }
+
+  async close(): Promise<void> {
+    await this.dnsmasq?.stop();
+  }
+
+  options(): DiscoveryOptions {
+    return {
+      backend: 'dns',
+      backendConfig: { domain: 'svc.test', nameservers: [this.dnsmasq!.nameserver], timeout: 0.5, tries: 1, ttlFloor: 0.5 },
+      loadBalance: 'round_robin',
+      ...timing,
+    };
+  }
+
+  async unreachableOptions(): Promise<DiscoveryOptions> {
+    return { ...this.options(), backendConfig: { domain: 'svc.test', nameservers: [`127.0.0.1:${await deadPort()}`], timeout: 0.5, tries: 1, ttlFloor: 0.5 } };
+  }
+
+  async publish(service: string, ports: readonly number[]): Promise<void> {
+    this.published.set(service, ports);
+    await this.dnsmasq!.restart(this.records());
+  }
+
+  private records() {
+    const srvHosts = [...this.published].flatMap(([service, ports]) => ports.map((port) => `_grpc._tcp.${service}.svc.test,node.svc.test,${port},0,10`));
+    return { srvHosts, hostRecords: ['node.svc.test,127.0.0.1'] };
+  }
+
+  async stopRegistry(): Promise<void> {
+    await this.dnsmasq!.stopProcess();
+  }
+
+  async startRegistry(): Promise<void> {
+    await this.dnsmasq!.restart(this.records());
+  }
+
+  async restartRegistry(): Promise<void> {
+    await this.dnsmasq!.restart(this.records());
+  }
+
+  stallRegistry(): void {
+    this.dnsmasq!.signal('SIGSTOP');
+  }
+
+  resumeRegistry(): void {
+    this.dnsmasq!.signal('SIGCONT');
+  }
+}

@@ -1,0 +1,368 @@
+import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
+import { Discovery, NoEndpointsError, type DiscoveryOptions, type RetryOptions, type ServiceClient } from '../../../lib/index.js';
+import type { DiscoveryLogger } from '../../../lib/registry/registry.interface.js';
+import { waitFor } from '../../support/wait-for.js';
+import { FAULT_TTL_S, NotApplicable, type FaultBackend } from './fault-backends.js';
+import { EndpointRecorder, helloThrough, holdFault, LoadGenerator, ServiceProcess } from './fault-harness.js';
+import { reliabilityTest, ResultsFile, type ResultSpec } from './reliability-results.js';
+
+/** Retries "on" in every scenario: gRPC-style, with a budget that a handful of failures in a burst cannot exhaust. */
+export const RETRIES_ON: RetryOptions = { maxAttempts: 3, initialBackoffMs: 25, maxBackoffMs: 250, budget: { maxTokens: 100, tokenRatio: 1 } };
+const TTL_MS = FAULT_TTL_S * 1000;
+/** How long after its TTL a crashed instance may still be listed: registry timers (etcd lease checks, Consul check reaping, folder rescans) plus a loaded machine. */
+const LEAVE_SLACK_MS = 3_000;
+
+/** The scenarios of the issue, as table rows: id, title, what is asserted. */
+export const SCENARIOS = {
+  downAtStart: {
+    scenario: 'down-at-start',
+    title: 'registry down at client start, then up',
+    asserted: 'the client starts without error (first set stale, pick() says unreachable, endpoints$ never errors) and converges to every instance once the registry is up; calls then succeed',
+  },
+  restartUnderLoad: {
+    scenario: 'restart-under-load',
+    title: 'registry restarted under load',
+    asserted: 'zero failed calls at 300 calls/s while the registry restarts; every stale set keeps all endpoints (last known good); every registration is restored (a fresh client sees all instances)',
+  },
+  stallBeyondTtl: {
+    scenario: 'stall-beyond-ttl',
+    title: 'registry stalled (SIGSTOP) beyond the TTL',
+    asserted: 'the client goes stale but keeps serving (zero failed calls at 100 calls/s); after SIGCONT it recovers to exactly the instances, no duplicate ids or addresses, and a fresh client sees each instance once',
+  },
+  rollingRestart: {
+    scenario: 'rolling-restart',
+    title: 'rolling restart of 3 instances under 500 calls/s',
+    asserted: 'SIGTERM (deregister, drain 300 ms, stop) and start again, one instance at a time: zero failed calls, every instance serves again afterwards',
+  },
+  sigkillInstance: {
+    scenario: 'sigkill-instance',
+    title: 'SIGKILL of an instance under load',
+    asserted: 'with retries on: zero failed calls; with retries off: failures only until the instance leaves; it leaves endpoints$ within the TTL (2 s) plus registry slack',
+  },
+  flapping: {
+    scenario: 'flapping-instance',
+    title: 'a flapping instance (up/down every 2 s)',
+    asserted: 'no thrash: bounded picker rebuilds, no failed calls',
+  },
+  allUnhealthy: {
+    scenario: 'all-unhealthy',
+    title: 'every instance unhealthy',
+    asserted: 'the documented behaviour (panic or fail fast), clearly reported',
+  },
+  emptyVsUnreachable: {
+    scenario: 'empty-vs-unreachable',
+    title: 'empty versus unreachable registry',
+    asserted: 'zero instances gives state "empty" and NoEndpointsError reason "empty"; a registry that does not answer gives "stale" (unresolved), reason "unreachable" and a warning; the two never look alike',
+  },
+} as const;
+
+/** A logger that keeps lines, for assertions on warnings. */
+class LinesLogger implements DiscoveryLogger {
+  readonly lines: string[] = [];
+  log(m: string): void {
+    this.lines.push(`log ${m}`);
+  }
+  warn(m: string): void {
+    this.lines.push(`warn ${m}`);
+  }
+  error(m: string): void {
+    this.lines.push(`error ${m}`);
+  }
+}
+
+/**
+ * Registers the issue's fault scenarios for one backend: real registry
+ * server, real instance processes, real calls. Each result (and each
+ * scenario that does not apply, with the reason) lands in
+ * test-artifacts/reliability/faults-<backend>.jsonl.
+ *
+ * @example
+ * defineFaultScenarios(new EtcdFaultBackend());
+ */
+export function defineFaultScenarios(backend: FaultBackend): void {
+  const results = new ResultsFile(`faults-${backend.name}`);
+  const spec = (row: (typeof SCENARIOS)[keyof typeof SCENARIOS]): ResultSpec => ({ suite: 'faults', backend: backend.name, ...row });
+
+  if (backend.unavailable) {
+    for (const row of Object.values(SCENARIOS)) results.notApplicable(spec(row), `not run: ${backend.unavailable}`, 'not-yet');
+  }
+
+  describe.skipIf(backend.unavailable !== undefined)(`fault scenarios: ${backend.name}`, () => {
+    const cleanups: Array<() => Promise<unknown> | unknown> = [];
+    let registryDown = false;
+    let stalled = false;
+    let sequence = 0;
+    const freshService = (name: string) => `${name}-${++sequence}`;
+
+    beforeAll(() => backend.start(), 60_000);
+    afterEach(async () => {
+      // Whatever a scenario did to the registry, the next one starts with it running.
+      if (stalled) backend.resumeRegistry();
+      stalled = false;
+      if (registryDown) await backend.startRegistry();
+      registryDown = false;
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    }, 60_000);
+    afterAll(() => backend.close(), 60_000);
+
+    async function stopRegistry(): Promise<void> {
+      registryDown = true;
+      await backend.stopRegistry();
+    }
+    async function startRegistry(): Promise<void> {
+      await backend.startRegistry();
+      registryDown = false;
+    }
+
+    /** Starts instance processes of `service` (registering themselves, or published in DNS). */
+    async function startInstances(service: string, count: number, options: { drainMs?: number; waitForRegistration?: boolean } = {}): Promise<ServiceProcess[]> {
+      const instances = await Promise.all(
+        Array.from({ length: count }, (_, i) =>
+          ServiceProcess.start({
+            id: `${service}-i${i + 1}`,
+            service,
+            discovery: backend.registers ? backend.options() : undefined,
+            drainMs: options.drainMs,
+            waitForRegistration: options.waitForRegistration,
+          }),
+        ),
+      );
+      cleanups.push(() => Promise.all(instances.map((i) => i.kill())));
+      if (!backend.registers) await backend.publish(service, instances.map((i) => i.port));
+      return instances;
+    }
+
+    /** A Discovery of its own with one client of `service`, recording its sets and log lines. */
+    async function openClient(service: string, options: { discovery?: DiscoveryOptions; retry?: RetryOptions | false } = {}) {
+      const logger = new LinesLogger();
+      const discovery = await Discovery.create(options.discovery ?? backend.options(), { logger, retry: options.retry ?? RETRIES_ON });
+      const client: ServiceClient = discovery.client(service);
+      const sets = new EndpointRecorder(client.endpoints$);
+      // The registry's own view, before the client's health overlay (outlier ejection) filters it.
+      const registryView = new EndpointRecorder(discovery.registry.watch(discovery.queryFor({ name: service })));
+      cleanups.push(async () => {
+        sets.stop();
+        registryView.stop();
+        await discovery.close();
+      });
+      return { discovery, client, sets, registryView, logger };
+    }
+
+    /** A load of `ratePerSecond` SayHello calls through `client`, stopped at cleanup if the test did not. */
+    function startLoad(client: ServiceClient, ratePerSecond: number): LoadGenerator {
+      const load = new LoadGenerator(() => helloThrough(client), { ratePerSecond }).start();
+      cleanups.push(() => load.stop());
+      return load;
+    }
+
+    /** Runs a scenario, or records why it does not apply to this backend. */
+    function scenario(
+      row: (typeof SCENARIOS)[keyof typeof SCENARIOS],
+      body: (details: Record<string, unknown>) => Promise<void>,
+      notApplicable?: string,
+      knownBug?: string,
+    ): void {
+      if (notApplicable) {
+        results.notApplicable(spec(row), notApplicable);
+        return;
+      }
+      reliabilityTest(results, spec(row), body, { timeout: 90_000, knownBug });
+    }
+
+    scenario(SCENARIOS.downAtStart, async (details) => {
+      const service = freshService('down');
+      let instances: ServiceProcess[] = [];
+      // DNS records are configuration: publish them, then take the server away.
+      if (!backend.registers) instances = await startInstances(service, 2);
+      await stopRegistry();
+      // Registering instances start meanwhile (their registration retries); the local folder cannot be registered in until it is back.
+      if (backend.registers && backend.name !== 'local') instances = await startInstances(service, 2, { waitForRegistration: false });
+      const { client, sets, logger } = await openClient(service);
+      await waitFor(() => sets.latest(), { timeoutMs: 15_000, what: 'a first set while the registry is down' });
+      expect(sets.latest()).toMatchObject({ state: 'stale', resolved: false, size: 0 });
+      expect(() => client.pick()).toThrow(NoEndpointsError);
+      expect(() => client.pick()).toThrow(/unreachable/);
+      expect(logger.lines.some((l) => l.startsWith('warn') && /stale/.test(l))).toBe(true);
+
+      const upAt = Date.now();
+      await startRegistry();
+      if (backend.name === 'local') instances = await startInstances(service, 2);
+      await waitFor(() => sets.settledOn(instances.map((i) => i.address)), { timeoutMs: 40_000, what: 'the client converged on every instance' });
+      details.convergedAfterMs = Date.now() - upAt;
+      for (let i = 0; i < 20; i++) await helloThrough(client);
+      expect(sets.errored).toBeUndefined();
+      expect(sets.completed).toBe(false);
+      expect(instances.every((i) => i.running)).toBe(true);
+      details.emissions = sets.emissions.map((e) => `${e.state}:${e.size}`);
+    });
+
+    scenario(
+      SCENARIOS.restartUnderLoad,
+      async (details) => {
+        const service = freshService('restart');
+        const instances = await startInstances(service, 3);
+        const addresses = instances.map((i) => i.address);
+        const { client, sets } = await openClient(service);
+        await client.ready({ minEndpoints: 3, timeoutMs: 15_000 });
+        const load = startLoad(client, 300);
+        await load.flowing(150);
+        const restartAt = Date.now();
+        await backend.restartRegistry();
+        details.restartMs = Date.now() - restartAt;
+        // Restored: a client that starts now, knowing nothing, finds every instance in the registry.
+        const fresh = await openClient(service);
+        await fresh.client.ready({ minEndpoints: 3, timeoutMs: 30_000 });
+        await waitFor(() => sets.settledOn(addresses), { timeoutMs: 30_000, what: 'the loaded client is back on every instance' });
+        await load.flowing(300);
+        await load.stop();
+        const summary = load.summary();
+        Object.assign(details, summary);
+        const during = sets.since(restartAt);
+        details.staleSets = during.filter((e) => e.state === 'stale').length;
+        details.emptySets = during.filter((e) => e.state === 'empty').length;
+        expect(summary.failed, summary.firstErrors.join('; ')).toBe(0);
+        for (const e of during.filter((x) => x.state === 'stale')) expect(e.addresses).toEqual([...addresses].sort());
+        expect(fresh.sets.latest()?.addresses).toEqual([...addresses].sort());
+      },
+      backend.name === 'local' ? 'no registry process: the folder is the registry (see "registry down at client start")' : undefined,
+    );
+
+    scenario(
+      SCENARIOS.stallBeyondTtl,
+      async (details) => {
+        const service = freshService('stall');
+        const instances = await startInstances(service, 3);
+        const addresses = instances.map((i) => i.address);
+        const { client, sets } = await openClient(service);
+        await client.ready({ minEndpoints: 3, timeoutMs: 15_000 });
+        const load = startLoad(client, 100);
+        await load.flowing(50);
+        const stallAt = Date.now();
+        stalled = true;
+        backend.stallRegistry();
+        await waitFor(() => sets.latest()?.state === 'stale', { timeoutMs: 20_000, what: 'the client noticed the stall' });
+        details.staleAfterMs = Date.now() - stallAt;
+        // Past the TTL: leases, TTL checks and cached answers have all run out meanwhile.
+        await holdFault(Math.max(0, stallAt + TTL_MS + 1_500 - Date.now()));
+        backend.resumeRegistry();
+        stalled = false;
+        const resumeAt = Date.now();
+        await waitFor(() => sets.since(resumeAt).some((e) => e.state === 'ok') && sets.settledOn(addresses), { timeoutMs: 30_000, what: 'recovered after SIGCONT' });
+        details.recoveredAfterMs = Date.now() - resumeAt;
+        const fresh = await openClient(service);
+        await fresh.client.ready({ minEndpoints: 3, timeoutMs: 30_000 });
+        await load.flowing(100);
+        await load.stop();
+        const summary = load.summary();
+        Object.assign(details, summary);
+        for (const e of [...sets.since(resumeAt), fresh.sets.latest()!]) {
+          expect(new Set(e.ids).size).toBe(e.ids.length);
+          expect(new Set(e.addresses).size).toBe(e.addresses.length);
+        }
+        expect(fresh.sets.latest()?.addresses).toEqual([...addresses].sort());
+        expect(summary.failed, summary.firstErrors.join('; ')).toBe(0);
+      },
+      backend.name === 'local' ? 'no registry process to stall: the folder is the registry' : undefined,
+    );
+
+    scenario(SCENARIOS.rollingRestart, async (details) => {
+      const service = freshService('rolling');
+      const instances = await startInstances(service, 3, { drainMs: 300 });
+      const addresses = instances.map((i) => i.address);
+      const { client, registryView } = await openClient(service);
+      await client.ready({ minEndpoints: 3, timeoutMs: 15_000 });
+      const load = startLoad(client, 500);
+      await load.flowing(250);
+      const restartedAt: Record<string, number> = {};
+      for (const instance of instances) {
+        await instance.stop();
+        // Deregistration comes before the server stops: by the time the process exited, the registry no longer lists it.
+        if (backend.registers) expect(registryView.latest()?.addresses).not.toContain(instance.address);
+        await instance.start();
+        restartedAt[instance.id] = Date.now();
+        await waitFor(() => registryView.settledOn(addresses), { timeoutMs: 20_000, what: `${instance.id} listed again` });
+        await load.flowing(150);
+      }
+      await load.flowing(250);
+      await load.stop();
+      const summary = load.summary();
+      Object.assign(details, summary);
+      details.servedAfterRestart = Object.fromEntries(instances.map((i) => [i.id, load.records.filter((r) => r.ok && r.instance === i.id && r.start > restartedAt[i.id]!).length]));
+      expect(summary.failed, summary.firstErrors.join('; ')).toBe(0);
+      // Registering backends list a restarted instance as new; with DNS the address never left, and the
+      // client's outlier detection may still be keeping a restarted one out (30 s base ejection).
+      if (backend.registers) for (const id of instances.map((i) => i.id)) expect(load.records.some((r) => r.ok && r.instance === id && r.start > restartedAt[id]!)).toBe(true);
+    },
+    undefined,
+    backend.registers
+      ? undefined
+      : 'an address that never leaves the set (DNS) is not usable again after its restart: its lib/grpc/channel-pool.ts channel stays in grpc reconnect backoff ("No connection established") for seconds, and outlier detection keeps the first restarted instance ejected for 30 s, so when the last one stops no endpoint answers',
+    );
+
+    scenario(SCENARIOS.sigkillInstance, async (details) => {
+      const service = freshService('sigkill');
+      const instances = await startInstances(service, 3);
+      const victim = instances[0]!;
+      const withRetries = await openClient(service);
+      const withoutRetries = await openClient(service, { retry: false });
+      await withRetries.client.ready({ minEndpoints: 3, timeoutMs: 15_000 });
+      await withoutRetries.client.ready({ minEndpoints: 3, timeoutMs: 15_000 });
+      // "Leaves within the TTL" is about the registry's view, before the client's own outlier ejection.
+      const registryView = withRetries.registryView;
+      const retried = startLoad(withRetries.client, 200);
+      const plain = startLoad(withoutRetries.client, 200);
+      await retried.flowing(100);
+      await plain.flowing(100);
+      const killAt = Date.now();
+      await victim.kill();
+      let leftAt = Number.POSITIVE_INFINITY;
+      if (backend.registers) {
+        const left = () => registryView.since(killAt).find((e) => e.state !== 'stale' && !e.addresses.includes(victim.address));
+        await waitFor(left, { timeoutMs: TTL_MS + 15_000, what: 'the killed instance leaves the registry' });
+        leftAt = left()!.at;
+        details.leftRegistryAfterMs = leftAt - killAt;
+      }
+      const unlisted = withRetries.sets.since(killAt).find((e) => !e.addresses.includes(victim.address));
+      if (unlisted) details.leftClientSetAfterMs = unlisted.at - killAt;
+      await retried.flowing(200);
+      await plain.flowing(200);
+      await Promise.all([retried.stop(), plain.stop()]);
+      const summary = retried.summary();
+      Object.assign(details, summary);
+      details.withoutRetries = { calls: plain.records.length, failed: plain.failures.length };
+      expect(summary.failed, summary.firstErrors.join('; ')).toBe(0);
+      if (backend.registers) {
+        expect(leftAt - killAt).toBeLessThanOrEqual(TTL_MS + LEAVE_SLACK_MS);
+        // Without retries, calls fail only while the dead instance is still listed (and those already in flight then).
+        for (const failure of plain.failures) {
+          expect(failure.start).toBeGreaterThanOrEqual(killAt - 100);
+          expect(failure.start).toBeLessThanOrEqual(leftAt + 1_000);
+        }
+      }
+    });
+
+    results.notApplicable(spec(SCENARIOS.flapping), 'not yet (health layer): needs outlier ejection damping', 'not-yet');
+    results.notApplicable(spec(SCENARIOS.allUnhealthy), 'not yet (health layer): needs the panic threshold', 'not-yet');
+
+    scenario(SCENARIOS.emptyVsUnreachable, async (details) => {
+      const empty = await openClient(freshService('nobody'));
+      await waitFor(() => empty.sets.latest()?.resolved, { timeoutMs: 15_000, what: 'an answer for a service with zero instances' });
+      expect(empty.sets.latest()).toMatchObject({ state: 'empty', resolved: true, size: 0 });
+      expect(() => empty.client.pick()).toThrow(/the registry reports zero instances/);
+      await expect(empty.client.ready({ timeoutMs: 50 })).rejects.toMatchObject({ reason: 'empty' });
+
+      const down = await openClient(freshService('nobody'), { discovery: await backend.unreachableOptions() });
+      await waitFor(() => down.sets.latest(), { timeoutMs: 15_000, what: 'a first set from a registry that does not answer' });
+      expect(down.sets.latest()).toMatchObject({ state: 'stale', resolved: false, size: 0 });
+      expect(down.sets.latest()!.reason).toBeTruthy();
+      expect(() => down.client.pick()).toThrow(/the registry is unreachable/);
+      await expect(down.client.ready({ timeoutMs: 50 })).rejects.toMatchObject({ reason: 'unreachable' });
+      expect(down.logger.lines.some((l) => l.startsWith('warn') && /stale/.test(l))).toBe(true);
+      expect(empty.logger.lines.some((l) => l.startsWith('warn') && /stale/.test(l))).toBe(false);
+      details.unreachableReason = down.sets.latest()!.reason;
+      details.healthAndMetrics = 'not yet (health layer)';
+    });
+  });
+}
+
+export { NotApplicable };

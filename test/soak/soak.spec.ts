@@ -1,0 +1,151 @@
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { Discovery, type ServiceClient } from '../../lib/index.js';
+import { ConsulFaultBackend, EtcdFaultBackend, LocalFaultBackend, type FaultBackend } from '../faults/support/fault-backends.js';
+import { EndpointRecorder, helloThrough, LoadGenerator, ServiceProcess } from '../faults/support/fault-harness.js';
+import { RETRIES_ON } from '../faults/support/fault-scenarios.js';
+import { reliabilityTest, ResultsFile } from '../faults/support/reliability-results.js';
+import { waitFor } from '../support/wait-for.js';
+
+/*
+ * The soak: a minute at the highest steady load this machine sustains,
+ * with instances restarting one after another the whole time. At the end
+ * the client's heap and open handles must be back within 10% of where they
+ * were after warm-up (no leak), and no call may have failed.
+ *
+ * SOAK_SECONDS (default 60) and SOAK_BACKEND (etcd | local | consul,
+ * default etcd) change the run.
+ */
+const SOAK_MS = Number(process.env.SOAK_SECONDS ?? 60) * 1000;
+const BACKENDS: Record<string, () => FaultBackend> = { etcd: () => new EtcdFaultBackend(), local: () => new LocalFaultBackend(), consul: () => new ConsulFaultBackend() };
+const backend = (BACKENDS[process.env.SOAK_BACKEND ?? 'etcd'] ?? BACKENDS.etcd!)();
+const INSTANCES = 4;
+/** One instance restarts (SIGTERM, start again) this often. */
+const CHURN_EVERY_MS = 3_000;
+
+const results = new ResultsFile('soak');
+const gc = (globalThis as { gc?: () => void }).gc;
+
+/** Heap after full collections (several: finalizers free more on the next pass). */
+async function settledHeap(): Promise<number> {
+  for (let i = 0; i < 4; i++) {
+    gc?.();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return process.memoryUsage().heapUsed;
+}
+
+/** Open handles by kind (sockets, timers, ...), as Node reports them. */
+function handles(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const kind of process.getActiveResourcesInfo()) counts[kind] = (counts[kind] ?? 0) + 1;
+  return counts;
+}
+
+const total = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
+
+/** Calls per second `client` completes with `concurrency` callers back to back, over `ms`. */
+async function measureThroughput(client: ServiceClient, concurrency: number, ms: number): Promise<number> {
+  const until = Date.now() + ms;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < until) {
+        await helloThrough(client);
+        done++;
+      }
+    }),
+  );
+  return (done * 1000) / ms;
+}
+
+describe(`soak: ${SOAK_MS / 1000} s at the sustainable load, instances churning (${backend.name})`, () => {
+  const instances: ServiceProcess[] = [];
+  let discovery: Discovery | undefined;
+
+  beforeAll(async () => {
+    expect(gc, 'the soak needs --expose-gc (vitest.soak.config.ts sets it)').toBeTypeOf('function');
+    await backend.start();
+  });
+  afterAll(async () => {
+    await discovery?.close();
+    await Promise.all(instances.map((i) => i.kill()));
+    await backend.close();
+  });
+
+  reliabilityTest(
+    results,
+    {
+      suite: 'soak',
+      scenario: 'soak',
+      title: `soak: ${SOAK_MS / 1000} s, one instance restarting every ${CHURN_EVERY_MS / 1000} s`,
+      backend: backend.name,
+      asserted: 'zero failed calls at 70% of the measured maximum rate; heap (after GC) and open handles at the end within 10% of the start',
+    },
+    async (details) => {
+      const service = 'soak';
+      for (let i = 0; i < INSTANCES; i++) instances.push(await ServiceProcess.start({ id: `soak-i${i + 1}`, service, discovery: backend.registers ? backend.options() : undefined, drainMs: 300 }));
+      if (!backend.registers) await backend.publish(service, instances.map((i) => i.port));
+      discovery = await Discovery.create(backend.options(), { retry: RETRIES_ON, logger: { log: () => undefined, warn: () => undefined, error: (m) => console.error(m) } });
+      const client = discovery.client(service);
+      const sets = new EndpointRecorder(client.endpoints$);
+      await client.ready({ minEndpoints: INSTANCES, timeoutMs: 30_000 });
+
+      // The highest steady load: what 64 back-to-back callers complete, less 30% headroom for the churn.
+      await measureThroughput(client, 16, 1_000);
+      const capacity = await measureThroughput(client, 64, 3_000);
+      const rate = Math.max(100, Math.floor(capacity * 0.7));
+      details.capacityPerSecond = Math.round(capacity);
+      details.ratePerSecond = rate;
+
+      const newLoad = () => new LoadGenerator(() => helloThrough(client), { ratePerSecond: rate, keep: 'failures', maxInFlight: 5_000 }).start();
+      // Warm-up: pools, JIT and caches reach their working size. Both measurements are taken at rest
+      // (no call in flight), so in-flight calls do not count as handles or heap.
+      const warmUp = newLoad();
+      await warmUp.flowing(rate * 5, 30_000);
+      await warmUp.stop();
+      const heapStart = await settledHeap();
+      const handlesStart = handles();
+      const load = newLoad();
+
+      const startedAt = Date.now();
+      let restarts = 0;
+      const addresses = instances.map((i) => i.address);
+      while (Date.now() - startedAt < SOAK_MS) {
+        const instance = instances[restarts % INSTANCES]!;
+        const cycleStart = Date.now();
+        await instance.stop();
+        await instance.start();
+        restarts++;
+        await waitFor(() => sets.settledOn(addresses), { timeoutMs: 30_000, what: `${instance.id} back after restart ${restarts}` });
+        // Pace the churn (this is the fault schedule, not a wait for an effect).
+        const rest = CHURN_EVERY_MS - (Date.now() - cycleStart);
+        if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
+      }
+      await load.flowing(rate, 30_000);
+      await load.stop();
+      sets.stop();
+      const heapEnd = await settledHeap();
+      const handlesEnd = handles();
+
+      const summary = load.summary();
+      Object.assign(details, {
+        calls: summary.calls,
+        failed: summary.failed,
+        notStarted: summary.notStarted,
+        lagged: summary.lagged,
+        firstErrors: summary.firstErrors,
+        restarts,
+        heapStartMb: +(heapStart / 2 ** 20).toFixed(1),
+        heapEndMb: +(heapEnd / 2 ** 20).toFixed(1),
+        handlesStart,
+        handlesEnd,
+      });
+      expect(warmUp.failures).toEqual([]);
+      expect(summary.failed, summary.firstErrors.join('; ')).toBe(0);
+      expect(restarts).toBeGreaterThanOrEqual(Math.floor(SOAK_MS / CHURN_EVERY_MS / 2));
+      expect(heapEnd).toBeLessThanOrEqual(heapStart * 1.1);
+      expect(total(handlesEnd)).toBeLessThanOrEqual(Math.ceil(total(handlesStart) * 1.1));
+    },
+    { timeout: SOAK_MS + 180_000 },
+  );
+});
