@@ -6,6 +6,8 @@ import { findFreePort } from '../../../lib/core/tcp.js';
 import { ConsulAgent, consulBinary } from '../../support/peers/consul.js';
 import { DnsmasqPeer, ensureDnsmasq } from '../../support/peers/dnsmasq.js';
 import { EtcdPeer } from '../../support/peers/etcd.js';
+import { XdsControlPlane } from '../../support/xds/xds-control-plane.js';
+import { CLUSTER_TYPE, edsCluster, ENDPOINT_TYPE, loadAssignment } from '../../support/xds/xds-resources.js';
 
 /** Registration timing of every fault scenario: short, so expiries happen within a test. */
 export const FAULT_TTL_S = 2;
@@ -17,8 +19,8 @@ export const FAULT_HEARTBEAT_S = 0.5;
  * inflict on it. Faults a backend cannot have throw {@link NotApplicable}.
  */
 export interface FaultBackend {
-  readonly name: 'local' | 'etcd' | 'consul' | 'dns';
-  /** False for DNS: instances do not register; records are published by the test. */
+  readonly name: 'local' | 'etcd' | 'consul' | 'dns' | 'mesh';
+  /** False for DNS and mesh: instances do not register; records / resources are published by the test. */
   readonly registers: boolean;
   /** Why this backend cannot run here (a peer that is missing outside CI); undefined when it can. */
   readonly unavailable: string | undefined;
@@ -28,7 +30,7 @@ export interface FaultBackend {
   options(): DiscoveryOptions;
   /** Options pointing at a registry that does not answer at all. */
   unreachableOptions(): Promise<DiscoveryOptions>;
-  /** DNS: serve these ports as the service's SRV records (restarts the server). */
+  /** DNS and mesh: serve these ports as the service's records / endpoints (an empty list: the service exists with zero instances). */
   publish(service: string, ports: readonly number[]): Promise<void>;
   stopRegistry(): Promise<void>;
   startRegistry(): Promise<void>;
@@ -277,4 +279,56 @@ export class DnsFaultBackend implements FaultBackend {
   resumeRegistry(): void {
     this.dnsmasq!.signal('SIGCONT');
   }
+}
+
+/**
+ * `mesh`: the project's xDS control plane (an ADS server on grpc-js) serving
+ * an EDS cluster per service. It runs inside the test process, so it can be
+ * stopped (streams cut) and started again on the same port, but not stalled.
+ */
+export class MeshFaultBackend implements FaultBackend {
+  readonly name = 'mesh';
+  readonly registers = false;
+  readonly unavailable = undefined;
+  private plane: XdsControlPlane | undefined;
+
+  async start(): Promise<void> {
+    this.plane = await XdsControlPlane.start();
+  }
+
+  async close(): Promise<void> {
+    await this.plane?.close();
+  }
+
+  options(): DiscoveryOptions {
+    return { backend: 'mesh', backendConfig: { xdsServer: this.plane!.url, nodeId: 'switchyard-faults' }, loadBalance: 'round_robin', ...timing };
+  }
+
+  async unreachableOptions(): Promise<DiscoveryOptions> {
+    return { ...this.options(), backendConfig: { xdsServer: `http://127.0.0.1:${await deadPort()}`, nodeId: 'switchyard-faults' } };
+  }
+
+  async publish(service: string, ports: readonly number[]): Promise<void> {
+    this.plane!.set(CLUSTER_TYPE, edsCluster(service));
+    this.plane!.set(ENDPOINT_TYPE, loadAssignment(service, [{ region: 'test', endpoints: ports.map((port) => ({ address: `127.0.0.1:${port}` })) }]));
+  }
+
+  async stopRegistry(): Promise<void> {
+    await this.plane!.stop();
+  }
+
+  async startRegistry(): Promise<void> {
+    await this.plane!.start();
+  }
+
+  async restartRegistry(): Promise<void> {
+    await this.plane!.stop();
+    await this.plane!.start();
+  }
+
+  stallRegistry(): void {
+    throw new NotApplicable('the test control plane runs inside the test process and cannot be stopped with SIGSTOP');
+  }
+
+  resumeRegistry(): void {}
 }

@@ -39,6 +39,11 @@ export const SCENARIOS = {
     title: 'SIGKILL of an instance under load',
     asserted: 'with retries on: zero failed calls; with retries off: failures only until the instance leaves; it leaves endpoints$ within the TTL (2 s) plus registry slack',
   },
+  restartSameAddress: {
+    scenario: 'restart-same-address',
+    title: 'an instance restarted on the same address while still listed',
+    asserted: 'after 10 s down (still in DNS / xDS), the restarted instance answers calls within 1.5 s of being back',
+  },
   flapping: {
     scenario: 'flapping-instance',
     title: 'a flapping instance (up/down every 2 s)',
@@ -262,41 +267,75 @@ export function defineFaultScenarios(backend: FaultBackend): void {
         expect(fresh.sets.latest()?.addresses).toEqual([...addresses].sort());
         expect(summary.failed, summary.firstErrors.join('; ')).toBe(0);
       },
-      backend.name === 'local' ? 'no registry process to stall: the folder is the registry' : undefined,
+      backend.name === 'local'
+        ? 'no registry process to stall: the folder is the registry'
+        : backend.name === 'mesh'
+          ? 'the test xDS control plane runs inside the test process: it cannot be SIGSTOPped (stop/start is covered)'
+          : undefined,
     );
 
     scenario(SCENARIOS.rollingRestart, async (details) => {
       const service = freshService('rolling');
-      const instances = await startInstances(service, 3, { drainMs: 300 });
-      const addresses = instances.map((i) => i.address);
+      const originals = await startInstances(service, 3, { drainMs: 300 });
+      let current = [...originals];
       const { client, registryView } = await openClient(service);
       await client.ready({ minEndpoints: 3, timeoutMs: 15_000 });
       const load = startLoad(client, 500);
       await load.flowing(250);
       const restartedAt: Record<string, number> = {};
-      for (const instance of instances) {
-        await instance.stop();
-        // Deregistration comes before the server stops: by the time the process exited, the registry no longer lists it.
-        if (backend.registers) expect(registryView.latest()?.addresses).not.toContain(instance.address);
-        await instance.start();
+      for (const instance of originals) {
+        if (backend.registers) {
+          await instance.stop();
+          // Deregistration comes before the server stops: by the time the process exited, the registry no longer lists it.
+          expect(registryView.latest()?.addresses).not.toContain(instance.address);
+          await instance.start();
+        } else {
+          // Records are configuration: a deployment takes the old address out, stops it, and publishes its replacement (a new address, like a new pod).
+          current = current.filter((i) => i !== instance);
+          await backend.publish(service, current.map((i) => i.port));
+          await waitFor(() => registryView.settledOn(current.map((i) => i.address)), { timeoutMs: 20_000, what: `${instance.address} unpublished` });
+          await instance.stop();
+          const replacement = await ServiceProcess.start({ id: instance.id, service, drainMs: 300 });
+          cleanups.push(() => replacement.kill());
+          current = [...current, replacement];
+          await backend.publish(service, current.map((i) => i.port));
+        }
         restartedAt[instance.id] = Date.now();
-        await waitFor(() => registryView.settledOn(addresses), { timeoutMs: 20_000, what: `${instance.id} listed again` });
+        await waitFor(() => registryView.settledOn(current.map((i) => i.address)), { timeoutMs: 20_000, what: `${instance.id} listed again` });
         await load.flowing(150);
       }
-      await load.flowing(250);
+      await waitFor(() => originals.every((i) => load.records.some((r) => r.ok && r.instance === i.id && r.start > restartedAt[i.id]!)), { timeoutMs: 15_000, what: 'every restarted instance serving' });
       await load.stop();
       const summary = load.summary();
       Object.assign(details, summary);
-      details.servedAfterRestart = Object.fromEntries(instances.map((i) => [i.id, load.records.filter((r) => r.ok && r.instance === i.id && r.start > restartedAt[i.id]!).length]));
+      details.servedAfterRestart = Object.fromEntries(originals.map((i) => [i.id, load.records.filter((r) => r.ok && r.instance === i.id && r.start > restartedAt[i.id]!).length]));
       expect(summary.failed, summary.firstErrors.join('; ')).toBe(0);
-      // Registering backends list a restarted instance as new; with DNS the address never left, and the
-      // client's outlier detection may still be keeping a restarted one out (30 s base ejection).
-      if (backend.registers) for (const id of instances.map((i) => i.id)) expect(load.records.some((r) => r.ok && r.instance === id && r.start > restartedAt[id]!)).toBe(true);
-    },
-    undefined,
-    backend.registers
-      ? undefined
-      : 'an address that never leaves the set (DNS) is not usable again after its restart: its lib/grpc/channel-pool.ts channel stays in grpc reconnect backoff ("No connection established") for seconds, and outlier detection keeps the first restarted instance ejected for 30 s, so when the last one stops no endpoint answers',
+    });
+
+    scenario(
+      SCENARIOS.restartSameAddress,
+      async (details) => {
+        const service = freshService('same-address');
+        const [instance] = await startInstances(service, 1);
+        const { client } = await openClient(service, { retry: false });
+        await client.ready({ timeoutMs: 15_000 });
+        await helloThrough(client);
+        await instance!.kill();
+        // Down for 10 s while the client keeps calling: its channel's reconnect backoff grows meanwhile.
+        const downUntil = Date.now() + 10_000;
+        while (Date.now() < downUntil) {
+          await helloThrough(client, 500).catch(() => undefined);
+          await holdFault(100);
+        }
+        await instance!.start();
+        const backAt = Date.now();
+        // The instance serves again and the registry lists it: a call now (with a second's grace) must reach it.
+        const answered = await waitFor(() => helloThrough(client, 500).then(() => true, () => false), { timeoutMs: 1_500, intervalMs: 100, what: 'a call to the restarted instance' }).catch((e: Error) => e);
+        details.firstSuccessAfterMs = answered === true ? Date.now() - backAt : undefined;
+        expect(answered).toBe(true);
+      },
+      backend.registers ? 'registering backends list a restarted instance anew, and a new endpoint gets a fresh channel (see the rolling restart)' : undefined,
+      'lib/grpc/channel-pool.ts keeps the grpc channel of an address that never left the set; after the server comes back, calls through call()/getChannel() fail fast ("No connection established") until grpc\'s reconnect backoff (1 s x 1.6^n, up to 120 s) expires',
     );
 
     scenario(SCENARIOS.sigkillInstance, async (details) => {
@@ -345,7 +384,10 @@ export function defineFaultScenarios(backend: FaultBackend): void {
     results.notApplicable(spec(SCENARIOS.allUnhealthy), 'not yet (health layer): needs the panic threshold', 'not-yet');
 
     scenario(SCENARIOS.emptyVsUnreachable, async (details) => {
-      const empty = await openClient(freshService('nobody'));
+      const nobody = freshService('nobody');
+      // xDS: the cluster exists with no endpoints (an absent cluster is only declared absent after the 15 s resource timeout).
+      if (backend.name === 'mesh') await backend.publish(nobody, []);
+      const empty = await openClient(nobody);
       await waitFor(() => empty.sets.latest()?.resolved, { timeoutMs: 15_000, what: 'an answer for a service with zero instances' });
       expect(empty.sets.latest()).toMatchObject({ state: 'empty', resolved: true, size: 0 });
       expect(() => empty.client.pick()).toThrow(/the registry reports zero instances/);
