@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
-import { Discovery, NoEndpointsError, type DiscoveryOptions, type RetryOptions, type ServiceClient } from '../../../lib/index.js';
+import type { Observable } from 'rxjs';
+import { Discovery, NoEndpointsError, resolveDiscoveryConfig, type DiscoveryOptions, type RetryOptions, type ServiceClient } from '../../../lib/index.js';
 import type { DiscoveryLogger } from '../../../lib/registry/registry.interface.js';
 import { waitFor } from '../../support/wait-for.js';
 import { FAULT_TTL_S, NotApplicable, type FaultBackend } from './fault-backends.js';
@@ -11,6 +12,8 @@ export const RETRIES_ON: RetryOptions = { maxAttempts: 3, initialBackoffMs: 25, 
 const TTL_MS = FAULT_TTL_S * 1000;
 /** How long after its TTL a crashed instance may still be listed: registry timers (etcd lease checks, Consul check reaping, folder rescans) plus a loaded machine. */
 const LEAVE_SLACK_MS = 3_000;
+/** Up/down cycles of the flapping instance (2 s down, 2 s up each). */
+const FLAP_CYCLES = 2;
 
 /** The scenarios of the issue, as table rows: id, title, what is asserted. */
 export const SCENARIOS = {
@@ -47,19 +50,48 @@ export const SCENARIOS = {
   flapping: {
     scenario: 'flapping-instance',
     title: 'a flapping instance (up/down every 2 s)',
-    asserted: 'no thrash: bounded picker rebuilds, no failed calls',
+    asserted:
+      'no thrash: over 2 up/down cycles (2 s each way) of one instance the client set changes at most as often as the registry\'s own set, plus one ejection and one return; zero failed calls',
   },
   allUnhealthy: {
     scenario: 'all-unhealthy',
     title: 'every instance unhealthy',
-    asserted: 'the documented behaviour (panic or fail fast), clearly reported',
+    asserted:
+      'documented behaviour: with the default panic threshold (50%) the client enters panic mode (one warning, a panic event) and keeps balancing over all instances with zero failed calls, and leaves it when they recover; with panic_threshold = 0 it fails fast with NoEndpointsError "filtered"',
   },
   emptyVsUnreachable: {
     scenario: 'empty-vs-unreachable',
     title: 'empty versus unreachable registry',
-    asserted: 'zero instances gives state "empty" and NoEndpointsError reason "empty"; a registry that does not answer gives "stale" (unresolved), reason "unreachable" and a warning; the two never look alike',
+    asserted: 'zero instances gives state "empty" and NoEndpointsError reason "empty"; a registry that does not answer gives "stale" (unresolved), reason "unreachable" and a warning; the health report (state empty vs stale, registry reachable) and the switchyard_endpoint_set_stale metric tell them apart too',
   },
 } as const;
+
+/**
+ * The health layer (active checks, outlier ejection, panic threshold) is
+ * present when the configuration knows its keys; its scenarios are
+ * recorded as "not yet" otherwise. Its API is reached without static types,
+ * so this file compiles with or without it.
+ */
+function healthLayerPresent(): boolean {
+  try {
+    resolveDiscoveryConfig({ panicThreshold: 50, outlierDetection: { enabled: true } } as DiscoveryOptions);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The part of the health layer's report these scenarios read. */
+interface HealthReport {
+  registry: { reachable: boolean | 'unknown' };
+  dependencies: Record<string, { state: string; status: string; reason?: string }>;
+}
+
+/** The parts of a ServiceClient the health layer adds. */
+interface HealthAware {
+  events$?: Observable<{ type: string; active?: boolean }>;
+  healthStatus?: { total: number; healthy: number; served: number; panic: boolean };
+}
 
 /** A logger that keeps lines, for assertions on warnings. */
 class LinesLogger implements DiscoveryLogger {
@@ -138,9 +170,9 @@ export function defineFaultScenarios(backend: FaultBackend): void {
     }
 
     /** A Discovery of its own with one client of `service`, recording its sets and log lines. */
-    async function openClient(service: string, options: { discovery?: DiscoveryOptions; retry?: RetryOptions | false } = {}) {
+    async function openClient(service: string, options: { discovery?: DiscoveryOptions; extra?: Record<string, unknown>; retry?: RetryOptions | false } = {}) {
       const logger = new LinesLogger();
-      const discovery = await Discovery.create(options.discovery ?? backend.options(), { logger, retry: options.retry ?? RETRIES_ON });
+      const discovery = await Discovery.create({ ...(options.discovery ?? backend.options()), ...options.extra } as DiscoveryOptions, { logger, retry: options.retry ?? RETRIES_ON });
       const client: ServiceClient = discovery.client(service);
       const sets = new EndpointRecorder(client.endpoints$);
       // The registry's own view, before the client's health overlay (outlier ejection) filters it.
@@ -281,7 +313,7 @@ export function defineFaultScenarios(backend: FaultBackend): void {
       const { client, registryView } = await openClient(service);
       await client.ready({ minEndpoints: 3, timeoutMs: 15_000 });
       const load = startLoad(client, 500);
-      await load.flowing(250);
+      await load.flowing(150);
       const restartedAt: Record<string, number> = {};
       for (const instance of originals) {
         if (backend.registers) {
@@ -302,7 +334,7 @@ export function defineFaultScenarios(backend: FaultBackend): void {
         }
         restartedAt[instance.id] = Date.now();
         await waitFor(() => registryView.settledOn(current.map((i) => i.address)), { timeoutMs: 20_000, what: `${instance.id} listed again` });
-        await load.flowing(150);
+        await load.flowing(100);
       }
       await waitFor(() => originals.every((i) => load.records.some((r) => r.ok && r.instance === i.id && r.start > restartedAt[i.id]!)), { timeoutMs: 15_000, what: 'every restarted instance serving' });
       await load.stop();
@@ -380,8 +412,75 @@ export function defineFaultScenarios(backend: FaultBackend): void {
       }
     });
 
-    results.notApplicable(spec(SCENARIOS.flapping), 'not yet (health layer): needs outlier ejection damping', 'not-yet');
-    results.notApplicable(spec(SCENARIOS.allUnhealthy), 'not yet (health layer): needs the panic threshold', 'not-yet');
+    const healthLayer = healthLayerPresent();
+
+    if (!healthLayer) results.notApplicable(spec(SCENARIOS.flapping), 'not yet (health layer): needs outlier ejection', 'not-yet');
+    else
+      scenario(SCENARIOS.flapping, async (details) => {
+        const service = freshService('flapping');
+        const instances = await startInstances(service, 3, { drainMs: 100 });
+        const flapper = instances[0]!;
+        const { client, sets, registryView } = await openClient(service);
+        await client.ready({ minEndpoints: 3, timeoutMs: 15_000 });
+        const load = startLoad(client, 200);
+        await load.flowing(100);
+        const flapFrom = Date.now();
+        for (let cycle = 0; cycle < FLAP_CYCLES; cycle++) {
+          // Down for 2 s, up for 2 s. Registering instances leave and rejoin the registry (SIGTERM: deregister first);
+          // a DNS / xDS address stays listed while its process is gone (SIGKILL), as with a crash-looping pod.
+          if (backend.registers) await flapper.stop();
+          else await flapper.kill();
+          await holdFault(2_000);
+          await flapper.start();
+          await holdFault(2_000);
+        }
+        await load.flowing(200);
+        await load.stop();
+        const summary = load.summary();
+        const clientChanges = sets.since(flapFrom).length;
+        const registryChanges = registryView.since(flapFrom).length;
+        Object.assign(details, summary, { clientSetChanges: clientChanges, registrySetChanges: registryChanges });
+        expect(summary.failed, summary.firstErrors.join('; ')).toBe(0);
+        expect(clientChanges).toBeLessThanOrEqual(registryChanges + 2);
+      });
+
+    if (!healthLayer) results.notApplicable(spec(SCENARIOS.allUnhealthy), 'not yet (health layer): needs active checks and the panic threshold', 'not-yet');
+    else
+      scenario(SCENARIOS.allUnhealthy, async (details) => {
+        const service = freshService('unhealthy');
+        const instances = await startInstances(service, 3);
+        const checks = { healthCheck: { enabled: true, kind: 'grpc', interval: 0.5, timeout: 0.25, failureThreshold: 2, successThreshold: 1, jitter: 0 } };
+        const panicking = await openClient(service, { extra: checks });
+        const failFast = await openClient(service, { extra: { ...checks, panicThreshold: 0 } });
+        const events: Array<{ type: string; active?: boolean }> = [];
+        const subscription = (panicking.client as unknown as HealthAware).events$?.subscribe((e) => events.push(e));
+        cleanups.push(() => subscription?.unsubscribe());
+        await panicking.client.ready({ minEndpoints: 3, timeoutMs: 15_000 });
+        await failFast.client.ready({ minEndpoints: 3, timeoutMs: 15_000 });
+        const load = startLoad(panicking.client, 100);
+        await load.flowing(50);
+
+        for (const i of instances) i.signal('SIGUSR1');
+        await waitFor(() => (panicking.client as unknown as HealthAware).healthStatus?.panic, { timeoutMs: 15_000, what: 'panic mode' });
+        // Fail fast: nothing healthy and no panic mode, so nothing is served, and pick() says why.
+        await waitFor(() => failFast.client.snapshot().size === 0, { timeoutMs: 15_000, what: 'the fail-fast client serving nothing' });
+        expect(failFast.client.snapshot().state).toBe('ok');
+        expect(() => failFast.client.pick()).toThrow(/every known instance was filtered out or is unhealthy/);
+        await load.flowing(100);
+        expect(panicking.client.snapshot().size).toBe(3);
+        expect(events.some((e) => e.type === 'panic' && e.active === true)).toBe(true);
+        expect(panicking.logger.lines.filter((l) => l.startsWith('warn') && /panic threshold/.test(l))).toHaveLength(1);
+
+        for (const i of instances) i.signal('SIGUSR2');
+        await waitFor(() => (panicking.client as unknown as HealthAware).healthStatus?.panic === false, { timeoutMs: 15_000, what: 'panic mode over' });
+        await waitFor(() => failFast.client.snapshot().size === 3, { timeoutMs: 15_000, what: 'the fail-fast client serving again' });
+        await load.flowing(50);
+        await load.stop();
+        const summary = load.summary();
+        Object.assign(details, summary, { panicEvents: events.filter((e) => e.type === 'panic').length });
+        expect(summary.failed, summary.firstErrors.join('; ')).toBe(0);
+        expect(events.some((e) => e.type === 'panic' && e.active === false)).toBe(true);
+      });
 
     scenario(SCENARIOS.emptyVsUnreachable, async (details) => {
       const nobody = freshService('nobody');
@@ -402,7 +501,29 @@ export function defineFaultScenarios(backend: FaultBackend): void {
       expect(down.logger.lines.some((l) => l.startsWith('warn') && /stale/.test(l))).toBe(true);
       expect(empty.logger.lines.some((l) => l.startsWith('warn') && /stale/.test(l))).toBe(false);
       details.unreachableReason = down.sets.latest()!.reason;
-      details.healthAndMetrics = 'not yet (health layer)';
+      if (!healthLayer) {
+        details.healthAndMetrics = 'not yet (health layer)';
+        return;
+      }
+      // The health report (what the Terminus indicator shows) and the Prometheus metrics tell the two apart too.
+      const emptyService = empty.client.service;
+      const downService = down.client.service;
+      const report = (d: Discovery) => (d as unknown as { healthReport(): HealthReport }).healthReport();
+      expect(report(empty.discovery).dependencies[emptyService]).toMatchObject({ state: 'empty', reason: 'the registry reports zero instances' });
+      expect(report(empty.discovery).registry.reachable).not.toBe(false);
+      expect(report(down.discovery).dependencies[downService]).toMatchObject({ state: 'stale', status: 'down' });
+      expect(report(down.discovery).registry.reachable).toBe(false);
+      const metricsText = async (d: Discovery) => {
+        const prom = await import('prom-client');
+        const register = new prom.Registry();
+        (d as unknown as { enableMetrics(options: { register: unknown }): unknown }).enableMetrics({ register });
+        return register.metrics();
+      };
+      const emptyMetrics = await metricsText(empty.discovery);
+      const downMetrics = await metricsText(down.discovery);
+      expect(downMetrics).toContain(`switchyard_endpoint_set_stale{service="${downService}"} 1`);
+      expect(emptyMetrics).not.toContain(`switchyard_endpoint_set_stale{service="${emptyService}"} 1`);
+      details.healthReport = { empty: report(empty.discovery).dependencies[emptyService]?.reason, unreachable: report(down.discovery).dependencies[downService]?.reason };
     });
   });
 }

@@ -26,6 +26,34 @@ const server = new grpc.Server({ 'grpc.so_reuseport': 0 });
 server.addService(pkg.greeter.Greeter.service, {
   SayHello: (call, callback) => callback(null, { message: `Hello, ${call.request.name}!`, instance: id }),
 });
+
+// grpc.health.v1 Check, hand-encoded (HealthCheckResponse is one enum field:
+// 1 = SERVING, 2 = NOT_SERVING). SIGUSR1 turns it NOT_SERVING, SIGUSR2 SERVING
+// again, so tests can make instances unhealthy while they keep answering calls.
+let servingStatus = 1;
+const identity = (buffer) => buffer;
+server.addService(
+  {
+    Check: {
+      path: '/grpc.health.v1.Health/Check',
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+    },
+  },
+  { Check: (_call, callback) => callback(null, Buffer.from([0x08, servingStatus])) },
+);
+process.on('SIGUSR1', () => {
+  servingStatus = 2;
+  console.log('HEALTH NOT_SERVING');
+});
+process.on('SIGUSR2', () => {
+  servingStatus = 1;
+  console.log('HEALTH SERVING');
+});
 await new Promise((resolve, reject) =>
   server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error) => (error ? reject(error) : resolve())),
 ).catch((error) => {
