@@ -32,7 +32,19 @@ export interface ResolvedDiscoveryConfig {
     path: string;
     kind: 'grpc' | 'http';
     service: string;
+    /** Spread of each check interval, as a fraction of it. */
+    jitter: number;
   };
+  /** Passive outlier detection (health layer). */
+  outlierDetection: {
+    enabled: boolean;
+    consecutiveFailures: number;
+    baseEjectionMs: number;
+    maxEjectionMs: number;
+    maxEjectionPercent: number;
+  };
+  /** Percent of healthy endpoints below which all known endpoints are used; 0 disables. */
+  panicThreshold: number;
   refreshIntervalMs: number;
   registration: {
     enabled: boolean;
@@ -128,7 +140,16 @@ export function resolveDiscoveryConfig(input: DiscoveryConfigInput | unknown, op
       path: cfg.healthCheck.path,
       kind: cfg.healthCheck.kind,
       service: cfg.healthCheck.service,
+      jitter: cfg.healthCheck.jitter,
     },
+    outlierDetection: {
+      enabled: cfg.outlierDetection.enabled,
+      consecutiveFailures: cfg.outlierDetection.consecutiveFailures,
+      baseEjectionMs: cfg.outlierDetection.baseEjectionTime * 1000,
+      maxEjectionMs: cfg.outlierDetection.maxEjectionTime * 1000,
+      maxEjectionPercent: cfg.outlierDetection.maxEjectionPercent,
+    },
+    panicThreshold: cfg.panicThreshold,
     refreshIntervalMs: cfg.refreshInterval * 1000,
     registration: {
       enabled: cfg.registration.enabled,
