@@ -1,0 +1,150 @@
+import { status as GrpcStatus } from '@grpc/grpc-js';
+
+/** Passive outlier detection settings, durations in ms. */
+export interface OutlierSettings {
+  enabled: boolean;
+  /** Consecutive transport failures that eject an endpoint. */
+  consecutiveFailures: number;
+  /** First ejection's length; the n-th consecutive ejection lasts n times as long. */
+  baseEjectionMs: number;
+  /** Longest ejection. */
+  maxEjectionMs: number;
+  /** At most this share (percent) of a service's endpoints is ejected at once. */
+  maxEjectionPercent: number;
+}
+
+/** How one call ended, as far as the endpoint's health is concerned. */
+export type CallOutcome = 'success' | 'failure' | 'neutral';
+
+const TRANSPORT_CODES = new Set<number>([GrpcStatus.UNAVAILABLE, GrpcStatus.DEADLINE_EXCEEDED]);
+const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ETIMEDOUT']);
+
+/**
+ * Classifies a call's end for outlier detection: UNAVAILABLE,
+ * DEADLINE_EXCEEDED and connection errors are the endpoint's failures; any
+ * other gRPC status (OK or an application code such as INVALID_ARGUMENT)
+ * proves the endpoint answered; CANCELLED (the caller gave up) and errors
+ * that are not gRPC's say nothing.
+ *
+ * @example
+ * callOutcome(grpc.status.INVALID_ARGUMENT); // 'success'
+ */
+export function callOutcome(codeOrError: unknown): CallOutcome {
+  if (codeOrError === null || codeOrError === undefined) return 'success';
+  const code = typeof codeOrError === 'object' ? (codeOrError as { code?: unknown }).code : codeOrError;
+  if (typeof code === 'number') {
+    if (TRANSPORT_CODES.has(code)) return 'failure';
+    return code === GrpcStatus.CANCELLED ? 'neutral' : 'success';
+  }
+  if (typeof code === 'string') return CONNECTION_ERRORS.has(code) ? 'failure' : 'neutral';
+  return 'neutral';
+}
+
+interface EndpointRecord {
+  failures: number;
+  /** Ejections counted towards the next one's length (decays while healthy). */
+  ejections: number;
+  ejectedUntil: number;
+  returnedAt: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** What the detector reports. */
+export interface OutlierListener {
+  /** May this endpoint be ejected now? (the max-ejection share) */
+  mayEject(key: string): boolean;
+  ejected(key: string, info: { consecutiveFailures: number; durationMs: number; ejections: number }): void;
+  returned(key: string): void;
+}
+
+/**
+ * Passive outlier detection over real calls (Envoy's consecutive gateway
+ * failures): `consecutiveFailures` transport failures in a row eject an
+ * endpoint for `baseEjectionMs × n` (n = its consecutive ejections, capped
+ * at `maxEjectionMs`); each base period spent back in service forgives one
+ * ejection. Any answer from the endpoint resets its failure count.
+ *
+ * @example
+ * const detector = new OutlierDetector(settings, listener); detector.record(endpoint.key, callOutcome(error));
+ */
+export class OutlierDetector {
+  private readonly records = new Map<string, EndpointRecord>();
+  private ejectedCount = 0;
+
+  constructor(
+    readonly settings: OutlierSettings,
+    private readonly listener: OutlierListener,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Endpoints ejected right now. */
+  get ejected(): number {
+    return this.ejectedCount;
+  }
+
+  isEjected(key: string): boolean {
+    const record = this.records.get(key);
+    return record !== undefined && record.timer !== undefined;
+  }
+
+  /** Feeds one call's outcome; returns true when it ejected the endpoint. */
+  record(key: string, outcome: CallOutcome): boolean {
+    if (!this.settings.enabled || outcome === 'neutral') return false;
+    let record = this.records.get(key);
+    if (outcome === 'success') {
+      if (record) record.failures = 0;
+      return false;
+    }
+    if (!record) {
+      record = { failures: 0, ejections: 0, ejectedUntil: 0, returnedAt: 0, timer: undefined };
+      this.records.set(key, record);
+    }
+    record.failures++;
+    if (record.timer !== undefined || record.failures < this.settings.consecutiveFailures) return false;
+    if (!this.listener.mayEject(key)) return false;
+    const now = this.now();
+    if (record.returnedAt > 0) {
+      const forgiven = Math.floor((now - record.returnedAt) / this.settings.baseEjectionMs);
+      record.ejections = Math.max(0, record.ejections - forgiven);
+    }
+    record.ejections++;
+    const durationMs = Math.min(this.settings.maxEjectionMs, this.settings.baseEjectionMs * record.ejections);
+    const consecutiveFailures = record.failures;
+    record.ejectedUntil = now + durationMs;
+    record.failures = 0;
+    const ejected = record;
+    record.timer = setTimeout(() => this.unEject(key, ejected), durationMs);
+    record.timer.unref?.();
+    this.ejectedCount++;
+    this.listener.ejected(key, { consecutiveFailures, durationMs, ejections: record.ejections });
+    return true;
+  }
+
+  /** Forgets endpoints that left the registry (an ejected one is no longer counted). */
+  retain(keys: ReadonlySet<string>): void {
+    for (const [key, record] of this.records) {
+      if (keys.has(key)) continue;
+      if (record.timer !== undefined) {
+        clearTimeout(record.timer);
+        this.ejectedCount--;
+      }
+      this.records.delete(key);
+    }
+  }
+
+  /** Stops every ejection timer. */
+  close(): void {
+    for (const record of this.records.values()) clearTimeout(record.timer);
+    this.records.clear();
+    this.ejectedCount = 0;
+  }
+
+  private unEject(key: string, record: EndpointRecord): void {
+    if (this.records.get(key) !== record || record.timer === undefined) return;
+    record.timer = undefined;
+    record.returnedAt = this.now();
+    record.failures = 0;
+    this.ejectedCount--;
+    this.listener.returned(key);
+  }
+}
