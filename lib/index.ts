@@ -30,3 +30,6 @@ export { staticInstances } from './registry/static/static-instances.js';
 export { installGrpcIntegration } from './grpc/install-grpc-integration.js';
 export { resolveRetryOptions, type RetryOptions, type ResolvedRetryOptions } from './grpc/retry-policy.js';
 export type { CallAttempt, CallOptions, ProtoSource } from './grpc/service-client.js';
+// Health: active checks, outlier detection, panic mode, own grpc.health.v1 and drain, events, metrics, Terminus.
+export * from './health/index.js';
+export { DiscoveryHealthIndicator, type DiscoveryIndicatorResult } from './nest/health/discovery.health.js';

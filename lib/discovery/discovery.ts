@@ -12,6 +12,13 @@ import { discoveryTargets, type DiscoveryTarget } from '../grpc/discovery-target
 import { installGrpcIntegration } from '../grpc/install-grpc-integration.js';
 import { resolveRetryOptions, type ResolvedRetryOptions, type RetryOptions } from '../grpc/retry-policy.js';
 import { ServiceRegistry } from './service-registry.js';
+// Health layer: shared active checkers, events, metrics and the health report.
+import { Subject, type Observable, type Subscription } from 'rxjs';
+import { CheckerLeases } from '../health/checker-leases.js';
+import type { DiscoveryEvent } from '../health/discovery-events.js';
+import { healthSettingsOf, type HealthSettings } from '../health/health-settings.js';
+import { DiscoveryMetrics, type DiscoveryMetricsOptions, type MetricsSource } from '../health/discovery-metrics.js';
+import { assessDiscoveryHealth, type DiscoveryHealthOptions, type DiscoveryHealthReport, type DiscoveryHealthSource } from '../health/discovery-health-report.js';
 
 /** The app's own instance: everything optional but the port (or address). */
 export type InstanceOptions = Partial<ServiceInstanceInput> & { port?: number; address?: string };
@@ -44,8 +51,19 @@ let discoverySequence = 0;
  * await orders.ready();
  * await discovery.close();
  */
-export class Discovery implements DiscoveryTarget {
+export class Discovery implements DiscoveryTarget, MetricsSource {
   private readonly clients = new Map<string, ServiceClient>();
+  private readonly bus = new Subject<DiscoveryEvent>();
+  /**
+   * Every client's health, ejection, panic, registry-error and watch-lag
+   * events, each active check once, and the app's registration changes.
+   */
+  readonly events$: Observable<DiscoveryEvent> = this.bus.asObservable();
+  /** Health overlay settings every client gets (from health_check, outlier_detection, panic_threshold). */
+  readonly health: HealthSettings;
+  private readonly checkerLeases: CheckerLeases;
+  private readonly selfSubscriptions: Subscription[] = [];
+  private readonly attachedMetrics: DiscoveryMetrics[] = [];
   /** The first client made for each service name: what `discovery:///<name>` channels use. */
   private readonly byName = new Map<string, ServiceClient>();
   private readonly selves = new Set<ServiceRegistry>();
@@ -65,6 +83,8 @@ export class Discovery implements DiscoveryTarget {
   ) {
     this.retry = resolveRetryOptions(extras.retry);
     this.firstSetTimeoutMs = extras.firstSetTimeoutMs ?? 10_000;
+    this.health = healthSettingsOf(config);
+    this.checkerLeases = new CheckerLeases((event) => this.bus.next(event));
   }
 
   /** Header carrying the consistent-hash key on grpc calls. */
@@ -102,11 +122,90 @@ export class Discovery implements DiscoveryTarget {
         random: this.extras.random,
         retry: this.retry,
         balancedTarget: `discovery://${this.id}/${options.name}`,
+        health: {
+          settings: this.health,
+          checkers: this.checkerLeases,
+          // Check results reach events$ once per check from the leases, not once per client.
+          emit: (event) => event.type !== 'health-check' && this.bus.next(event),
+        },
       });
       this.clients.set(key, client);
       if (!this.byName.has(options.name)) this.byName.set(options.name, client);
     }
     return client;
+  }
+
+  /** Every client made so far. */
+  listClients(): ServiceClient[] {
+    return [...this.clients.values()];
+  }
+
+  /** Backend name (for metrics labels). */
+  get backendName(): string {
+    return this.registry.backend;
+  }
+
+  /** Picks so far per service and endpoint address, over every client. */
+  *pickCounts(): Iterable<{ service: string; endpoint: string; count: number }> {
+    for (const client of this.clients.values()) {
+      for (const [endpoint, count] of client.pickCounts()) yield { service: client.service, endpoint, count };
+    }
+  }
+
+  /**
+   * The backend's own reachability signal (etcd, Consul, mesh expose
+   * `reachable`; the memory store has `isReachable`); undefined when the
+   * backend has none.
+   */
+  registryReachable(): boolean | undefined {
+    const registry = this.registry as unknown as { reachable?: unknown; store?: { isReachable?: unknown } };
+    if (typeof registry.reachable === 'boolean') return registry.reachable;
+    if (typeof registry.store?.isReachable === 'boolean') return registry.store.isReachable;
+    return undefined;
+  }
+
+  /**
+   * Grades registry reachability, the own registration and every
+   * dependency (see assessDiscoveryHealth); what the Terminus indicator reports.
+   *
+   * @example
+   * const report = discovery.healthReport(self, { minEndpoints: { orders: 2 } });
+   */
+  healthReport(self?: ServiceRegistry, options: DiscoveryHealthOptions = {}): DiscoveryHealthReport {
+    const byName = this.byName;
+    const source: DiscoveryHealthSource = {
+      backend: this.registry.backend,
+      registryReachable: () => this.registryReachable(),
+      registration: () => {
+        const instance = self?.instance();
+        if (!self || !instance) return undefined;
+        return { state: self.state, instance: instance.id, service: instance.service };
+      },
+      dependencies: () => byName.values(),
+    };
+    return assessDiscoveryHealth(source, options);
+  }
+
+  /**
+   * Records this Discovery's events into prom-client metrics (optional
+   * dependency, loaded now). Closed with the Discovery.
+   *
+   * @example
+   * discovery.enableMetrics(); // then expose `await promClient.register.metrics()` on /metrics
+   */
+  enableMetrics(options: DiscoveryMetricsOptions = {}): DiscoveryMetrics {
+    const metrics = DiscoveryMetrics.attach(this, options);
+    this.attachedMetrics.push(metrics);
+    // Clients made before metrics were enabled report their current state now.
+    for (const client of this.clients.values()) {
+      const h = client.healthStatus;
+      const set = client.snapshot();
+      if (set.resolved || set.state === 'stale') {
+        this.bus.next({ type: 'endpoints', service: client.service, revision: set.revision, state: set.state, total: h.total, healthy: h.healthy, unhealthy: h.unhealthy, ejected: h.ejected, served: set.size, panic: h.panic, at: Date.now() });
+      }
+    }
+    for (const self of this.selves) this.emitRegistration(self);
+    return metrics;
   }
 
   /** For the grpc resolver: the client configured for that service name (forFeature options), else a default one. */
@@ -180,7 +279,15 @@ export class Discovery implements DiscoveryTarget {
       this.logger,
     );
     this.selves.add(self);
+    const me = self.instance();
+    if (me) this.selfSubscriptions.push(self.events$.subscribe(() => this.emitRegistration(self)));
     return self;
+  }
+
+  private emitRegistration(self: ServiceRegistry): void {
+    const instance = self.instance();
+    if (!instance) return;
+    this.bus.next({ type: 'registration', service: instance.service, instance: instance.id, state: self.state, at: Date.now() });
   }
 
   /** Deregisters own instances, closes every client and (if it opened it) the registry. Idempotent. */
@@ -192,6 +299,10 @@ export class Discovery implements DiscoveryTarget {
     await Promise.allSettled([...this.clients.values()].map((c) => c.close()));
     this.clients.clear();
     this.byName.clear();
+    this.checkerLeases.close();
+    this.selfSubscriptions.splice(0).forEach((s) => s.unsubscribe());
+    this.attachedMetrics.splice(0).forEach((m) => m.close());
+    this.bus.complete();
     if (this.ownsRegistry) await this.registry.close();
   }
 }

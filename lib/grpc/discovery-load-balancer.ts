@@ -22,6 +22,8 @@ import {
   type GrpcTypedLoadBalancingConfig,
 } from './grpc-adapter.js';
 import type { EndpointSetAttribute } from './discovery-resolver.js';
+import type { ServiceClient } from './service-client.js';
+import { callOutcome } from '../health/outlier-detector.js';
 
 export const LB_POLICY_NAME = 'switchyard';
 
@@ -177,7 +179,7 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
       for (const c of usable) {
         if (c.leaf.getConnectivityState() === ConnectivityState.READY) leafPickers.set(c.endpoint.key, c.leaf.getPicker());
       }
-      this.publish(ConnectivityState.READY, new DiscoveryPicker(picker, leafPickers, this.config.hashHeader, loads), null);
+      this.publish(ConnectivityState.READY, new DiscoveryPicker(picker, leafPickers, this.config.hashHeader, loads, client), null);
     } else if (connecting > 0) {
       this.publish(ConnectivityState.CONNECTING, new QueuePicker(this), null);
     } else {
@@ -206,6 +208,8 @@ class DiscoveryPicker implements GrpcPicker {
     private readonly leaves: Map<string, GrpcPicker>,
     private readonly hashHeader: string,
     private readonly loads: LoadTracker,
+    /** The service's client, when the resolver is ours: picks and call outcomes feed its metrics and outlier detection. */
+    private readonly client?: ServiceClient,
   ) {}
 
   pick(args: GrpcPickArgs): GrpcPickResult {
@@ -224,6 +228,8 @@ class DiscoveryPicker implements GrpcPicker {
     const result = leaf.pick(args);
     if (result.pickResultType !== PickResultType.COMPLETE) return result;
     const load = this.loads.load(endpoint);
+    const client = this.client;
+    client?.recordPick(endpoint);
     let started = 0;
     return {
       ...result,
@@ -234,6 +240,8 @@ class DiscoveryPicker implements GrpcPicker {
       onCallEnded: (code: Status, _details: string, _metadata: Metadata) => {
         const now = performance.now();
         onCallEnd(load, started ? now - started : -1, now);
+        // Passive outlier detection: transport failures count against the endpoint, application codes do not.
+        client?.reportCallOutcome(endpoint, callOutcome(code));
       },
     };
   }

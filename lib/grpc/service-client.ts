@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { createRequire } from 'node:module';
-import { filter, firstValueFrom, map, ReplaySubject, timeout, type Observable, type Subscription } from 'rxjs';
+import { filter, firstValueFrom, ReplaySubject, Subject, timeout, type Observable, type Subscription } from 'rxjs';
 import type { CompiledQuery } from '../core/discovery-query.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { EndpointSet } from '../core/endpoint-set.js';
@@ -11,6 +11,12 @@ import type { DiscoveryLogger, Registry } from '../registry/registry.interface.j
 import { ChannelPool, type ChannelFactoryOptions } from './channel-pool.js';
 import { backoffDelay } from '../core/backoff.js';
 import { resolveRetryOptions, RetryBudget, type ResolvedRetryOptions, type RetryOptions } from './retry-policy.js';
+// Health layer: the overlay between the registry's set and the picker, and the events it reports.
+import type { DiscoveryEvent } from '../health/discovery-events.js';
+import { HealthOverlay, type CheckerSource, type ServiceHealth } from '../health/health-overlay.js';
+import type { HealthSettings } from '../health/health-settings.js';
+import { healthCheckerPool } from '../health/endpoint-health-checker.js';
+import { callOutcome, type CallOutcome } from '../health/outlier-detector.js';
 
 /** A proto file (or loaded package) for `getService(name)`. */
 export interface ProtoSource {
@@ -62,6 +68,8 @@ export interface ServiceClientOptions extends ChannelFactoryOptions {
   retry?: RetryOptions | false;
   /** The proto that `getService(name)` builds stubs from. */
   proto?: ProtoSource;
+  /** Below this many served endpoints the Terminus indicator reports the service `degraded`. Default 1. */
+  minEndpoints?: number;
 }
 
 /** Options of {@link ServiceClient.ready}. */
@@ -85,7 +93,16 @@ export interface ServiceClientDeps {
   balancedTarget?: string;
   /** The module-wide retry default. */
   retry?: ResolvedRetryOptions;
+  /** Health overlay settings, checker source and event sink (from the Discovery); none: the registry's sets are served as they are. */
+  health?: { settings: HealthSettings; checkers?: CheckerSource; emit?: (event: DiscoveryEvent) => void };
 }
+
+/** Settings that turn the health overlay into a pass-through. */
+const NO_HEALTH: HealthSettings = {
+  active: { enabled: false, kind: 'grpc', service: '', path: '/health', intervalMs: 10_000, timeoutMs: 5_000, failureThreshold: 3, successThreshold: 2, jitter: 0.1 },
+  outlier: { enabled: false, consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
+  panicThreshold: 0,
+};
 
 /**
  * A client for one service: an observable endpoint set, a picker rebuilt per
@@ -112,6 +129,17 @@ export class ServiceClient {
   private readonly stubs = new Map<grpc.ServiceClientConstructor, grpc.Client>();
   private readonly constructors = new Map<string, grpc.ServiceClientConstructor>();
   private grpcObject: grpc.GrpcObject | undefined;
+  private readonly overlay: HealthOverlay;
+  private readonly events = new Subject<DiscoveryEvent>();
+  /** Picks per endpoint key (counted here so the call path updates no metric objects). */
+  private readonly picks = new Map<string, { address: string; count: number }>();
+  private rawState: EndpointSet['state'] | undefined;
+
+  /**
+   * Health, ejection, panic, registry-error and watch-lag events of this
+   * service (see {@link DiscoveryEvent}); completes on close.
+   */
+  readonly events$: Observable<DiscoveryEvent> = this.events.asObservable();
 
   /**
    * Replays the current set to each subscriber, then every change. Never
@@ -132,17 +160,32 @@ export class ServiceClient {
     this.budget = new RetryBudget(this.retry.budget);
     this.endpoints$ = this.sets.asObservable();
     const zone = options.zone;
-    this.subscription = deps.registry
-      .watch(deps.query.query)
-      .pipe(map((set) => (zone ? preferZone(set, zone) : set)))
-      .subscribe({
-        next: (set) => this.accept(set),
-        // Registries never error by contract; if one does, keep serving what we have.
-        error: (error: unknown) => {
-          deps.logger.error(`watch of '${this.service}' failed: ${(error as Error)?.message ?? String(error)}; serving the last known set`);
-          this.accept(this.current.stale(`watch failed: ${(error as Error)?.message ?? String(error)}`));
-        },
-      });
+    // registry set -> health overlay (checks, ejections, panic) -> zone preference -> picker.
+    // Zone preference comes after health, so a zone whose endpoints all fail falls back to the others.
+    this.overlay = new HealthOverlay({
+      service: this.service,
+      settings: deps.health?.settings ?? NO_HEALTH,
+      checkers: deps.health?.checkers ?? healthCheckerPool,
+      logger: deps.logger,
+      serve: (set) => this.accept(zone ? preferZone(set, zone) : set),
+      emit: (event) => this.emit(event),
+    });
+    let lastRaw: EndpointSet | undefined;
+    this.subscription = deps.registry.watch(deps.query.query).subscribe({
+      next: (set) => {
+        lastRaw = set;
+        this.observeRaw(set);
+        this.overlay.update(set);
+      },
+      // Registries never error by contract; if one does, keep serving what we have.
+      error: (error: unknown) => {
+        const message = (error as Error)?.message ?? String(error);
+        deps.logger.error(`watch of '${this.service}' failed: ${message}; serving the last known set`);
+        const stale = (lastRaw ?? EndpointSet.initial(this.service)).stale(`watch failed: ${message}`);
+        this.observeRaw(stale);
+        this.overlay.update(stale);
+      },
+    });
   }
 
   /** The latest snapshot (revision 0 and no endpoints before the registry first answers). */
@@ -180,6 +223,49 @@ export class ServiceClient {
    * unreachable or the service has zero instances.
    */
   pick(context?: PickContext): Endpoint {
+    const endpoint = this.pickUncounted(context);
+    this.recordPick(endpoint);
+    return endpoint;
+  }
+
+  /**
+   * Counts a pick made for this client elsewhere (the grpc LB policy), for
+   * the picks metric. O(1), allocation-free once the endpoint was seen.
+   */
+  recordPick(endpoint: Endpoint): void {
+    let record = this.picks.get(endpoint.key);
+    if (record === undefined) this.picks.set(endpoint.key, (record = { address: endpoint.address, count: 0 }));
+    record.count++;
+  }
+
+  /** Picks so far per endpoint address (endpoints still known). */
+  pickCounts(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const { address, count } of this.picks.values()) out.set(address, (out.get(address) ?? 0) + count);
+    return out;
+  }
+
+  /**
+   * Feeds one call's end into passive outlier detection: a gRPC status code
+   * or error (UNAVAILABLE, DEADLINE_EXCEEDED and connection errors count
+   * against the endpoint; application codes prove it answered), or an
+   * already classified outcome. ServiceClient.call() and the grpc LB policy
+   * call it; code that calls endpoints by other means may too.
+   *
+   * @example
+   * client.reportCallOutcome(endpoint, error ?? grpc.status.OK);
+   */
+  reportCallOutcome(endpoint: Endpoint, result: CallOutcome | number | Error | null | undefined): void {
+    const outcome = result === 'success' || result === 'failure' || result === 'neutral' ? result : callOutcome(result);
+    this.overlay.recordOutcome(endpoint, outcome);
+  }
+
+  /** Known / healthy / unhealthy / ejected / served counts and panic mode, as of now. */
+  get healthStatus(): ServiceHealth {
+    return this.overlay.status;
+  }
+
+  private pickUncounted(context?: PickContext): Endpoint {
     const endpoint = this.picker.pick(context);
     if (endpoint === undefined) throw new NoEndpointsError(this.service, this.reason(), this.current.reason);
     return endpoint;
@@ -258,9 +344,10 @@ export class ServiceClient {
     const tried = new Set<string>();
     for (let attempt = 1; ; attempt++) {
       if (this.current.size === 0) await this.ready();
-      let endpoint = this.pick(context);
+      let endpoint = this.pickUncounted(context);
       // Prefer an endpoint this call has not failed on yet.
-      for (let i = 0; i < 4 && tried.has(endpoint.key) && tried.size < this.current.size; i++) endpoint = this.pick(context.key ? {} : context);
+      for (let i = 0; i < 4 && tried.has(endpoint.key) && tried.size < this.current.size; i++) endpoint = this.pickUncounted(context.key ? {} : context);
+      this.recordPick(endpoint);
       const channel = this.pool.get(endpoint, this.current);
       const load = this.loads.load(endpoint);
       const started = performance.now();
@@ -270,10 +357,12 @@ export class ServiceClient {
         const now = performance.now();
         onCallEnd(load, now - started, now);
         this.budget.onSuccess();
+        this.overlay.recordOutcome(endpoint, 'success');
         return result;
       } catch (error) {
         const now = performance.now();
         onCallEnd(load, now - started, now);
+        this.overlay.recordOutcome(endpoint, callOutcome(error));
         const retryable = isRetryable(error, retry.retryableStatusCodes);
         if (retryable) this.budget.onFailure();
         tried.add(endpoint.key);
@@ -295,6 +384,8 @@ export class ServiceClient {
     if (this.closed) return;
     this.closed = true;
     this.subscription.unsubscribe();
+    this.overlay.close();
+    this.events.complete();
     this.pool.close();
     for (const stub of this.stubs.values()) stub.close();
     this.stubs.clear();
@@ -343,6 +434,26 @@ export class ServiceClient {
       log.call(this.deps.logger, `service '${this.service}': endpoint set ${set.state}${set.reason ? ` (${set.reason})` : ''}, ${set.size} endpoint(s)`);
     }
     this.sets.next(set);
+  }
+
+  /** Registry-side facts of a raw snapshot: watch lag, and registry errors (a set turning stale). */
+  private observeRaw(set: EndpointSet): void {
+    if (this.closed) return;
+    if (set.state === 'stale' && this.rawState !== 'stale') {
+      this.emit({ type: 'registry-error', service: this.service, backend: this.deps.registry.backend, reason: set.reason ?? 'registry unreachable', at: Date.now() });
+    }
+    this.rawState = set.state;
+    // Pick counts live as long as the registry knows the endpoint, so one leaving the served set for a while (unhealthy, ejected) keeps its count.
+    if (this.picks.size > 0 && set.resolved) {
+      for (const key of this.picks.keys()) if (!set.has(key)) this.picks.delete(key);
+    }
+    if (set.state !== 'stale') this.emit({ type: 'watch-lag', service: this.service, lagMs: Math.max(0, Date.now() - set.updatedAt), at: Date.now() });
+  }
+
+  private emit(event: DiscoveryEvent): void {
+    if (this.closed) return;
+    this.events.next(event);
+    this.deps.health?.emit?.(event);
   }
 
   private reason(): NoEndpointsReason {

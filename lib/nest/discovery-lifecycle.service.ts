@@ -3,11 +3,15 @@ import { waitForTcp } from '../core/tcp.js';
 import type { Discovery } from '../discovery/discovery.js';
 import type { ServiceRegistry } from '../discovery/service-registry.js';
 import { DISCOVERY_INSTANCE, SERVICE_REGISTRY } from './discovery.constants.js';
+import { GrpcHealthService } from '../health/grpc-health.service.js';
+import { ServingStatus } from '../health/grpc-health-protocol.js';
+import { shutdownGracefully } from '../health/graceful-shutdown.js';
 
 /**
- * Registers the app's instance once its advertised address accepts TCP,
- * deregisters it when shutdown starts (before the server stops accepting),
- * waits the drain delay, and closes everything after the server closed.
+ * Registers the app's instance once its advertised address accepts TCP;
+ * when shutdown starts (before the server stops accepting) turns the app's
+ * grpc.health.v1 status NOT_SERVING, deregisters, waits the drain delay;
+ * closes everything after the server closed.
  */
 @Injectable()
 export class DiscoveryLifecycle implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
@@ -17,6 +21,7 @@ export class DiscoveryLifecycle implements OnApplicationBootstrap, OnModuleDestr
   constructor(
     @Inject(DISCOVERY_INSTANCE) private readonly discovery: Discovery,
     @Inject(SERVICE_REGISTRY) private readonly self: ServiceRegistry,
+    private readonly health: GrpcHealthService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -24,6 +29,8 @@ export class DiscoveryLifecycle implements OnApplicationBootstrap, OnModuleDestr
     const { registration } = this.discovery.config;
     const logger = this.discovery.logger;
     if (!instance) return;
+    // Health checks may name the service (as switchyard's own checks can, via health_check.service).
+    if (this.health.getStatus(instance.service) === undefined) this.health.setStatus(instance.service, ServingStatus.SERVING);
     if (!registration.enabled) {
       logger.log(`self-registration disabled by configuration; '${instance.service}' is not registered`);
       return;
@@ -51,9 +58,14 @@ export class DiscoveryLifecycle implements OnApplicationBootstrap, OnModuleDestr
     this.abort.abort();
     await this.registering;
     const { registration } = this.discovery.config;
-    if (!registration.deregisterOnShutdown || this.self.state !== 'registered' && this.self.state !== 'lost') return;
-    await this.self.deregister().catch((error: Error) => this.discovery.logger.error(`deregistration failed: ${error.message}`));
-    if (registration.drainMs > 0) await new Promise((resolve) => setTimeout(resolve, registration.drainMs));
+    const deregister = registration.deregisterOnShutdown && (this.self.state === 'registered' || this.self.state === 'lost');
+    // NOT_SERVING -> deregistered -> drain; Nest closes the servers after this hook.
+    await shutdownGracefully({
+      health: this.health,
+      deregister: deregister ? () => this.self.deregister() : undefined,
+      drainMs: deregister ? registration.drainMs : 0,
+      logger: this.discovery.logger,
+    });
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -2,6 +2,8 @@ import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import type { ServiceClientOptions } from '../grpc/service-client.js';
 import { DISCOVERY_INSTANCE, DISCOVERY_MODULE_OPTIONS, SERVICE_REGISTRY } from './discovery.constants.js';
 import { DiscoveryLifecycle } from './discovery-lifecycle.service.js';
+import { DiscoveryHealthIndicator } from './health/discovery.health.js';
+import { GrpcHealthService } from '../health/grpc-health.service.js';
 import {
   createAsyncOptionsProviders,
   createClientProviders,
@@ -49,11 +51,13 @@ export class DiscoveryModule {
   }
 
   private static root(optionProviders: Provider[], clients: Provider[], isGlobal = true): DynamicModule {
-    const exported = [DISCOVERY_INSTANCE, SERVICE_REGISTRY, DISCOVERY_MODULE_OPTIONS, ...clients.map((p) => (p as { provide: string }).provide)];
+    // Health: the app's own grpc.health.v1 service and the Terminus indicator (Terminus itself loads only when used).
+    const health: Provider[] = [{ provide: GrpcHealthService, useFactory: () => new GrpcHealthService() }, DiscoveryHealthIndicator];
+    const exported = [DISCOVERY_INSTANCE, SERVICE_REGISTRY, DISCOVERY_MODULE_OPTIONS, GrpcHealthService, DiscoveryHealthIndicator, ...clients.map((p) => (p as { provide: string }).provide)];
     return {
       module: DiscoveryModule,
       global: isGlobal,
-      providers: [...optionProviders, ...createCoreProviders(), DiscoveryLifecycle, ...clients],
+      providers: [...optionProviders, ...createCoreProviders(), ...health, DiscoveryLifecycle, ...clients],
       exports: exported,
     };
   }

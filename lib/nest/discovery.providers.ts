@@ -10,7 +10,7 @@ import type { DiscoveryModuleAsyncOptions, DiscoveryModuleOptions, DiscoveryOpti
 import { getServiceClientToken } from './utils/get-service-client-token.util.js';
 
 /** Keys of DiscoveryModuleOptions that are not discovery configuration. */
-const MODULE_ONLY_KEYS = ['config', 'instance', 'clients', 'registry', 'logger', 'strategies', 'isGlobal', 'retry', 'firstSetTimeoutMs'] as const;
+const MODULE_ONLY_KEYS = ['config', 'instance', 'clients', 'registry', 'logger', 'strategies', 'isGlobal', 'retry', 'firstSetTimeoutMs', 'metrics'] as const;
 
 /** Builds the Discovery for the module; any invalid option fails bootstrap before anything opens. */
 export async function createDiscovery(options: DiscoveryModuleOptions): Promise<Discovery> {
@@ -33,6 +33,15 @@ export async function createDiscovery(options: DiscoveryModuleOptions): Promise<
     retry: options.retry,
     firstSetTimeoutMs: options.firstSetTimeoutMs,
   });
+  // prom-client is optional: loaded only when metrics are asked for (an error here fails bootstrap with its reason).
+  if (options.metrics) {
+    try {
+      discovery.enableMetrics(options.metrics === true ? {} : options.metrics);
+    } catch (error) {
+      await discovery.close();
+      throw error;
+    }
+  }
   // Importing the module makes discovery:///<service> targets work in every grpc-js client (ClientsModule included).
   return discovery.serveGrpcTargets();
 }

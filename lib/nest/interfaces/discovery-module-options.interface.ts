@@ -5,6 +5,7 @@ import type { ResolvedDiscoveryConfig } from '../../core/config/resolve-discover
 import type { InstanceOptions } from '../../discovery/discovery.js';
 import type { ServiceClientOptions } from '../../grpc/service-client.js';
 import type { RetryOptions } from '../../grpc/retry-policy.js';
+import type { DiscoveryMetricsOptions } from '../../health/discovery-metrics.js';
 import type { DiscoveryLogger, Registry } from '../../registry/registry.interface.js';
 
 /**
@@ -33,6 +34,8 @@ export interface DiscoveryModuleOptions extends DiscoveryOptions {
   retry?: RetryOptions | false;
   /** How long `discovery:///` channels and getChannel() wait for the first endpoint set, ms. Default 10 000. */
   firstSetTimeoutMs?: number;
+  /** Record prom-client metrics (optional dependency): `true` for prom-client's global registry, or { register, prefix }. */
+  metrics?: boolean | DiscoveryMetricsOptions;
 }
 
 /** A class that makes the options (for `useClass` / `useExisting`). */
