@@ -33,3 +33,11 @@ export type { CallAttempt, CallOptions, ProtoSource } from './grpc/service-clien
 // Health: active checks, outlier detection, panic mode, own grpc.health.v1 and drain, events, metrics, Terminus.
 export * from './health/index.js';
 export { DiscoveryHealthIndicator, type DiscoveryIndicatorResult } from './nest/health/discovery.health.js';
+// Mesh (xDS) backend, usable directly.
+export { MeshRegistry, createMeshRegistry, resolveMeshSettings, parseXdsServer, MissingPeerDependencyError } from './registry/mesh/mesh.registry.js';
+export type { MeshSettings, MeshTuning, AdsConnectionState } from './registry/mesh/mesh.registry.js';
+// Admin view (what this process sees), also used by the CLI-free JSON endpoint.
+export { collectAdminState, type AdminState, type AdminServiceState, type AdminEndpointState } from './admin/admin-state.js';
+export { renderAdminPage } from './admin/admin-page.js';
+export { MinuteCounter } from './grpc/minute-counter.js';
+export type { EndpointReport } from './grpc/service-client.js';

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Assembles README.md from docs/readme/_main.md and its <!-- include: x.md --> parts.
+"""Assembles README.md from docs/readme/_main.md and its <!-- include: x.md [level=N] --> parts.
 
 Each part's headings are shifted so its top heading sits at level 3 (inside the
 "## ..." section that includes it). Missing parts are dropped (not written yet)."""
@@ -35,9 +35,10 @@ def shift_headings(text: str, top: int = 3) -> str:
 
 def include(match: re.Match) -> str:
     part = parts / match.group(1)
-    return shift_headings(part.read_text().strip()) + '\n' if part.exists() else ''
+    top = int(match.group(2) or 3)
+    return shift_headings(part.read_text().strip(), top) + '\n' if part.exists() else ''
 
 
 main = (parts / '_main.md').read_text()
-readme = re.sub(r'<!-- include: ([\w.-]+) -->\n', include, main)
+readme = re.sub(r'<!-- include: ([\w.-]+)(?: level=(\d))? -->\n', include, main)
 (root / 'README.md').write_text(readme)

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createRequire } from 'node:module';
 import { filter, firstValueFrom, ReplaySubject, Subject, timeout, type Observable, type Subscription } from 'rxjs';
-import type { CompiledQuery } from '../core/discovery-query.js';
+import type { CompiledQuery, DiscoveryQuery } from '../core/discovery-query.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { EndpointSet } from '../core/endpoint-set.js';
 import { ClosedError, DiscoveryError, NoEndpointsError, type NoEndpointsReason } from '../core/errors.js';
@@ -9,6 +9,7 @@ import type { BalancingStrategy, PickContext, Picker } from '../balancing/picker
 import { LoadTracker, onCallEnd, onCallStart } from '../balancing/endpoint-load.js';
 import type { DiscoveryLogger, Registry } from '../registry/registry.interface.js';
 import { ChannelPool, type ChannelFactoryOptions } from './channel-pool.js';
+import { MinuteCounter } from './minute-counter.js';
 import { backoffDelay } from '../core/backoff.js';
 import { resolveRetryOptions, RetryBudget, type ResolvedRetryOptions, type RetryOptions } from './retry-policy.js';
 // Health layer: the overlay between the registry's set and the picker, and the events it reports.
@@ -132,7 +133,7 @@ export class ServiceClient {
   private readonly overlay: HealthOverlay;
   private readonly events = new Subject<DiscoveryEvent>();
   /** Picks per endpoint key (counted here so the call path updates no metric objects). */
-  private readonly picks = new Map<string, { address: string; count: number }>();
+  private readonly picks = new Map<string, { address: string; count: number; lastMinute: MinuteCounter; failures: MinuteCounter }>();
   private rawState: EndpointSet['state'] | undefined;
 
   /**
@@ -234,8 +235,9 @@ export class ServiceClient {
    */
   recordPick(endpoint: Endpoint): void {
     let record = this.picks.get(endpoint.key);
-    if (record === undefined) this.picks.set(endpoint.key, (record = { address: endpoint.address, count: 0 }));
+    if (record === undefined) this.picks.set(endpoint.key, (record = newActivity(endpoint.address)));
     record.count++;
+    record.lastMinute.add();
   }
 
   /** Picks so far per endpoint address (endpoints still known). */
@@ -257,7 +259,41 @@ export class ServiceClient {
    */
   reportCallOutcome(endpoint: Endpoint, result: CallOutcome | number | Error | null | undefined): void {
     const outcome = result === 'success' || result === 'failure' || result === 'neutral' ? result : callOutcome(result);
+    if (outcome === 'failure') {
+      let record = this.picks.get(endpoint.key);
+      if (record === undefined) this.picks.set(endpoint.key, (record = newActivity(endpoint.address)));
+      record.failures.add();
+    }
     this.overlay.recordOutcome(endpoint, outcome);
+  }
+
+  /** The query this client watches (namespace, version, tags, zone). */
+  get query(): Readonly<DiscoveryQuery> {
+    return { ...this.deps.query.query, zone: this.options.zone };
+  }
+
+  /**
+   * Every endpoint the registry knows for this client (served or not), with
+   * its health and recent activity: what the admin view shows.
+   */
+  describeEndpoints(): EndpointReport[] {
+    const known = this.overlay.known() ?? this.current;
+    const served = this.current;
+    return known.endpoints.map((endpoint) => {
+      const health = this.overlay.describe(endpoint);
+      const activity = this.picks.get(endpoint.key);
+      const load = this.loads.peek(endpoint.key);
+      return {
+        endpoint,
+        served: served.has(endpoint.key),
+        health: health.state,
+        detail: health.detail,
+        inFlight: load?.inFlight ?? 0,
+        ewmaMs: load && load.ewmaMs > 0 ? load.ewmaMs : undefined,
+        picksLastMinute: activity?.lastMinute.total() ?? 0,
+        failuresLastMinute: activity?.failures.total() ?? 0,
+      };
+    });
   }
 
   /** Known / healthy / unhealthy / ejected / served counts and panic mode, as of now. */
@@ -357,12 +393,12 @@ export class ServiceClient {
         const now = performance.now();
         onCallEnd(load, now - started, now);
         this.budget.onSuccess();
-        this.overlay.recordOutcome(endpoint, 'success');
+        this.reportCallOutcome(endpoint, 'success');
         return result;
       } catch (error) {
         const now = performance.now();
         onCallEnd(load, now - started, now);
-        this.overlay.recordOutcome(endpoint, callOutcome(error));
+        this.reportCallOutcome(endpoint, callOutcome(error));
         const retryable = isRetryable(error, retry.retryableStatusCodes);
         if (retryable) this.budget.onFailure();
         tried.add(endpoint.key);
@@ -466,6 +502,24 @@ export class ServiceClient {
 }
 
 const EMPTY_PICKER: Picker = { pick: () => undefined };
+
+/** One endpoint as the admin view shows it. */
+export interface EndpointReport {
+  endpoint: Endpoint;
+  /** In the set the picker uses right now. */
+  served: boolean;
+  health: 'healthy' | 'unhealthy' | 'ejected';
+  /** Why it is unhealthy or ejected (and until when). */
+  detail: string | undefined;
+  inFlight: number;
+  ewmaMs: number | undefined;
+  picksLastMinute: number;
+  failuresLastMinute: number;
+}
+
+function newActivity(address: string) {
+  return { address, count: 0, lastMinute: new MinuteCounter(), failures: new MinuteCounter() };
+}
 
 const STATUS_BY_CODE = new Map<number, string>(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v as number, k]));
 const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);

@@ -102,6 +102,23 @@ export class HealthOverlay {
     this.detector.record(endpoint.key, outcome);
   }
 
+  /** The registry's latest set, before health filtering (undefined before the first). */
+  known(): EndpointSet | undefined {
+    return this.raw;
+  }
+
+  /** An endpoint's health as the overlay sees it, with the reason when it is out. */
+  describe(endpoint: Endpoint): { state: 'healthy' | 'unhealthy' | 'ejected'; detail: string | undefined } {
+    const ejection = this.detector.ejection(endpoint.key);
+    if (ejection) {
+      return { state: 'ejected', detail: `ejected after consecutive transport failures (ejection #${ejection.ejections}) until ${new Date(ejection.until).toISOString()}` };
+    }
+    if (this.isFailingChecks(endpoint.address)) {
+      return { state: 'unhealthy', detail: `failing ${this.deps.settings.active.kind} health checks` };
+    }
+    return { state: 'healthy', detail: undefined };
+  }
+
   /** Is this endpoint ejected by outlier detection right now? */
   isEjected(key: string): boolean {
     return this.detector.isEjected(key);

@@ -82,6 +82,12 @@ export class OutlierDetector {
     return this.ejectedCount;
   }
 
+  /** When an ejected endpoint returns, and how many ejections in a row it is serving. */
+  ejection(key: string): { until: number; ejections: number } | undefined {
+    const record = this.records.get(key);
+    return record?.timer !== undefined ? { until: record.ejectedUntil, ejections: record.ejections } : undefined;
+  }
+
   isEjected(key: string): boolean {
     const record = this.records.get(key);
     return record !== undefined && record.timer !== undefined;

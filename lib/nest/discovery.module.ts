@@ -2,6 +2,7 @@ import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import type { ServiceClientOptions } from '../grpc/service-client.js';
 import { DISCOVERY_INSTANCE, DISCOVERY_MODULE_OPTIONS, SERVICE_REGISTRY } from './discovery.constants.js';
 import { DiscoveryLifecycle } from './discovery-lifecycle.service.js';
+import { DiscoveryAdmin } from './admin/discovery-admin.service.js';
 import { DiscoveryHealthIndicator } from './health/discovery.health.js';
 import { GrpcHealthService } from '../health/grpc-health.service.js';
 import {
@@ -57,7 +58,7 @@ export class DiscoveryModule {
     return {
       module: DiscoveryModule,
       global: isGlobal,
-      providers: [...optionProviders, ...createCoreProviders(), ...health, DiscoveryLifecycle, ...clients],
+      providers: [...optionProviders, ...createCoreProviders(), ...health, DiscoveryLifecycle, DiscoveryAdmin, ...clients],
       exports: exported,
     };
   }

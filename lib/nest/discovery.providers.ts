@@ -10,7 +10,7 @@ import type { DiscoveryModuleAsyncOptions, DiscoveryModuleOptions, DiscoveryOpti
 import { getServiceClientToken } from './utils/get-service-client-token.util.js';
 
 /** Keys of DiscoveryModuleOptions that are not discovery configuration. */
-const MODULE_ONLY_KEYS = ['config', 'instance', 'clients', 'registry', 'logger', 'strategies', 'isGlobal', 'retry', 'firstSetTimeoutMs', 'metrics'] as const;
+const MODULE_ONLY_KEYS = ['config', 'instance', 'clients', 'registry', 'logger', 'strategies', 'isGlobal', 'retry', 'firstSetTimeoutMs', 'metrics', 'admin'] as const;
 
 /** Builds the Discovery for the module; any invalid option fails bootstrap before anything opens. */
 export async function createDiscovery(options: DiscoveryModuleOptions): Promise<Discovery> {

@@ -30,6 +30,11 @@ export interface DiscoveryModuleOptions extends DiscoveryOptions {
   strategies?: BalancingStrategy[];
   /** Default true: clients and the registry are injectable everywhere. */
   isGlobal?: boolean;
+  /**
+   * Opt-in admin view on the app's HTTP server: `GET <path>` (a page) and
+   * `GET <path>/state.json`. Holds no secrets. Off by default.
+   */
+  admin?: { path: string; refreshMs?: number };
   /** Default retries of every service (per-service `retry` in client options wins); `false` disables. */
   retry?: RetryOptions | false;
   /** How long `discovery:///` channels and getChannel() wait for the first endpoint set, ms. Default 10 000. */
