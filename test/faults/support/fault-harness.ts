@@ -281,12 +281,25 @@ export class EndpointRecorder {
   }
 }
 
+/** One stub per pooled channel: building a grpc-js client per call would cost more than the call. */
+const stubs = new WeakMap<grpc.Channel, GreeterStub>();
+const insecure = grpc.credentials.createInsecure();
+
+function stubFor(channel: grpc.Channel): GreeterStub {
+  let stub = stubs.get(channel);
+  if (!stub) {
+    stub = new greeterPackage.greeter.Greeter('unused', insecure, { channelOverride: channel }) as unknown as GreeterStub;
+    stubs.set(channel, stub);
+  }
+  return stub;
+}
+
 /** One unary SayHello through `ServiceClient.call()` (retries as the client is configured); resolves with the answering instance. */
 export function helloThrough(client: ServiceClient, timeoutMs = 3_000): Promise<string> {
   return client.call(
     ({ channel, deadline }) =>
       new Promise<string>((resolve, reject) => {
-        const stub = new greeterPackage.greeter.Greeter('unused', grpc.credentials.createInsecure(), { channelOverride: channel }) as unknown as GreeterStub;
+        const stub = stubFor(channel);
         stub.SayHello({ name: 'load' }, new grpc.Metadata(), { deadline: deadline ?? Date.now() + timeoutMs }, (error, reply?: HelloReply) => (error ? reject(error) : resolve(reply!.instance)));
       }),
     { timeoutMs },
