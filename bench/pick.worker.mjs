@@ -199,6 +199,14 @@ async function allocPerPick(run) {
   return { bytes_per_pick: null, picks_measured: 0, problem: 'a garbage collection ran during every attempt' };
 }
 
+/** CPU ms of `fn()`: like the picks, robust against other processes taking the core mid-build. */
+function cpuMs(fn) {
+  const cpu0 = process.cpuUsage();
+  fn();
+  const cpu = process.cpuUsage(cpu0);
+  return (cpu.user + cpu.system) / 1_000;
+}
+
 /** ms per picker build after one endpoint joins or leaves a `rebuildSize` set; the previous picker is passed as in production. */
 function timeRebuilds(s) {
   const base = s.set;
@@ -210,13 +218,9 @@ function timeRebuilds(s) {
   const build = (endpoints) => {
     if (target === 'moleculer') {
       const list = endpoints.map((e) => ({ id: e.instance.id, local: false, state: true, available: true }));
-      const t0 = performance.now();
-      s.peer.rebuild(list);
-      return performance.now() - t0;
+      return cpuMs(() => s.peer.rebuild(list));
     }
-    const t0 = performance.now();
-    s.built.build(endpoints, { loads: s.loads, random: Math.random, previous: s.picker });
-    return performance.now() - t0;
+    return cpuMs(() => s.built.build(endpoints, { loads: s.loads, random: Math.random, previous: s.picker }));
   };
   // One untimed round of each, so that compiling the build code is not counted.
   build(joined.endpoints);
@@ -232,15 +236,11 @@ function timeRebuilds(s) {
 /** What one snapshot change costs besides the picker: the new EndpointSet (diff, sort) and pruning load records. */
 function timeSnapshot(s) {
   const base = s.set;
-  const instances = base.instances;
-  const joinedInstances = [...instances, benchInstance(rebuildSize + 1)];
+  const joinedInstances = [...base.instances, benchInstance(rebuildSize + 1)];
   const times = [];
   base.next(joinedInstances);
   for (let i = 0; i < rebuildIterations; i++) {
-    const t0 = performance.now();
-    const next = base.next(joinedInstances);
-    s.loads.retain(next.endpoints);
-    times.push(performance.now() - t0);
+    times.push(cpuMs(() => s.loads.retain(base.next(joinedInstances).endpoints)));
   }
   return { ms_median: median(times), ms_max: Math.max(...times), iterations: times.length };
 }

@@ -40,7 +40,7 @@ function ensureBinary(candidates, installScript) {
 /** The first line a binary prints for its version flag, e.g. "etcd Version: 3.4.23". */
 function versionOf(binary, args) {
   const run = spawnSync(binary, args, { encoding: 'utf8', timeout: 10_000 });
-  return (run.stdout || run.stderr || '').trim().split('\n')[0] || binary;
+  return (run.stdout || run.stderr || '').trim().split('\n')[0].split(/\s{2,}/)[0] || binary;
 }
 
 async function distinctFreePorts(count) {
