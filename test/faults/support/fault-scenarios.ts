@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
+import { createServer } from 'node:net';
 import type { Observable } from 'rxjs';
 import { Discovery, NoEndpointsError, resolveDiscoveryConfig, type DiscoveryOptions, type RetryOptions, type ServiceClient } from '../../../lib/index.js';
 import type { DiscoveryLogger } from '../../../lib/registry/registry.interface.js';
@@ -45,7 +46,7 @@ export const SCENARIOS = {
   restartSameAddress: {
     scenario: 'restart-same-address',
     title: 'an instance restarted on the same address while still listed',
-    asserted: 'after 10 s down (still in DNS / xDS), the restarted instance answers calls within 1.5 s of being back',
+    asserted: 'after being down (still in DNS / xDS) long enough for the client\'s reconnect backoff to reach 6 s, the restarted instance answers calls within 1.5 s of being back',
   },
   flapping: {
     scenario: 'flapping-instance',
@@ -353,17 +354,34 @@ export function defineFaultScenarios(backend: FaultBackend): void {
         await client.ready({ timeoutMs: 15_000 });
         await helloThrough(client);
         await instance!.kill();
-        // Down for 10 s while the client keeps calling: its channel's reconnect backoff grows meanwhile.
-        const downUntil = Date.now() + 10_000;
-        while (Date.now() < downUntil) {
-          await helloThrough(client, 500).catch(() => undefined);
-          await holdFault(100);
+        // While the instance is down, a listener on its port counts the client's connection attempts
+        // (and refuses them), so the test knows where grpc's reconnect backoff stands.
+        const attempts: number[] = [];
+        const refuser = createServer((socket) => {
+          attempts.push(Date.now());
+          socket.destroy();
+        });
+        await new Promise<void>((resolve, reject) => refuser.once('error', reject).listen(instance!.port, '127.0.0.1', () => resolve()));
+        const gap = () => (attempts.length >= 2 ? attempts.at(-1)! - attempts.at(-2)! : 0);
+        try {
+          // Down until the backoff between two attempts reached 6 s: the next one is then at least 6.4 s away.
+          await waitFor(
+            async () => {
+              await helloThrough(client, 300).catch(() => undefined);
+              return gap() >= 6_000;
+            },
+            { timeoutMs: 40_000, intervalMs: 100, what: 'a 6 s gap between reconnect attempts' },
+          );
+        } finally {
+          await new Promise((resolve) => refuser.close(resolve));
         }
+        details.reconnectAttempts = attempts.length;
+        details.lastGapMs = gap();
         await instance!.start();
         const backAt = Date.now();
-        // The instance serves again and the registry lists it: a call now (with a second's grace) must reach it.
+        // The instance serves again on its listed address: a call now (with 1.5 s of grace) must reach it.
         const answered = await waitFor(() => helloThrough(client, 500).then(() => true, () => false), { timeoutMs: 1_500, intervalMs: 100, what: 'a call to the restarted instance' }).catch((e: Error) => e);
-        details.firstSuccessAfterMs = answered === true ? Date.now() - backAt : undefined;
+        details.restartedAfterMs = backAt - attempts.at(-1)!;
         expect(answered).toBe(true);
       },
       backend.registers ? 'registering backends list a restarted instance anew, and a new endpoint gets a fresh channel (see the rolling restart)' : undefined,
