@@ -28,8 +28,37 @@ export function endpointOf(instance: ServiceInstance): Endpoint {
   });
 }
 
-/** True when two instances would be served identically (used to detect updates). */
+/**
+ * True when two instances would be served identically (used to detect
+ * updates). Field by field: backends that re-decode the whole list on every
+ * answer compare 10,000 instances per update, and JSON.stringify of both
+ * sides was the hottest line of a snapshot update.
+ */
 export function sameInstance(a: ServiceInstance, b: ServiceInstance): boolean {
   if (a === b) return true;
-  return JSON.stringify(a) === JSON.stringify(b);
+  return (
+    a.id === b.id &&
+    a.address === b.address &&
+    a.service === b.service &&
+    a.namespace === b.namespace &&
+    a.version === b.version &&
+    a.healthy === b.healthy &&
+    a.weight === b.weight &&
+    sameRecord(a.tags, b.tags) &&
+    a.metadata.region === b.metadata.region &&
+    a.metadata.zone === b.metadata.zone &&
+    a.metadata.environment === b.metadata.environment &&
+    sameRecord(a.metadata.custom, b.metadata.custom)
+  );
+}
+
+function sameRecord(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  if (a === b) return true;
+  let count = 0;
+  for (const key in a) {
+    if (!Object.hasOwn(b, key) || a[key] !== b[key]) return false;
+    count++;
+  }
+  for (const key in b) if (Object.hasOwn(b, key)) count--;
+  return count === 0;
 }
