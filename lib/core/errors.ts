@@ -27,11 +27,15 @@ export interface ConfigIssue {
  * try { await loadDiscoveryConfig('discovery.toml') } catch (e) { if (e instanceof ConfigurationError) console.error(e.issues) }
  */
 export class ConfigurationError extends DiscoveryError {
+  readonly issues: readonly ConfigIssue[];
+
   constructor(
-    readonly issues: readonly ConfigIssue[],
+    issues: readonly ConfigIssue[],
     readonly source?: string,
   ) {
-    super(ConfigurationError.format(issues, source));
+    const safe = issues.map(redactIssue);
+    super(ConfigurationError.format(safe, source));
+    this.issues = safe;
   }
 
   static single(path: string, value: unknown, message: string, source?: string): ConfigurationError {
@@ -42,7 +46,7 @@ export class ConfigurationError extends DiscoveryError {
     const where = source ? ` in ${source}` : '';
     const lines = issues.map((issue) => {
       const got = 'value' in issue && issue.value !== undefined ? ` (got ${describeValue(issue.value)})` : '';
-      return `  - ${issue.path || '<root>'}: ${issue.message}${got}`;
+      return `  - ${issue.path || '<root>'}: ${redactUrlCredentials(issue.message)}${got}`;
     });
     return `Invalid discovery configuration${where}:\n${lines.join('\n')}`;
   }
@@ -92,12 +96,39 @@ export class NotSupportedError extends DiscoveryError {}
 export class ClosedError extends DiscoveryError {}
 
 export function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return JSON.stringify(redactUrlCredentials(value.length > 200 ? `${value.slice(0, 197)}...` : value));
   if (value === undefined) return 'undefined';
   try {
-    const text = JSON.stringify(value);
+    const text = redactUrlCredentials(JSON.stringify(value) ?? String(value));
     return text.length > 120 ? `${text.slice(0, 117)}...` : text;
   } catch {
-    return String(value);
+    // Cyclic or absurdly deep values: say what it is, never recurse again.
+    return Array.isArray(value) ? '[array]' : `[${typeof value}]`;
   }
+}
+
+/** Field names whose values are secrets: never echoed in an error. */
+const SECRET_FIELD = /(^|[._\[])(password|passwd|token|secret|key|credentials?|auth)(\]|$)/i;
+
+/** `scheme://user:password@host` → `scheme://user:***@host`. */
+export function redactUrlCredentials(text: string): string {
+  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s/:@"']*):[^\s/@"']*@/gi, '$1:***@');
+}
+
+function redactIssue(issue: ConfigIssue): ConfigIssue {
+  if (!('value' in issue) || issue.value === undefined) return issue;
+  if (SECRET_FIELD.test(issue.path) || (issue.value !== null && typeof issue.value === 'object' && containsSecretKey(issue.value))) {
+    return { ...issue, value: '<redacted>' };
+  }
+  if (typeof issue.value === 'string') return { ...issue, value: redactUrlCredentials(issue.value) };
+  return issue;
+}
+
+function containsSecretKey(value: object, depth = 0): boolean {
+  if (depth > 4) return false;
+  for (const [key, inner] of Object.entries(value)) {
+    if (SECRET_FIELD.test(key)) return true;
+    if (inner && typeof inner === 'object' && containsSecretKey(inner, depth + 1)) return true;
+  }
+  return false;
 }

@@ -102,8 +102,18 @@ export class ChannelPool {
   }
 
   private create(address: string): grpc.Channel {
-    // `dns:` would re-resolve behind our back; addresses here are already resolved.
-    const target = /^\d+\.\d+\.\d+\.\d+:\d+$/.test(address) ? `ipv4:${address}` : address.startsWith('[') ? `ipv6:${address}` : address;
-    return new grpc.Channel(target, this.credentials, this.options.channelOptions ?? {});
+    return new grpc.Channel(channelTarget(address), this.credentials, this.options.channelOptions ?? {});
   }
+}
+
+/**
+ * The grpc-js target for a `host:port`. Always scheme-qualified: a bare
+ * `unix:50051` (host "unix") would be read as a unix socket, `xds:…` or
+ * `discovery:…` as another resolver, so a registry record could redirect
+ * calls. IP literals need no resolution; host names go through `dns:`.
+ */
+export function channelTarget(address: string): string {
+  if (/^\d+\.\d+\.\d+\.\d+:\d+$/.test(address)) return `ipv4:${address}`;
+  if (address.startsWith('[')) return `ipv6:${address}`;
+  return `dns:${address}`;
 }

@@ -288,10 +288,6 @@ describe('fuzz: configuration loader (toml, json, yaml)', () => {
       const outcome = load(JSON.stringify({ health_check: { interval: 2 } }), 'json');
       expect('error' in outcome && outcome.error.message).toContain('health_check.timeout');
     },
-    {
-      knownBug:
-        'lib/core/config/resolve-discovery-config.ts displayPath: a path the user did not write (health_check.timeout defaulted to 5 s, checked against interval = 2) is reported in camelCase as "healthCheck.timeout"',
-    },
   );
 
   reliabilityTest(
@@ -326,10 +322,6 @@ describe('fuzz: configuration loader (toml, json, yaml)', () => {
         fuzzParameters(0xc0f5, 20),
       );
     },
-    {
-      knownBug:
-        'RangeError (stack overflow) instead of a ConfigurationError: lib/core/config/load-discovery-config.ts camelizeKeys recurses without a depth limit, and lib/core/errors.ts describeValue falls back to String(value), which recurses too',
-    },
   );
 
   reliabilityTest(
@@ -361,10 +353,6 @@ describe('fuzz: configuration loader (toml, json, yaml)', () => {
         }),
         fuzzParameters(0xc0f4, 50),
       );
-    },
-    {
-      knownBug:
-        'lib/core/config/discovery-options.ts `seconds` has no bounds: refresh_interval = 3000000 resolves to 3e9 ms (setTimeout clamps it to 1 ms) and heartbeat_interval = 0.0001 resolves to heartbeatMs 0',
     },
   );
 

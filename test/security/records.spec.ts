@@ -87,7 +87,6 @@ describe('security: records in the local backend', () => {
       await waitFor(() => capture.texts.some((t) => t.startsWith('warn') && t.includes('huge.json')), { timeoutMs: 3_000, what: 'a warning about the oversized file' });
       expect(watch.ids()).not.toContain('huge');
     },
-    { knownBug: 'lib/registry/local/service-folder-watch.ts load() reads and serves instance files of any size (no limit like etcd\'s 64 KiB)' },
   );
 
   reliabilityTest(
@@ -112,7 +111,6 @@ describe('security: records in the local backend', () => {
         await rm(fifo, { force: true });
       }
     },
-    { knownBug: 'lib/registry/local/service-folder-watch.ts load() opens every *.json entry with open(2); on a FIFO that blocks forever, so the scan never ends and the watch stops following changes' },
   );
 });
 
@@ -159,7 +157,6 @@ describe('security: records in etcd', () => {
       const huge = createServiceInstance({ service: 'orders', id: 'huge-own', address: '127.0.0.1:7003', tags: { padding: PADDING } });
       await expect(registry.register(huge, { ttlMs: 2_000, heartbeatMs: 600 })).rejects.toThrow(RegistrationError);
     },
-    { knownBug: 'lib/registry/etcd/etcd-registration.ts writes values of any size; only the watch side (etcd-prefix-watch.ts) enforces MAX_VALUE_BYTES' },
   );
 
   reliabilityTest(
@@ -306,10 +303,6 @@ describe('security: an address cannot redirect calls to another transport', () =
         .catch((error: Error) => error);
       expect(served).toBe(before);
       expect(answer).toBeInstanceOf(Error);
-    },
-    {
-      knownBug:
-        'lib/grpc/channel-pool.ts create(): an address that is not an IP literal is used as the grpc target as-is, so host "unix" port 50051 becomes target "unix:50051", a unix socket (likewise "dns:", "xds:", "discovery:" hosts pick another resolver); prefix "dns:" for host names',
     },
   );
 });

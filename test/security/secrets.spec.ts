@@ -55,7 +55,6 @@ describe('security: secrets in configuration errors', () => {
       expect(capture.texts.length).toBe(3);
       expect(capture.leaks([secret])).toEqual([]);
     },
-    { knownBug: 'lib/registry/consul/consul-settings.ts and lib/registry/etcd/etcd-settings.ts put the raw URL (with its password) as the issue value, so ConfigurationError prints it' },
   );
 
   reliabilityTest(
@@ -68,7 +67,6 @@ describe('security: secrets in configuration errors', () => {
       expect(capture.texts.length).toBe(2);
       expect(capture.leaks(['918273645546372']).length).toBe(0);
     },
-    { knownBug: 'lib/core/config/resolve-discovery-config.ts reports the zod input of backend_config.token / auth.password as the issue value' },
   );
 
   reliabilityTest(
@@ -81,7 +79,6 @@ describe('security: secrets in configuration errors', () => {
       expect(capture.texts.length).toBe(2);
       expect(capture.leaks([keyBody])).toEqual([]);
     },
-    { knownBug: 'the tls.key loaders in lib/registry/etcd/etcd-settings.ts and lib/registry/consul/consul-settings.ts report the unreadable "path" (here the key itself) as the issue value' },
   );
 });
 

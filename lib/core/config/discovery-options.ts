@@ -16,8 +16,14 @@ export const STRATEGY_NAMES = [
 ] as const;
 export type StrategyName = (typeof STRATEGY_NAMES)[number];
 
-const seconds = z.number().positive();
+// Durations in seconds: above 0.01 s (timers below that spin) and at most a
+// week (setTimeout overflows past 24.8 days and would fire at once).
+const seconds = z.number().min(0.01).max(604_800);
 const nonEmpty = z.string().min(1);
+/** A server URL; credentials never go in it (they would end up in logs): use token / auth. */
+const serverUrl = nonEmpty.refine((v) => !/^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(v), {
+  message: 'a URL without user:password@ (put credentials in backend_config.token or backend_config.auth)',
+});
 const tlsSchema = z.strictObject({
   ca: nonEmpty.optional(),
   cert: nonEmpty.optional(),
@@ -36,7 +42,7 @@ export const memoryConfigSchema = z.strictObject({ ...common, store: nonEmpty.op
 export const staticConfigSchema = z.strictObject({ ...common, addresses: z.array(z.string()).default([]) });
 export const etcdConfigSchema = z.strictObject({
   ...common,
-  endpoints: z.array(nonEmpty).min(1).default(['http://127.0.0.1:2379']),
+  endpoints: z.array(serverUrl).min(1).default(['http://127.0.0.1:2379']),
   ttl: seconds.optional(),
   auth: z.strictObject({ username: nonEmpty, password: z.string() }).optional(),
   tls: tlsSchema.optional(),
@@ -48,7 +54,7 @@ export const etcdConfigSchema = z.strictObject({
 });
 export const consulConfigSchema = z.strictObject({
   ...common,
-  url: nonEmpty.default('http://127.0.0.1:8500'),
+  url: serverUrl.default('http://127.0.0.1:8500'),
   token: z.string().optional(),
   tls: tlsSchema.optional(),
   datacenter: nonEmpty.optional(),

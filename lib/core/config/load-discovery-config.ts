@@ -5,6 +5,8 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigurationError } from '../errors.js';
 import { resolveDiscoveryConfig, type PathNames, type ResolvedDiscoveryConfig, type ResolveOptions } from './resolve-discovery-config.js';
 
+const MAX_DEPTH = 32;
+
 /** Keys whose values are user maps: their own keys are data, never converted. */
 const DATA_MAPS = new Set(['tags', 'custom', 'meta']);
 
@@ -12,13 +14,15 @@ const DATA_MAPS = new Set(['tags', 'custom', 'meta']);
  * Converts snake_case keys to camelCase recursively, remembering the
  * original spelling of each path so errors quote the user's own keys.
  */
-export function camelizeKeys(value: unknown, names: PathNames = new Map(), camelPath = '', originalPath = ''): unknown {
+export function camelizeKeys(value: unknown, names: PathNames = new Map(), camelPath = '', originalPath = '', depth = 0): unknown {
+  // No valid configuration nests deeper than a few levels; refuse hostile documents before they overflow the stack.
+  if (depth > MAX_DEPTH) throw ConfigurationError.single(originalPath, undefined, `at most ${MAX_DEPTH} levels of nesting`);
   if (Array.isArray(value)) {
     return value.map((item, i) => {
       const cp = `${camelPath}.${i}`.replace(/^\./, '');
       const op = `${originalPath}[${i}]`;
       names.set(cp, op);
-      return camelizeKeys(item, names, cp, op);
+      return camelizeKeys(item, names, cp, op, depth + 1);
     });
   }
   if (!value || typeof value !== 'object' || value instanceof Date) return value;
@@ -28,7 +32,7 @@ export function camelizeKeys(value: unknown, names: PathNames = new Map(), camel
     const cp = camelPath ? `${camelPath}.${camel}` : camel;
     const op = originalPath ? `${originalPath}.${key}` : key;
     names.set(cp, op);
-    out[camel] = DATA_MAPS.has(camel) ? inner : camelizeKeys(inner, names, cp, op);
+    out[camel] = DATA_MAPS.has(camel) ? inner : camelizeKeys(inner, names, cp, op, depth + 1);
   }
   return out;
 }

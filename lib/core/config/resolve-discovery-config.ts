@@ -166,7 +166,18 @@ export function resolveDiscoveryConfig(input: DiscoveryConfigInput | unknown, op
 
 function displayPath(path: readonly PropertyKey[], options: ResolveOptions): string {
   const camel = path.map(String).join('.');
-  const mapped = options.pathNames?.get(camel) ?? camel;
+  let mapped = options.pathNames?.get(camel);
+  if (mapped === undefined) {
+    // A path the user did not write (a default checked against another key)
+    // is shown in the spelling of its source: snake_case for files.
+    mapped = path
+      .map((segment, i) => {
+        if (typeof segment === 'number') return `[${segment}]`;
+        const name = options.pathNames ? String(segment).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) : String(segment);
+        return i === 0 ? name : `.${name}`;
+      })
+      .join('');
+  }
   return options.pathPrefix ? (mapped ? `${options.pathPrefix}.${mapped}` : options.pathPrefix) : mapped;
 }
 

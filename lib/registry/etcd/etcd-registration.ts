@@ -103,6 +103,10 @@ export class EtcdRegistration implements Registration {
     if (instance.id !== this.current.id) {
       throw new RegistrationError(`update must keep instance id '${this.current.id}' (got '${instance.id}')`);
     }
+    const size = Buffer.byteLength(this.layout.encode(instance));
+    if (size > this.connection.settings.maxValueBytes) {
+      throw new RegistrationError(`Instance '${instance.id}' encodes to ${size} bytes, over the ${this.connection.settings.maxValueBytes}-byte limit (trim tags or metadata)`);
+    }
     await this.inflight?.catch(() => undefined);
     const oldKey = this.key;
     this.current = instance;

@@ -92,6 +92,11 @@ export class EtcdRegistry implements Registry {
     if (this.closed) throw new ClosedError('etcd registry is closed');
     checkTiming(timing);
     const key = this.layout.keyOf(instance);
+    // Watchers skip values over the limit, so writing one would register an invisible instance.
+    const size = Buffer.byteLength(this.layout.encode(instance));
+    if (size > this.settings.maxValueBytes) {
+      throw new RegistrationError(`Instance '${instance.id}' encodes to ${size} bytes under ${key}, over the ${this.settings.maxValueBytes}-byte limit (trim tags or metadata)`);
+    }
     for (const existing of this.registrations) {
       if (existing.etcdKey === key) {
         throw new RegistrationError(`Instance id '${instance.id}' is already registered by this registry under etcd key ${key}`);

@@ -1,4 +1,4 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { constants, watch, type FSWatcher } from 'node:fs';
 import { open, readdir, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { CompiledQuery } from '../../core/discovery-query.js';
@@ -7,6 +7,9 @@ import type { ServiceInstance } from '../../core/service-instance.js';
 import type { DiscoveryLogger } from '../registry.interface.js';
 import { decodeInstanceFile, type InstanceFileEntry } from './instance-file.js';
 import { describeFsError, isInstanceFileName, isTempFileName, type RegistryDirectory } from './registry-directory.js';
+
+/** Instance files larger than this are refused (a record is a few hundred bytes). */
+export const MAX_INSTANCE_FILE_BYTES = 64 * 1024;
 
 /** Tuning of a folder watch, in milliseconds. */
 export interface FolderWatchTiming {
@@ -209,7 +212,18 @@ export class ServiceFolderWatch {
   private async load(file: string, name: string): Promise<CachedFile | undefined> {
     let version: string;
     try {
-      version = versionOf(await stat(file));
+      const info = await stat(file);
+      version = versionOf(info);
+      // Only regular files of a sane size: a FIFO would block open(2) forever,
+      // and an instance record is a few hundred bytes (same 64 KiB cap as etcd).
+      if (!info.isFile()) {
+        this.warnings.warn(file, version, `local registry: skipping '${file}': not a regular file`);
+        return undefined;
+      }
+      if (info.size > MAX_INSTANCE_FILE_BYTES) {
+        this.warnings.warn(file, version, `local registry: skipping instance file '${file}': ${info.size} bytes is over the ${MAX_INSTANCE_FILE_BYTES}-byte limit`);
+        return undefined;
+      }
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
         this.warnings.warn(file, 'stat', `local registry: skipping instance file '${file}': ${describeFsError(error)}`);
@@ -222,7 +236,7 @@ export class ServiceFolderWatch {
     let fileStats: Awaited<ReturnType<typeof stat>>;
     try {
       // One handle, so the version recorded is the version of the bytes read.
-      const handle = await open(file, 'r');
+      const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
       try {
         fileStats = await handle.stat();
         text = await handle.readFile('utf8');
