@@ -27,6 +27,9 @@ import { callOutcome } from '../health/outlier-detector.js';
 
 export const LB_POLICY_NAME = 'switchyard';
 
+/** Longest wait between reconnect attempts to a listed endpoint. */
+export const MAX_RECONNECT_BACKOFF_MS = 1_000;
+
 /** LB config carried in the resolver's service config. */
 export class DiscoveryLoadBalancingConfig implements GrpcTypedLoadBalancingConfig {
   constructor(
@@ -82,7 +85,15 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
         this.update();
       },
       createSubchannel: (address, args) => {
-        const subchannel = parent.createSubchannel(address, args);
+        // The registry may keep listing an endpoint that is restarting (DNS,
+        // xDS, a TTL not yet expired): cap reconnect backoff (gRPC's default
+        // grows to 120 s) so it is used again within a second of coming back.
+        const maxBackoff = Math.min(Number(args['grpc.max_reconnect_backoff_ms'] ?? MAX_RECONNECT_BACKOFF_MS), MAX_RECONNECT_BACKOFF_MS);
+        const subchannel = parent.createSubchannel(address, {
+          ...args,
+          'grpc.max_reconnect_backoff_ms': maxBackoff,
+          'grpc.initial_reconnect_backoff_ms': Math.min(Number(args['grpc.initial_reconnect_backoff_ms'] ?? maxBackoff), maxBackoff),
+        });
         // Leaves are only made for endpoints the registry just announced. The
         // channel-wide subchannel pool may hold one for this address still in
         // reconnect backoff (an earlier process on the same port): the
