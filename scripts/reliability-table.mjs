@@ -66,6 +66,10 @@ function numbers(details = {}) {
   if (details.convergedAfterMs !== undefined) parts.push(`converged ${details.convergedAfterMs} ms after the registry came up`);
   if (details.staleAfterMs !== undefined) parts.push(`stale after ${details.staleAfterMs} ms`);
   if (details.recoveredAfterMs !== undefined) parts.push(`recovered ${details.recoveredAfterMs} ms after SIGCONT`);
+  if (details.reconnectAttempts !== undefined) parts.push(`${details.reconnectAttempts} reconnect attempts while down, at most ${details.maxReconnectGapMs} ms apart`);
+  if (details.clientSetChanges !== undefined) parts.push(`client set changed ${details.clientSetChanges} times, the registry's ${details.registrySetChanges} times`);
+  if (details.panicEvents !== undefined) parts.push(`${details.panicEvents} panic events (entered and left)`);
+  if (details.healthReport) parts.push(`health report: empty "${details.healthReport.empty}", unreachable "${String(details.healthReport.unreachable ?? '').slice(0, 60)}"`);
   if (details.staleSets !== undefined) parts.push(`${details.staleSets} stale / ${details.emptySets} empty sets during the restart`);
   if (details.unreachableReason) parts.push(`unreachable reason: "${details.unreachableReason.slice(0, 90)}${details.unreachableReason.length > 90 ? '…' : ''}"`);
   if (details.runs !== undefined) parts.push(`${details.runs} runs`);
