@@ -186,7 +186,11 @@ export function fromSeedRecord(record: unknown): ServiceInstance {
   const r = record as Record<string, unknown>;
   const metadata = (r.metadata ?? {}) as Record<string, unknown>;
   if (typeof metadata !== 'object' || metadata === null) fail('metadata', r.metadata, 'an object');
-  const opt = (v: unknown) => (v === null || v === undefined ? undefined : String(v));
+  const opt = (v: unknown, field: string) => {
+    if (v === null || v === undefined) return undefined;
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
+    return fail(`metadata.${field}`, v, 'a string');
+  };
   if (typeof r.instance_id !== 'string') fail('instance_id', r.instance_id, 'a string');
   return createServiceInstance({
     service: r.service_type as string,
@@ -196,9 +200,9 @@ export function fromSeedRecord(record: unknown): ServiceInstance {
     version: typeof r.version === 'string' ? r.version : undefined,
     tags: r.tags as Record<string, string> | undefined,
     metadata: {
-      region: opt(metadata.region),
-      zone: opt(metadata.zone),
-      environment: opt(metadata.environment),
+      region: opt(metadata.region, 'region'),
+      zone: opt(metadata.zone, 'zone'),
+      environment: opt(metadata.environment, 'environment'),
       custom: (metadata.custom ?? undefined) as Record<string, string> | undefined,
     },
     healthy: r.healthy === undefined ? undefined : (r.healthy as boolean),

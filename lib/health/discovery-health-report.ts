@@ -85,7 +85,7 @@ export function assessDiscoveryHealth(source: DiscoveryHealthSource, options: Di
     }
     if (set.size === 0) {
       status = 'down';
-      reason = !set.resolved ? 'no answer from the registry yet' : set.state === 'stale' ? `registry unreachable: ${set.reason ?? ''}`.trim() : set.state === 'empty' ? 'the registry reports zero instances' : 'every known endpoint is unhealthy';
+      reason = set.state === 'stale' ? `registry unreachable: ${set.reason ?? ''}`.trim() : !set.resolved ? 'no answer from the registry yet' : set.state === 'empty' ? 'the registry reports zero instances' : 'every known endpoint is unhealthy';
     } else if (set.state === 'stale') {
       status = 'degraded';
       reason = `serving the last known endpoints: ${set.reason ?? 'registry unreachable'}`;

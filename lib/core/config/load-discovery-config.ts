@@ -41,7 +41,7 @@ export function camelizeKeys(value: unknown, names: PathNames = new Map(), camel
 export function parseDiscoveryConfig(text: string, format: 'toml' | 'json' | 'yaml', source = `<${format}>`, options: Omit<ResolveOptions, 'source' | 'pathPrefix' | 'pathNames'> = {}): ResolvedDiscoveryConfig {
   let document: unknown;
   try {
-    document = format === 'toml' ? parseToml(text) : format === 'json' ? JSON.parse(text) : parseYaml(text);
+    document = format === 'toml' ? parseToml(text) : format === 'json' ? JSON.parse(text) : parseYaml(text, { logLevel: 'error' });
   } catch (error) {
     throw ConfigurationError.single('', undefined, `valid ${format.toUpperCase()} (${(error as Error).message.split('\n')[0]})`, source);
   }

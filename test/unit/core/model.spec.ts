@@ -53,6 +53,7 @@ describe('ServiceInstance', () => {
     expect(() => createServiceInstance({ service: 'bad name', address: '1.2.3.4:5' })).toThrow(/service "bad name"/);
     expect(() => fromSeedRecord({ service_type: 'orders', address: '1.2.3.4:5' })).toThrow(/instance_id/);
     expect(() => fromSeedRecord({ service_type: 'orders', instance_id: 'x', address: 'nope' })).toThrow(/"nope"/);
+    expect(() => fromSeedRecord({ service_type: 'orders', instance_id: 'x', address: '1.2.3.4:5', metadata: { zone: { a: 1 } } })).toThrow(/metadata.zone/);
   });
 
   it('withChanges keeps the id and re-validates', () => {
