@@ -41,7 +41,7 @@ describe('assessDiscoveryHealth', () => {
     expect(empty.status).toBe('down');
     expect(empty.dependencies.orders!.reason).toBe('the registry reports zero instances');
     const unreachable = assessDiscoveryHealth(source([dependency('orders', EndpointSet.initial('orders').stale('connection refused'))]));
-    expect(unreachable.dependencies.orders).toMatchObject({ status: 'down', reason: 'no answer from the registry yet' });
+    expect(unreachable.dependencies.orders).toMatchObject({ status: 'down', reason: 'registry unreachable: connection refused' });
     const unhealthy = assessDiscoveryHealth(source([dependency('orders', setOf('orders', 2).filter(() => false))]));
     expect(unhealthy.dependencies.orders!.reason).toBe('every known endpoint is unhealthy');
     const missing = assessDiscoveryHealth(source([]), { services: ['ghost'] });
