@@ -15,7 +15,7 @@ const head = (cells, align) => {
 };
 
 const m = r.machine;
-out.push(`Measured ${m.date.slice(0, 10)} on ${m.cpus} × ${m.cpu_model}, Node ${m.node}, grpc-js ${m.grpc_js}, switchyard ${m.switchyard_commit}; load average ${m.loadavg_start.join(' / ')} at the start (other work was running on the machine${m.quick ? '; quick run' : ''}).`, '');
+out.push(`Measured ${m.date.slice(0, 10)} on ${m.cpus} × ${m.cpu_model}, Node ${m.node}, grpc-js ${m.grpc_js}, switchyard ${m.switchyard_commit}; load average ${m.loadavg_start.join(' / ')} at the start${m.loadavg_start[0] > 2 ? ' (other work was running on the machine)' : ''}${m.quick ? ' (quick run)' : ''}.`, '');
 
 if (r.pick?.length) {
   const sizes = [...new Set(r.pick.map((p) => p.endpoints))];
