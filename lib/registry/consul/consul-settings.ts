@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { parseAddress } from '../../core/address.js';
+import { loadTlsMaterial } from '../../core/config/tls-material.js';
 import type { ResolvedDiscoveryConfig } from '../../core/config/resolve-discovery-config.js';
 import { ConfigurationError, InvalidAddressError, type ConfigIssue } from '../../core/errors.js';
 import { assertServiceName } from '../../core/service-instance.js';
@@ -89,23 +89,8 @@ export function resolveConsulSettings(config: ResolvedDiscoveryConfig): ConsulSe
 
   let tlsMaterial: ConsulSettings['tls'];
   if (tls) {
-    if ((tls.cert === undefined) !== (tls.key === undefined)) {
-      const missing = tls.cert === undefined ? 'cert' : 'key';
-      issues.push({ path: path(`tls.${missing}`), message: 'a client certificate and its key are given together (one of them is missing)' });
-    }
-    const load = (name: 'ca' | 'cert' | 'key'): Buffer | undefined => {
-      const value = tls[name];
-      if (value === undefined) return undefined;
-      // PEM text inline or a file path: both are common in deployment tooling.
-      if (value.includes('-----BEGIN')) return Buffer.from(value);
-      try {
-        return readFileSync(value);
-      } catch (error) {
-        issues.push({ path: path(`tls.${name}`), value, message: `a readable PEM file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` });
-        return undefined;
-      }
-    };
-    tlsMaterial = { ca: load('ca'), cert: load('cert'), key: load('key'), rejectUnauthorized: tls.insecureSkipVerify !== true };
+    const { ca, cert, key } = loadTlsMaterial(tls, path, issues);
+    tlsMaterial = { ca, cert, key, rejectUnauthorized: tls.insecureSkipVerify !== true };
   }
 
   const check = (raw.check ?? {}) as { kind?: ConsulCheckKind; path?: string; interval?: number; deregisterCriticalAfter?: number };

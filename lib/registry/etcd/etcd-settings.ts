@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { parseAddress } from '../../core/address.js';
+import { loadTlsMaterial } from '../../core/config/tls-material.js';
 import type { ResolvedDiscoveryConfig } from '../../core/config/resolve-discovery-config.js';
 import { ConfigurationError, InvalidAddressError, type ConfigIssue } from '../../core/errors.js';
 
@@ -76,25 +76,7 @@ export function resolveEtcdSettings(config: ResolvedDiscoveryConfig): EtcdSettin
         message: 'false: the etcd client cannot skip certificate checks; give tls.ca with the CA that signed the server certificate instead',
       });
     }
-    if ((tls.cert === undefined) !== (tls.key === undefined)) {
-      const missing = tls.cert === undefined ? 'cert' : 'key';
-      issues.push({ path: path(`tls.${missing}`), message: 'a client certificate and its key are given together (one of them is missing)' });
-    }
-    const load = (name: 'ca' | 'cert' | 'key'): Buffer | undefined => {
-      const value = tls[name];
-      if (value === undefined) return undefined;
-      // PEM text inline or a file path: both are common in deployment tooling.
-      if (value.includes('-----BEGIN')) return Buffer.from(value);
-      try {
-        return readFileSync(value);
-      } catch (error) {
-        issues.push({ path: path(`tls.${name}`), value, message: `a readable PEM file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` });
-        return undefined;
-      }
-    };
-    const ca = load('ca');
-    const cert = load('cert');
-    const key = load('key');
+    const { ca, cert, key } = loadTlsMaterial(tls, path, issues);
     credentials = { rootCertificate: ca ?? null, ...(key ? { privateKey: key } : {}), ...(cert ? { certChain: cert } : {}) };
   }
 
