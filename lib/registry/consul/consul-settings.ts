@@ -1,7 +1,7 @@
-import { parseAddress } from '../../core/address.js';
+import { normalizeServerUrl } from '../../core/config/server-url.js';
 import { loadTlsMaterial } from '../../core/config/tls-material.js';
 import type { ResolvedDiscoveryConfig } from '../../core/config/resolve-discovery-config.js';
-import { ConfigurationError, InvalidAddressError, type ConfigIssue } from '../../core/errors.js';
+import { ConfigurationError, type ConfigIssue } from '../../core/errors.js';
 import { assertServiceName } from '../../core/service-instance.js';
 
 /** Which check Consul runs against a registered instance. */
@@ -70,7 +70,7 @@ export function resolveConsulSettings(config: ResolvedDiscoveryConfig): ConsulSe
 
   let baseUrl = 'http://127.0.0.1:8500';
   try {
-    baseUrl = normalizeUrl(raw.url ?? baseUrl, tls !== undefined);
+    baseUrl = normalizeServerUrl(raw.url ?? baseUrl, { field: 'backend_config.url', tls: tls !== undefined, example: 'http://127.0.0.1:8500', allowPathPrefix: true });
   } catch (error) {
     issues.push({ path: path('url'), value: raw.url, message: (error as Error).message });
   }
@@ -139,34 +139,6 @@ export function resolveConsulSettings(config: ResolvedDiscoveryConfig): ConsulSe
     minQueryIntervalMs: 250,
     strict: raw.strict === true,
   });
-}
-
-function normalizeUrl(value: unknown, tls: boolean): string {
-  if (typeof value !== 'string') throw new Error('a URL such as "http://127.0.0.1:8500"');
-  if (!value.includes('://')) {
-    try {
-      parseAddress(value, 'backend_config.url');
-    } catch (error) {
-      if (error instanceof InvalidAddressError) throw new Error('"http(s)://host:port" or "host:port"');
-      throw error;
-    }
-    return `${tls ? 'https' : 'http'}://${value}`;
-  }
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new Error('a URL such as "http://127.0.0.1:8500"');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('an http:// or https:// URL');
-  if (url.search || url.hash || url.username || url.password) {
-    throw new Error('a URL with scheme, host, port and optional path prefix only (no query, fragment or credentials: use backend_config.token)');
-  }
-  if (tls && url.protocol === 'http:') throw new Error('an https:// URL, since backend_config.tls is set');
-  // A path prefix is kept for agents behind a reverse proxy; `/v1/...` follows it.
-  const prefix = url.pathname.replace(/\/+$/, '');
-  // Without a port the scheme's own (80/443) applies, as in any URL.
-  return `${url.protocol}//${url.host}${prefix}`;
 }
 
 function clamp(value: number, min: number, max: number): number {

@@ -1,7 +1,7 @@
-import { parseAddress } from '../../core/address.js';
+import { normalizeServerUrl } from '../../core/config/server-url.js';
 import { loadTlsMaterial } from '../../core/config/tls-material.js';
 import type { ResolvedDiscoveryConfig } from '../../core/config/resolve-discovery-config.js';
-import { ConfigurationError, InvalidAddressError, type ConfigIssue } from '../../core/errors.js';
+import { ConfigurationError, type ConfigIssue } from '../../core/errors.js';
 
 /** How instances are laid out under etcd keys. */
 export type EtcdLayoutName = 'seed' | 'grpc-naming';
@@ -60,7 +60,9 @@ export function resolveEtcdSettings(config: ResolvedDiscoveryConfig): EtcdSettin
   } else {
     endpoints.forEach((endpoint, i) => {
       try {
-        hosts.push(normalizeEndpoint(endpoint, `${path('endpoints')}[${i}]`, tls !== undefined));
+        hosts.push(
+          normalizeServerUrl(endpoint, { field: `${path('endpoints')}[${i}]`, tls: tls !== undefined, example: 'http://127.0.0.1:2379', allowPathPrefix: false, defaultPort: '2379' }),
+        );
       } catch (error) {
         issues.push({ path: `${path('endpoints')}[${i}]`, value: endpoint, message: (error as Error).message });
       }
@@ -107,32 +109,6 @@ export function resolveEtcdSettings(config: ResolvedDiscoveryConfig): EtcdSettin
     strict: raw.strict === true,
     maxValueBytes: MAX_VALUE_BYTES,
   });
-}
-
-function normalizeEndpoint(value: unknown, field: string, tls: boolean): string {
-  if (typeof value !== 'string') throw new Error('an endpoint string such as "http://127.0.0.1:2379"');
-  if (!value.includes('://')) {
-    try {
-      parseAddress(value, field);
-    } catch (error) {
-      if (error instanceof InvalidAddressError) throw new Error('"http(s)://host:port" or "host:port"');
-      throw error;
-    }
-    return `${tls ? 'https' : 'http'}://${value}`;
-  }
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new Error('a URL such as "http://127.0.0.1:2379"');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('an http:// or https:// URL');
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username) {
-    throw new Error('a URL with only scheme, host and port (no path, query or credentials)');
-  }
-  if (tls && url.protocol === 'http:') throw new Error('an https:// URL, since backend_config.tls is set');
-  const port = url.port || '2379';
-  return `${url.protocol}//${url.hostname}:${port}`;
 }
 
 function clamp(value: number, min: number, max: number): number {
