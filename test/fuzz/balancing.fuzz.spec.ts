@@ -13,21 +13,11 @@ import {
 import { createServiceInstance, DiscoveryError, endpointOf, EndpointSet, type Endpoint, type ServiceInstance } from '../../lib/core/index.js';
 import { reliabilityTest, ResultsFile, type ResultSpec } from '../faults/support/reliability-results.js';
 import { fuzzParameters } from './support/fuzz-settings.js';
+import { mulberry32 } from '../unit/balancing/support/balancing-fixtures.js';
 
 const results = new ResultsFile('fuzz-balancing');
 const spec = (scenario: string, title: string, asserted: string): ResultSpec => ({ suite: 'fuzz', scenario, title, backend: 'any', asserted });
 
-/** mulberry32: seeded [0, 1) so every picker's randomness is reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Small tables keep consistent-hash builds cheap; the invariants do not depend on the size.
 const STRATEGIES: BalancingStrategy[] = [
@@ -51,7 +41,7 @@ const endpointList = (min: number, max: number) =>
 const step = fc.record({ key: fc.option(fc.string({ maxLength: 6 }), { nil: undefined }), finish: fc.boolean(), latencyMs: fc.integer({ min: 0, max: 500 }) });
 
 function build(strategy: BalancingStrategy, endpoints: readonly Endpoint[], loads: LoadTracker, seed: number, previous?: Picker): Picker {
-  return strategy.build(endpoints, { loads, random: seeded(seed), previous });
+  return strategy.build(endpoints, { loads, random: mulberry32(seed), previous });
 }
 
 describe('fuzz: balancing invariants', () => {

@@ -79,9 +79,7 @@ export class ServiceProcess {
   async kill(): Promise<void> {
     const peer = this.peer;
     this.peer = undefined;
-    if (!peer) return;
-    peer.signal('SIGKILL');
-    await peer.waitForExit();
+    await peer?.kill();
   }
 
   /** SIGSTOP / SIGCONT. */

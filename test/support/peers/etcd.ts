@@ -107,9 +107,7 @@ export class EtcdMember {
   async kill(): Promise<void> {
     const peer = this.peer;
     this.peer = undefined;
-    if (!peer) return;
-    peer.signal('SIGKILL');
-    await peer.waitForExit();
+    await peer?.kill();
   }
 
   /** SIGSTOP/SIGCONT: freeze and resume without closing any connection. */

@@ -92,6 +92,12 @@ export class PeerProcess {
     clearTimeout(timer);
   }
 
+  /** SIGKILL, as a crash (nothing is cleaned up by the peer); resolves once it exited. */
+  async kill(): Promise<void> {
+    this.signal('SIGKILL');
+    await this.exited;
+  }
+
   /** Waits until the process exited (after a SIGKILL sent by a test). */
   waitForExit(): Promise<void> {
     return this.exited;
