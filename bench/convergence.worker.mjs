@@ -40,12 +40,26 @@ async function publisher() {
   const address = (i) => `127.0.0.1:${20_000 + i}`;
   return {
     address,
-    add: async (i) => registrations.set(i, await registry.register(createServiceInstance({ service: SERVICE, id: `conv-${i}`, address: address(i) }), TIMING)),
+    add: async (i) =>
+      registrations.set(
+        i,
+        await registry.register(
+          createServiceInstance({ service: SERVICE, id: `conv-${i}`, address: address(i) }),
+          TIMING,
+        ),
+      ),
     remove: async (i) => {
       await registrations.get(i)?.deregister();
       registrations.delete(i);
     },
-    base: async () => registrations.set(-1, await registry.register(createServiceInstance({ service: SERVICE, id: 'conv-base', address: '127.0.0.1:19999' }), TIMING)),
+    base: async () =>
+      registrations.set(
+        -1,
+        await registry.register(
+          createServiceInstance({ service: SERVICE, id: 'conv-base', address: '127.0.0.1:19999' }),
+          TIMING,
+        ),
+      ),
     baseAddress: '127.0.0.1:19999',
     close: async () => {
       for (const registration of registrations.values()) await registration.deregister().catch(() => undefined);
@@ -61,7 +75,11 @@ async function meshPublisher() {
   if (!xds.XdsControlPlane) throw new Error(xds.problem);
   const plane = await xds.XdsControlPlane.start();
   const live = new Map();
-  const publish = () => plane.set(xds.ENDPOINT_TYPE, xds.loadAssignment(SERVICE, [{ endpoints: [...live.values()].map((address) => ({ address })) }]));
+  const publish = () =>
+    plane.set(
+      xds.ENDPOINT_TYPE,
+      xds.loadAssignment(SERVICE, [{ endpoints: [...live.values()].map((address) => ({ address })) }]),
+    );
   const address = (i) => `127.0.0.1:${20_000 + i}`;
   plane.set(xds.CLUSTER_TYPE, xds.edsCluster(SERVICE));
   return {
@@ -85,14 +103,18 @@ async function meshPublisher() {
 }
 
 const hasAddress = (set, address) => set.endpoints.some((e) => e.address === address);
-const pause = () => new Promise((resolve) => setTimeout(resolve, pauseMs[0] + Math.random() * (pauseMs[1] - pauseMs[0])));
+const pause = () =>
+  new Promise((resolve) => setTimeout(resolve, pauseMs[0] + Math.random() * (pauseMs[1] - pauseMs[0])));
 
 async function main() {
   let discovery;
   let pub;
   try {
     pub = await publisher();
-    discovery = await Discovery.create({ backend, backendConfig: { ...backendConfig, ...pub.backendConfig }, loadBalance: 'round_robin' }, { logger, firstSetTimeoutMs: timeoutMs });
+    discovery = await Discovery.create(
+      { backend, backendConfig: { ...backendConfig, ...pub.backendConfig }, loadBalance: 'round_robin' },
+      { logger, firstSetTimeoutMs: timeoutMs },
+    );
   } catch (error) {
     await pub?.close();
     process.stdout.write(`${JSON.stringify({ unavailable: `${error.constructor?.name}: ${error.message}` })}\n`);
@@ -137,14 +159,21 @@ async function main() {
   const timeouts = { register: 0, deregister: 0 };
   try {
     await client.ready({ timeoutMs });
-    if (!hasAddress(client.snapshot(), pub.baseAddress)) throw new Error(`the base instance ${pub.baseAddress} never showed up`);
+    if (!hasAddress(client.snapshot(), pub.baseAddress))
+      throw new Error(`the base instance ${pub.baseAddress} never showed up`);
     for (let i = 0; register.length + deregister.length + timeouts.register + timeouts.deregister < changes; i++) {
       const address = pub.address(i);
-      const added = await measure(() => pub.add(i), (set) => hasAddress(set, address));
+      const added = await measure(
+        () => pub.add(i),
+        (set) => hasAddress(set, address),
+      );
       if (added === null) timeouts.register++;
       else register.push(added);
       await pause();
-      const removed = await measure(() => pub.remove(i), (set) => !hasAddress(set, address));
+      const removed = await measure(
+        () => pub.remove(i),
+        (set) => !hasAddress(set, address),
+      );
       if (removed === null) timeouts.deregister++;
       else deregister.push(removed);
       await pause();

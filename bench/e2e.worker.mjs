@@ -13,7 +13,14 @@ import { Discovery } from '../dist/index.js';
 import { median, percentile } from './support/stats.mjs';
 
 const spec = JSON.parse(process.argv[2] ?? '{}');
-const { addresses, concurrency = 64, rounds = 5, durationMs = 5_000, warmupMs = 2_000, modes = ['switchyard', 'grpcjs_rr', 'direct'] } = spec;
+const {
+  addresses,
+  concurrency = 64,
+  rounds = 5,
+  durationMs = 5_000,
+  warmupMs = 2_000,
+  modes = ['switchyard', 'grpcjs_rr', 'direct'],
+} = spec;
 if (!Array.isArray(addresses) || addresses.length < 1) throw new Error('addresses missing');
 
 const gc = globalThis.gc ?? (() => undefined);
@@ -27,13 +34,19 @@ async function makeClients() {
   const clients = {};
   const closers = [];
   if (modes.includes('switchyard') || modes.includes('switchyard_no_retry')) {
-    const discovery = await Discovery.create({ backend: 'static', backendConfig: { addresses }, loadBalance: 'round_robin' }, { logger: quiet });
+    const discovery = await Discovery.create(
+      { backend: 'static', backendConfig: { addresses }, loadBalance: 'round_robin' },
+      { logger: quiet },
+    );
     discovery.serveGrpcTargets();
     closers.push(() => discovery.close());
     clients.switchyard = new Greeter('discovery:///greeter', insecure);
     if (modes.includes('switchyard_no_retry')) {
       // The same channel without gRPC's retry policy: shows what retries cost per call.
-      const plain = await Discovery.create({ backend: 'static', backendConfig: { addresses }, loadBalance: 'round_robin' }, { logger: quiet, retry: false });
+      const plain = await Discovery.create(
+        { backend: 'static', backendConfig: { addresses }, loadBalance: 'round_robin' },
+        { logger: quiet, retry: false },
+      );
       plain.serveGrpcTargets('no-retry');
       closers.push(() => plain.close());
       clients.switchyard_no_retry = new Greeter('discovery://no-retry/greeter', insecure);
@@ -42,16 +55,21 @@ async function makeClients() {
   const serviceConfig = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] });
   clients.grpcjs_rr = new Greeter(`ipv4:${addresses.join(',')}`, insecure, { 'grpc.service_config': serviceConfig });
   clients.direct = new Greeter(addresses[0], insecure);
-  return { clients, close: async () => {
-    for (const stub of Object.values(clients)) stub.close();
-    for (const close of closers) await close();
-  } };
+  return {
+    clients,
+    close: async () => {
+      for (const stub of Object.values(clients)) stub.close();
+      for (const close of closers) await close();
+    },
+  };
 }
 
 const request = { name: 'bench' };
 
 function call(stub) {
-  return new Promise((resolve, reject) => stub.SayHello(request, (error, reply) => (error ? reject(error) : resolve(reply))));
+  return new Promise((resolve, reject) =>
+    stub.SayHello(request, (error, reply) => (error ? reject(error) : resolve(reply))),
+  );
 }
 
 /** Waits until `stub` has reached every server it balances over (all of them, or one for direct). */

@@ -7,7 +7,10 @@ import { join } from 'node:path';
 const file = process.argv[2] ?? join(import.meta.dirname, 'results.json');
 const r = JSON.parse(readFileSync(file, 'utf8'));
 const out = [];
-const n = (v, d = 1) => (v === null || v === undefined ? '—' : Number(v).toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
+const n = (v, d = 1) =>
+  v === null || v === undefined
+    ? '—'
+    : Number(v).toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 const row = (cells) => out.push(`| ${cells.join(' | ')} |`);
 const head = (cells, align) => {
   row(cells);
@@ -15,14 +18,23 @@ const head = (cells, align) => {
 };
 
 const m = r.machine;
-out.push(`Measured ${m.date.slice(0, 10)} on ${m.cpus} × ${m.cpu_model}, Node ${m.node}, grpc-js ${m.grpc_js}, switchyard ${m.switchyard_commit}; load average ${m.loadavg_start.join(' / ')} at the start${m.loadavg_start[0] > 2 ? ' (other work was running on the machine)' : ''}${m.quick ? ' (quick run)' : ''}.`, '');
+out.push(
+  `Measured ${m.date.slice(0, 10)} on ${m.cpus} × ${m.cpu_model}, Node ${m.node}, grpc-js ${m.grpc_js}, switchyard ${m.switchyard_commit}; load average ${m.loadavg_start.join(' / ')} at the start${m.loadavg_start[0] > 2 ? ' (other work was running on the machine)' : ''}${m.quick ? ' (quick run)' : ''}.`,
+  '',
+);
 
 if (r.pick?.length) {
   const sizes = [...new Set(r.pick.map((p) => p.endpoints))];
   const subjects = [];
   for (const p of r.pick) {
     const label = `${p.peer ? `${p.peer} ` : ''}\`${p.strategy}\`${p.variant ? ` (${p.variant})` : ''}`;
-    if (!subjects.some((s) => s.label === label)) subjects.push({ label, rows: r.pick.filter((q) => q.strategy === p.strategy && (q.variant ?? '') === (p.variant ?? '') && q.peer === p.peer) });
+    if (!subjects.some((s) => s.label === label))
+      subjects.push({
+        label,
+        rows: r.pick.filter(
+          (q) => q.strategy === p.strategy && (q.variant ?? '') === (p.variant ?? '') && q.peer === p.peer,
+        ),
+      });
   }
   out.push('**Pick cost**, median CPU ns per pick (bytes allocated per pick in brackets):', '');
   head(['strategy', ...sizes.map((s) => `${s.toLocaleString('en-US')} endpoints`)], ['l', ...sizes.map(() => 'r')]);
@@ -31,10 +43,13 @@ if (r.pick?.length) {
       row([s.label, ...sizes.map(() => 'not available')]);
       continue;
     }
-    row([s.label, ...sizes.map((size) => {
-      const x = s.rows.find((q) => q.endpoints === size);
-      return x ? `${n(x.ns_median)} (${n(x.bytes_per_pick, 0)} B)` : '—';
-    })]);
+    row([
+      s.label,
+      ...sizes.map((size) => {
+        const x = s.rows.find((q) => q.endpoints === size);
+        return x ? `${n(x.ns_median)} (${n(x.bytes_per_pick, 0)} B)` : '—';
+      }),
+    ]);
   }
   out.push('');
 }
@@ -42,32 +57,78 @@ if (r.pick?.length) {
 if (r.rebuild?.length) {
   out.push('**Picker rebuild** after one endpoint joins or leaves 10,000, median ms:', '');
   head(['strategy', 'median', 'join', 'leave'], ['l', 'r', 'r', 'r']);
-  for (const x of r.rebuild) row([`${x.peer ? `${x.peer} ` : ''}\`${x.strategy}\`${x.variant ? ` (${x.variant})` : ''}`, n(x.ms_median, 2), n(x.ms_join_median, 2), n(x.ms_leave_median, 2)]);
-  if (r.snapshot_update) out.push('', `Besides the picker, the snapshot itself (\`EndpointSet.next\` with one join, plus pruning load records) took ${n(r.snapshot_update.ms_median, 2)} ms at 10,000 endpoints.`);
+  for (const x of r.rebuild)
+    row([
+      `${x.peer ? `${x.peer} ` : ''}\`${x.strategy}\`${x.variant ? ` (${x.variant})` : ''}`,
+      n(x.ms_median, 2),
+      n(x.ms_join_median, 2),
+      n(x.ms_leave_median, 2),
+    ]);
+  if (r.snapshot_update)
+    out.push(
+      '',
+      `Besides the picker, the snapshot itself (\`EndpointSet.next\` with one join, plus pruning load records) took ${n(r.snapshot_update.ms_median, 2)} ms at 10,000 endpoints.`,
+    );
   out.push('');
 }
 
 const e = r.e2e;
 if (e?.switchyard_rps) {
-  out.push(`**End to end**, unary calls over 3 Greeter servers (one process each), concurrency ${e.concurrency}, medians of ${e.rounds} alternated rounds of ${e.seconds_per_run} s:`, '');
+  out.push(
+    `**End to end**, unary calls over 3 Greeter servers (one process each), concurrency ${e.concurrency}, medians of ${e.rounds} alternated rounds of ${e.seconds_per_run} s:`,
+    '',
+  );
   head(['client', 'calls/s', 'p50 ms', 'p99 ms', 'client CPU µs/call'], ['l', 'r', 'r', 'r', 'r']);
-  row(['switchyard `discovery:///greeter`, `round_robin`', n(e.switchyard_rps, 0), n(e.p50_ms.switchyard, 2), n(e.p99_ms.switchyard, 2), n(e.cpu_us_per_call.switchyard, 1)]);
-  if (e.switchyard_no_retry) row(['the same, gRPC retries off', n(e.switchyard_no_retry.rps, 0), '—', n(e.switchyard_no_retry.p99_ms, 2), n(e.switchyard_no_retry.cpu_us_per_call, 1)]);
-  row(['grpc-js `round_robin` over an `ipv4:` list', n(e.grpcjs_rr_rps, 0), n(e.p50_ms.grpcjs_rr, 2), n(e.p99_ms.grpcjs_rr, 2), n(e.cpu_us_per_call.grpcjs_rr, 1)]);
-  row(['one direct channel to one server', n(e.direct_rps, 0), n(e.p50_ms.direct, 2), n(e.p99_ms.direct, 2), n(e.cpu_us_per_call.direct, 1)]);
-  out.push('', `Calls/s switchyard ÷ grpc-js round_robin: ${n(e.ratio_vs_grpcjs_rr, 3)} (median of per-round ratios ${n(e.paired_medians.rps_vs_grpcjs_rr, 3)}); ÷ direct: ${n(e.ratio_vs_direct, 3)}. Client CPU per call ÷ grpc-js round_robin: ${n(e.paired_medians.cpu_vs_grpcjs_rr, 3)} (per-round median); ÷ direct: ${n(e.paired_medians.cpu_vs_direct, 3)}.`, '');
+  row([
+    'switchyard `discovery:///greeter`, `round_robin`',
+    n(e.switchyard_rps, 0),
+    n(e.p50_ms.switchyard, 2),
+    n(e.p99_ms.switchyard, 2),
+    n(e.cpu_us_per_call.switchyard, 1),
+  ]);
+  if (e.switchyard_no_retry)
+    row([
+      'the same, gRPC retries off',
+      n(e.switchyard_no_retry.rps, 0),
+      '—',
+      n(e.switchyard_no_retry.p99_ms, 2),
+      n(e.switchyard_no_retry.cpu_us_per_call, 1),
+    ]);
+  row([
+    'grpc-js `round_robin` over an `ipv4:` list',
+    n(e.grpcjs_rr_rps, 0),
+    n(e.p50_ms.grpcjs_rr, 2),
+    n(e.p99_ms.grpcjs_rr, 2),
+    n(e.cpu_us_per_call.grpcjs_rr, 1),
+  ]);
+  row([
+    'one direct channel to one server',
+    n(e.direct_rps, 0),
+    n(e.p50_ms.direct, 2),
+    n(e.p99_ms.direct, 2),
+    n(e.cpu_us_per_call.direct, 1),
+  ]);
+  out.push(
+    '',
+    `Calls/s switchyard ÷ grpc-js round_robin: ${n(e.ratio_vs_grpcjs_rr, 3)} (median of per-round ratios ${n(e.paired_medians.rps_vs_grpcjs_rr, 3)}); ÷ direct: ${n(e.ratio_vs_direct, 3)}. Client CPU per call ÷ grpc-js round_robin: ${n(e.paired_medians.cpu_vs_grpcjs_rr, 3)} (per-round median); ÷ direct: ${n(e.paired_medians.cpu_vs_direct, 3)}.`,
+    '',
+  );
 }
 
 if (r.convergence?.length) {
-  out.push('**Convergence**, registry change → the client\'s `endpoints$` emits it, ms:', '');
+  out.push("**Convergence**, registry change → the client's `endpoints$` emits it, ms:", '');
   head(['backend', 'p50', 'p99', 'changes', 'how'], ['l', 'r', 'r', 'r', 'l']);
-  for (const x of r.convergence) row([`\`${x.backend}\``, n(x.p50_ms), n(x.p99_ms), x.samples ? String(x.samples) : x.status, x.note ?? '']);
+  for (const x of r.convergence)
+    row([`\`${x.backend}\``, n(x.p50_ms), n(x.p99_ms), x.samples ? String(x.samples) : x.status, x.note ?? '']);
   out.push('');
 }
 
 if (r.memory?.endpoints) {
   const mem = r.memory;
-  out.push(`**Memory**: ${n(mem.bytes_per_endpoint, 0)} bytes of heap per endpoint at ${mem.endpoints.toLocaleString('en-US')} endpoints with \`consistent_hash\` (${n(mem.bytes_per_endpoint_max, 0)} at most with any strategy): the instances ${n(mem.parts.instances, 0)}, the snapshot ${n(mem.parts.endpoint_set, 0)}, load records ${n(mem.parts.load_records, 0)}, the picker ${n(mem.parts.picker.consistent_hash, 0)} (\`consistent_hash\`) or less. grpc channels are not counted.`, '');
+  out.push(
+    `**Memory**: ${n(mem.bytes_per_endpoint, 0)} bytes of heap per endpoint at ${mem.endpoints.toLocaleString('en-US')} endpoints with \`consistent_hash\` (${n(mem.bytes_per_endpoint_max, 0)} at most with any strategy): the instances ${n(mem.parts.instances, 0)}, the snapshot ${n(mem.parts.endpoint_set, 0)}, load records ${n(mem.parts.load_records, 0)}, the picker ${n(mem.parts.picker.consistent_hash, 0)} (\`consistent_hash\`) or less. grpc channels are not counted.`,
+    '',
+  );
 }
 
 process.stdout.write(`${out.join('\n')}\n`);

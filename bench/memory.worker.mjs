@@ -19,7 +19,10 @@ function heapUsed() {
 
 /** Runs everything measured below once on a small set, so compiled code and lazily built tables are not counted as per-endpoint memory. */
 function warmUp() {
-  const small = EndpointSet.of(SERVICE, Array.from({ length: 100 }, (_, i) => benchInstance(n + i)));
+  const small = EndpointSet.of(
+    SERVICE,
+    Array.from({ length: 100 }, (_, i) => benchInstance(n + i)),
+  );
   const loads = new LoadTracker();
   for (const endpoint of small.endpoints) loads.load(endpoint);
   for (const name of listStrategies()) getStrategy(name).build(small.endpoints, { loads, random: Math.random });
@@ -45,7 +48,8 @@ const COPIES = 5;
 const pickers = {};
 for (const name of listStrategies()) {
   const before = heapUsed();
-  for (let copy = 0; copy < COPIES; copy++) keep.push(getStrategy(name).build(set.endpoints, { loads, random: Math.random }));
+  for (let copy = 0; copy < COPIES; copy++)
+    keep.push(getStrategy(name).build(set.endpoints, { loads, random: Math.random }));
   pickers[name] = (heapUsed() - before) / (COPIES * n);
 }
 const shared = (h3 - h0) / n;

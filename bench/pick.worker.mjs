@@ -41,7 +41,9 @@ const observer = new PerformanceObserver((list) => {
 });
 observer.observe({ entryTypes: ['gc'] });
 
-const keyed = (target === 'ours' && strategy.startsWith('consistent_hash') && variant !== 'no key') || (target === 'moleculer' && strategy === 'Shard');
+const keyed =
+  (target === 'ours' && strategy.startsWith('consistent_hash') && variant !== 'no key') ||
+  (target === 'moleculer' && strategy === 'Shard');
 const keys = hashKeys(keyCount);
 if ((keys.length & (keys.length - 1)) !== 0) throw new Error('keyCount must be a power of two');
 let cursor = 0;
@@ -107,7 +109,8 @@ function seedLoads(loads, endpoints) {
 }
 
 function ourStrategy() {
-  if (strategy === 'consistent_hash' && variant === 'bounded 1.25') return new ConsistentHashStrategy({ boundedLoadFactor: 1.25 });
+  if (strategy === 'consistent_hash' && variant === 'bounded 1.25')
+    return new ConsistentHashStrategy({ boundedLoadFactor: 1.25 });
   return getStrategy(strategy);
 }
 
@@ -116,7 +119,9 @@ function subject(n, Strategies) {
   const set = endpointSet(n);
   if (target === 'moleculer') {
     const peer = moleculerPicker(Strategies, strategy, set.endpoints);
-    const run = keyed ? (count) => runPeerKeyed(peer.instance, peer.list, peer.ctx, keys, count) : (count) => runPeerPlain(peer.instance, peer.list, count);
+    const run = keyed
+      ? (count) => runPeerKeyed(peer.instance, peer.list, peer.ctx, keys, count)
+      : (count) => runPeerPlain(peer.instance, peer.list, count);
     return { run, set, peer };
   }
   const loads = new LoadTracker();
@@ -230,7 +235,13 @@ function timeRebuilds(s) {
     leave.push(build(left.endpoints));
   }
   const all = [...join, ...leave];
-  return { ms_median: median(all), ms_join_median: median(join), ms_leave_median: median(leave), ms_max: Math.max(...all), iterations: all.length };
+  return {
+    ms_median: median(all),
+    ms_join_median: median(join),
+    ms_leave_median: median(leave),
+    ms_max: Math.max(...all),
+    iterations: all.length,
+  };
 }
 
 /** What one snapshot change costs besides the picker: the new EndpointSet (diff, sort) and pruning load records. */

@@ -28,8 +28,14 @@ import { fmt, table } from './support/table.mjs';
 const env = process.env;
 const QUICK = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
 const PARTS = ['pick', 'rebuild', 'e2e', 'convergence', 'memory'];
-const ONLY = env.BENCH_ONLY ? env.BENCH_ONLY.split(',').map((s) => s.trim()).filter(Boolean) : PARTS;
-for (const part of ONLY) if (!PARTS.includes(part)) throw new Error(`BENCH_ONLY: unknown part '${part}' (expected some of ${PARTS.join(', ')})`);
+const ONLY = env.BENCH_ONLY
+  ? env.BENCH_ONLY.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+  : PARTS;
+for (const part of ONLY)
+  if (!PARTS.includes(part))
+    throw new Error(`BENCH_ONLY: unknown part '${part}' (expected some of ${PARTS.join(', ')})`);
 const OUT = env.BENCH_OUT ?? join(ROOT, 'bench/results.json');
 
 function numberFromEnv(name, fallback) {
@@ -41,7 +47,9 @@ function numberFromEnv(name, fallback) {
 }
 
 const PROFILE = {
-  pick: QUICK ? { batches: 11, batchMs: 5, warmupMs: 80, allocMs: 60, rebuildIterations: 5 } : { batches: 31, batchMs: 10, warmupMs: 150, allocMs: 150, rebuildIterations: 15 },
+  pick: QUICK
+    ? { batches: 11, batchMs: 5, warmupMs: 80, allocMs: 60, rebuildIterations: 5 }
+    : { batches: 31, batchMs: 10, warmupMs: 150, allocMs: 150, rebuildIterations: 15 },
   e2e: {
     concurrency: numberFromEnv('BENCH_E2E_CONCURRENCY', 64),
     rounds: numberFromEnv('BENCH_E2E_ROUNDS', QUICK ? 2 : 5),
@@ -124,11 +132,25 @@ async function pickAndRebuild() {
     const label = subject.variant ? `${subject.strategy} (${subject.variant})` : subject.strategy;
     log(`  pick: ${label}`);
     const mainRow = !subject.variant;
-    const input = { target: 'ours', ...common, ...subject, rebuildSize: withRebuild && (mainRow || subject.variant === 'bounded 1.25') ? REBUILD_SIZE : 0 };
+    const input = {
+      target: 'ours',
+      ...common,
+      ...subject,
+      rebuildSize: withRebuild && (mainRow || subject.variant === 'bounded 1.25') ? REBUILD_SIZE : 0,
+    };
     const timed = await runWorker('pick.worker.mjs', input, { execArgv: ['--expose-gc'] });
-    const alloc = ONLY.includes('pick') ? await runWorker('pick.worker.mjs', { ...input, mode: 'alloc', rebuildSize: 0 }, { execArgv: ALLOC_FLAGS }) : undefined;
+    const alloc = ONLY.includes('pick')
+      ? await runWorker('pick.worker.mjs', { ...input, mode: 'alloc', rebuildSize: 0 }, { execArgv: ALLOC_FLAGS })
+      : undefined;
     if (ONLY.includes('pick')) pick.push(...pickRows(subject, timed, alloc, null));
-    if (timed.rebuild) rebuild.push({ strategy: subject.strategy, ...(subject.variant ? { variant: subject.variant } : {}), endpoints: REBUILD_SIZE, ...roundAll(timed.rebuild, 3), peer: null });
+    if (timed.rebuild)
+      rebuild.push({
+        strategy: subject.strategy,
+        ...(subject.variant ? { variant: subject.variant } : {}),
+        endpoints: REBUILD_SIZE,
+        ...roundAll(timed.rebuild, 3),
+        peer: null,
+      });
     if (timed.snapshot) snapshot = { endpoints: REBUILD_SIZE, ...roundAll(timed.snapshot, 3) };
   }
   const moleculer = loadMoleculer();
@@ -136,22 +158,58 @@ async function pickAndRebuild() {
     if (!moleculer.Strategies) {
       if (ONLY.includes('pick')) {
         for (const n of SIZES) {
-          pick.push({ strategy: subject.strategy, ...(subject.variant ? { variant: subject.variant } : {}), versus: subject.versus, endpoints: n, ns_median: null, bytes_per_pick: null, peer: PEER_NAME, note: `not available (install moleculer to compare): ${moleculer.problem}` });
+          pick.push({
+            strategy: subject.strategy,
+            ...(subject.variant ? { variant: subject.variant } : {}),
+            versus: subject.versus,
+            endpoints: n,
+            ns_median: null,
+            bytes_per_pick: null,
+            peer: PEER_NAME,
+            note: `not available (install moleculer to compare): ${moleculer.problem}`,
+          });
         }
       }
       continue;
     }
     const label = `${PEER_NAME} ${subject.strategy}${subject.variant ? ` (${subject.variant})` : ''}`;
     log(`  pick: ${label}`);
-    const input = { target: 'moleculer', ...common, strategy: subject.strategy, variant: subject.variant, keyCount: subject.keyCount, rebuildSize: withRebuild && !subject.variant && subject.strategy === 'Shard' ? REBUILD_SIZE : 0 };
+    const input = {
+      target: 'moleculer',
+      ...common,
+      strategy: subject.strategy,
+      variant: subject.variant,
+      keyCount: subject.keyCount,
+      rebuildSize: withRebuild && !subject.variant && subject.strategy === 'Shard' ? REBUILD_SIZE : 0,
+    };
     try {
       const timed = await runWorker('pick.worker.mjs', input, { execArgv: ['--expose-gc'] });
-      const alloc = ONLY.includes('pick') ? await runWorker('pick.worker.mjs', { ...input, mode: 'alloc', rebuildSize: 0 }, { execArgv: ALLOC_FLAGS }) : undefined;
-      if (ONLY.includes('pick')) pick.push(...pickRows({ ...subject, peerVersion: timed.peer_version }, timed, alloc, PEER_NAME));
-      if (timed.rebuild) rebuild.push({ strategy: subject.strategy, versus: subject.versus, endpoints: REBUILD_SIZE, ...roundAll(timed.rebuild, 3), peer: PEER_NAME });
+      const alloc = ONLY.includes('pick')
+        ? await runWorker('pick.worker.mjs', { ...input, mode: 'alloc', rebuildSize: 0 }, { execArgv: ALLOC_FLAGS })
+        : undefined;
+      if (ONLY.includes('pick'))
+        pick.push(...pickRows({ ...subject, peerVersion: timed.peer_version }, timed, alloc, PEER_NAME));
+      if (timed.rebuild)
+        rebuild.push({
+          strategy: subject.strategy,
+          versus: subject.versus,
+          endpoints: REBUILD_SIZE,
+          ...roundAll(timed.rebuild, 3),
+          peer: PEER_NAME,
+        });
     } catch (error) {
       log(`  ${label} failed: ${error.message.split('\n')[0]}`);
-      if (ONLY.includes('pick')) for (const n of SIZES) pick.push({ strategy: subject.strategy, versus: subject.versus, endpoints: n, ns_median: null, bytes_per_pick: null, peer: PEER_NAME, note: `failed: ${error.message.split('\n')[0]}` });
+      if (ONLY.includes('pick'))
+        for (const n of SIZES)
+          pick.push({
+            strategy: subject.strategy,
+            versus: subject.versus,
+            endpoints: n,
+            ns_median: null,
+            bytes_per_pick: null,
+            peer: PEER_NAME,
+            note: `failed: ${error.message.split('\n')[0]}`,
+          });
     }
   }
   return { pick, rebuild, snapshot, peerVersion: moleculer.version };
@@ -190,9 +248,20 @@ async function endToEnd() {
   const servers = [];
   try {
     for (const id of ['greeter-1', 'greeter-2', 'greeter-3']) servers.push(await startGreeter(id));
-    const modes = ['switchyard', ...(env.BENCH_E2E_NO_RETRY === '1' ? ['switchyard_no_retry'] : []), 'grpcjs_rr', 'direct'];
-    log(`  e2e: ${PROFILE.e2e.rounds} rounds x ${modes.join(', ')}, ${PROFILE.e2e.durationMs / 1000} s each, concurrency ${PROFILE.e2e.concurrency}`);
-    const result = await runWorker('e2e.worker.mjs', { addresses: servers.map((s) => s.address), modes, ...PROFILE.e2e }, { execArgv: ['--expose-gc'], timeoutMs: 900_000 });
+    const modes = [
+      'switchyard',
+      ...(env.BENCH_E2E_NO_RETRY === '1' ? ['switchyard_no_retry'] : []),
+      'grpcjs_rr',
+      'direct',
+    ];
+    log(
+      `  e2e: ${PROFILE.e2e.rounds} rounds x ${modes.join(', ')}, ${PROFILE.e2e.durationMs / 1000} s each, concurrency ${PROFILE.e2e.concurrency}`,
+    );
+    const result = await runWorker(
+      'e2e.worker.mjs',
+      { addresses: servers.map((s) => s.address), modes, ...PROFILE.e2e },
+      { execArgv: ['--expose-gc'], timeoutMs: 900_000 },
+    );
     const s = result.summary;
     const paired = (mode, key) => median(result.runs[mode].map((run, i) => run[key] / result.runs.grpcjs_rr[i][key]));
     const pairedDirect = (key) => median(result.runs.switchyard.map((run, i) => run[key] / result.runs.direct[i][key]));
@@ -203,9 +272,21 @@ async function endToEnd() {
       direct_rps: round(s.direct.rps, 0),
       ratio_vs_grpcjs_rr: round(s.switchyard.rps / s.grpcjs_rr.rps, 3),
       ratio_vs_direct: round(s.switchyard.rps / s.direct.rps, 3),
-      p99_ms: { switchyard: round(s.switchyard.p99_ms, 2), grpcjs_rr: round(s.grpcjs_rr.p99_ms, 2), direct: round(s.direct.p99_ms, 2) },
-      cpu_us_per_call: { switchyard: round(s.switchyard.cpu_us_per_call, 1), grpcjs_rr: round(s.grpcjs_rr.cpu_us_per_call, 1), direct: round(s.direct.cpu_us_per_call, 1) },
-      p50_ms: { switchyard: round(s.switchyard.p50_ms, 2), grpcjs_rr: round(s.grpcjs_rr.p50_ms, 2), direct: round(s.direct.p50_ms, 2) },
+      p99_ms: {
+        switchyard: round(s.switchyard.p99_ms, 2),
+        grpcjs_rr: round(s.grpcjs_rr.p99_ms, 2),
+        direct: round(s.direct.p99_ms, 2),
+      },
+      cpu_us_per_call: {
+        switchyard: round(s.switchyard.cpu_us_per_call, 1),
+        grpcjs_rr: round(s.grpcjs_rr.cpu_us_per_call, 1),
+        direct: round(s.direct.cpu_us_per_call, 1),
+      },
+      p50_ms: {
+        switchyard: round(s.switchyard.p50_ms, 2),
+        grpcjs_rr: round(s.grpcjs_rr.p50_ms, 2),
+        direct: round(s.direct.p50_ms, 2),
+      },
       paired_medians: {
         rps_vs_grpcjs_rr: round(paired('switchyard', 'rps'), 3),
         rps_vs_direct: round(pairedDirect('rps'), 3),
@@ -217,12 +298,27 @@ async function endToEnd() {
       seconds_per_run: PROFILE.e2e.durationMs / 1000,
       errors: Object.fromEntries(Object.entries(s).map(([mode, v]) => [mode, v.errors])),
       servers: 'test/support/grpc/greeter-process.mjs x3, one process each, 127.0.0.1',
-      runs: Object.fromEntries(Object.entries(result.runs).map(([mode, runs]) => [mode, runs.map((r) => ({ ...roundAll({ rps: r.rps, p50_ms: r.p50_ms, p99_ms: r.p99_ms, cpu_us_per_call: r.cpu_us_per_call }, 2), calls: r.calls, errors: r.errors }))])),
+      runs: Object.fromEntries(
+        Object.entries(result.runs).map(([mode, runs]) => [
+          mode,
+          runs.map((r) => ({
+            ...roundAll({ rps: r.rps, p50_ms: r.p50_ms, p99_ms: r.p99_ms, cpu_us_per_call: r.cpu_us_per_call }, 2),
+            calls: r.calls,
+            errors: r.errors,
+          })),
+        ]),
+      ),
     };
     if (s.switchyard_no_retry) {
-      e2e.switchyard_no_retry = { rps: round(s.switchyard_no_retry.rps, 0), p99_ms: round(s.switchyard_no_retry.p99_ms, 2), cpu_us_per_call: round(s.switchyard_no_retry.cpu_us_per_call, 1), cpu_vs_grpcjs_rr: round(paired('switchyard_no_retry', 'cpu_us_per_call'), 3) };
+      e2e.switchyard_no_retry = {
+        rps: round(s.switchyard_no_retry.rps, 0),
+        p99_ms: round(s.switchyard_no_retry.p99_ms, 2),
+        cpu_us_per_call: round(s.switchyard_no_retry.cpu_us_per_call, 1),
+        cpu_vs_grpcjs_rr: round(paired('switchyard_no_retry', 'cpu_us_per_call'), 3),
+      };
     }
-    for (const [mode, v] of Object.entries(s)) if (v.errors) log(`  e2e ${mode}: ${v.errors} failed calls, first: ${v.first_error}`);
+    for (const [mode, v] of Object.entries(s))
+      if (v.errors) log(`  e2e ${mode}: ${v.errors} failed calls, first: ${v.first_error}`);
     return e2e;
   } finally {
     await Promise.all(servers.map((s) => s.server.stop()));
@@ -245,23 +341,46 @@ async function convergence() {
   const run = async (backend, backendConfig, extra = {}, note) => {
     log(`  convergence: ${backend} (${changes} changes)`);
     try {
-      const r = await runWorker('convergence.worker.mjs', { backend, backendConfig, changes, ...extra }, { timeoutMs: 600_000 });
-      if (r.unavailable) return { backend, p50_ms: null, p99_ms: null, samples: 0, status: 'not yet', note: r.unavailable };
+      const r = await runWorker(
+        'convergence.worker.mjs',
+        { backend, backendConfig, changes, ...extra },
+        { timeoutMs: 600_000 },
+      );
+      if (r.unavailable)
+        return { backend, p50_ms: null, p99_ms: null, samples: 0, status: 'not yet', note: r.unavailable };
       const all = [...r.register, ...r.deregister];
       return {
         backend,
         p50_ms: round(percentile(all, 50), 1),
         p99_ms: round(percentile(all, 99), 1),
         samples: all.length,
-        status: r.timeouts.register + r.timeouts.deregister ? `${r.timeouts.register} registers, ${r.timeouts.deregister} deregisters not seen within ${extra.timeoutMs ?? 15_000} ms` : 'ok',
-        register: { p50_ms: round(percentile(r.register, 50), 1), p99_ms: round(percentile(r.register, 99), 1), samples: r.register.length },
-        deregister: { p50_ms: round(percentile(r.deregister, 50), 1), p99_ms: round(percentile(r.deregister, 99), 1), samples: r.deregister.length },
+        status:
+          r.timeouts.register + r.timeouts.deregister
+            ? `${r.timeouts.register} registers, ${r.timeouts.deregister} deregisters not seen within ${extra.timeoutMs ?? 15_000} ms`
+            : 'ok',
+        register: {
+          p50_ms: round(percentile(r.register, 50), 1),
+          p99_ms: round(percentile(r.register, 99), 1),
+          samples: r.register.length,
+        },
+        deregister: {
+          p50_ms: round(percentile(r.deregister, 50), 1),
+          p99_ms: round(percentile(r.deregister, 99), 1),
+          samples: r.deregister.length,
+        },
         max_ms: round(Math.max(...all), 1),
         ...(note ? { note } : {}),
         ...(r.warnings?.length ? { warnings: r.warnings } : {}),
       };
     } catch (error) {
-      return { backend, p50_ms: null, p99_ms: null, samples: 0, status: 'failed', note: error.message.split('\n').slice(0, 3).join(' ') };
+      return {
+        backend,
+        p50_ms: null,
+        p99_ms: null,
+        samples: 0,
+        status: 'failed',
+        note: error.message.split('\n').slice(0, 3).join(' '),
+      };
     }
   };
   /** Starts the backend's server, runs `run` with what `configure(peer)` gives ({ backendConfig, extra }), stops the server. */
@@ -270,9 +389,17 @@ async function convergence() {
     try {
       peer = await start();
     } catch (error) {
-      return { backend, p50_ms: null, p99_ms: null, samples: 0, status: 'unavailable', note: `peer did not start: ${error.message.trim().split('\n').slice(-4).join(' | ')}` };
+      return {
+        backend,
+        p50_ms: null,
+        p99_ms: null,
+        samples: 0,
+        status: 'unavailable',
+        note: `peer did not start: ${error.message.trim().split('\n').slice(-4).join(' | ')}`,
+      };
     }
-    if (peer.problem) return { backend, p50_ms: null, p99_ms: null, samples: 0, status: 'unavailable', note: peer.problem };
+    if (peer.problem)
+      return { backend, p50_ms: null, p99_ms: null, samples: 0, status: 'unavailable', note: peer.problem };
     try {
       const { backendConfig, extra } = configure(peer);
       return await run(backend, backendConfig, extra, `${note}; ${peer.version}`);
@@ -281,15 +408,33 @@ async function convergence() {
     }
   };
 
-  rows.push(await run('memory', {}, { pauseMs: [5, 50] }, 'in-process baseline: the store notifies watchers synchronously'));
+  rows.push(
+    await run('memory', {}, { pauseMs: [5, 50] }, 'in-process baseline: the store notifies watchers synchronously'),
+  );
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-bench-local-'));
   try {
-    rows.push(await run('local', { dir }, { pauseMs: SPACING_MS }, 'instance files + fs.watch (25 ms debounce), defaults'));
+    rows.push(
+      await run('local', { dir }, { pauseMs: SPACING_MS }, 'instance files + fs.watch (25 ms debounce), defaults'),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  rows.push(await withPeer('etcd', startEtcd, (p) => ({ backendConfig: { endpoints: [p.url] }, extra: { pauseMs: SPACING_MS } }), 'one member on loopback, prefix watch'));
-  rows.push(await withPeer('consul', startConsul, (p) => ({ backendConfig: { url: p.url }, extra: { pauseMs: SPACING_MS } }), 'dev agent on loopback, blocking health queries (250 ms min. between queries)'));
+  rows.push(
+    await withPeer(
+      'etcd',
+      startEtcd,
+      (p) => ({ backendConfig: { endpoints: [p.url] }, extra: { pauseMs: SPACING_MS } }),
+      'one member on loopback, prefix watch',
+    ),
+  );
+  rows.push(
+    await withPeer(
+      'consul',
+      startConsul,
+      (p) => ({ backendConfig: { url: p.url }, extra: { pauseMs: SPACING_MS } }),
+      'dev agent on loopback, blocking health queries (250 ms min. between queries)',
+    ),
+  );
   rows.push(
     await withPeer(
       'dns',
@@ -302,7 +447,14 @@ async function convergence() {
       'A records from a dnsmasq hosts dir (inotify), record TTL 1 s, ttl_floor 1 s: polled, so bounded by the TTL floor',
     ),
   );
-  rows.push(await run('mesh', {}, { pauseMs: SPACING_MS }, 'ADS stream (CDS + EDS) from the test xDS control plane (test/support/xds), in the client process'));
+  rows.push(
+    await run(
+      'mesh',
+      {},
+      { pauseMs: SPACING_MS },
+      'ADS stream (CDS + EDS) from the test xDS control plane (test/support/xds), in the client process',
+    ),
+  );
   return rows;
 }
 
@@ -310,7 +462,11 @@ async function convergence() {
 
 async function memory() {
   log('  memory: 10,000 endpoints');
-  const m = await runWorker('memory.worker.mjs', { endpoints: 10_000 }, { execArgv: ['--expose-gc', '--no-flush-bytecode'] });
+  const m = await runWorker(
+    'memory.worker.mjs',
+    { endpoints: 10_000 },
+    { execArgv: ['--expose-gc', '--no-flush-bytecode'] },
+  );
   const totals = Object.values(m.total_bytes_per_endpoint);
   return {
     endpoints: m.endpoints,
@@ -321,7 +477,9 @@ async function memory() {
       instances: round(m.instances_bytes_per_endpoint, 0),
       endpoint_set: round(m.endpoint_set_bytes_per_endpoint, 0),
       load_records: round(m.load_records_bytes_per_endpoint, 0),
-      picker: Object.fromEntries(Object.entries(m.picker_bytes_per_endpoint).map(([k, v]) => [k, round(Math.max(0, v), 1)])),
+      picker: Object.fromEntries(
+        Object.entries(m.picker_bytes_per_endpoint).map(([k, v]) => [k, round(Math.max(0, v), 1)]),
+      ),
     },
     total_by_strategy: Object.fromEntries(Object.entries(m.total_bytes_per_endpoint).map(([k, v]) => [k, round(v, 0)])),
   };
@@ -340,31 +498,75 @@ function evaluateTargets(results) {
   for (const row of results.pick ?? []) {
     if (row.peer || row.bytes_per_pick === null) continue;
     // Heap deltas over a million picks carry a few KB of noise: under 0.5 B/pick is zero allocation per pick.
-    if (row.bytes_per_pick >= 0.5) add(`pick ${row.strategy}${row.variant ? ` (${row.variant})` : ''} @${row.endpoints}, bytes/pick`, row.bytes_per_pick, '0', false);
+    if (row.bytes_per_pick >= 0.5)
+      add(
+        `pick ${row.strategy}${row.variant ? ` (${row.variant})` : ''} @${row.endpoints}, bytes/pick`,
+        row.bytes_per_pick,
+        '0',
+        false,
+      );
   }
   const ourAllocRows = (results.pick ?? []).filter((r) => !r.peer && r.bytes_per_pick !== null);
-  if (ourAllocRows.length) add('pick: bytes allocated per pick, every strategy and size', round(Math.max(...ourAllocRows.map((r) => r.bytes_per_pick)), 2), '0 (< 0.5 measured)', ourAllocRows.every((r) => r.bytes_per_pick < 0.5));
+  if (ourAllocRows.length)
+    add(
+      'pick: bytes allocated per pick, every strategy and size',
+      round(Math.max(...ourAllocRows.map((r) => r.bytes_per_pick)), 2),
+      '0 (< 0.5 measured)',
+      ourAllocRows.every((r) => r.bytes_per_pick < 0.5),
+    );
   for (const row of results.pick ?? []) {
     if (!row.peer || row.ns_median === null) continue;
-    const ours = results.pick.find((r) => !r.peer && r.strategy === row.versus && r.endpoints === row.endpoints && (r.variant ?? '') === (row.variant === 'hot keys' ? 'hot keys' : ''));
-    if (ours) add(`pick ${ours.strategy}${ours.variant ? ` (${ours.variant})` : ''} vs ${row.peer} ${row.strategy} @${row.endpoints}, ns`, `${ours.ns_median} vs ${row.ns_median}`, 'not slower', ours.ns_median <= row.ns_median * 1.05);
+    const ours = results.pick.find(
+      (r) =>
+        !r.peer &&
+        r.strategy === row.versus &&
+        r.endpoints === row.endpoints &&
+        (r.variant ?? '') === (row.variant === 'hot keys' ? 'hot keys' : ''),
+    );
+    if (ours)
+      add(
+        `pick ${ours.strategy}${ours.variant ? ` (${ours.variant})` : ''} vs ${row.peer} ${row.strategy} @${row.endpoints}, ns`,
+        `${ours.ns_median} vs ${row.ns_median}`,
+        'not slower',
+        ours.ns_median <= row.ns_median * 1.05,
+      );
   }
   const peerMissing = (results.pick ?? []).find((r) => r.peer && r.ns_median === null);
   if (peerMissing) add(`pick vs ${peerMissing.peer} (RoundRobin, Random, Shard)`, 'not available', 'not slower', null);
   for (const row of results.rebuild ?? []) {
     if (row.peer) continue;
-    add(`rebuild ${row.strategy}${row.variant ? ` (${row.variant})` : ''} @10k, ms`, row.ms_median, `<= ${TARGETS.rebuildMs}`, row.ms_median <= TARGETS.rebuildMs);
+    add(
+      `rebuild ${row.strategy}${row.variant ? ` (${row.variant})` : ''} @10k, ms`,
+      row.ms_median,
+      `<= ${TARGETS.rebuildMs}`,
+      row.ms_median <= TARGETS.rebuildMs,
+    );
   }
   const e = results.e2e;
   if (e && typeof e === 'object' && e.switchyard_rps) {
     // Judged on the median of per-round ratios (a and b ran back to back in each round, so drift cancels); the ratio of medians is shown beside it.
     const p = e.paired_medians;
     const both = (paired, ofMedians) => `${paired} (of medians ${ofMedians})`;
-    add('e2e calls/s vs grpc-js round_robin', both(p.rps_vs_grpcjs_rr, e.ratio_vs_grpcjs_rr), `>= ${TARGETS.ratioVsGrpcjs}`, p.rps_vs_grpcjs_rr >= TARGETS.ratioVsGrpcjs);
+    add(
+      'e2e calls/s vs grpc-js round_robin',
+      both(p.rps_vs_grpcjs_rr, e.ratio_vs_grpcjs_rr),
+      `>= ${TARGETS.ratioVsGrpcjs}`,
+      p.rps_vs_grpcjs_rr >= TARGETS.ratioVsGrpcjs,
+    );
     const cpu = round(e.cpu_us_per_call.switchyard / e.cpu_us_per_call.grpcjs_rr, 3);
-    add('e2e client CPU per call vs grpc-js round_robin', both(p.cpu_vs_grpcjs_rr, cpu), `<= ${TARGETS.cpuAboveGrpcjs}`, p.cpu_vs_grpcjs_rr <= TARGETS.cpuAboveGrpcjs);
+    add(
+      'e2e client CPU per call vs grpc-js round_robin',
+      both(p.cpu_vs_grpcjs_rr, cpu),
+      `<= ${TARGETS.cpuAboveGrpcjs}`,
+      p.cpu_vs_grpcjs_rr <= TARGETS.cpuAboveGrpcjs,
+    );
     const p99 = round(e.p99_ms.switchyard / e.p99_ms.grpcjs_rr, 3);
-    add('e2e p99 vs grpc-js round_robin', both(p.p99_vs_grpcjs_rr, p99), `<= ${TARGETS.p99AboveGrpcjs}`, p.p99_vs_grpcjs_rr <= TARGETS.p99AboveGrpcjs);
+    add(
+      'e2e p99 vs grpc-js round_robin',
+      both(p.p99_vs_grpcjs_rr, p99),
+      `<= ${TARGETS.p99AboveGrpcjs}`,
+      p.p99_vs_grpcjs_rr <= TARGETS.p99AboveGrpcjs,
+    );
   }
   for (const row of results.convergence ?? []) {
     const limit = TARGETS.convergenceP99[row.backend];
@@ -373,7 +575,12 @@ function evaluateTargets(results) {
     else add(`convergence ${row.backend} p99, ms`, row.p99_ms, `<= ${limit}`, row.p99_ms <= limit);
   }
   if (results.memory && typeof results.memory === 'object') {
-    add('memory per endpoint @10k, bytes', results.memory.bytes_per_endpoint_max, `<= ${TARGETS.memoryBytes}`, results.memory.bytes_per_endpoint_max <= TARGETS.memoryBytes);
+    add(
+      'memory per endpoint @10k, bytes',
+      results.memory.bytes_per_endpoint_max,
+      `<= ${TARGETS.memoryBytes}`,
+      results.memory.bytes_per_endpoint_max <= TARGETS.memoryBytes,
+    );
   }
   return checks;
 }
@@ -386,49 +593,121 @@ function clip(text, max) {
 function printReport(results) {
   const out = [];
   const m = results.machine;
-  out.push(`switchyard benchmarks  node ${m.node}, ${m.cpus} cpus (${m.cpu_model}), grpc-js ${m.grpc_js}, load average ${m.loadavg_start.join(' ')}${m.quick ? ', QUICK run' : ''}`);
+  out.push(
+    `switchyard benchmarks  node ${m.node}, ${m.cpus} cpus (${m.cpu_model}), grpc-js ${m.grpc_js}, load average ${m.loadavg_start.join(' ')}${m.quick ? ', QUICK run' : ''}`,
+  );
   if (results.pick?.length) {
     out.push('', '1. Pick cost (median CPU ns per pick over timed batches; bytes allocated per pick)');
     const unavailable = results.pick.filter((r) => r.peer && r.ns_median === null);
-    const rows = results.pick.filter((r) => !unavailable.includes(r)).map((r) => [
-      r.peer ? `${r.peer} ${r.strategy}` : r.strategy,
-      r.variant ?? '',
-      r.endpoints,
-      r.ns_median === null ? (r.note ?? '-') : fmt(r.ns_median),
-      r.ns_median === null ? '' : `${fmt(r.ns_p10)}-${fmt(r.ns_p90)}`,
-      r.bytes_per_pick === null ? '-' : fmt(r.bytes_per_pick, 2),
-    ]);
+    const rows = results.pick
+      .filter((r) => !unavailable.includes(r))
+      .map((r) => [
+        r.peer ? `${r.peer} ${r.strategy}` : r.strategy,
+        r.variant ?? '',
+        r.endpoints,
+        r.ns_median === null ? (r.note ?? '-') : fmt(r.ns_median),
+        r.ns_median === null ? '' : `${fmt(r.ns_p10)}-${fmt(r.ns_p90)}`,
+        r.bytes_per_pick === null ? '-' : fmt(r.bytes_per_pick, 2),
+      ]);
     out.push(table(['strategy', 'variant', 'endpoints', 'ns/pick', 'p10-p90', 'bytes/pick'], rows));
-    for (const peer of new Set(unavailable.map((r) => r.peer))) out.push(`   ${peer}: ${unavailable.find((r) => r.peer === peer).note}`);
+    for (const peer of new Set(unavailable.map((r) => r.peer)))
+      out.push(`   ${peer}: ${unavailable.find((r) => r.peer === peer).note}`);
   }
   if (results.rebuild?.length) {
     out.push('', `2. Picker rebuild after one endpoint joins or leaves ${REBUILD_SIZE.toLocaleString('en-US')} (ms)`);
-    out.push(table(['strategy', 'median', 'join', 'leave', 'max'], results.rebuild.map((r) => [`${r.peer ? `${r.peer} ` : ''}${r.strategy}${r.variant ? ` (${r.variant})` : ''}`, fmt(r.ms_median, 2), fmt(r.ms_join_median, 2), fmt(r.ms_leave_median, 2), fmt(r.ms_max, 2)])));
-    if (results.snapshot_update) out.push(`   besides the picker, one snapshot update (EndpointSet.next + load-record pruning) @10k: ${fmt(results.snapshot_update.ms_median, 2)} ms median`);
+    out.push(
+      table(
+        ['strategy', 'median', 'join', 'leave', 'max'],
+        results.rebuild.map((r) => [
+          `${r.peer ? `${r.peer} ` : ''}${r.strategy}${r.variant ? ` (${r.variant})` : ''}`,
+          fmt(r.ms_median, 2),
+          fmt(r.ms_join_median, 2),
+          fmt(r.ms_leave_median, 2),
+          fmt(r.ms_max, 2),
+        ]),
+      ),
+    );
+    if (results.snapshot_update)
+      out.push(
+        `   besides the picker, one snapshot update (EndpointSet.next + load-record pruning) @10k: ${fmt(results.snapshot_update.ms_median, 2)} ms median`,
+      );
   }
   const e = results.e2e;
   if (e && typeof e === 'object' && e.switchyard_rps) {
-    out.push('', `3. End to end: unary calls, 3 Greeter server processes, concurrency ${e.concurrency}, medians of ${e.rounds} alternated rounds of ${e.seconds_per_run} s`);
-    const modes = [['switchyard discovery:/// round_robin', 'switchyard'], ['grpc-js round_robin (ipv4: list)', 'grpcjs_rr'], ['direct channel, one server', 'direct']];
-    const rows = modes.map(([label, key]) => [label, fmt(e[`${key}_rps`], 0), fmt(e.p50_ms[key], 2), fmt(e.p99_ms[key], 2), fmt(e.cpu_us_per_call[key], 1)]);
-    if (e.switchyard_no_retry) rows.splice(1, 0, ['switchyard, retries off', fmt(e.switchyard_no_retry.rps, 0), '-', fmt(e.switchyard_no_retry.p99_ms, 2), fmt(e.switchyard_no_retry.cpu_us_per_call, 1)]);
+    out.push(
+      '',
+      `3. End to end: unary calls, 3 Greeter server processes, concurrency ${e.concurrency}, medians of ${e.rounds} alternated rounds of ${e.seconds_per_run} s`,
+    );
+    const modes = [
+      ['switchyard discovery:/// round_robin', 'switchyard'],
+      ['grpc-js round_robin (ipv4: list)', 'grpcjs_rr'],
+      ['direct channel, one server', 'direct'],
+    ];
+    const rows = modes.map(([label, key]) => [
+      label,
+      fmt(e[`${key}_rps`], 0),
+      fmt(e.p50_ms[key], 2),
+      fmt(e.p99_ms[key], 2),
+      fmt(e.cpu_us_per_call[key], 1),
+    ]);
+    if (e.switchyard_no_retry)
+      rows.splice(1, 0, [
+        'switchyard, retries off',
+        fmt(e.switchyard_no_retry.rps, 0),
+        '-',
+        fmt(e.switchyard_no_retry.p99_ms, 2),
+        fmt(e.switchyard_no_retry.cpu_us_per_call, 1),
+      ]);
     out.push(table(['client', 'calls/s', 'p50 ms', 'p99 ms', 'client CPU µs/call'], rows));
-    out.push(`   a/b calls/s ${fmt(e.ratio_vs_grpcjs_rr, 3)} (paired ${fmt(e.paired_medians.rps_vs_grpcjs_rr, 3)}), a/c ${fmt(e.ratio_vs_direct, 3)}; CPU/call a/b ${fmt(e.cpu_us_per_call.switchyard / e.cpu_us_per_call.grpcjs_rr, 3)} (paired ${fmt(e.paired_medians.cpu_vs_grpcjs_rr, 3)}), a/c ${fmt(e.cpu_us_per_call.switchyard / e.cpu_us_per_call.direct, 3)}`);
+    out.push(
+      `   a/b calls/s ${fmt(e.ratio_vs_grpcjs_rr, 3)} (paired ${fmt(e.paired_medians.rps_vs_grpcjs_rr, 3)}), a/c ${fmt(e.ratio_vs_direct, 3)}; CPU/call a/b ${fmt(e.cpu_us_per_call.switchyard / e.cpu_us_per_call.grpcjs_rr, 3)} (paired ${fmt(e.paired_medians.cpu_vs_grpcjs_rr, 3)}), a/c ${fmt(e.cpu_us_per_call.switchyard / e.cpu_us_per_call.direct, 3)}`,
+    );
   } else if (e?.error) {
     out.push('', `3. End to end: failed: ${e.error}`);
   }
   if (results.convergence?.length) {
     out.push('', '4. Convergence: registry change -> client endpoints$ emission (ms)');
-    out.push(table(['backend', 'p50', 'p99', 'samples', 'status', 'note'], results.convergence.map((r) => [r.backend, fmt(r.p50_ms), fmt(r.p99_ms), r.samples, r.status, clip(r.note ?? '', 110)])));
+    out.push(
+      table(
+        ['backend', 'p50', 'p99', 'samples', 'status', 'note'],
+        results.convergence.map((r) => [
+          r.backend,
+          fmt(r.p50_ms),
+          fmt(r.p99_ms),
+          r.samples,
+          r.status,
+          clip(r.note ?? '', 110),
+        ]),
+      ),
+    );
   }
   if (results.memory && typeof results.memory === 'object' && results.memory.endpoints) {
     const mem = results.memory;
-    out.push('', `5. Memory at ${mem.endpoints.toLocaleString('en-US')} endpoints: ${mem.bytes_per_endpoint} bytes per endpoint with ${mem.strategy}, at most ${mem.bytes_per_endpoint_max} with any strategy`);
-    out.push(`   instances ${mem.parts.instances}, snapshot ${mem.parts.endpoint_set}, load records ${mem.parts.load_records}, picker ${Object.entries(mem.parts.picker).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    out.push(
+      '',
+      `5. Memory at ${mem.endpoints.toLocaleString('en-US')} endpoints: ${mem.bytes_per_endpoint} bytes per endpoint with ${mem.strategy}, at most ${mem.bytes_per_endpoint_max} with any strategy`,
+    );
+    out.push(
+      `   instances ${mem.parts.instances}, snapshot ${mem.parts.endpoint_set}, load records ${mem.parts.load_records}, picker ${Object.entries(
+        mem.parts.picker,
+      )
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
   }
   if (results.targets?.length) {
     out.push('', 'Targets');
-    out.push(table(['target', 'measured', 'limit', 'met'], results.targets.map((t) => [t.what, String(t.measured), t.target, t.met === null ? 'not measured' : t.met ? 'yes' : 'MISSED'])));
+    out.push(
+      table(
+        ['target', 'measured', 'limit', 'met'],
+        results.targets.map((t) => [
+          t.what,
+          String(t.measured),
+          t.target,
+          t.met === null ? 'not measured' : t.met ? 'yes' : 'MISSED',
+        ]),
+      ),
+    );
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -1,7 +1,13 @@
 // Core model and configuration (framework-free).
 export * from './core/index.js';
 // Registries.
-export type { Registry, Registration, RegistrationEvent, RegistrationTiming, DiscoveryLogger } from './registry/registry.interface.js';
+export type {
+  Registry,
+  Registration,
+  RegistrationEvent,
+  RegistrationTiming,
+  DiscoveryLogger,
+} from './registry/registry.interface.js';
 export { consoleLogger } from './registry/registry.interface.js';
 export type { BackendContext, BackendFactory } from './registry/backend-context.js';
 export { createRegistry } from './registry/create-registry.js';
@@ -21,7 +27,11 @@ export { DiscoveryModule, ServiceDiscoveryModule, DiscoveryFeatureModule } from 
 export { InjectServiceClient } from './nest/decorators/inject-service-client.decorator.js';
 export { InjectServiceRegistry } from './nest/decorators/inject-service-registry.decorator.js';
 export { getServiceClientToken } from './nest/utils/get-service-client-token.util.js';
-export type { DiscoveryModuleOptions, DiscoveryModuleAsyncOptions, DiscoveryOptionsFactory } from './nest/interfaces/discovery-module-options.interface.js';
+export type {
+  DiscoveryModuleOptions,
+  DiscoveryModuleAsyncOptions,
+  DiscoveryOptionsFactory,
+} from './nest/interfaces/discovery-module-options.interface.js';
 // Built-in backends usable directly.
 export { LocalRegistry } from './registry/local/local.registry.js';
 export { StaticRegistry } from './registry/static/static.registry.js';
@@ -34,10 +44,21 @@ export type { CallAttempt, CallOptions, ProtoSource } from './grpc/service-clien
 export * from './health/index.js';
 export { DiscoveryHealthIndicator, type DiscoveryIndicatorResult } from './nest/health/discovery.health.js';
 // Mesh (xDS) backend, usable directly.
-export { MeshRegistry, createMeshRegistry, resolveMeshSettings, parseXdsServer, MissingPeerDependencyError } from './registry/mesh/mesh.registry.js';
+export {
+  MeshRegistry,
+  createMeshRegistry,
+  resolveMeshSettings,
+  parseXdsServer,
+  MissingPeerDependencyError,
+} from './registry/mesh/mesh.registry.js';
 export type { MeshSettings, MeshTuning, AdsConnectionState } from './registry/mesh/mesh.registry.js';
 // Admin view (what this process sees), also used by the CLI-free JSON endpoint.
-export { collectAdminState, type AdminState, type AdminServiceState, type AdminEndpointState } from './admin/admin-state.js';
+export {
+  collectAdminState,
+  type AdminState,
+  type AdminServiceState,
+  type AdminEndpointState,
+} from './admin/admin-state.js';
 export { renderAdminPage } from './admin/admin-page.js';
 export { MinuteCounter } from './grpc/minute-counter.js';
 export type { EndpointReport } from './grpc/service-client.js';

@@ -27,13 +27,21 @@ const SCENARIO_ORDER = [
   'all-unhealthy',
   'empty-vs-unreachable',
 ];
-const MARK = { pass: '✅ pass', fail: '❌ FAIL', 'known-bug': '🐞 known bug', 'n/a': '➖ n/a', 'not-yet': '⏳ not yet' };
+const MARK = {
+  pass: '✅ pass',
+  fail: '❌ FAIL',
+  'known-bug': '🐞 known bug',
+  'n/a': '➖ n/a',
+  'not-yet': '⏳ not yet',
+};
 
 /** Lines of every results file, keeping only the latest run that wrote into each file. */
 function readResults() {
   if (!existsSync(RESULTS_DIR)) return [];
   const lines = [];
-  for (const file of readdirSync(RESULTS_DIR).filter((f) => f.endsWith('.jsonl')).sort()) {
+  for (const file of readdirSync(RESULTS_DIR)
+    .filter((f) => f.endsWith('.jsonl'))
+    .sort()) {
     const entries = readFileSync(join(RESULTS_DIR, file), 'utf8')
       .split('\n')
       .filter(Boolean)
@@ -48,34 +56,65 @@ function readResults() {
     const latest = entries.reduce((a, b) => (a.at > b.at ? a : b));
     // A later line of the same scenario and backend in the same run replaces an earlier one.
     const byKey = new Map();
-    for (const entry of entries.filter((e) => e.run === latest.run)) byKey.set(`${entry.suite}|${entry.scenario}|${entry.backend}`, entry);
+    for (const entry of entries.filter((e) => e.run === latest.run))
+      byKey.set(`${entry.suite}|${entry.scenario}|${entry.backend}`, entry);
     lines.push(...byKey.values());
   }
   return lines;
 }
 
-const escape = (text) => String(text ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const escape = (text) =>
+  String(text ?? '')
+    .replace(/\|/g, '\\|')
+    .replace(/\n/g, ' ');
 
 /** A few measured numbers, readable in a table cell. */
 function numbers(details = {}) {
   const parts = [];
   if (details.calls !== undefined) parts.push(`${details.calls} calls, ${details.failed} failed`);
-  if (details.withoutRetries) parts.push(`without retries: ${details.withoutRetries.failed} of ${details.withoutRetries.calls} failed`);
-  if (details.leftRegistryAfterMs !== undefined) parts.push(`left the registry ${details.leftRegistryAfterMs} ms after SIGKILL`);
-  if (details.leftClientSetAfterMs !== undefined) parts.push(`ejected by the client after ${details.leftClientSetAfterMs} ms`);
-  if (details.convergedAfterMs !== undefined) parts.push(`converged ${details.convergedAfterMs} ms after the registry came up`);
+  if (details.withoutRetries)
+    parts.push(`without retries: ${details.withoutRetries.failed} of ${details.withoutRetries.calls} failed`);
+  if (details.leftRegistryAfterMs !== undefined)
+    parts.push(`left the registry ${details.leftRegistryAfterMs} ms after SIGKILL`);
+  if (details.leftClientSetAfterMs !== undefined)
+    parts.push(`ejected by the client after ${details.leftClientSetAfterMs} ms`);
+  if (details.convergedAfterMs !== undefined)
+    parts.push(`converged ${details.convergedAfterMs} ms after the registry came up`);
   if (details.staleAfterMs !== undefined) parts.push(`stale after ${details.staleAfterMs} ms`);
   if (details.recoveredAfterMs !== undefined) parts.push(`recovered ${details.recoveredAfterMs} ms after SIGCONT`);
-  if (details.reconnectAttempts !== undefined) parts.push(`${details.reconnectAttempts} reconnect attempts while down, at most ${details.maxReconnectGapMs} ms apart`);
-  if (details.clientSetChanges !== undefined) parts.push(`client set changed ${details.clientSetChanges} times, the registry's ${details.registrySetChanges} times`);
+  if (details.reconnectAttempts !== undefined)
+    parts.push(
+      `${details.reconnectAttempts} reconnect attempts while down, at most ${details.maxReconnectGapMs} ms apart`,
+    );
+  if (details.clientSetChanges !== undefined)
+    parts.push(
+      `client set changed ${details.clientSetChanges} times, the registry's ${details.registrySetChanges} times`,
+    );
   if (details.panicEvents !== undefined) parts.push(`${details.panicEvents} panic events (entered and left)`);
-  if (details.healthReport) parts.push(`health report: empty "${details.healthReport.empty}", unreachable "${String(details.healthReport.unreachable ?? '').slice(0, 60)}"`);
-  if (details.staleSets !== undefined) parts.push(`${details.staleSets} stale / ${details.emptySets} empty sets during the restart`);
-  if (details.unreachableReason) parts.push(`unreachable reason: "${details.unreachableReason.slice(0, 90)}${details.unreachableReason.length > 90 ? '…' : ''}"`);
+  if (details.healthReport)
+    parts.push(
+      `health report: empty "${details.healthReport.empty}", unreachable "${String(details.healthReport.unreachable ?? '').slice(0, 60)}"`,
+    );
+  if (details.staleSets !== undefined)
+    parts.push(`${details.staleSets} stale / ${details.emptySets} empty sets during the restart`);
+  if (details.unreachableReason)
+    parts.push(
+      `unreachable reason: "${details.unreachableReason.slice(0, 90)}${details.unreachableReason.length > 90 ? '…' : ''}"`,
+    );
   if (details.runs !== undefined) parts.push(`${details.runs} runs`);
   if (details.decoded !== undefined) parts.push(`${details.decoded} decoded`);
-  if (details.counts) parts.push(Object.entries(details.counts).map(([k, v]) => `${v} ${k}`).join(', '));
-  if (details.kinds) parts.push(Object.entries(details.kinds).map(([k, v]) => `${v} ${k}`).join(', '));
+  if (details.counts)
+    parts.push(
+      Object.entries(details.counts)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', '),
+    );
+  if (details.kinds)
+    parts.push(
+      Object.entries(details.kinds)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', '),
+    );
   if (details.picks !== undefined) parts.push(`${details.picks} picks`);
   return parts.join('; ');
 }
@@ -112,11 +151,14 @@ function render(results) {
     'What switchyard has been shown to survive, as observed by its own test suite: every cell below comes from the',
     'last run of the reliability tests (`test/faults`, `test/fuzz`, `test/security`, `test/soak`), which write their',
     'results to `test-artifacts/reliability/`; `node scripts/reliability-table.mjs` renders this file from them.',
-    'Registries and services are real: etcd 3.4, a Consul 1.8 dev agent, dnsmasq, the project\'s xDS control plane,',
+    "Registries and services are real: etcd 3.4, a Consul 1.8 dev agent, dnsmasq, the project's xDS control plane,",
     'and gRPC Greeter servers in their own processes (started, SIGTERMed, SIGKILLed and SIGSTOPped by the harness).',
     '',
   );
-  out.push(`Last run: ${when[0] ?? 'never'} – ${when.at(-1) ?? 'never'}, commit \`${gitCommit()}\`, Node ${process.version}, ${process.platform}/${process.arch}.`, '');
+  out.push(
+    `Last run: ${when[0] ?? 'never'} – ${when.at(-1) ?? 'never'}, commit \`${gitCommit()}\`, Node ${process.version}, ${process.platform}/${process.arch}.`,
+    '',
+  );
   out.push(
     'Legend: ✅ pass · ❌ FAIL (the last run failed) · 🐞 known bug (a test pins a library bug that is not fixed yet; it turns',
     'red once the bug is fixed) · ➖ n/a (the fault does not exist for that backend; footnote says why) · ⏳ not yet (needs a',
@@ -136,7 +178,9 @@ function render(results) {
   scenarios.sort((a, b) => rank(a.scenario) - rank(b.scenario));
   out.push(`| scenario | ${BACKENDS.join(' | ')} |`, `|---|${BACKENDS.map(() => '---').join('|')}|`);
   for (const s of scenarios) {
-    out.push(`| ${escape(s.title)} | ${BACKENDS.map((b) => cell(faults.find((r) => r.scenario === s.scenario && r.backend === b))).join(' | ')} |`);
+    out.push(
+      `| ${escape(s.title)} | ${BACKENDS.map((b) => cell(faults.find((r) => r.scenario === s.scenario && r.backend === b))).join(' | ')} |`,
+    );
   }
   out.push('', '### What each scenario asserts, and what the last run measured', '');
   for (const s of scenarios) {
@@ -150,7 +194,10 @@ function render(results) {
 
   out.push('', '## Fuzzing and property tests (fast-check, fixed seeds)', '');
   out.push('| input | backend | property | last run | result |', '|---|---|---|---|---|');
-  for (const r of fuzz) out.push(`| ${escape(r.title)} | ${r.backend} | ${escape(r.asserted)} | ${escape(numbers(r.details))} | ${cell(r)} |`);
+  for (const r of fuzz)
+    out.push(
+      `| ${escape(r.title)} | ${r.backend} | ${escape(r.asserted)} | ${escape(numbers(r.details))} | ${cell(r)} |`,
+    );
 
   out.push('', '## Security checks', '');
   out.push('| check | backend | asserted | result |', '|---|---|---|---|');
@@ -168,7 +215,10 @@ function render(results) {
       out.push(`| calls / failed | ${d.calls} / ${d.failed} |`);
       out.push(`| instance restarts | ${d.restarts} |`);
       out.push(`| heap after GC, start → end | ${d.heapStartMb} MB → ${d.heapEndMb} MB |`);
-      const h = (x) => Object.entries(x ?? {}).map(([k, v]) => `${k} ${v}`).join(', ');
+      const h = (x) =>
+        Object.entries(x ?? {})
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ');
       out.push(`| open handles, start → end | ${escape(h(d.handlesStart))} → ${escape(h(d.handlesEnd))} |`);
     }
   }

@@ -34,13 +34,20 @@ function ensureBinary(candidates, installScript) {
   const run = spawnSync('bash', [join(ROOT, 'scripts/peers', installScript)], { encoding: 'utf8', timeout: 300_000 });
   binary = candidates.find(executable);
   if (binary) return { binary };
-  return { problem: `not installed, and scripts/peers/${installScript} failed (exit ${run.status}): ${(run.stderr || run.stdout || '').trim().split('\n').slice(-3).join(' | ')}` };
+  return {
+    problem: `not installed, and scripts/peers/${installScript} failed (exit ${run.status}): ${(run.stderr || run.stdout || '').trim().split('\n').slice(-3).join(' | ')}`,
+  };
 }
 
 /** The first line a binary prints for its version flag, e.g. "etcd Version: 3.4.23". */
 function versionOf(binary, args) {
   const run = spawnSync(binary, args, { encoding: 'utf8', timeout: 10_000 });
-  return (run.stdout || run.stderr || '').trim().split('\n')[0].split(/\s{2,}/)[0] || binary;
+  return (
+    (run.stdout || run.stderr || '')
+      .trim()
+      .split('\n')[0]
+      .split(/\s{2,}/)[0] || binary
+  );
 }
 
 async function distinctFreePorts(count) {
@@ -81,17 +88,28 @@ export async function startEtcd() {
     name: `etcd :${clientPort}`,
     command: found.binary,
     args: [
-      '--name', 'bench',
-      '--data-dir', dataDir,
-      '--listen-client-urls', url,
-      '--advertise-client-urls', url,
-      '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
-      '--initial-cluster', `bench=http://127.0.0.1:${peerPort}`,
-      '--initial-cluster-state', 'new',
-      '--logger', 'zap',
-      '--log-outputs', 'stderr',
-      '--log-level', 'warn',
+      '--name',
+      'bench',
+      '--data-dir',
+      dataDir,
+      '--listen-client-urls',
+      url,
+      '--advertise-client-urls',
+      url,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peerPort}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peerPort}`,
+      '--initial-cluster',
+      `bench=http://127.0.0.1:${peerPort}`,
+      '--initial-cluster-state',
+      'new',
+      '--logger',
+      'zap',
+      '--log-outputs',
+      'stderr',
+      '--log-level',
+      'warn',
     ],
     ready: async () => {
       const { status, body } = await httpGet(`${url}/health`);
@@ -119,8 +137,16 @@ export async function startConsul() {
     name: `consul agent :${http}`,
     command: found.binary,
     args: [
-      'agent', '-dev', '-bind', '127.0.0.1', '-client', '127.0.0.1', '-log-level', 'warn',
-      '-hcl', `ports { http = ${http}, dns = ${dnsPort}, server = ${server}, serf_lan = ${serfLan}, serf_wan = -1, grpc = -1, https = -1 }`,
+      'agent',
+      '-dev',
+      '-bind',
+      '127.0.0.1',
+      '-client',
+      '127.0.0.1',
+      '-log-level',
+      'warn',
+      '-hcl',
+      `ports { http = ${http}, dns = ${dnsPort}, server = ${server}, serf_lan = ${serfLan}, serf_wan = -1, grpc = -1, https = -1 }`,
     ],
     // Ready once it elected itself leader: before that, health queries answer 500.
     ready: async () => {
@@ -137,7 +163,10 @@ export async function startConsul() {
  * `{ nameserver, hostsDir, stop() }`, or `{ problem }`; the convergence worker writes the records.
  */
 export async function startDnsmasq({ localTtl = 1 } = {}) {
-  const found = ensureBinary(['/usr/sbin/dnsmasq', '/usr/local/sbin/dnsmasq', '/usr/bin/dnsmasq'], 'install-dnsmasq.sh');
+  const found = ensureBinary(
+    ['/usr/sbin/dnsmasq', '/usr/local/sbin/dnsmasq', '/usr/bin/dnsmasq'],
+    'install-dnsmasq.sh',
+  );
   if (!found.binary) return { problem: `dnsmasq ${found.problem}` };
   const hostsDir = mkdtempSync(join(tmpdir(), 'switchyard-bench-dnsmasq-'));
   for (let attempt = 1; ; attempt++) {
@@ -149,13 +178,27 @@ export async function startDnsmasq({ localTtl = 1 } = {}) {
         name: `dnsmasq :${port}`,
         command: found.binary,
         args: [
-          '--keep-in-foreground', '--conf-file=/dev/null', `--port=${port}`, '--listen-address=127.0.0.1',
-          '--bind-interfaces', '--no-resolv', '--no-hosts', '--no-negcache', `--local-ttl=${localTtl}`,
-          '--pid-file=', '--log-facility=-', ...(process.getuid?.() === 0 ? ['--user=root'] : []),
-          '--local=/svc.test/', `--hostsdir=${hostsDir}`,
+          '--keep-in-foreground',
+          '--conf-file=/dev/null',
+          `--port=${port}`,
+          '--listen-address=127.0.0.1',
+          '--bind-interfaces',
+          '--no-resolv',
+          '--no-hosts',
+          '--no-negcache',
+          `--local-ttl=${localTtl}`,
+          '--pid-file=',
+          '--log-facility=-',
+          ...(process.getuid?.() === 0 ? ['--user=root'] : []),
+          '--local=/svc.test/',
+          `--hostsdir=${hostsDir}`,
         ],
         // Ready when it answers at all: NXDOMAIN for the probe name is an answer.
-        ready: () => probe.resolve4('ready-probe.svc.test').then(() => true, (e) => e.code === 'ENOTFOUND' || e.code === 'ENODATA'),
+        ready: () =>
+          probe.resolve4('ready-probe.svc.test').then(
+            () => true,
+            (e) => e.code === 'ENOTFOUND' || e.code === 'ENODATA',
+          ),
         readyTimeoutMs: 10_000,
       });
       return {

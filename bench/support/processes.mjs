@@ -48,7 +48,14 @@ export function runWorker(script, input, { execArgv = [], timeoutMs = 300_000, e
           // fall through to the error below
         }
       }
-      reject(new Error(`${script} ${JSON.stringify(input)} failed (${signal ?? `exit ${code}`}):\n${stderr || stdout}`.slice(0, 6_000)));
+      reject(
+        new Error(
+          `${script} ${JSON.stringify(input)} failed (${signal ?? `exit ${code}`}):\n${stderr || stdout}`.slice(
+            0,
+            6_000,
+          ),
+        ),
+      );
     });
   });
 }

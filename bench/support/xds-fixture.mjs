@@ -34,7 +34,10 @@ export async function loadXdsFixture() {
         module: { type: 'es6' },
         sourceMaps: false,
       });
-      const linked = code.replace(/(['"])(?:\.\.\/)+lib\/([^'"]+)\1/g, (_, quote, path) => `${quote}${pathToFileURL(join(ROOT, 'dist', path)).href}${quote}`);
+      const linked = code.replace(
+        /(['"])(?:\.\.\/)+lib\/([^'"]+)\1/g,
+        (_, quote, path) => `${quote}${pathToFileURL(join(ROOT, 'dist', path)).href}${quote}`,
+      );
       writeFileSync(join(outDir, `${name}.js`), linked);
     }
     const plane = await import(pathToFileURL(join(outDir, 'xds-control-plane.js')).href);

@@ -23,7 +23,12 @@ export interface AdminEndpointState {
 /** One dependency (service client) in the admin view. */
 export interface AdminServiceState {
   service: string;
-  query: { namespace: string | undefined; version: string | undefined; tags: Array<{ key: string; value?: string; pattern?: string }>; zone: string | undefined };
+  query: {
+    namespace: string | undefined;
+    version: string | undefined;
+    tags: Array<{ key: string; value?: string; pattern?: string }>;
+    zone: string | undefined;
+  };
   /** ok | stale (registry unreachable, last known served) | empty (zero instances). */
   state: string;
   revision: number;
@@ -51,7 +56,16 @@ export function collectAdminState(discovery: Discovery, self?: ServiceRegistry):
     generatedAt: Date.now(),
     backend: discovery.backendName,
     registry: { reachable: discovery.registryReachable(), reason: registryReason(discovery) },
-    self: instance && self ? { service: instance.service, id: instance.id, address: instance.address, state: self.state, backend: self.backend } : undefined,
+    self:
+      instance && self
+        ? {
+            service: instance.service,
+            id: instance.id,
+            address: instance.address,
+            state: self.state,
+            backend: self.backend,
+          }
+        : undefined,
     services: discovery.listClients().map((client) => {
       const set = client.snapshot();
       const query = client.query;

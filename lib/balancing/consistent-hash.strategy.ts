@@ -60,7 +60,12 @@ function remix(h: number): number {
  * twice the mean weight taking two turns per round. `hashes[i]` is endpoint
  * i's key hash. Returns slot -> endpoint index.
  */
-function populate(endpoints: readonly Endpoint[], hashes: Uint32Array, totalWeight: number, size: number): Uint16Array | Int32Array {
+function populate(
+  endpoints: readonly Endpoint[],
+  hashes: Uint32Array,
+  totalWeight: number,
+  size: number,
+): Uint16Array | Int32Array {
   const n = endpoints.length;
   const next = new Int32Array(n);
   const skip = new Int32Array(n);
@@ -113,7 +118,13 @@ export class MaglevPicker implements Picker {
   /** Generator state for the keyless fallback, seeded at build. */
   private state: number;
 
-  constructor(endpoints: readonly Endpoint[], totalWeight: number, context: PickerBuildContext, boundedLoadFactor: number | undefined, size: number) {
+  constructor(
+    endpoints: readonly Endpoint[],
+    totalWeight: number,
+    context: PickerBuildContext,
+    boundedLoadFactor: number | undefined,
+    size: number,
+  ) {
     const n = endpoints.length;
     if (n > MAX_ENDPOINTS) {
       throw ConfigurationError.single('endpoints', n, `at most ${MAX_ENDPOINTS} endpoints for consistent_hash`);

@@ -15,4 +15,3 @@ class EmptyPicker implements Picker {
  * if (endpoints.length === 0) return EMPTY_PICKER;
  */
 export const EMPTY_PICKER: Picker = Object.freeze(new EmptyPicker());
-

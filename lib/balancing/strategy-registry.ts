@@ -50,14 +50,26 @@ export class StrategyRegistry {
    */
   register(strategy: BalancingStrategy): void {
     if (!strategy || typeof strategy !== 'object' || typeof strategy.build !== 'function') {
-      throw ConfigurationError.single('strategies', strategy, 'an object with a name and a build(endpoints, context) function');
+      throw ConfigurationError.single(
+        'strategies',
+        strategy,
+        'an object with a name and a build(endpoints, context) function',
+      );
     }
     const name: unknown = strategy.name;
     if (typeof name !== 'string' || !STRATEGY_NAME.test(name)) {
-      throw ConfigurationError.single('strategies[].name', name, 'a name of letters, digits, "_", "-" or "." starting with a letter');
+      throw ConfigurationError.single(
+        'strategies[].name',
+        name,
+        'a name of letters, digits, "_", "-" or "." starting with a letter',
+      );
     }
     if (this.builtIn.has(name) && this.strategies.get(name) !== strategy) {
-      throw ConfigurationError.single('strategies[].name', name, `a name not used by a built-in strategy (${[...this.builtIn].join(', ')})`);
+      throw ConfigurationError.single(
+        'strategies[].name',
+        name,
+        `a name not used by a built-in strategy (${[...this.builtIn].join(', ')})`,
+      );
     }
     this.strategies.set(name, strategy);
   }

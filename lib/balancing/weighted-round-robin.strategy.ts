@@ -43,7 +43,8 @@ function gcd(a: number, b: number): number {
 function integerWeights(endpoints: readonly Endpoint[]): number[] | undefined {
   for (const scale of [1, 10, 100, 1000]) {
     const scaled = endpoints.map((e) => Math.round(e.weight * scale));
-    if (!endpoints.every((e, i) => Math.abs(e.weight * scale - scaled[i]) <= 1e-9 * scaled[i] && scaled[i] > 0)) continue;
+    if (!endpoints.every((e, i) => Math.abs(e.weight * scale - scaled[i]) <= 1e-9 * scaled[i] && scaled[i] > 0))
+      continue;
     const divisor = scaled.reduce(gcd, 0);
     return scaled.map((w) => w / divisor);
   }
@@ -79,9 +80,7 @@ export class WeightedRoundRobinTreePicker implements Picker {
     this.split = new Float64Array(internal * 4);
     this.children = new Int32Array(internal * 2);
     const nodeWeight = new Float64Array(internal);
-    const leaves = Array.from({ length: n }, (_, i) => i).sort(
-      (a, b) => weights[a] - weights[b] || a - b,
-    );
+    const leaves = Array.from({ length: n }, (_, i) => i).sort((a, b) => weights[a] - weights[b] || a - b);
     // Two-queue Huffman: leaves by weight, internal nodes in creation order (weights never decrease).
     let leafHead = 0;
     let nodeHead = 0;

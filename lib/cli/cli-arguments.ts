@@ -103,7 +103,7 @@ export function parseCliArguments(argv: readonly string[]): CliInvocation {
     parsed = parseArgs({ args: [...argv], options: OPTION_SPEC, allowPositionals: true, strict: true });
   } catch (error) {
     // Node's parser messages name the option, never its value.
-    throw new UsageError((error as Error).message.split('. To specify a positional')[0]!);
+    throw new UsageError((error as Error).message.split('. To specify a positional')[0]);
   }
   const options = { ...parsed.values, tag: parsed.values.tag ?? [] } as unknown as CliOptions;
   const [first, ...args] = parsed.positionals;
@@ -119,7 +119,9 @@ export function parseCliArguments(argv: readonly string[]): CliInvocation {
   if (args.length > max) {
     throw new UsageError(`'${command}' takes ${max === 0 ? 'no arguments' : shape} (got unexpected '${args[max]}')`);
   }
-  for (const [option, commands] of Object.entries(COMMAND_OPTIONS) as Array<[keyof CliOptions, readonly CommandName[]]>) {
+  for (const [option, commands] of Object.entries(COMMAND_OPTIONS) as Array<
+    [keyof CliOptions, readonly CommandName[]]
+  >) {
     const value = options[option];
     const given = Array.isArray(value) ? value.length > 0 : value !== undefined;
     if (given && !commands.includes(command)) {
@@ -130,12 +132,18 @@ export function parseCliArguments(argv: readonly string[]): CliInvocation {
 }
 
 /** Parses a number option (`--ttl 6`), or throws UsageError naming it. */
-export function numberOption(value: string | undefined, option: string, check: { min?: number; integer?: boolean } = {}): number | undefined {
+export function numberOption(
+  value: string | undefined,
+  option: string,
+  check: { min?: number; integer?: boolean } = {},
+): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   const min = check.min ?? 0;
   if (value.trim() === '' || !Number.isFinite(n) || n <= min || (check.integer && !Number.isInteger(n))) {
-    throw new UsageError(`--${option} ${JSON.stringify(value)}: expected ${check.integer ? 'an integer' : 'a number'} greater than ${min}`);
+    throw new UsageError(
+      `--${option} ${JSON.stringify(value)}: expected ${check.integer ? 'an integer' : 'a number'} greater than ${min}`,
+    );
   }
   return n;
 }

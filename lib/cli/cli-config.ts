@@ -94,7 +94,10 @@ function table(doc: Doc, snake: string): Doc {
 
 function list(values: readonly string[] | undefined): string[] | undefined {
   if (!values || values.length === 0) return undefined;
-  return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  return values
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
 }
 
 /** Writes the flags into the configuration document; returns true when anything changed. */
@@ -112,7 +115,8 @@ function applyFlags(section: Doc, options: CliOptions, env: NodeJS.ProcessEnv, s
     section.backend = options.backend;
     changed = true;
   }
-  const backend = (options.backend ?? fileBackend ?? 'local') === 'xds' ? 'mesh' : (options.backend ?? fileBackend ?? 'local');
+  const backend =
+    (options.backend ?? fileBackend ?? 'local') === 'xds' ? 'mesh' : (options.backend ?? fileBackend ?? 'local');
   const endpoints = list(options.endpoints);
   const addresses = list(options.addresses);
   const envToken = env[ENV_TOKEN] || undefined;
@@ -121,7 +125,9 @@ function applyFlags(section: Doc, options: CliOptions, env: NodeJS.ProcessEnv, s
   for (const secret of [options.token, envToken, fallbackToken, password]) if (secret) secrets.add(secret);
 
   const notFor = (flag: string, applies: string) =>
-    new UsageError(`--${flag} applies to the ${applies} backend${applies.includes(' or ') ? 's' : ''}, and this configuration uses '${backend}'`);
+    new UsageError(
+      `--${flag} applies to the ${applies} backend${applies.includes(' or ') ? 's' : ''}, and this configuration uses '${backend}'`,
+    );
   const set = (key: string, value: unknown) => {
     const bc = table(section, 'backend_config');
     bc[keyIn(bc, key)] = value;
@@ -137,7 +143,8 @@ function applyFlags(section: Doc, options: CliOptions, env: NodeJS.ProcessEnv, s
     set('addresses', addresses);
   }
   if (options.token !== undefined && backend !== 'consul') throw notFor('token', 'consul');
-  if ((options.user !== undefined || options.password !== undefined) && backend !== 'etcd') throw notFor(options.user !== undefined ? 'user' : 'password', 'etcd');
+  if ((options.user !== undefined || options.password !== undefined) && backend !== 'etcd')
+    throw notFor(options.user !== undefined ? 'user' : 'password', 'etcd');
   switch (backend) {
     case 'etcd': {
       const urls = [...(endpoints ?? []), ...(options.url !== undefined ? [options.url] : [])];
@@ -146,7 +153,8 @@ function applyFlags(section: Doc, options: CliOptions, env: NodeJS.ProcessEnv, s
         const bc = table(section, 'backend_config');
         const auth = table(bc, 'auth');
         const username = options.user ?? auth.username;
-        if (typeof username !== 'string') throw new UsageError('an etcd password needs --user (or backend_config.auth.username in the configuration)');
+        if (typeof username !== 'string')
+          throw new UsageError('an etcd password needs --user (or backend_config.auth.username in the configuration)');
         auth.username = username;
         if (password !== undefined) auth.password = password;
         else if (typeof auth.password !== 'string') auth.password = '';
@@ -155,12 +163,14 @@ function applyFlags(section: Doc, options: CliOptions, env: NodeJS.ProcessEnv, s
       break;
     }
     case 'consul': {
-      if (endpoints && endpoints.length > 1) throw new UsageError('consul talks to one agent: give one --url (or one --endpoints)');
+      if (endpoints && endpoints.length > 1)
+        throw new UsageError('consul talks to one agent: give one --url (or one --endpoints)');
       const url = options.url ?? endpoints?.[0];
       if (url !== undefined) set('url', url);
       const existing = table(section, 'backend_config');
       const fileToken = existing[keyIn(existing, 'token')];
-      const token = options.token ?? envToken ?? (typeof fileToken === 'string' && fileToken ? undefined : fallbackToken);
+      const token =
+        options.token ?? envToken ?? (typeof fileToken === 'string' && fileToken ? undefined : fallbackToken);
       if (token !== undefined) set('token', token);
       break;
     }

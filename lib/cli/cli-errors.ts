@@ -46,7 +46,10 @@ export class CommandFailure extends DiscoveryError {
 export async function withDeadline<T>(work: Promise<T>, timeoutMs: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CommandFailure(`${what}: no answer within ${formatSeconds(timeoutMs)}`)), timeoutMs);
+    timer = setTimeout(
+      () => reject(new CommandFailure(`${what}: no answer within ${formatSeconds(timeoutMs)}`)),
+      timeoutMs,
+    );
   });
   try {
     return await Promise.race([work, expired]);

@@ -31,7 +31,9 @@ export class CliOutput {
 
   /** Adds values that must never be printed (longest first, so one secret inside another is still covered). */
   addSecrets(secrets: readonly string[]): void {
-    this.secrets = [...new Set([...this.secrets, ...secrets.filter((s) => s.length > 0)])].sort((a, b) => b.length - a.length);
+    this.secrets = [...new Set([...this.secrets, ...secrets.filter((s) => s.length > 0)])].sort(
+      (a, b) => b.length - a.length,
+    );
   }
 
   redact(text: string): string {
@@ -128,7 +130,8 @@ export function describeInstance(instance: ServiceInstance): string {
 /** A one-line summary of a set's state: `ok, 2 instances`, `stale (reason), 2 last known instances`. */
 export function describeSetState(set: EndpointSet): string {
   const count = `${set.size} instance${set.size === 1 ? '' : 's'}`;
-  if (set.state === 'stale') return `stale (${set.reason ?? 'registry unreachable'}), serving ${set.size} last known instance${set.size === 1 ? '' : 's'}`;
+  if (set.state === 'stale')
+    return `stale (${set.reason ?? 'registry unreachable'}), serving ${set.size} last known instance${set.size === 1 ? '' : 's'}`;
   if (set.state === 'empty') return 'empty (the registry knows no instance)';
   return `ok, ${count}`;
 }
@@ -143,7 +146,7 @@ export function formatTable(header: readonly string[], rows: ReadonlyArray<reado
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const render = (cells: readonly string[]) =>
     cells
-      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i])))
       .join('  ')
       .trimEnd();
   return [render(header), ...rows.map(render)].join('\n');

@@ -31,7 +31,11 @@ export class CliSession {
   ) {}
 
   /** Loads the configuration (secrets registered for redaction first), then opens the registry and its admin. */
-  static async open(invocation: CliInvocation, out: CliOutput, env: NodeJS.ProcessEnv = process.env): Promise<CliSession> {
+  static async open(
+    invocation: CliInvocation,
+    out: CliOutput,
+    env: NodeJS.ProcessEnv = process.env,
+  ): Promise<CliSession> {
     const timeoutS = numberOption(invocation.options.timeout, 'timeout');
     const timeoutMs = timeoutS !== undefined ? Math.round(timeoutS * 1000) : DEFAULT_TIMEOUT_MS;
     const { config, secrets } = await loadCliConfig(invocation.options, env);

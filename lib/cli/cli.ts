@@ -27,9 +27,16 @@ const HANDLERS: Record<Exclude<CommandName, 'help'>, () => Promise<Handler>> = {
  * @example
  * process.exitCode = await runCli(['--backend', 'etcd', '--endpoints', 'http://127.0.0.1:2379', 'ls']);
  */
-export async function runCli(argv: readonly string[], streams: CliStreams = processStreams, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runCli(
+  argv: readonly string[],
+  streams: CliStreams = processStreams,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   // Secrets given as flags are redacted even from errors raised before the configuration is read.
-  const out = new CliOutput(streams, { json: argv.includes('--json'), verbose: argv.includes('--verbose') || argv.includes('-v') });
+  const out = new CliOutput(streams, {
+    json: argv.includes('--json'),
+    verbose: argv.includes('--verbose') || argv.includes('-v'),
+  });
   out.addSecrets(flagSecrets(argv, env));
   // A client library failing outside any await must not print an unredacted stack.
   let crashed: ((code: number) => void) | undefined;
@@ -48,7 +55,12 @@ export async function runCli(argv: readonly string[], streams: CliStreams = proc
   }
 }
 
-async function run(argv: readonly string[], out: CliOutput, streams: CliStreams, env: NodeJS.ProcessEnv): Promise<number> {
+async function run(
+  argv: readonly string[],
+  out: CliOutput,
+  streams: CliStreams,
+  env: NodeJS.ProcessEnv,
+): Promise<number> {
   try {
     const invocation = parseCliArguments(argv);
     if (invocation.command === 'help') {
@@ -73,7 +85,11 @@ function report(error: unknown, out: CliOutput): number {
     out.error(`switchyard: ${message}\n\n${USAGE}`);
     return EXIT_USAGE;
   }
-  if (error instanceof ConfigurationError || error instanceof InvalidAddressError || error instanceof InvalidInstanceError) {
+  if (
+    error instanceof ConfigurationError ||
+    error instanceof InvalidAddressError ||
+    error instanceof InvalidInstanceError
+  ) {
     out.error(`switchyard: ${message}\n(switchyard help shows the usage)`);
     return EXIT_USAGE;
   }
@@ -90,12 +106,12 @@ function flagSecrets(argv: readonly string[], env: NodeJS.ProcessEnv): string[] 
   const secrets: string[] = [];
   argv.forEach((arg, i) => {
     for (const flag of ['--token', '--password']) {
-      if (arg === flag && argv[i + 1] !== undefined) secrets.push(argv[i + 1]!);
+      if (arg === flag && argv[i + 1] !== undefined) secrets.push(argv[i + 1]);
       else if (arg.startsWith(`${flag}=`)) secrets.push(arg.slice(flag.length + 1));
     }
   });
   for (const name of ['SWITCHYARD_TOKEN', 'CONSUL_HTTP_TOKEN', 'SWITCHYARD_PASSWORD']) {
-    if (env[name]) secrets.push(env[name]!);
+    if (env[name]) secrets.push(env[name]);
   }
   return secrets;
 }

@@ -37,7 +37,7 @@ export interface CompiledQuery {
   readonly query: Readonly<DiscoveryQuery>;
   readonly namespace: string;
   /** True when the instance matches namespace, version and tags (zone is a preference, not a filter). */
-  matches(instance: ServiceInstance): boolean;
+  readonly matches: (instance: ServiceInstance) => boolean;
   /** Applies the filters, then the zone preference. */
   select(instances: readonly ServiceInstance[]): ServiceInstance[];
 }
@@ -80,7 +80,11 @@ function compileVersion(query: DiscoveryQuery, prefix: string): ((v: string) => 
   if (query.versionFormat === 'semver' && query.versionRouting) {
     const range = semver.validRange(wanted.replace(/(^|[\s<>=~^])v(?=\d)/g, '$1'), { loose: true });
     if (!range) {
-      throw ConfigurationError.single(`${prefix}.version`, wanted, 'a semver version or range such as "v1.2.0", "^1.2" or ">=1.0.0 <2"');
+      throw ConfigurationError.single(
+        `${prefix}.version`,
+        wanted,
+        'a semver version or range such as "v1.2.0", "^1.2" or ">=1.0.0 <2"',
+      );
     }
     return (v) => {
       const normalized = normalizeSemver(v);
@@ -105,15 +109,19 @@ function compileTagFilter(filter: TagFilter, path: string): (tags: Readonly<Reco
     case 'exact':
       return (tags) => Object.hasOwn(tags, key) && tags[key] === value;
     case 'prefix':
-      return (tags) => Object.hasOwn(tags, key) && tags[key]!.startsWith(value);
+      return (tags) => Object.hasOwn(tags, key) && tags[key].startsWith(value);
     case 'regex': {
       let re: RegExp;
       try {
         re = new RegExp(value);
       } catch (error) {
-        throw ConfigurationError.single(`${path}.value`, value, `a valid regular expression (${(error as Error).message})`);
+        throw ConfigurationError.single(
+          `${path}.value`,
+          value,
+          `a valid regular expression (${(error as Error).message})`,
+        );
       }
-      return (tags) => Object.hasOwn(tags, key) && re.test(tags[key]!);
+      return (tags) => Object.hasOwn(tags, key) && re.test(tags[key]);
     }
     default:
       throw ConfigurationError.single(`${path}.pattern`, pattern, 'one of exact, prefix, regex, exists');

@@ -115,7 +115,16 @@ export class EndpointSet {
   /** The same endpoints, marked stale because the registry is unreachable. */
   stale(reason: string): EndpointSet {
     if (this.state === 'stale' && this.reason === reason) return this;
-    return new EndpointSet(this.service, this.revision + 1, 'stale', this.endpoints, NO_DIFF, reason, this.resolved, Date.now());
+    return new EndpointSet(
+      this.service,
+      this.revision + 1,
+      'stale',
+      this.endpoints,
+      NO_DIFF,
+      reason,
+      this.resolved,
+      Date.now(),
+    );
   }
 
   /** A filtered view (same revision and state, unless everything was filtered out). */

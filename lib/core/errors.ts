@@ -96,10 +96,11 @@ export class NotSupportedError extends DiscoveryError {}
 export class ClosedError extends DiscoveryError {}
 
 export function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(redactUrlCredentials(value.length > 200 ? `${value.slice(0, 197)}...` : value));
+  if (typeof value === 'string')
+    return JSON.stringify(redactUrlCredentials(value.length > 200 ? `${value.slice(0, 197)}...` : value));
   if (value === undefined) return 'undefined';
   try {
-    const text = redactUrlCredentials(JSON.stringify(value) ?? String(value));
+    const text = redactUrlCredentials(JSON.stringify(value) ?? `[${typeof value}]`);
     return text.length > 120 ? `${text.slice(0, 117)}...` : text;
   } catch {
     // Cyclic or absurdly deep values: say what it is, never recurse again.
@@ -108,7 +109,7 @@ export function describeValue(value: unknown): string {
 }
 
 /** Field names whose values are secrets: never echoed in an error. */
-const SECRET_FIELD = /(^|[._\[])(password|passwd|token|secret|key|credentials?|auth)(\]|$)/i;
+const SECRET_FIELD = /(^|[._[])(password|passwd|token|secret|key|credentials?|auth)(\]|$)/i;
 
 /** `scheme://user:password@host` → `scheme://user:***@host`. */
 export function redactUrlCredentials(text: string): string {
@@ -117,7 +118,10 @@ export function redactUrlCredentials(text: string): string {
 
 function redactIssue(issue: ConfigIssue): ConfigIssue {
   if (!('value' in issue) || issue.value === undefined) return issue;
-  if (SECRET_FIELD.test(issue.path) || (issue.value !== null && typeof issue.value === 'object' && containsSecretKey(issue.value))) {
+  if (
+    SECRET_FIELD.test(issue.path) ||
+    (issue.value !== null && typeof issue.value === 'object' && containsSecretKey(issue.value))
+  ) {
     return { ...issue, value: '<redacted>' };
   }
   if (typeof issue.value === 'string') return { ...issue, value: redactUrlCredentials(issue.value) };

@@ -140,7 +140,11 @@ export function createServiceInstance(input: ServiceInstanceInput): ServiceInsta
 /** Returns a copy of `instance` with `changes` applied (validated again). */
 export function withChanges(instance: ServiceInstance, changes: Partial<ServiceInstanceInput>): ServiceInstance {
   const { host: _h, port: _p, ...rest } = instance;
-  return createServiceInstance({ ...rest, ...changes, ...(changes.host || changes.port ? { address: undefined } : {}) } as ServiceInstanceInput);
+  return createServiceInstance({
+    ...rest,
+    ...changes,
+    ...(changes.host || changes.port ? { address: undefined } : {}),
+  });
 }
 
 /** The seed's JSON record (snake_case), as stored in etcd and instance files. */

@@ -53,7 +53,12 @@ export function canConnect(host: string, port: number, timeoutMs = 1_000): Promi
  * Polls until host:port accepts TCP connections or `timeoutMs` passes.
  * Resolves true on success, false on timeout; `signal` aborts early (false).
  */
-export async function waitForTcp(host: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+export async function waitForTcp(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   let delay = 20;
   while (!signal?.aborted) {
@@ -61,7 +66,14 @@ export async function waitForTcp(host: string, port: number, timeoutMs: number, 
     if (Date.now() >= deadline) return false;
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, Math.min(delay, Math.max(0, deadline - Date.now())));
-      signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+      signal?.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(t);
+          resolve();
+        },
+        { once: true },
+      );
     });
     delay = Math.min(delay * 2, 250);
   }

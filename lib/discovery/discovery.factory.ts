@@ -25,7 +25,11 @@ export const DiscoveryFactory = {
    * A client for `service` (default: the configuration's `service_type`).
    * Closing the client closes the backend it opened.
    */
-  async createDiscover(config: Config, service?: string | ServiceClientOptions, logger?: DiscoveryLogger): Promise<ServiceClient> {
+  async createDiscover(
+    config: Config,
+    service?: string | ServiceClientOptions,
+    logger?: DiscoveryLogger,
+  ): Promise<ServiceClient> {
     const discovery = await Discovery.create(config, { logger });
     const options = typeof service === 'object' ? service : { name: service ?? discovery.config.serviceType ?? '' };
     if (!options.name) {
@@ -40,7 +44,11 @@ export const DiscoveryFactory = {
    * are the backend's addresses (etcd endpoints, the Consul URL, DNS or static
    * addresses, the local directory, the xDS server).
    */
-  async createWithDefaults(backend: DiscoveryOptions['backend'], endpoints: string[], service: string): Promise<ServiceClient> {
+  async createWithDefaults(
+    backend: DiscoveryOptions['backend'],
+    endpoints: string[],
+    service: string,
+  ): Promise<ServiceClient> {
     return DiscoveryFactory.createDiscover(defaultsFor(backend, endpoints, service), service);
   },
 
@@ -67,7 +75,11 @@ export const DiscoveryFactory = {
   },
 };
 
-function defaultsFor(backend: DiscoveryOptions['backend'] = 'local', endpoints: string[], service: string): DiscoveryOptions {
+function defaultsFor(
+  backend: DiscoveryOptions['backend'] = 'local',
+  endpoints: string[],
+  service: string,
+): DiscoveryOptions {
   const b = backend === 'xds' ? 'mesh' : backend;
   const first = endpoints[0];
   const backendConfig: Record<string, unknown> = { serviceType: service };
@@ -76,7 +88,7 @@ function defaultsFor(backend: DiscoveryOptions['backend'] = 'local', endpoints: 
   if ((b === 'dns' || b === 'static') && endpoints.length) backendConfig.addresses = endpoints;
   if (b === 'local' && first) backendConfig.dir = first;
   if (b === 'mesh' && first) backendConfig.xdsServer = first;
-  return { backend, backendConfig: backendConfig as DiscoveryOptions['backendConfig'] };
+  return { backend, backendConfig: backendConfig };
 }
 
 /** A client whose close() also closes the Discovery (and backend) made for it. */

@@ -18,7 +18,12 @@ import { CheckerLeases } from '../health/checker-leases.js';
 import type { DiscoveryEvent } from '../health/discovery-events.js';
 import { healthSettingsOf, type HealthSettings } from '../health/health-settings.js';
 import { DiscoveryMetrics, type DiscoveryMetricsOptions, type MetricsSource } from '../health/discovery-metrics.js';
-import { assessDiscoveryHealth, type DiscoveryHealthOptions, type DiscoveryHealthReport, type DiscoveryHealthSource } from '../health/discovery-health-report.js';
+import {
+  assessDiscoveryHealth,
+  type DiscoveryHealthOptions,
+  type DiscoveryHealthReport,
+  type DiscoveryHealthSource,
+} from '../health/discovery-health-report.js';
 
 /** The app's own instance: everything optional but the port (or address). */
 export type InstanceOptions = Partial<ServiceInstanceInput> & { port?: number; address?: string };
@@ -93,7 +98,10 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
   }
 
   /** Validates the configuration (throws ConfigurationError before opening anything) and opens the backend. */
-  static async create(options: DiscoveryOptions | ResolvedDiscoveryConfig, extras: DiscoveryExtras = {}): Promise<Discovery> {
+  static async create(
+    options: DiscoveryOptions | ResolvedDiscoveryConfig,
+    extras: DiscoveryExtras = {},
+  ): Promise<Discovery> {
     for (const strategy of extras.strategies ?? []) registerStrategy(strategy);
     const config = resolveDiscoveryConfig(options, { extraStrategies: listStrategies() });
     const logger = extras.logger ?? consoleLogger;
@@ -114,21 +122,24 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
     let client = this.clients.get(key);
     if (!client) {
       const strategy = getStrategy(options.loadBalance ?? this.config.loadBalance);
-      client = new ServiceClient({ readyTimeoutMs: this.firstSetTimeoutMs, ...options }, {
-        registry: this.registry,
-        query: compileQuery(query, `clients.${options.name}`),
-        strategy,
-        logger: this.logger,
-        random: this.extras.random,
-        retry: this.retry,
-        balancedTarget: `discovery://${this.id}/${options.name}`,
-        health: {
-          settings: this.health,
-          checkers: this.checkerLeases,
-          // Check results reach events$ once per check from the leases, not once per client.
-          emit: (event) => event.type !== 'health-check' && this.bus.next(event),
+      client = new ServiceClient(
+        { readyTimeoutMs: this.firstSetTimeoutMs, ...options },
+        {
+          registry: this.registry,
+          query: compileQuery(query, `clients.${options.name}`),
+          strategy,
+          logger: this.logger,
+          random: this.extras.random,
+          retry: this.retry,
+          balancedTarget: `discovery://${this.id}/${options.name}`,
+          health: {
+            settings: this.health,
+            checkers: this.checkerLeases,
+            // Check results reach events$ once per check from the leases, not once per client.
+            emit: (event) => event.type !== 'health-check' && this.bus.next(event),
+          },
         },
-      });
+      );
       this.clients.set(key, client);
       if (!this.byName.has(options.name)) this.byName.set(options.name, client);
     }
@@ -201,7 +212,19 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
       const h = client.healthStatus;
       const set = client.snapshot();
       if (set.resolved || set.state === 'stale') {
-        this.bus.next({ type: 'endpoints', service: client.service, revision: set.revision, state: set.state, total: h.total, healthy: h.healthy, unhealthy: h.unhealthy, ejected: h.ejected, served: set.size, panic: h.panic, at: Date.now() });
+        this.bus.next({
+          type: 'endpoints',
+          service: client.service,
+          revision: set.revision,
+          state: set.state,
+          total: h.total,
+          healthy: h.healthy,
+          unhealthy: h.unhealthy,
+          ejected: h.ejected,
+          served: set.size,
+          panic: h.panic,
+          at: Date.now(),
+        });
       }
     }
     for (const self of this.selves) this.emitRegistration(self);
@@ -259,7 +282,11 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
   instanceFor(options: InstanceOptions): ServiceInstance {
     const service = options.service ?? this.config.serviceType;
     if (!service) {
-      throw ConfigurationError.single('instance.service', undefined, 'a service name (or backend_config.service_type in the configuration)');
+      throw ConfigurationError.single(
+        'instance.service',
+        undefined,
+        'a service name (or backend_config.service_type in the configuration)',
+      );
     }
     return createServiceInstance({
       ...options,
@@ -267,7 +294,7 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
       host: options.address ? undefined : (options.host ?? '127.0.0.1'),
       namespace: options.namespace ?? this.config.namespace.default,
       version: options.version ?? this.config.version.default,
-    } as ServiceInstanceInput);
+    });
   }
 
   /** A ServiceRegistry for this app's own instance (not registered until `register()`). */
@@ -287,7 +314,13 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
   private emitRegistration(self: ServiceRegistry): void {
     const instance = self.instance();
     if (!instance) return;
-    this.bus.next({ type: 'registration', service: instance.service, instance: instance.id, state: self.state, at: Date.now() });
+    this.bus.next({
+      type: 'registration',
+      service: instance.service,
+      instance: instance.id,
+      state: self.state,
+      at: Date.now(),
+    });
   }
 
   /** Deregisters own instances, closes every client and (if it opened it) the registry. Idempotent. */

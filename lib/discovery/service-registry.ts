@@ -13,7 +13,8 @@ export type ServiceRegistryEvent =
   | { type: 'failed'; instance: ServiceInstance; error: Error; at: number };
 
 /** `unregistered` → `registering` → `registered` (⇄ `lost`) → `deregistered`. */
-export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 'lost' | 'deregistered' | 'failed' | 'disabled';
+export type RegistrationState =
+  'unregistered' | 'registering' | 'registered' | 'lost' | 'deregistered' | 'failed' | 'disabled';
 
 /**
  * The app's own instance in the registry: registration with retry, events,
@@ -77,7 +78,9 @@ export class ServiceRegistry {
   /** Replaces the registered instance (same id), e.g. to change weight or tags. */
   async updateInstance(instance: ServiceInstance): Promise<void> {
     if (this.current && instance.id !== this.current.id) {
-      throw new RegistrationError(`updateInstance must keep the instance id '${this.current.id}' (got '${instance.id}')`);
+      throw new RegistrationError(
+        `updateInstance must keep the instance id '${this.current.id}' (got '${instance.id}')`,
+      );
     }
     this.current = instance;
     await this.registration?.update(instance);
@@ -126,18 +129,26 @@ export class ServiceRegistry {
           else this.logger.log(`registration of '${event.instance.id}' restored`);
           this.events.next(event);
         });
-        this.logger.log(`registered '${instance.service}' instance '${instance.id}' at ${instance.address} (${registry.backend})`);
+        this.logger.log(
+          `registered '${instance.service}' instance '${instance.id}' at ${instance.address} (${registry.backend})`,
+        );
         this.events.next({ type: 'registered', instance: registration.instance, at: Date.now() });
         return;
       } catch (error) {
         const err = error as Error;
-        if (error instanceof RegistrationError || error instanceof NotSupportedError || error instanceof ConfigurationError) {
+        if (
+          error instanceof RegistrationError ||
+          error instanceof NotSupportedError ||
+          error instanceof ConfigurationError
+        ) {
           this.status = 'failed';
           this.events.next({ type: 'failed', instance, error: err, at: Date.now() });
           throw error;
         }
         const delay = backoff.next();
-        this.logger.warn(`registration of '${instance.id}' in ${registry.backend} failed (${err.message}); retrying in ${delay} ms`);
+        this.logger.warn(
+          `registration of '${instance.id}' in ${registry.backend} failed (${err.message}); retrying in ${delay} ms`,
+        );
         await sleep(delay, this.abort.signal);
       }
     }
@@ -148,9 +159,13 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

@@ -103,7 +103,11 @@ export class ChannelPool {
 
   private create(address: string): grpc.Channel {
     // Same reconnect cap as the balanced channel: a listed endpoint that restarts is used again within a second.
-    const options = { 'grpc.max_reconnect_backoff_ms': 1_000, 'grpc.initial_reconnect_backoff_ms': 1_000, ...this.options.channelOptions };
+    const options = {
+      'grpc.max_reconnect_backoff_ms': 1_000,
+      'grpc.initial_reconnect_backoff_ms': 1_000,
+      ...this.options.channelOptions,
+    };
     return new grpc.Channel(channelTarget(address), this.credentials, options);
   }
 }

@@ -1,4 +1,9 @@
-import { connectivityState as ConnectivityState, type ChannelOptions, type Metadata, type status as Status } from '@grpc/grpc-js';
+import {
+  connectivityState as ConnectivityState,
+  type ChannelOptions,
+  type Metadata,
+  type status as Status,
+} from '@grpc/grpc-js';
 import { endpointOf, type Endpoint } from '../core/endpoint.js';
 import { createServiceInstance } from '../core/service-instance.js';
 import type { BalancingStrategy, PickContext, Picker } from '../balancing/picker.js';
@@ -88,11 +93,17 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
         // The registry may keep listing an endpoint that is restarting (DNS,
         // xDS, a TTL not yet expired): cap reconnect backoff (gRPC's default
         // grows to 120 s) so it is used again within a second of coming back.
-        const maxBackoff = Math.min(Number(args['grpc.max_reconnect_backoff_ms'] ?? MAX_RECONNECT_BACKOFF_MS), MAX_RECONNECT_BACKOFF_MS);
+        const maxBackoff = Math.min(
+          Number(args['grpc.max_reconnect_backoff_ms'] ?? MAX_RECONNECT_BACKOFF_MS),
+          MAX_RECONNECT_BACKOFF_MS,
+        );
         const subchannel = parent.createSubchannel(address, {
           ...args,
           'grpc.max_reconnect_backoff_ms': maxBackoff,
-          'grpc.initial_reconnect_backoff_ms': Math.min(Number(args['grpc.initial_reconnect_backoff_ms'] ?? maxBackoff), maxBackoff),
+          'grpc.initial_reconnect_backoff_ms': Math.min(
+            Number(args['grpc.initial_reconnect_backoff_ms'] ?? maxBackoff),
+            maxBackoff,
+          ),
         });
         // Leaves are only made for endpoints the registry just announced. The
         // channel-wide subchannel pool may hold one for this address still in
@@ -104,13 +115,22 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
     });
   }
 
-  updateAddressList(endpointList: GrpcStatusOr<GrpcEndpoint[]>, lbConfig: GrpcTypedLoadBalancingConfig, options: ChannelOptions, note: string): boolean {
+  updateAddressList(
+    endpointList: GrpcStatusOr<GrpcEndpoint[]>,
+    lbConfig: GrpcTypedLoadBalancingConfig,
+    options: ChannelOptions,
+    note: string,
+  ): boolean {
     if (!(lbConfig instanceof DiscoveryLoadBalancingConfig)) return false;
     this.config = lbConfig;
     this.note = note;
     if (!endpointList.ok) {
       if (this.children.size === 0) {
-        this.publish(ConnectivityState.TRANSIENT_FAILURE, new UnavailablePicker(endpointList.error), endpointList.error.details);
+        this.publish(
+          ConnectivityState.TRANSIENT_FAILURE,
+          new UnavailablePicker(endpointList.error),
+          endpointList.error.details,
+        );
       }
       return true;
     }
@@ -127,7 +147,12 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
         existing.endpoint = endpoint;
         continue;
       }
-      const leaf = new LeafLoadBalancer({ addresses: [{ host: endpoint.host, port: endpoint.port }] }, this.helper, leafOptions, note);
+      const leaf = new LeafLoadBalancer(
+        { addresses: [{ host: endpoint.host, port: endpoint.port }] },
+        this.helper,
+        leafOptions,
+        note,
+      );
       this.children.set(endpoint.address, { endpoint, leaf });
       leaf.startConnecting();
     }
@@ -188,19 +213,28 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
       this.previousPicker = picker;
       const leafPickers = new Map<string, GrpcPicker>();
       for (const c of usable) {
-        if (c.leaf.getConnectivityState() === ConnectivityState.READY) leafPickers.set(c.endpoint.key, c.leaf.getPicker());
+        if (c.leaf.getConnectivityState() === ConnectivityState.READY)
+          leafPickers.set(c.endpoint.key, c.leaf.getPicker());
       }
-      this.publish(ConnectivityState.READY, new DiscoveryPicker(picker, leafPickers, this.config.hashHeader, loads, client), null);
+      this.publish(
+        ConnectivityState.READY,
+        new DiscoveryPicker(picker, leafPickers, this.config.hashHeader, loads, client),
+        null,
+      );
     } else if (connecting > 0) {
       this.publish(ConnectivityState.CONNECTING, new QueuePicker(this), null);
     } else {
-      const details = this.children.size === 0 ? this.note || `No endpoints for service '${this.config.service}'` : `No endpoint of '${this.config.service}' is reachable; last error: ${this.lastError}`;
+      const details =
+        this.children.size === 0
+          ? this.note || `No endpoints for service '${this.config.service}'`
+          : `No endpoint of '${this.config.service}' is reachable; last error: ${this.lastError}`;
       this.publish(ConnectivityState.TRANSIENT_FAILURE, new UnavailablePicker({ details }), details);
     }
   }
 
   private publish(state: ConnectivityState, picker: GrpcPicker, error: string | null): void {
-    if (state !== ConnectivityState.READY && this.currentState === ConnectivityState.READY) this.parent.requestReresolution();
+    if (state !== ConnectivityState.READY && this.currentState === ConnectivityState.READY)
+      this.parent.requestReresolution();
     this.currentState = state;
     this.parent.updateState(state, picker, error);
   }
@@ -258,7 +292,13 @@ class DiscoveryPicker implements GrpcPicker {
   }
 }
 
-const QUEUE_RESULT: GrpcPickResult = { pickResultType: PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
+const QUEUE_RESULT: GrpcPickResult = {
+  pickResultType: PickResultType.QUEUE,
+  subchannel: null,
+  status: null,
+  onCallStarted: null,
+  onCallEnded: null,
+};
 
 function resetSubchannelBackoff(subchannel: { getRealSubchannel?: () => unknown }): void {
   const real = subchannel.getRealSubchannel?.() as { resetBackoff?: () => void } | undefined;
@@ -267,5 +307,12 @@ function resetSubchannelBackoff(subchannel: { getRealSubchannel?: () => unknown 
 
 function toEndpoint(endpoint: GrpcEndpoint): Endpoint {
   const address = endpoint.addresses[0] as { host: string; port: number };
-  return endpointOf(createServiceInstance({ service: 'unknown', host: address.host, port: address.port, id: `${address.host}:${address.port}` }));
+  return endpointOf(
+    createServiceInstance({
+      service: 'unknown',
+      host: address.host,
+      port: address.port,
+      id: `${address.host}:${address.port}`,
+    }),
+  );
 }

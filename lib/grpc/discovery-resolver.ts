@@ -93,14 +93,23 @@ export class DiscoveryResolver implements GrpcResolver {
     const client = target.client({ name: this.service });
     this.client = client;
     const retry = target.retryFor(this.service);
-    const serviceConfig = statusOrFromValue(serviceConfigFor({ service: this.service, authority: this.authority, hashHeader: target.hashHeader }, retry));
+    const serviceConfig = statusOrFromValue(
+      serviceConfigFor({ service: this.service, authority: this.authority, hashHeader: target.hashHeader }, retry),
+    );
     const inner = client.endpoints$.subscribe((set) => {
       if (this.destroyed) return;
       this.gotFirstSet = true;
       clearTimeout(this.waitTimer);
       const endpoints: GrpcEndpoint[] = set.endpoints.map((e) => ({ addresses: [{ host: e.host, port: e.port }] }));
       const attribute: EndpointSetAttribute = { set, client };
-      const note = set.size === 0 ? new NoEndpointsError(this.service, set.state === 'stale' ? 'unreachable' : set.state === 'empty' ? 'empty' : 'filtered', set.reason).message : '';
+      const note =
+        set.size === 0
+          ? new NoEndpointsError(
+              this.service,
+              set.state === 'stale' ? 'unreachable' : set.state === 'empty' ? 'empty' : 'filtered',
+              set.reason,
+            ).message
+          : '';
       this.listener(statusOrFromValue(endpoints), { [LB_ATTRIBUTE_KEY]: attribute }, serviceConfig, note);
     });
     this.subscription?.add(inner);

@@ -54,7 +54,8 @@ export function detectSecondGrpcCopy(warn: (message: string) => void): string | 
   const mine = grpc as unknown;
   const seen = g[GLOBAL_MARK];
   if (seen && seen !== mine) {
-    const message = 'two copies of @grpc/grpc-js are loaded in this process: switchyard registered its discovery:/// resolver in one of them; dedupe @grpc/grpc-js (npm dedupe, or one version range) so every client sees it';
+    const message =
+      'two copies of @grpc/grpc-js are loaded in this process: switchyard registered its discovery:/// resolver in one of them; dedupe @grpc/grpc-js (npm dedupe, or one version range) so every client sees it';
     warn(message);
     return message;
   }

@@ -1,6 +1,11 @@
 import { DiscoveryLoadBalancer, DiscoveryLoadBalancingConfig, LB_POLICY_NAME } from './discovery-load-balancer.js';
 import { DiscoveryResolver } from './discovery-resolver.js';
-import { detectSecondGrpcCopy, isLoadBalancerNameRegistered, registerLoadBalancerType, registerResolver } from './grpc-adapter.js';
+import {
+  detectSecondGrpcCopy,
+  isLoadBalancerNameRegistered,
+  registerLoadBalancerType,
+  registerResolver,
+} from './grpc-adapter.js';
 
 let installed = false;
 
@@ -12,7 +17,7 @@ let installed = false;
 export function installGrpcIntegration(warn: (message: string) => void = console.warn): void {
   if (installed && isLoadBalancerNameRegistered(LB_POLICY_NAME)) return;
   detectSecondGrpcCopy(warn);
-  registerResolver('discovery', DiscoveryResolver as never);
+  registerResolver('discovery', DiscoveryResolver);
   registerLoadBalancerType(LB_POLICY_NAME, DiscoveryLoadBalancer, DiscoveryLoadBalancingConfig);
   installed = true;
 }

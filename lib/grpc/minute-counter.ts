@@ -11,14 +11,14 @@ export class MinuteCounter {
 
   add(n = 1): void {
     this.rotate();
-    this.buckets[this.bucketIndex]! += n;
+    this.buckets[this.bucketIndex] += n;
   }
 
   /** Events counted over roughly the last 60 s. */
   total(): number {
     this.rotate();
     let sum = 0;
-    for (let i = 0; i < 6; i++) sum += this.buckets[i]!;
+    for (let i = 0; i < 6; i++) sum += this.buckets[i];
     return sum;
   }
 

@@ -35,9 +35,22 @@ export interface ResolvedRetryOptions {
 }
 
 const STATUS_NAMES = new Set([
-  'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE',
-  'DATA_LOSS', 'UNAUTHENTICATED',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
 ]);
 
 export function resolveRetryOptions(retry: RetryOptions | false | undefined, path = 'retry'): ResolvedRetryOptions {
@@ -51,16 +64,30 @@ export function resolveRetryOptions(retry: RetryOptions | false | undefined, pat
     budget: r.budget ?? { maxTokens: 10, tokenRatio: 0.1 },
   };
   if (!Number.isInteger(out.maxAttempts) || out.maxAttempts < 1 || out.maxAttempts > 5) {
-    throw ConfigurationError.single(`${path}.maxAttempts`, out.maxAttempts, 'an integer from 1 to 5 (gRPC caps attempts at 5)');
+    throw ConfigurationError.single(
+      `${path}.maxAttempts`,
+      out.maxAttempts,
+      'an integer from 1 to 5 (gRPC caps attempts at 5)',
+    );
   }
-  if (!(out.initialBackoffMs > 0)) throw ConfigurationError.single(`${path}.initialBackoffMs`, out.initialBackoffMs, 'a number > 0');
-  if (!(out.maxBackoffMs >= out.initialBackoffMs)) throw ConfigurationError.single(`${path}.maxBackoffMs`, out.maxBackoffMs, 'a number >= initialBackoffMs');
-  if (!(out.backoffMultiplier >= 1)) throw ConfigurationError.single(`${path}.backoffMultiplier`, out.backoffMultiplier, 'a number >= 1');
+  if (!(out.initialBackoffMs > 0))
+    throw ConfigurationError.single(`${path}.initialBackoffMs`, out.initialBackoffMs, 'a number > 0');
+  if (!(out.maxBackoffMs >= out.initialBackoffMs))
+    throw ConfigurationError.single(`${path}.maxBackoffMs`, out.maxBackoffMs, 'a number >= initialBackoffMs');
+  if (!(out.backoffMultiplier >= 1))
+    throw ConfigurationError.single(`${path}.backoffMultiplier`, out.backoffMultiplier, 'a number >= 1');
   out.retryableStatusCodes.forEach((code, i) => {
-    if (!STATUS_NAMES.has(code)) throw ConfigurationError.single(`${path}.retryableStatusCodes[${i}]`, code, 'a gRPC status name such as UNAVAILABLE');
+    if (!STATUS_NAMES.has(code))
+      throw ConfigurationError.single(
+        `${path}.retryableStatusCodes[${i}]`,
+        code,
+        'a gRPC status name such as UNAVAILABLE',
+      );
   });
-  if (!(out.budget.maxTokens > 0 && out.budget.maxTokens <= 1000)) throw ConfigurationError.single(`${path}.budget.maxTokens`, out.budget.maxTokens, 'a number in (0, 1000]');
-  if (!(out.budget.tokenRatio > 0)) throw ConfigurationError.single(`${path}.budget.tokenRatio`, out.budget.tokenRatio, 'a number > 0');
+  if (!(out.budget.maxTokens > 0 && out.budget.maxTokens <= 1000))
+    throw ConfigurationError.single(`${path}.budget.maxTokens`, out.budget.maxTokens, 'a number in (0, 1000]');
+  if (!(out.budget.tokenRatio > 0))
+    throw ConfigurationError.single(`${path}.budget.tokenRatio`, out.budget.tokenRatio, 'a number > 0');
   return out;
 }
 

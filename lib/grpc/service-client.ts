@@ -100,8 +100,24 @@ export interface ServiceClientDeps {
 
 /** Settings that turn the health overlay into a pass-through. */
 const NO_HEALTH: HealthSettings = {
-  active: { enabled: false, kind: 'grpc', service: '', path: '/health', intervalMs: 10_000, timeoutMs: 5_000, failureThreshold: 3, successThreshold: 2, jitter: 0.1 },
-  outlier: { enabled: false, consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
+  active: {
+    enabled: false,
+    kind: 'grpc',
+    service: '',
+    path: '/health',
+    intervalMs: 10_000,
+    timeoutMs: 5_000,
+    failureThreshold: 3,
+    successThreshold: 2,
+    jitter: 0.1,
+  },
+  outlier: {
+    enabled: false,
+    consecutiveFailures: 5,
+    baseEjectionMs: 30_000,
+    maxEjectionMs: 300_000,
+    maxEjectionPercent: 50,
+  },
   panicThreshold: 0,
 };
 
@@ -133,7 +149,10 @@ export class ServiceClient {
   private readonly overlay: HealthOverlay;
   private readonly events = new Subject<DiscoveryEvent>();
   /** Picks per endpoint key (counted here so the call path updates no metric objects). */
-  private readonly picks = new Map<string, { address: string; count: number; lastMinute: MinuteCounter; failures: MinuteCounter }>();
+  private readonly picks = new Map<
+    string,
+    { address: string; count: number; lastMinute: MinuteCounter; failures: MinuteCounter }
+  >();
   private rawState: EndpointSet['state'] | undefined;
 
   /**
@@ -157,7 +176,10 @@ export class ServiceClient {
     this.current = EndpointSet.initial(options.name);
     this.pool = new ChannelPool(options);
     this.random = deps.random ?? Math.random;
-    this.retry = options.retry !== undefined ? resolveRetryOptions(options.retry, `clients.${options.name}.retry`) : (deps.retry ?? resolveRetryOptions(undefined));
+    this.retry =
+      options.retry !== undefined
+        ? resolveRetryOptions(options.retry, `clients.${options.name}.retry`)
+        : (deps.retry ?? resolveRetryOptions(undefined));
     this.budget = new RetryBudget(this.retry.budget);
     this.endpoints$ = this.sets.asObservable();
     const zone = options.zone;
@@ -214,7 +236,11 @@ export class ServiceClient {
       );
     } catch (error) {
       if (this.closed) throw new ClosedError(`client for '${this.service}' was closed`);
-      throw new NoEndpointsError(this.service, this.reason(), `waited ${timeoutMs} ms for ${min} endpoint(s), have ${this.current.size}`);
+      throw new NoEndpointsError(
+        this.service,
+        this.reason(),
+        `waited ${timeoutMs} ms for ${min} endpoint(s), have ${this.current.size}`,
+      );
     }
   }
 
@@ -353,7 +379,11 @@ export class ServiceClient {
     const Ctor = typeof service === 'string' ? this.findServiceConstructor(service) : service;
     let stub = this.stubs.get(Ctor);
     if (!stub) {
-      stub = new Ctor(this.balancedTarget, this.options.credentials ?? grpc.credentials.createInsecure(), this.options.channelOptions ?? {});
+      stub = new Ctor(
+        this.balancedTarget,
+        this.options.credentials ?? grpc.credentials.createInsecure(),
+        this.options.channelOptions ?? {},
+      );
       this.stubs.set(Ctor, stub);
     }
     return stub as T;
@@ -382,7 +412,8 @@ export class ServiceClient {
       if (this.current.size === 0) await this.ready();
       let endpoint = this.pickUncounted(context);
       // Prefer an endpoint this call has not failed on yet.
-      for (let i = 0; i < 4 && tried.has(endpoint.key) && tried.size < this.current.size; i++) endpoint = this.pickUncounted(context.key ? {} : context);
+      for (let i = 0; i < 4 && tried.has(endpoint.key) && tried.size < this.current.size; i++)
+        endpoint = this.pickUncounted(context.key ? {} : context);
       this.recordPick(endpoint);
       const channel = this.pool.get(endpoint, this.current);
       const load = this.loads.load(endpoint);
@@ -402,9 +433,15 @@ export class ServiceClient {
         const retryable = isRetryable(error, retry.retryableStatusCodes);
         if (retryable) this.budget.onFailure();
         tried.add(endpoint.key);
-        const delay = backoffDelay(attempt - 1, { initialMs: retry.initialBackoffMs, maxMs: retry.maxBackoffMs, factor: retry.backoffMultiplier, random: this.random });
+        const delay = backoffDelay(attempt - 1, {
+          initialMs: retry.initialBackoffMs,
+          maxMs: retry.maxBackoffMs,
+          factor: retry.backoffMultiplier,
+          random: this.random,
+        });
         const outOfTime = deadline !== undefined && Date.now() + delay >= deadline.getTime();
-        if (!retryable || attempt >= retry.maxAttempts || outOfTime || !this.budget.canRetry() || this.closed) throw error;
+        if (!retryable || attempt >= retry.maxAttempts || outOfTime || !this.budget.canRetry() || this.closed)
+          throw error;
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
@@ -436,10 +473,19 @@ export class ServiceClient {
       else if (proto?.path) {
         // @grpc/proto-loader is an optional peer: loaded only when a proto path is given.
         const loader = createRequire(import.meta.url)('@grpc/proto-loader') as typeof import('@grpc/proto-loader');
-        const definition = loader.loadSync(proto.path, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true, ...proto.loaderOptions });
+        const definition = loader.loadSync(proto.path, {
+          keepCase: true,
+          longs: String,
+          enums: String,
+          defaults: true,
+          oneofs: true,
+          ...proto.loaderOptions,
+        });
         this.grpcObject = grpc.loadPackageDefinition(definition);
       } else {
-        throw new DiscoveryError(`getService('${name}') on client '${this.service}' needs the 'proto' option ({ path } or { grpcObject }) or a client constructor`);
+        throw new DiscoveryError(
+          `getService('${name}') on client '${this.service}' needs the 'proto' option ({ path } or { grpcObject }) or a client constructor`,
+        );
       }
     }
     let found = this.constructors.get(name);
@@ -457,21 +503,27 @@ export class ServiceClient {
     this.current = set;
     if (set.endpoints !== previous.endpoints || this.picker === EMPTY_PICKER) {
       try {
-        this.picker = set.size === 0 ? EMPTY_PICKER : this.deps.strategy.build(
-              // A plain copy: pickers index it on every call, and frozen arrays index slower in V8.
-              set.endpoints.slice(),
-              { loads: this.loads, random: this.random, previous: this.picker },
-            );
+        this.picker =
+          set.size === 0
+            ? EMPTY_PICKER
+            : this.deps.strategy.build(
+                // A plain copy: pickers index it on every call, and frozen arrays index slower in V8.
+                set.endpoints.slice(),
+                { loads: this.loads, random: this.random, previous: this.picker },
+              );
       } catch (error) {
         // A strategy that refuses this set (e.g. bad weights) keeps the previous picker.
-        this.deps.logger.error(`strategy '${this.strategy}' rejected the endpoints of '${this.service}': ${(error as Error).message}`);
+        this.deps.logger.error(
+          `strategy '${this.strategy}' rejected the endpoints of '${this.service}': ${(error as Error).message}`,
+        );
       }
       this.loads.retain(set.endpoints);
       this.pool.sync(set);
     }
     if (set.state !== previous.state) {
-      const log = set.state === 'stale' ? this.deps.logger.warn : this.deps.logger.log;
-      log.call(this.deps.logger, `service '${this.service}': endpoint set ${set.state}${set.reason ? ` (${set.reason})` : ''}, ${set.size} endpoint(s)`);
+      const text = `service '${this.service}': endpoint set ${set.state}${set.reason ? ` (${set.reason})` : ''}, ${set.size} endpoint(s)`;
+      if (set.state === 'stale') this.deps.logger.warn(text);
+      else this.deps.logger.log(text);
     }
     this.sets.next(set);
   }
@@ -480,14 +532,26 @@ export class ServiceClient {
   private observeRaw(set: EndpointSet): void {
     if (this.closed) return;
     if (set.state === 'stale' && this.rawState !== 'stale') {
-      this.emit({ type: 'registry-error', service: this.service, backend: this.deps.registry.backend, reason: set.reason ?? 'registry unreachable', at: Date.now() });
+      this.emit({
+        type: 'registry-error',
+        service: this.service,
+        backend: this.deps.registry.backend,
+        reason: set.reason ?? 'registry unreachable',
+        at: Date.now(),
+      });
     }
     this.rawState = set.state;
     // Pick counts live as long as the registry knows the endpoint, so one leaving the served set for a while (unhealthy, ejected) keeps its count.
     if (this.picks.size > 0 && set.resolved) {
       for (const key of this.picks.keys()) if (!set.has(key)) this.picks.delete(key);
     }
-    if (set.state !== 'stale') this.emit({ type: 'watch-lag', service: this.service, lagMs: Math.max(0, Date.now() - set.updatedAt), at: Date.now() });
+    if (set.state !== 'stale')
+      this.emit({
+        type: 'watch-lag',
+        service: this.service,
+        lagMs: Math.max(0, Date.now() - set.updatedAt),
+        at: Date.now(),
+      });
   }
 
   private emit(event: DiscoveryEvent): void {
@@ -525,7 +589,11 @@ function newActivity(address: string) {
   return { address, count: 0, lastMinute: new MinuteCounter(), failures: new MinuteCounter() };
 }
 
-const STATUS_BY_CODE = new Map<number, string>(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v as number, k]));
+const STATUS_BY_CODE = new Map<number, string>(
+  Object.entries(grpc.status)
+    .filter(([, v]) => typeof v === 'number')
+    .map(([k, v]) => [v as number, k]),
+);
 const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
 
 function isRetryable(error: unknown, codes: readonly string[]): boolean {
@@ -537,12 +605,14 @@ function isRetryable(error: unknown, codes: readonly string[]): boolean {
 }
 
 function findService(root: grpc.GrpcObject, name: string): grpc.ServiceClientConstructor | undefined {
-  const direct = name.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], root);
+  const direct = name
+    .split('.')
+    .reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], root);
   if (typeof direct === 'function' && 'service' in direct) return direct as grpc.ServiceClientConstructor;
   for (const value of Object.values(root)) {
-    if (typeof value === 'function' && 'service' in value && (value as grpc.ServiceClientConstructor).serviceName === name) return value as grpc.ServiceClientConstructor;
+    if (typeof value === 'function' && 'service' in value && value.serviceName === name) return value;
     if (value && typeof value === 'object' && !('format' in value)) {
-      const inner = findService(value as grpc.GrpcObject, name);
+      const inner = findService(value, name);
       if (inner) return inner;
     }
   }
@@ -553,4 +623,3 @@ function preferZone(set: EndpointSet, zone: string): EndpointSet {
   for (const e of set.endpoints) if (e.zone === zone) return set.filter((x) => x.zone === zone);
   return set;
 }
-

@@ -1,7 +1,12 @@
 import type { Subscription } from 'rxjs';
 import type { Endpoint } from '../core/endpoint.js';
 import type { DiscoveryEvent } from './discovery-events.js';
-import { healthCheckerPool, type ActiveCheckSettings, type EndpointHealthChecker, type HealthCheckerPool } from './endpoint-health-checker.js';
+import {
+  healthCheckerPool,
+  type ActiveCheckSettings,
+  type EndpointHealthChecker,
+  type HealthCheckerPool,
+} from './endpoint-health-checker.js';
 import type { CheckerSource } from './health-overlay.js';
 
 /**
@@ -30,7 +35,17 @@ export class CheckerLeases implements CheckerSource {
       return checker;
     }
     const subscription = checker.results$.subscribe((r) =>
-      this.emit({ type: 'health-check', address: r.address, kind: r.kind, ok: r.ok, healthy: r.healthy, changed: r.changed, detail: r.detail, durationMs: r.durationMs, at: r.at }),
+      this.emit({
+        type: 'health-check',
+        address: r.address,
+        kind: r.kind,
+        ok: r.ok,
+        healthy: r.healthy,
+        changed: r.changed,
+        detail: r.detail,
+        durationMs: r.durationMs,
+        at: r.at,
+      }),
     );
     this.held.set(checker, { refs: 1, subscription });
     return checker;

@@ -43,7 +43,16 @@ export type DiscoveryEvent =
       at: number;
     }
   /** Passive outlier detection took an endpoint out. */
-  | { type: 'ejected'; service: string; address: string; key: string; consecutiveFailures: number; durationMs: number; ejections: number; at: number }
+  | {
+      type: 'ejected';
+      service: string;
+      address: string;
+      key: string;
+      consecutiveFailures: number;
+      durationMs: number;
+      ejections: number;
+      at: number;
+    }
   /** An ejection ended. */
   | { type: 'returned'; service: string; address: string; key: string; at: number }
   /** Panic mode: too few healthy endpoints, so every known one is used (`active`), or back to normal. */

@@ -66,7 +66,10 @@ const RANK: Record<HealthLevel, number> = { up: 0, degraded: 1, down: 2 };
  * @example
  * const report = assessDiscoveryHealth(source, { minEndpoints: { orders: 2 } }); if (report.status === 'down') alert();
  */
-export function assessDiscoveryHealth(source: DiscoveryHealthSource, options: DiscoveryHealthOptions = {}): DiscoveryHealthReport {
+export function assessDiscoveryHealth(
+  source: DiscoveryHealthSource,
+  options: DiscoveryHealthOptions = {},
+): DiscoveryHealthReport {
   const wanted = options.services ? new Set(options.services) : undefined;
   const dependencies: Record<string, DependencyHealth> = {};
   let anyStale = false;
@@ -76,7 +79,10 @@ export function assessDiscoveryHealth(source: DiscoveryHealthSource, options: Di
     if (dependencies[client.service]) continue;
     const set = client.snapshot();
     const health = client.healthStatus;
-    const min = typeof options.minEndpoints === 'number' ? options.minEndpoints : (options.minEndpoints?.[client.service] ?? client.options.minEndpoints ?? 1);
+    const min =
+      typeof options.minEndpoints === 'number'
+        ? options.minEndpoints
+        : (options.minEndpoints?.[client.service] ?? client.options.minEndpoints ?? 1);
     let status: HealthLevel = 'up';
     let reason: string | undefined;
     if (set.state === 'stale') {
@@ -85,7 +91,14 @@ export function assessDiscoveryHealth(source: DiscoveryHealthSource, options: Di
     }
     if (set.size === 0) {
       status = 'down';
-      reason = set.state === 'stale' ? `registry unreachable: ${set.reason ?? ''}`.trim() : !set.resolved ? 'no answer from the registry yet' : set.state === 'empty' ? 'the registry reports zero instances' : 'every known endpoint is unhealthy';
+      reason =
+        set.state === 'stale'
+          ? `registry unreachable: ${set.reason ?? ''}`.trim()
+          : !set.resolved
+            ? 'no answer from the registry yet'
+            : set.state === 'empty'
+              ? 'the registry reports zero instances'
+              : 'every known endpoint is unhealthy';
     } else if (set.state === 'stale') {
       status = 'degraded';
       reason = `serving the last known endpoints: ${set.reason ?? 'registry unreachable'}`;
@@ -106,7 +119,16 @@ export function assessDiscoveryHealth(source: DiscoveryHealthSource, options: Di
   }
   if (wanted) {
     for (const service of wanted) {
-      dependencies[service] ??= { status: 'down', endpoints: 0, known: 0, healthy: 0, state: 'empty', minEndpoints: 1, panic: false, reason: 'no client for this service' };
+      dependencies[service] ??= {
+        status: 'down',
+        endpoints: 0,
+        known: 0,
+        healthy: 0,
+        state: 'empty',
+        minEndpoints: 1,
+        panic: false,
+        reason: 'no client for this service',
+      };
     }
   }
   const own = source.registryReachable();

@@ -43,7 +43,7 @@ export const DISCOVERY_METRICS = {
   registry_errors_total: 'times a service could not be read from the registry (its set turned stale)',
   registry_reachable: '1 when the backend reports itself reachable, 0 when not',
   watch_lag_seconds: 'time from the backend building a snapshot to the client serving it',
-  registration_state: '1 for the current state of the app\'s own registration, 0 for the others',
+  registration_state: "1 for the current state of the app's own registration, 0 for the others",
 } as const;
 
 type Metrics = {
@@ -121,7 +121,11 @@ class MetricsHub {
           }
         },
       }),
-      watchLag: new prom.Histogram({ ...name('watch_lag_seconds'), labelNames: ['service'], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5] }),
+      watchLag: new prom.Histogram({
+        ...name('watch_lag_seconds'),
+        labelNames: ['service'],
+        buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      }),
       registration: new prom.Gauge({ ...name('registration_state'), labelNames: ['service', 'instance', 'state'] }),
     };
   }
@@ -154,7 +158,11 @@ class MetricsHub {
         m.watchLag.observe({ service: event.service }, Math.max(0, event.lagMs) / 1000);
         break;
       case 'registration':
-        for (const state of REGISTRATION_STATES) m.registration.set({ service: event.service, instance: event.instance, state }, state === event.state ? 1 : 0);
+        for (const state of REGISTRATION_STATES)
+          m.registration.set(
+            { service: event.service, instance: event.instance, state },
+            state === event.state ? 1 : 0,
+          );
         break;
       default:
         break;
@@ -194,7 +202,7 @@ export class DiscoveryMetrics {
   /** Starts recording `source`'s events into prom-client metrics. Throws when prom-client is not installed. */
   static attach(source: MetricsSource, options: DiscoveryMetricsOptions = {}): DiscoveryMetrics {
     const prom = loadPromClient();
-    const register = options.register ?? (prom.register as unknown as PromRegistryLike);
+    const register = options.register ?? prom.register;
     const prefix = options.prefix ?? 'switchyard_';
     let byPrefix = hubs.get(register);
     if (!byPrefix) hubs.set(register, (byPrefix = new Map()));
@@ -226,6 +234,8 @@ function loadPromClient(): typeof Prom {
     // Optional peer: only users who ask for metrics need it installed.
     return createRequire(import.meta.url)('prom-client') as typeof Prom;
   } catch (error) {
-    throw new DiscoveryError(`metrics need the optional package 'prom-client' (npm install prom-client): ${(error as Error).message}`);
+    throw new DiscoveryError(
+      `metrics need the optional package 'prom-client' (npm install prom-client): ${(error as Error).message}`,
+    );
   }
 }

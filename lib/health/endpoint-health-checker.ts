@@ -109,7 +109,9 @@ export class EndpointHealthChecker {
     const probe = this.probe;
     if (this.stopped || !probe) return;
     const started = performance.now();
-    const result = await probe.check(this.settings.timeoutMs).catch((error: Error) => ({ ok: false, detail: error.message }));
+    const result = await probe
+      .check(this.settings.timeoutMs)
+      .catch((error: Error) => ({ ok: false, detail: error.message }));
     if (this.stopped) return;
     this.checks++;
     let changed = false;
@@ -162,11 +164,21 @@ export class HealthCheckerPool {
   }
 
   /** The shared checker of `address` with these settings, started on first use. */
-  acquire(endpoint: { address: string; host: string; port: number }, settings: ActiveCheckSettings): EndpointHealthChecker {
+  acquire(
+    endpoint: { address: string; host: string; port: number },
+    settings: ActiveCheckSettings,
+  ): EndpointHealthChecker {
     const key = checkerKey(endpoint.address, settings);
     let entry = this.checkers.get(key);
     if (!entry) {
-      const target: ProbeTarget = { host: endpoint.host, port: endpoint.port, kind: settings.kind, service: settings.service, path: settings.path, intervalMs: settings.intervalMs };
+      const target: ProbeTarget = {
+        host: endpoint.host,
+        port: endpoint.port,
+        kind: settings.kind,
+        service: settings.service,
+        path: settings.path,
+        intervalMs: settings.intervalMs,
+      };
       entry = { checker: new EndpointHealthChecker(endpoint.address, target, settings), refs: 0 };
       this.checkers.set(key, entry);
       entry.checker.start();

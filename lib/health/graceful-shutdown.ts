@@ -23,7 +23,8 @@ export interface GracefulShutdownSteps {
  * process.once('SIGTERM', () => shutdownGracefully({ health, deregister: () => self.deregister(), drainMs: 2_000, close: () => new Promise((r) => server.tryShutdown(() => r())) }));
  */
 export async function shutdownGracefully(steps: GracefulShutdownSteps): Promise<void> {
-  const fail = (what: string) => (error: unknown) => steps.logger?.error(`shutdown: ${what} failed: ${(error as Error)?.message ?? String(error)}`);
+  const fail = (what: string) => (error: unknown) =>
+    steps.logger?.error(`shutdown: ${what} failed: ${(error as Error)?.message ?? String(error)}`);
   if (steps.health) await steps.health.setNotServing().catch(fail('NOT_SERVING'));
   if (steps.deregister) await steps.deregister().catch(fail('deregistration'));
   if (steps.drainMs && steps.drainMs > 0) {

@@ -119,7 +119,11 @@ export interface HealthClient extends grpc.Client {
     options: grpc.CallOptions,
     callback: (error: grpc.ServiceError | null, response?: HealthCheckResponse) => void,
   ): grpc.ClientUnaryCall;
-  Watch(request: HealthCheckRequest, metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<HealthCheckResponse>;
+  Watch(
+    request: HealthCheckRequest,
+    metadata?: grpc.Metadata,
+    options?: grpc.CallOptions,
+  ): grpc.ClientReadableStream<HealthCheckResponse>;
 }
 
 /**
@@ -128,7 +132,10 @@ export interface HealthClient extends grpc.Client {
  * @example
  * const health = new HealthClientConstructor('127.0.0.1:50051', grpc.credentials.createInsecure()) as HealthClient;
  */
-export const HealthClientConstructor = grpc.makeGenericClientConstructor(HEALTH_SERVICE_DEFINITION, 'Health') as unknown as new (
+export const HealthClientConstructor = grpc.makeGenericClientConstructor(
+  HEALTH_SERVICE_DEFINITION,
+  'Health',
+) as unknown as new (
   address: string,
   credentials: grpc.ChannelCredentials,
   options?: grpc.ClientOptions,
@@ -153,7 +160,7 @@ function readFields(buffer: Buffer, onField: (field: number, wireType: number, v
     let shift = 0;
     for (;;) {
       if (offset >= buffer.length) throw new Error('truncated protobuf varint');
-      const byte = buffer[offset++]!;
+      const byte = buffer[offset++];
       if (shift < 32) result += (byte & 0x7f) * 2 ** shift;
       if ((byte & 0x80) === 0) return result;
       shift += 7;

@@ -1,5 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
-import { HEALTH_SERVICE_DEFINITION, ServingStatus, type HealthCheckRequest, type HealthCheckResponse } from './grpc-health-protocol.js';
+import {
+  HEALTH_SERVICE_DEFINITION,
+  ServingStatus,
+  type HealthCheckRequest,
+  type HealthCheckResponse,
+} from './grpc-health-protocol.js';
 
 type WatchStream = grpc.ServerWritableStream<HealthCheckRequest, HealthCheckResponse>;
 
@@ -80,9 +85,13 @@ export class GrpcHealthService {
   /** The handlers, for servers built by other means. */
   implementation(): grpc.UntypedServiceImplementation {
     return {
-      Check: (call: grpc.ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>, callback: grpc.sendUnaryData<HealthCheckResponse>) => {
+      Check: (
+        call: grpc.ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>,
+        callback: grpc.sendUnaryData<HealthCheckResponse>,
+      ) => {
         const status = this.statuses.get(call.request.service);
-        if (status === undefined) callback({ code: grpc.status.NOT_FOUND, details: `unknown service '${call.request.service}'` });
+        if (status === undefined)
+          callback({ code: grpc.status.NOT_FOUND, details: `unknown service '${call.request.service}'` });
         else callback(null, { status });
       },
       Watch: (call: WatchStream) => {
@@ -108,13 +117,16 @@ export class GrpcHealthService {
     if (previous === status) return Promise.resolve();
     const calls = [...(this.watchers.get(service) ?? [])];
     return Promise.all(
-      calls.map((call) => new Promise<void>((resolve) => {
-        try {
-          call.write({ status }, () => resolve());
-        } catch {
-          resolve();
-        }
-      })),
+      calls.map(
+        (call) =>
+          new Promise<void>((resolve) => {
+            try {
+              call.write({ status }, () => resolve());
+            } catch {
+              resolve();
+            }
+          }),
+      ),
     ).then(() => undefined);
   }
 }

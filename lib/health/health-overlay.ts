@@ -111,7 +111,10 @@ export class HealthOverlay {
   describe(endpoint: Endpoint): { state: 'healthy' | 'unhealthy' | 'ejected'; detail: string | undefined } {
     const ejection = this.detector.ejection(endpoint.key);
     if (ejection) {
-      return { state: 'ejected', detail: `ejected after consecutive transport failures (ejection #${ejection.ejections}) until ${new Date(ejection.until).toISOString()}` };
+      return {
+        state: 'ejected',
+        detail: `ejected after consecutive transport failures (ejection #${ejection.ejections}) until ${new Date(ejection.until).toISOString()}`,
+      };
     }
     if (this.isFailingChecks(endpoint.address)) {
       return { state: 'unhealthy', detail: `failing ${this.deps.settings.active.kind} health checks` };
@@ -160,12 +163,17 @@ export class HealthOverlay {
           durationMs: result.durationMs,
           at: result.at,
         });
-        if (result.ok && result.detail) this.deps.logger.warn(`service '${this.deps.service}': ${result.address}: ${result.detail}`);
+        if (result.ok && result.detail)
+          this.deps.logger.warn(`service '${this.deps.service}': ${result.address}: ${result.detail}`);
         if (!result.changed) return;
         if (result.healthy) {
-          this.deps.logger.log(`service '${this.deps.service}': ${result.address} passed ${result.consecutiveSuccesses} health check(s) in a row; back in service`);
+          this.deps.logger.log(
+            `service '${this.deps.service}': ${result.address} passed ${result.consecutiveSuccesses} health check(s) in a row; back in service`,
+          );
         } else {
-          this.deps.logger.warn(`service '${this.deps.service}': ${result.address} failed ${result.consecutiveFailures} health check(s) in a row (${result.detail ?? 'failed'}); taken out of service`);
+          this.deps.logger.warn(
+            `service '${this.deps.service}': ${result.address} failed ${result.consecutiveFailures} health check(s) in a row (${result.detail ?? 'failed'}); taken out of service`,
+          );
         }
         this.recompute();
       });
@@ -197,11 +205,22 @@ export class HealthOverlay {
       this.panic = panic;
       const share = total ? Math.round((healthy.length * 100) / total) : 0;
       if (panic) {
-        this.deps.logger.warn(`service '${this.deps.service}': only ${healthy.length} of ${total} endpoint(s) healthy (${share}% < panic threshold ${threshold}%); balancing over all of them`);
+        this.deps.logger.warn(
+          `service '${this.deps.service}': only ${healthy.length} of ${total} endpoint(s) healthy (${share}% < panic threshold ${threshold}%); balancing over all of them`,
+        );
       } else {
-        this.deps.logger.log(`service '${this.deps.service}': ${healthy.length} of ${total} endpoint(s) healthy again; panic mode over`);
+        this.deps.logger.log(
+          `service '${this.deps.service}': ${healthy.length} of ${total} endpoint(s) healthy again; panic mode over`,
+        );
       }
-      this.deps.emit({ type: 'panic', service: this.deps.service, active: panic, healthy: healthy.length, total, at: Date.now() });
+      this.deps.emit({
+        type: 'panic',
+        service: this.deps.service,
+        active: panic,
+        healthy: healthy.length,
+        total,
+        at: Date.now(),
+      });
     }
     const kept = panic ? raw.endpoints : healthy;
     this.health = { total, healthy: healthy.length, unhealthy, ejected, served: kept.length, panic };
@@ -216,7 +235,8 @@ export class HealthOverlay {
       if (raw.state === 'stale') chain = chain.stale(raw.reason ?? 'registry unreachable');
       return (this.chain = chain);
     }
-    const state: EndpointSetState = raw.state === 'stale' ? 'stale' : kept.length > 0 ? 'ok' : raw.size > 0 ? 'ok' : 'empty';
+    const state: EndpointSetState =
+      raw.state === 'stale' ? 'stale' : kept.length > 0 ? 'ok' : raw.size > 0 ? 'ok' : 'empty';
     if (chain.resolved && sameServed(chain, kept, state, raw.reason)) return chain;
     if (kept.length === 0 && raw.size > 0) {
       // Every known endpoint is out and panic mode is off. EndpointSet.next([])
@@ -224,7 +244,10 @@ export class HealthOverlay {
       // set with no endpoints instead, from a full snapshot filtered to
       // nothing. Going through `stale` first guarantees a new revision even
       // when the chain already held exactly these instances.
-      chain = chain.stale('health overlay').next(raw.instances).filter(() => false);
+      chain = chain
+        .stale('health overlay')
+        .next(raw.instances)
+        .filter(() => false);
     } else {
       chain = chain.next(kept.map((e) => e.instance));
     }
@@ -281,7 +304,12 @@ function countAll(set: EndpointSet): ServiceHealth {
   return { total: set.size, healthy: set.size, unhealthy: 0, ejected: 0, served: set.size, panic: false };
 }
 
-function sameServed(chain: EndpointSet, kept: readonly Endpoint[], state: EndpointSetState, reason: string | undefined): boolean {
+function sameServed(
+  chain: EndpointSet,
+  kept: readonly Endpoint[],
+  state: EndpointSetState,
+  reason: string | undefined,
+): boolean {
   if (chain.state !== state || chain.size !== kept.length) return false;
   if (state === 'stale' && chain.reason !== reason) return false;
   for (const endpoint of kept) {

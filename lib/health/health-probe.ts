@@ -59,22 +59,33 @@ class GrpcHealthProbe implements HealthProbe {
 
   check(timeoutMs: number): Promise<ProbeResult> {
     return new Promise((resolve) => {
-      this.client.Check({ service: this.target.service }, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
-        if (error) {
-          // gRPC's own client-side health checking treats UNIMPLEMENTED as
-          // "this server does not do health checks": serving, with a note.
-          if (error.code === grpc.status.UNIMPLEMENTED) {
-            const note = this.unimplementedNoted ? undefined : 'the server does not implement grpc.health.v1.Health; treated as serving';
-            this.unimplementedNoted = true;
-            resolve({ ok: true, detail: note });
+      this.client.Check(
+        { service: this.target.service },
+        new grpc.Metadata(),
+        { deadline: Date.now() + timeoutMs },
+        (error, response) => {
+          if (error) {
+            // gRPC's own client-side health checking treats UNIMPLEMENTED as
+            // "this server does not do health checks": serving, with a note.
+            if (error.code === grpc.status.UNIMPLEMENTED) {
+              const note = this.unimplementedNoted
+                ? undefined
+                : 'the server does not implement grpc.health.v1.Health; treated as serving';
+              this.unimplementedNoted = true;
+              resolve({ ok: true, detail: note });
+              return;
+            }
+            resolve({ ok: false, detail: `${grpc.status[error.code] ?? error.code}: ${error.details}` });
             return;
           }
-          resolve({ ok: false, detail: `${grpc.status[error.code] ?? error.code}: ${error.details}` });
-          return;
-        }
-        const status = response?.status ?? ServingStatus.UNKNOWN;
-        resolve(status === ServingStatus.SERVING ? { ok: true } : { ok: false, detail: ServingStatus[status] ?? String(status) });
-      });
+          const status = response?.status ?? ServingStatus.UNKNOWN;
+          resolve(
+            status === ServingStatus.SERVING
+              ? { ok: true }
+              : { ok: false, detail: ServingStatus[status] ?? String(status) },
+          );
+        },
+      );
     });
   }
 
@@ -97,7 +108,14 @@ class HttpProbe implements HealthProbe {
         resolve(result);
       };
       const req = request(
-        { host: this.target.host, port: this.target.port, path: this.target.path, method: 'GET', agent: false, headers: { connection: 'close' } },
+        {
+          host: this.target.host,
+          port: this.target.port,
+          path: this.target.path,
+          method: 'GET',
+          agent: false,
+          headers: { connection: 'close' },
+        },
         (res) => {
           res.resume();
           const code = res.statusCode ?? 0;

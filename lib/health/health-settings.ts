@@ -31,7 +31,13 @@ export function healthSettingsOf(config: ResolvedDiscoveryConfig): HealthSetting
       successThreshold: h.successThreshold,
       jitter: h.jitter ?? 0.1,
     },
-    outlier: config.outlierDetection ?? { enabled: true, consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
+    outlier: config.outlierDetection ?? {
+      enabled: true,
+      consecutiveFailures: 5,
+      baseEjectionMs: 30_000,
+      maxEjectionMs: 300_000,
+      maxEjectionPercent: 50,
+    },
     panicThreshold: config.panicThreshold ?? 50,
   };
 }

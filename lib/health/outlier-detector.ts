@@ -34,7 +34,7 @@ export function callOutcome(codeOrError: unknown): CallOutcome {
   const code = typeof codeOrError === 'object' ? (codeOrError as { code?: unknown }).code : codeOrError;
   if (typeof code === 'number') {
     if (TRANSPORT_CODES.has(code)) return 'failure';
-    return code === GrpcStatus.CANCELLED ? 'neutral' : 'success';
+    return code === (GrpcStatus.CANCELLED as number) ? 'neutral' : 'success';
   }
   if (typeof code === 'string') return CONNECTION_ERRORS.has(code) ? 'failure' : 'neutral';
   return 'neutral';

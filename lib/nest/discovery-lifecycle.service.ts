@@ -1,4 +1,10 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+  type OnModuleDestroy,
+} from '@nestjs/common';
 import { waitForTcp } from '../core/tcp.js';
 import type { Discovery } from '../discovery/discovery.js';
 import type { ServiceRegistry } from '../discovery/service-registry.js';
@@ -30,13 +36,16 @@ export class DiscoveryLifecycle implements OnApplicationBootstrap, OnModuleDestr
     const logger = this.discovery.logger;
     if (!instance) return;
     // Health checks may name the service (as switchyard's own checks can, via health_check.service).
-    if (this.health.getStatus(instance.service) === undefined) this.health.setStatus(instance.service, ServingStatus.SERVING);
+    if (this.health.getStatus(instance.service) === undefined)
+      this.health.setStatus(instance.service, ServingStatus.SERVING);
     if (!registration.enabled) {
       logger.log(`self-registration disabled by configuration; '${instance.service}' is not registered`);
       return;
     }
     if (this.discovery.registry.readOnly) {
-      logger.log(`backend '${this.discovery.registry.backend}' is read-only: skipping self-registration of '${instance.service}'`);
+      logger.log(
+        `backend '${this.discovery.registry.backend}' is read-only: skipping self-registration of '${instance.service}'`,
+      );
       return;
     }
     // Nest opens the port after bootstrap hooks, so registration waits in the background.
@@ -58,7 +67,8 @@ export class DiscoveryLifecycle implements OnApplicationBootstrap, OnModuleDestr
     this.abort.abort();
     await this.registering;
     const { registration } = this.discovery.config;
-    const deregister = registration.deregisterOnShutdown && (this.self.state === 'registered' || this.self.state === 'lost');
+    const deregister =
+      registration.deregisterOnShutdown && (this.self.state === 'registered' || this.self.state === 'lost');
     // NOT_SERVING -> deregistered -> drain; Nest closes the servers after this hook.
     await shutdownGracefully({
       health: this.health,

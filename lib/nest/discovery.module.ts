@@ -11,7 +11,10 @@ import {
   createCoreProviders,
   createOptionsProvider,
 } from './discovery.providers.js';
-import type { DiscoveryModuleAsyncOptions, DiscoveryModuleOptions } from './interfaces/discovery-module-options.interface.js';
+import type {
+  DiscoveryModuleAsyncOptions,
+  DiscoveryModuleOptions,
+} from './interfaces/discovery-module-options.interface.js';
 import { getServiceClientToken } from './utils/get-service-client-token.util.js';
 import { requestedClients } from './utils/requested-clients.js';
 
@@ -48,17 +51,38 @@ export class DiscoveryModule {
    */
   static forFeature(clients: Array<string | ServiceClientOptions>): DynamicModule {
     const providers = createClientProviders(clients);
-    return { module: DiscoveryFeatureModule, providers, exports: providers.map((p) => (p as { provide: string }).provide) };
+    return {
+      module: DiscoveryFeatureModule,
+      providers,
+      exports: providers.map((p) => (p as { provide: string }).provide),
+    };
   }
 
   private static root(optionProviders: Provider[], clients: Provider[], isGlobal = true): DynamicModule {
     // Health: the app's own grpc.health.v1 service and the Terminus indicator (Terminus itself loads only when used).
-    const health: Provider[] = [{ provide: GrpcHealthService, useFactory: () => new GrpcHealthService() }, DiscoveryHealthIndicator];
-    const exported = [DISCOVERY_INSTANCE, SERVICE_REGISTRY, DISCOVERY_MODULE_OPTIONS, GrpcHealthService, DiscoveryHealthIndicator, ...clients.map((p) => (p as { provide: string }).provide)];
+    const health: Provider[] = [
+      { provide: GrpcHealthService, useFactory: () => new GrpcHealthService() },
+      DiscoveryHealthIndicator,
+    ];
+    const exported = [
+      DISCOVERY_INSTANCE,
+      SERVICE_REGISTRY,
+      DISCOVERY_MODULE_OPTIONS,
+      GrpcHealthService,
+      DiscoveryHealthIndicator,
+      ...clients.map((p) => (p as { provide: string }).provide),
+    ];
     return {
       module: DiscoveryModule,
       global: isGlobal,
-      providers: [...optionProviders, ...createCoreProviders(), ...health, DiscoveryLifecycle, DiscoveryAdmin, ...clients],
+      providers: [
+        ...optionProviders,
+        ...createCoreProviders(),
+        ...health,
+        DiscoveryLifecycle,
+        DiscoveryAdmin,
+        ...clients,
+      ],
       exports: exported,
     };
   }

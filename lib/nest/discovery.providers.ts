@@ -6,11 +6,27 @@ import type { ServiceRegistry } from '../discovery/service-registry.js';
 import type { ServiceClientOptions } from '../grpc/service-client.js';
 import { DISCOVERY_INSTANCE, DISCOVERY_MODULE_OPTIONS, SERVICE_REGISTRY } from './discovery.constants.js';
 import { nestDiscoveryLogger } from './discovery-logger.js';
-import type { DiscoveryModuleAsyncOptions, DiscoveryModuleOptions, DiscoveryOptionsFactory } from './interfaces/discovery-module-options.interface.js';
+import type {
+  DiscoveryModuleAsyncOptions,
+  DiscoveryModuleOptions,
+  DiscoveryOptionsFactory,
+} from './interfaces/discovery-module-options.interface.js';
 import { getServiceClientToken } from './utils/get-service-client-token.util.js';
 
 /** Keys of DiscoveryModuleOptions that are not discovery configuration. */
-const MODULE_ONLY_KEYS = ['config', 'instance', 'clients', 'registry', 'logger', 'strategies', 'isGlobal', 'retry', 'firstSetTimeoutMs', 'metrics', 'admin'] as const;
+const MODULE_ONLY_KEYS = [
+  'config',
+  'instance',
+  'clients',
+  'registry',
+  'logger',
+  'strategies',
+  'isGlobal',
+  'retry',
+  'firstSetTimeoutMs',
+  'metrics',
+  'admin',
+] as const;
 
 /** Builds the Discovery for the module; any invalid option fails bootstrap before anything opens. */
 export async function createDiscovery(options: DiscoveryModuleOptions): Promise<Discovery> {
@@ -22,7 +38,11 @@ export async function createDiscovery(options: DiscoveryModuleOptions): Promise<
   let config: unknown = inline;
   if (options.config !== undefined) {
     if (Object.keys(inline).length) {
-      throw ConfigurationError.single(Object.keys(inline)[0]!, undefined, 'nothing besides `config` (the file holds the discovery settings)');
+      throw ConfigurationError.single(
+        Object.keys(inline)[0],
+        undefined,
+        'nothing besides `config` (the file holds the discovery settings)',
+      );
     }
     config = typeof options.config === 'string' ? await loadDiscoveryConfig(options.config) : options.config;
   }
@@ -54,7 +74,11 @@ export function createServiceRegistry(discovery: Discovery, options: DiscoveryMo
 export function createCoreProviders(): Provider[] {
   return [
     { provide: DISCOVERY_INSTANCE, useFactory: createDiscovery, inject: [DISCOVERY_MODULE_OPTIONS] },
-    { provide: SERVICE_REGISTRY, useFactory: createServiceRegistry, inject: [DISCOVERY_INSTANCE, DISCOVERY_MODULE_OPTIONS] },
+    {
+      provide: SERVICE_REGISTRY,
+      useFactory: createServiceRegistry,
+      inject: [DISCOVERY_INSTANCE, DISCOVERY_MODULE_OPTIONS],
+    },
   ];
 }
 

@@ -15,7 +15,10 @@ const LOADERS: Record<ResolvedDiscoveryConfig['backend'], () => Promise<{ create
 };
 
 /** Creates the registry a resolved configuration asks for. */
-export async function createRegistry(config: ResolvedDiscoveryConfig, logger: DiscoveryLogger = consoleLogger): Promise<Registry> {
+export async function createRegistry(
+  config: ResolvedDiscoveryConfig,
+  logger: DiscoveryLogger = consoleLogger,
+): Promise<Registry> {
   const module = await LOADERS[config.backend]();
   return module.createRegistry({ config, logger });
 }

@@ -9,7 +9,11 @@ const main = join(root, 'dist-sample/01-greeter/main.js');
 describe('sample/01-greeter (what `npm start` runs)', () => {
   it('serves calls from 3 processes, survives a SIGTERM midway with zero failed calls, and exits 0', async () => {
     expect(existsSync(main), 'run `npm run build && npm run build:sample` first (npm test does)').toBe(true);
-    const child = spawn(process.execPath, [main], { cwd: root, env: { ...process.env, SAMPLE_RUN_MS: '4000' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [main], {
+      cwd: root,
+      env: { ...process.env, SAMPLE_RUN_MS: '4000' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -17,7 +21,11 @@ describe('sample/01-greeter (what `npm start` runs)', () => {
     const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     clearTimeout(killer);
     expect(code, output).toBe(0);
-    const summary = JSON.parse(/^SUMMARY (.*)$/m.exec(output)?.[1] ?? 'null') as { calls: number; failed: number; served: Record<string, number> };
+    const summary = JSON.parse(/^SUMMARY (.*)$/m.exec(output)?.[1] ?? 'null') as {
+      calls: number;
+      failed: number;
+      served: Record<string, number>;
+    };
     expect(summary.failed).toBe(0);
     expect(Object.keys(summary.served).sort()).toEqual(['greeter-1', 'greeter-2', 'greeter-3']);
     for (const count of Object.values(summary.served)) expect(count).toBeGreaterThan(0);

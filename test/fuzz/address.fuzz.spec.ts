@@ -6,7 +6,13 @@ import { reliabilityTest, ResultsFile, type ResultSpec } from '../faults/support
 import { fuzzParameters } from './support/fuzz-settings.js';
 
 const results = new ResultsFile('fuzz-address');
-const spec = (scenario: string, title: string, asserted: string): ResultSpec => ({ suite: 'fuzz', scenario, title, backend: 'any', asserted });
+const spec = (scenario: string, title: string, asserted: string): ResultSpec => ({
+  suite: 'fuzz',
+  scenario,
+  title,
+  backend: 'any',
+  asserted,
+});
 
 /** parseAddress, with anything but InvalidAddressError turned into a test failure. */
 function parse(value: unknown): HostPort | InvalidAddressError {
@@ -14,7 +20,10 @@ function parse(value: unknown): HostPort | InvalidAddressError {
     return parseAddress(value, 'fuzz.address');
   } catch (error) {
     if (error instanceof InvalidAddressError) return error;
-    throw new Error(`parseAddress(${JSON.stringify(value)}) threw ${(error as Error)?.constructor?.name}: ${(error as Error)?.message}`);
+    throw new Error(
+      `parseAddress(${JSON.stringify(value)}) threw ${(error as Error)?.constructor?.name}: ${(error as Error)?.message}`,
+      { cause: error },
+    );
   }
 }
 
@@ -47,7 +56,11 @@ const validAddress = fc.oneof(
 describe('fuzz: address parsing', () => {
   reliabilityTest(
     results,
-    spec('address-any-string', 'address parsing: arbitrary strings', 'any string (or non-string) gives a host:port with a port in 1..65535, or an InvalidAddressError naming the field and value'),
+    spec(
+      'address-any-string',
+      'address parsing: arbitrary strings',
+      'any string (or non-string) gives a host:port with a port in 1..65535, or an InvalidAddressError naming the field and value',
+    ),
     (details) => {
       let accepted = 0;
       let runs = 0;
@@ -55,9 +68,16 @@ describe('fuzz: address parsing', () => {
         fc.string({ maxLength: 40 }),
         fc.string({ unit: 'binary', maxLength: 40 }),
         // Near misses: real-looking addresses with one edit.
-        fc.tuple(validAddress, fc.nat(), fc.constantFrom('', ':', '[', ']', '/', '@', ' ', '0', '99999', '%25eth0', '.', '-', 'unix:', 'http://')).map(
-          ([address, at, insert]) => address.slice(0, at % (address.length + 1)) + insert + address.slice(at % (address.length + 1)),
-        ),
+        fc
+          .tuple(
+            validAddress,
+            fc.nat(),
+            fc.constantFrom('', ':', '[', ']', '/', '@', ' ', '0', '99999', '%25eth0', '.', '-', 'unix:', 'http://'),
+          )
+          .map(
+            ([address, at, insert]) =>
+              address.slice(0, at % (address.length + 1)) + insert + address.slice(at % (address.length + 1)),
+          ),
       );
       fc.assert(
         fc.property(fc.oneof({ weight: 6, arbitrary: text }, { weight: 1, arbitrary: fc.anything() }), (value) => {
@@ -82,7 +102,11 @@ describe('fuzz: address parsing', () => {
 
   reliabilityTest(
     results,
-    spec('address-round-trip', 'address parsing: valid host:port round-trips', 'every generated host:port (names, IPv4, bracketed IPv6) parses, and formatAddress gives the canonical text back'),
+    spec(
+      'address-round-trip',
+      'address parsing: valid host:port round-trips',
+      'every generated host:port (names, IPv4, bracketed IPv6) parses, and formatAddress gives the canonical text back',
+    ),
     () => {
       fc.assert(
         fc.property(validAddress, (address) => {
@@ -97,13 +121,34 @@ describe('fuzz: address parsing', () => {
 
   reliabilityTest(
     results,
-    spec('address-other-schemes', 'address parsing: URLs and other schemes', 'URLs (scheme://...), unix: paths, user@host and addresses without a port are refused'),
+    spec(
+      'address-other-schemes',
+      'address parsing: URLs and other schemes',
+      'URLs (scheme://...), unix: paths, user@host and addresses without a port are refused',
+    ),
     () => {
-      const scheme = fc.constantFrom('http', 'https', 'unix', 'unix-abstract', 'dns', 'ipv4', 'ipv6', 'xds', 'discovery', 'vsock', 'file');
+      const scheme = fc.constantFrom(
+        'http',
+        'https',
+        'unix',
+        'unix-abstract',
+        'dns',
+        'ipv4',
+        'ipv6',
+        'xds',
+        'discovery',
+        'vsock',
+        'file',
+      );
       fc.assert(
-        fc.property(scheme, validAddress, fc.constantFrom('://', ':/', ':///', '://user:pw@'), (s, address, separator) => {
-          expect(parse(`${s}${separator}${address}`)).toBeInstanceOf(InvalidAddressError);
-        }),
+        fc.property(
+          scheme,
+          validAddress,
+          fc.constantFrom('://', ':/', ':///', '://user:pw@'),
+          (s, address, separator) => {
+            expect(parse(`${s}${separator}${address}`)).toBeInstanceOf(InvalidAddressError);
+          },
+        ),
         fuzzParameters(0xadd3, 400),
       );
       fc.assert(

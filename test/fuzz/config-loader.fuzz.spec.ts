@@ -18,7 +18,13 @@ import { fuzzParameters } from './support/fuzz-settings.js';
 type Format = 'toml' | 'json' | 'yaml';
 const FORMATS: Format[] = ['toml', 'json', 'yaml'];
 const results = new ResultsFile('fuzz-config-loader');
-const spec = (scenario: string, title: string, asserted: string): ResultSpec => ({ suite: 'fuzz', scenario, title, backend: 'any', asserted });
+const spec = (scenario: string, title: string, asserted: string): ResultSpec => ({
+  suite: 'fuzz',
+  scenario,
+  title,
+  backend: 'any',
+  asserted,
+});
 
 /** Node timers hold at most this many ms; a longer delay fires after 1 ms instead. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -29,7 +35,10 @@ function load(text: string, format: Format): { config: ResolvedDiscoveryConfig }
     return { config: parseDiscoveryConfig(text, format, `fuzz.${format}`) };
   } catch (error) {
     if (error instanceof ConfigurationError) return { error };
-    throw new Error(`the ${format} loader threw ${(error as Error)?.constructor?.name}: ${(error as Error)?.message}\ninput: ${JSON.stringify(text).slice(0, 500)}`, { cause: error });
+    throw new Error(
+      `the ${format} loader threw ${(error as Error)?.constructor?.name}: ${(error as Error)?.message}\ninput: ${JSON.stringify(text).slice(0, 500)}`,
+      { cause: error },
+    );
   }
 }
 
@@ -71,7 +80,7 @@ function serialise(document: unknown, format: Format): string | undefined {
   try {
     if (format === 'json') return JSON.stringify(document);
     if (format === 'yaml') return stringifyYaml(document);
-    return stringifyToml(document as Record<string, unknown>);
+    return stringifyToml(document);
   } catch {
     return undefined;
   }
@@ -80,25 +89,128 @@ function serialise(document: unknown, format: Format): string | undefined {
 // Keys the loader knows (snake_case, as users write them), plus keys that
 // have tripped up object handling elsewhere.
 const KNOWN_KEYS = [
-  'backend', 'backend_config', 'namespace', 'version', 'tag_filters', 'load_balance', 'hash_header', 'health_check',
-  'refresh_interval', 'registration', 'endpoints', 'ttl', 'auth', 'tls', 'prefix', 'layout', 'dial_timeout',
-  'request_timeout', 'strict', 'url', 'token', 'datacenter', 'check', 'wait', 'domain', 'addresses', 'nameservers',
-  'srv', 'port', 'ttl_floor', 'ttl_ceiling', 'timeout', 'tries', 'xds_server', 'node_id', 'service_type', 'dir', 'store',
-  'default', 'separator', 'format', 'enable_routing', 'key', 'value', 'pattern', 'enabled', 'interval',
-  'failure_threshold', 'success_threshold', 'heartbeat_interval', 'deregister_on_shutdown', 'drain_ms', 'kind', 'path',
-  'username', 'password', 'ca', 'cert', 'template', 'mode', 'tags', 'custom', 'meta', 'constructor', 'toString', 'hasOwnProperty',
-  'a_b', '_x', 'x_', 'x__y', 'Backend', 'LOAD_BALANCE',
+  'backend',
+  'backend_config',
+  'namespace',
+  'version',
+  'tag_filters',
+  'load_balance',
+  'hash_header',
+  'health_check',
+  'refresh_interval',
+  'registration',
+  'endpoints',
+  'ttl',
+  'auth',
+  'tls',
+  'prefix',
+  'layout',
+  'dial_timeout',
+  'request_timeout',
+  'strict',
+  'url',
+  'token',
+  'datacenter',
+  'check',
+  'wait',
+  'domain',
+  'addresses',
+  'nameservers',
+  'srv',
+  'port',
+  'ttl_floor',
+  'ttl_ceiling',
+  'timeout',
+  'tries',
+  'xds_server',
+  'node_id',
+  'service_type',
+  'dir',
+  'store',
+  'default',
+  'separator',
+  'format',
+  'enable_routing',
+  'key',
+  'value',
+  'pattern',
+  'enabled',
+  'interval',
+  'failure_threshold',
+  'success_threshold',
+  'heartbeat_interval',
+  'deregister_on_shutdown',
+  'drain_ms',
+  'kind',
+  'path',
+  'username',
+  'password',
+  'ca',
+  'cert',
+  'template',
+  'mode',
+  'tags',
+  'custom',
+  'meta',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'a_b',
+  '_x',
+  'x_',
+  'x__y',
+  'Backend',
+  'LOAD_BALANCE',
 ];
-const key = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...KNOWN_KEYS) }, { weight: 1, arbitrary: fc.string({ maxLength: 8 }) });
+const key = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom(...KNOWN_KEYS) },
+  { weight: 1, arbitrary: fc.string({ maxLength: 8 }) },
+);
 const scalar = fc.oneof(
   fc.string({ maxLength: 12 }),
   fc.integer({ min: -100_000, max: 100_000 }),
   fc.double({ noNaN: false }),
   fc.boolean(),
   fc.constantFrom(
-    '', ' ', '0', 'true', 'etcd', 'consul', 'dns', 'mesh', 'xds', 'local', 'memory', 'static', 'round_robin', 'consistent_hash',
-    'p2c_ewma', 'http://127.0.0.1:2379', '127.0.0.1:8080', '[::1]:53', '/health', 'v1.0.0', '^1.2', 'semver', 'plain', 'grpc', 'http',
-    'exact', 'prefix', 'regex', 'exists', '(', 0, -0, 1, 2, 3, 0.5, 1e9, 1e308, Number.MAX_SAFE_INTEGER,
+    '',
+    ' ',
+    '0',
+    'true',
+    'etcd',
+    'consul',
+    'dns',
+    'mesh',
+    'xds',
+    'local',
+    'memory',
+    'static',
+    'round_robin',
+    'consistent_hash',
+    'p2c_ewma',
+    'http://127.0.0.1:2379',
+    '127.0.0.1:8080',
+    '[::1]:53',
+    '/health',
+    'v1.0.0',
+    '^1.2',
+    'semver',
+    'plain',
+    'grpc',
+    'http',
+    'exact',
+    'prefix',
+    'regex',
+    'exists',
+    '(',
+    0,
+    -0,
+    1,
+    2,
+    3,
+    0.5,
+    1e9,
+    1e308,
+    Number.MAX_SAFE_INTEGER,
   ),
 );
 const value: fc.Arbitrary<unknown> = fc.letrec<{ v: unknown }>((tie) => ({
@@ -115,15 +227,38 @@ const BASES: Record<string, unknown>[] = [
   { backend: 'local', backend_config: { dir: '/tmp/sy', service_type: 'orders' } },
   { backend: 'memory' },
   { backend: 'static', backend_config: { addresses: ['127.0.0.1:8080'] } },
-  { backend: 'etcd', refresh_interval: 30, load_balance: 'consistent_hash', backend_config: { endpoints: ['http://localhost:2379'], service_type: 'signaling-online', ttl: 30 }, namespace: { default: 'production', separator: '/' }, version: { default: 'v1.0.0', format: 'semver', enable_routing: true } },
-  { backend: 'consul', backend_config: { url: 'http://localhost:8500', token: 't', check: { kind: 'ttl' } }, registration: { ttl: 9, heartbeat_interval: 3 } },
-  { backend: 'dns', refresh_interval: 60, load_balance: 'random', backend_config: { domain: 'local', addresses: ['127.0.0.1:8080'], service_type: 'storage-reader' } },
+  {
+    backend: 'etcd',
+    refresh_interval: 30,
+    load_balance: 'consistent_hash',
+    backend_config: { endpoints: ['http://localhost:2379'], service_type: 'signaling-online', ttl: 30 },
+    namespace: { default: 'production', separator: '/' },
+    version: { default: 'v1.0.0', format: 'semver', enable_routing: true },
+  },
+  {
+    backend: 'consul',
+    backend_config: { url: 'http://localhost:8500', token: 't', check: { kind: 'ttl' } },
+    registration: { ttl: 9, heartbeat_interval: 3 },
+  },
+  {
+    backend: 'dns',
+    refresh_interval: 60,
+    load_balance: 'random',
+    backend_config: { domain: 'local', addresses: ['127.0.0.1:8080'], service_type: 'storage-reader' },
+  },
   { backend: 'mesh', backend_config: { xds_server: 'http://localhost:8080', service_type: 'session' } },
-  { backend: 'etcd', health_check: { enabled: true, interval: 10, timeout: 5, kind: 'http', path: '/health' }, tag_filters: [{ key: 'tier', value: 'gold' }] },
+  {
+    backend: 'etcd',
+    health_check: { enabled: true, interval: 10, timeout: 5, kind: 'http', path: '/health' },
+    tag_filters: [{ key: 'tier', value: 'gold' }],
+  },
 ];
 
 // Mostly sensible durations, sometimes any number: enough valid documents to reach the cross-field checks.
-const seconds = fc.oneof({ weight: 1, arbitrary: fc.double({ min: -1, max: 1e6, noNaN: true }) }, { weight: 6, arbitrary: fc.constantFrom(0.5, 1, 2, 3, 10, 30, 90, 120) });
+const seconds = fc.oneof(
+  { weight: 1, arbitrary: fc.double({ min: -1, max: 1e6, noNaN: true }) },
+  { weight: 6, arbitrary: fc.constantFrom(0.5, 1, 2, 3, 10, 30, 90, 120) },
+);
 /** Usually `good`, now and then `bad`. */
 function mostly<T>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<T>): fc.Arbitrary<T> {
   return fc.oneof({ weight: 8, arbitrary: good }, { weight: 1, arbitrary: bad });
@@ -136,9 +271,30 @@ const wellTyped = fc
       backend: fc.constantFrom(...BACKEND_NAMES),
       load_balance: fc.constantFrom(...STRATEGY_NAMES, 'fastest'),
       refresh_interval: seconds,
-      registration: fc.record({ ttl: seconds, heartbeat_interval: seconds, drain_ms: fc.integer({ min: -1, max: 10_000 }), enabled: fc.boolean() }, { requiredKeys: [] }),
-      namespace: fc.record({ default: fc.string({ minLength: 1, maxLength: 8 }), separator: mostly(fc.constantFrom('/', '.', '::'), fc.constant('')) }, { requiredKeys: [] }),
-      version: fc.record({ default: fc.constantFrom('v1.0.0', '1.2', 'x'), format: fc.constantFrom('semver', 'plain'), enable_routing: fc.boolean() }, { requiredKeys: [] }),
+      registration: fc.record(
+        {
+          ttl: seconds,
+          heartbeat_interval: seconds,
+          drain_ms: fc.integer({ min: -1, max: 10_000 }),
+          enabled: fc.boolean(),
+        },
+        { requiredKeys: [] },
+      ),
+      namespace: fc.record(
+        {
+          default: fc.string({ minLength: 1, maxLength: 8 }),
+          separator: mostly(fc.constantFrom('/', '.', '::'), fc.constant('')),
+        },
+        { requiredKeys: [] },
+      ),
+      version: fc.record(
+        {
+          default: fc.constantFrom('v1.0.0', '1.2', 'x'),
+          format: fc.constantFrom('semver', 'plain'),
+          enable_routing: fc.boolean(),
+        },
+        { requiredKeys: [] },
+      ),
       health_check: fc.record(
         {
           enabled: fc.boolean(),
@@ -151,7 +307,14 @@ const wellTyped = fc
         { requiredKeys: [] },
       ),
       tag_filters: fc.array(
-        fc.record({ key: fc.string({ minLength: 1, maxLength: 5 }), value: fc.string({ maxLength: 5 }), pattern: fc.constantFrom('exact', 'prefix', 'regex', 'exists') }, { requiredKeys: ['key'] }),
+        fc.record(
+          {
+            key: fc.string({ minLength: 1, maxLength: 5 }),
+            value: fc.string({ maxLength: 5 }),
+            pattern: fc.constantFrom('exact', 'prefix', 'regex', 'exists'),
+          },
+          { requiredKeys: ['key'] },
+        ),
         { maxLength: 2 },
       ),
     },
@@ -179,12 +342,15 @@ function mutate(base: Record<string, unknown>, edits: Array<[string[], unknown]>
     }
     const last = path.at(-1)!;
     if (replacement === undefined) delete node[last];
-    else Object.defineProperty(node, last, { value: replacement, enumerable: true, writable: true, configurable: true });
+    else
+      Object.defineProperty(node, last, { value: replacement, enumerable: true, writable: true, configurable: true });
   }
   return document;
 }
 
-const seedFiles = ['etcd.toml', 'consul.toml', 'dns.toml', 'mesh.toml'].map((f) => readFileSync(join(import.meta.dirname, '../fixtures', f), 'utf8'));
+const seedFiles = ['etcd.toml', 'consul.toml', 'dns.toml', 'mesh.toml'].map((f) =>
+  readFileSync(join(import.meta.dirname, '../fixtures', f), 'utf8'),
+);
 
 describe('fuzz: configuration loader (toml, json, yaml)', () => {
   // The yaml parser reports unknown directives and tags as process warnings; thousands of them would bury the test output.
@@ -196,14 +362,22 @@ describe('fuzz: configuration loader (toml, json, yaml)', () => {
 
   reliabilityTest(
     results,
-    spec('config-any-text', 'config loader: arbitrary text', 'any string in TOML, JSON or YAML yields a resolved config or a ConfigurationError naming the problem (never another exception)'),
+    spec(
+      'config-any-text',
+      'config loader: arbitrary text',
+      'any string in TOML, JSON or YAML yields a resolved config or a ConfigurationError naming the problem (never another exception)',
+    ),
     (details) => {
       let runs = 0;
       fc.assert(
-        fc.property(fc.oneof(fc.string({ maxLength: 200 }), fc.string({ unit: 'binary', maxLength: 200 })), fc.constantFrom(...FORMATS), (text, format) => {
-          runs++;
-          checkOutcome(load(text, format));
-        }),
+        fc.property(
+          fc.oneof(fc.string({ maxLength: 200 }), fc.string({ unit: 'binary', maxLength: 200 })),
+          fc.constantFrom(...FORMATS),
+          (text, format) => {
+            runs++;
+            checkOutcome(load(text, format));
+          },
+        ),
         fuzzParameters(0xc0f1, 400),
       );
       details.runs = runs;
@@ -212,10 +386,18 @@ describe('fuzz: configuration loader (toml, json, yaml)', () => {
 
   reliabilityTest(
     results,
-    spec('config-mutated-seeds', 'config loader: mutated seed files', 'the four seed examples with random byte edits load or fail with a ConfigurationError'),
+    spec(
+      'config-mutated-seeds',
+      'config loader: mutated seed files',
+      'the four seed examples with random byte edits load or fail with a ConfigurationError',
+    ),
     (details) => {
       let runs = 0;
-      const edit = fc.tuple(fc.nat(), fc.constantFrom('delete', 'insert', 'duplicate-line'), fc.string({ maxLength: 3 }));
+      const edit = fc.tuple(
+        fc.nat(),
+        fc.constantFrom('delete', 'insert', 'duplicate-line'),
+        fc.string({ maxLength: 3 }),
+      );
       fc.assert(
         fc.property(fc.constantFrom(...seedFiles), fc.array(edit, { minLength: 1, maxLength: 4 }), (text, edits) => {
           runs++;
@@ -227,7 +409,7 @@ describe('fuzz: configuration loader (toml, json, yaml)', () => {
             else {
               const lines = mutated.split('\n');
               const line = i % lines.length;
-              lines.splice(line, 0, lines[line]!);
+              lines.splice(line, 0, lines[line]);
               mutated = lines.join('\n');
             }
           }
@@ -241,7 +423,11 @@ describe('fuzz: configuration loader (toml, json, yaml)', () => {
 
   reliabilityTest(
     results,
-    spec('config-structured', 'config loader: structured documents', 'documents built from known keys and random values, in every format and with or without [discovery], resolve to a consistent config or a ConfigurationError'),
+    spec(
+      'config-structured',
+      'config loader: structured documents',
+      'documents built from known keys and random values, in every format and with or without [discovery], resolve to a consistent config or a ConfigurationError',
+    ),
     (details) => {
       let runs = 0;
       let resolved = 0;
@@ -250,7 +436,12 @@ describe('fuzz: configuration loader (toml, json, yaml)', () => {
           fc.oneof(
             { weight: 1, arbitrary: fc.dictionary(key, value, { maxKeys: 6 }) },
             { weight: 2, arbitrary: wellTyped },
-            { weight: 3, arbitrary: fc.tuple(fc.constantFrom(...BASES), fc.array(mutation, { minLength: 1, maxLength: 2 })).map(([b, m]) => mutate(b, m)) },
+            {
+              weight: 3,
+              arbitrary: fc
+                .tuple(fc.constantFrom(...BASES), fc.array(mutation, { minLength: 1, maxLength: 2 }))
+                .map(([b, m]) => mutate(b, m)),
+            },
           ),
           fc.boolean(),
           fc.constantFrom(...FORMATS),
@@ -274,7 +465,11 @@ describe('fuzz: configuration loader (toml, json, yaml)', () => {
 
   reliabilityTest(
     results,
-    spec('config-error-paths', 'config loader: error paths as written', 'every issue of a ConfigurationError for a snake_case document names the field in snake_case, as the user wrote it'),
+    spec(
+      'config-error-paths',
+      'config loader: error paths as written',
+      'every issue of a ConfigurationError for a snake_case document names the field in snake_case, as the user wrote it',
+    ),
     () => {
       fc.assert(
         fc.property(wellTyped, fc.boolean(), (document, nested) => {
@@ -292,9 +487,20 @@ describe('fuzz: configuration loader (toml, json, yaml)', () => {
 
   reliabilityTest(
     results,
-    spec('config-hostile-yaml', 'config loader: hostile YAML', 'alias bombs, deep nesting and huge numbers are refused quickly with a ConfigurationError'),
+    spec(
+      'config-hostile-yaml',
+      'config loader: hostile YAML',
+      'alias bombs, deep nesting and huge numbers are refused quickly with a ConfigurationError',
+    ),
     () => {
-      const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]', ...Array.from({ length: 9 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)}]`)].join('\n');
+      const bomb = [
+        'a: &a ["x","x","x","x","x","x","x","x","x"]',
+        ...Array.from(
+          { length: 9 },
+          (_, i) =>
+            `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)}]`,
+        ),
+      ].join('\n');
       const deep = `${'['.repeat(5_000)}${']'.repeat(5_000)}`;
       for (const [text, format] of [
         [bomb, 'yaml'],
@@ -305,20 +511,34 @@ describe('fuzz: configuration loader (toml, json, yaml)', () => {
       ] as const) {
         const outcome = load(text, format);
         checkOutcome(outcome);
-        if (text.includes('__proto__')) expect('error' in outcome && outcome.error.message).toMatch(/__proto__: unknown key/);
+        if (text.includes('__proto__'))
+          expect('error' in outcome && outcome.error.message).toMatch(/__proto__: unknown key/);
       }
     },
   );
 
   reliabilityTest(
     results,
-    spec('config-deep-nesting', 'config loader: deeply nested JSON', 'a JSON document nested thousands of levels deep (top level or inside a field) is refused with a ConfigurationError, not a stack overflow'),
+    spec(
+      'config-deep-nesting',
+      'config loader: deeply nested JSON',
+      'a JSON document nested thousands of levels deep (top level or inside a field) is refused with a ConfigurationError, not a stack overflow',
+    ),
     () => {
       fc.assert(
-        fc.property(fc.integer({ min: 3_000, max: 20_000 }), fc.constantFrom('%', '{"discovery":{"backend":%}}', '{"discovery":{"tag_filters":%}}', '{"backend_config":{"addresses":%}}'), (depth, template) => {
-          const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
-          checkOutcome(load(template.replace('%', deep), 'json'));
-        }),
+        fc.property(
+          fc.integer({ min: 3_000, max: 20_000 }),
+          fc.constantFrom(
+            '%',
+            '{"discovery":{"backend":%}}',
+            '{"discovery":{"tag_filters":%}}',
+            '{"backend_config":{"addresses":%}}',
+          ),
+          (depth, template) => {
+            const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+            checkOutcome(load(template.replace('%', deep), 'json'));
+          },
+        ),
         fuzzParameters(0xc0f5, 20),
       );
     },
@@ -326,7 +546,11 @@ describe('fuzz: configuration loader (toml, json, yaml)', () => {
 
   reliabilityTest(
     results,
-    spec('config-timer-range', 'config loader: durations fit a timer', 'every resolved duration (TTL, heartbeat, refresh, health interval) is at least 1 ms and fits a Node timer (< 2^31 ms), so none turns into a 1 ms busy loop'),
+    spec(
+      'config-timer-range',
+      'config loader: durations fit a timer',
+      'every resolved duration (TTL, heartbeat, refresh, health interval) is at least 1 ms and fits a Node timer (< 2^31 ms), so none turns into a 1 ms busy loop',
+    ),
     () => {
       const extreme = fc.oneof(
         fc.double({ min: 2_147_484, max: 1e300, noNaN: true }),
@@ -334,26 +558,34 @@ describe('fuzz: configuration loader (toml, json, yaml)', () => {
         fc.double({ min: Number.MIN_VALUE, max: 0.0009, noNaN: true }),
       );
       fc.assert(
-        fc.property(extreme, fc.constantFrom('refresh_interval', 'ttl', 'heartbeat_interval', 'health_interval'), (seconds, field) => {
-          const document =
-            field === 'refresh_interval'
-              ? { backend: 'local', refresh_interval: seconds }
-              : field === 'ttl'
-                ? { backend: 'local', registration: { ttl: seconds } }
-                : field === 'heartbeat_interval'
-                  ? { backend: 'local', registration: { heartbeat_interval: seconds } }
-                  : { backend: 'local', health_check: { interval: seconds, timeout: Math.min(1, seconds / 2) } };
-          const outcome = load(JSON.stringify(document), 'json');
-          if ('error' in outcome) return;
-          const c = outcome.config;
-          for (const ms of [c.refreshIntervalMs, c.registration.ttlMs, c.registration.heartbeatMs, c.healthCheck.intervalMs]) {
-            expect(ms).toBeGreaterThanOrEqual(1);
-            expect(ms).toBeLessThanOrEqual(MAX_TIMER_MS);
-          }
-        }),
+        fc.property(
+          extreme,
+          fc.constantFrom('refresh_interval', 'ttl', 'heartbeat_interval', 'health_interval'),
+          (seconds, field) => {
+            const document =
+              field === 'refresh_interval'
+                ? { backend: 'local', refresh_interval: seconds }
+                : field === 'ttl'
+                  ? { backend: 'local', registration: { ttl: seconds } }
+                  : field === 'heartbeat_interval'
+                    ? { backend: 'local', registration: { heartbeat_interval: seconds } }
+                    : { backend: 'local', health_check: { interval: seconds, timeout: Math.min(1, seconds / 2) } };
+            const outcome = load(JSON.stringify(document), 'json');
+            if ('error' in outcome) return;
+            const c = outcome.config;
+            for (const ms of [
+              c.refreshIntervalMs,
+              c.registration.ttlMs,
+              c.registration.heartbeatMs,
+              c.healthCheck.intervalMs,
+            ]) {
+              expect(ms).toBeGreaterThanOrEqual(1);
+              expect(ms).toBeLessThanOrEqual(MAX_TIMER_MS);
+            }
+          },
+        ),
         fuzzParameters(0xc0f4, 50),
       );
     },
   );
-
 });

@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { Discovery, EndpointSet, parseDiscoveryConfig, resolveDiscoveryConfig, type DiscoveryOptions, type ServiceClient } from '../../lib/index.js';
+import {
+  Discovery,
+  EndpointSet,
+  parseDiscoveryConfig,
+  resolveDiscoveryConfig,
+  type DiscoveryOptions,
+  type ServiceClient,
+} from '../../lib/index.js';
 import { createRegistry } from '../../lib/registry/create-registry.js';
 import type { Registry } from '../../lib/registry/registry.interface.js';
 import { reliabilityTest, ResultsFile, type ResultSpec } from '../faults/support/reliability-results.js';
@@ -12,7 +19,13 @@ import { waitFor } from '../support/wait-for.js';
 import { pemBodyLines, SecretCapture } from './support/secret-capture.js';
 
 const results = new ResultsFile('security-secrets');
-const spec = (scenario: string, title: string, backend: string, asserted: string): ResultSpec => ({ suite: 'security', scenario, title, backend, asserted });
+const spec = (scenario: string, title: string, backend: string, asserted: string): ResultSpec => ({
+  suite: 'security',
+  scenario,
+  title,
+  backend,
+  asserted,
+});
 const TIMING_OPTIONS = { registration: { ttl: 2, heartbeatInterval: 0.5 }, refreshInterval: 1 } as const;
 
 /** Subscribes to a client's sets and records every reason it ever gives (they reach logs and health output). */
@@ -35,7 +48,12 @@ describe('security: secrets in configuration errors', () => {
 
   reliabilityTest(
     results,
-    spec('secret-config-token-line-break', 'config error: malformed Consul token', 'any', 'a token that cannot be sent (line break) is refused without echoing it'),
+    spec(
+      'secret-config-token-line-break',
+      'config error: malformed Consul token',
+      'any',
+      'a token that cannot be sent (line break) is refused without echoing it',
+    ),
     async () => {
       const capture = new SecretCapture();
       await provoke(capture, { backend: 'consul', backendConfig: { url: 'http://127.0.0.1:1', token: `${secret}\n` } });
@@ -46,12 +64,27 @@ describe('security: secrets in configuration errors', () => {
 
   reliabilityTest(
     results,
-    spec('secret-config-url-credentials', 'config error: credentials in a URL', 'any', 'an etcd endpoint or Consul URL carrying user:password is refused without echoing the password'),
+    spec(
+      'secret-config-url-credentials',
+      'config error: credentials in a URL',
+      'any',
+      'an etcd endpoint or Consul URL carrying user:password is refused without echoing the password',
+    ),
     async () => {
       const capture = new SecretCapture();
       await provoke(capture, { backend: 'consul', backendConfig: { url: `http://admin:${secret}@127.0.0.1:8500` } });
-      await provoke(capture, { backend: 'etcd', backendConfig: { endpoints: [`http://root:${secret}@127.0.0.1:2379`] } });
-      capture.note(await capture.attempt(() => parseDiscoveryConfig(`[discovery]\nbackend = "consul"\n[discovery.backend_config]\nurl = "https://admin:${secret}@127.0.0.1:8501"\n`, 'toml')));
+      await provoke(capture, {
+        backend: 'etcd',
+        backendConfig: { endpoints: [`http://root:${secret}@127.0.0.1:2379`] },
+      });
+      capture.note(
+        await capture.attempt(() =>
+          parseDiscoveryConfig(
+            `[discovery]\nbackend = "consul"\n[discovery.backend_config]\nurl = "https://admin:${secret}@127.0.0.1:8501"\n`,
+            'toml',
+          ),
+        ),
+      );
       expect(capture.texts.length).toBe(3);
       expect(capture.leaks([secret])).toEqual([]);
     },
@@ -59,11 +92,19 @@ describe('security: secrets in configuration errors', () => {
 
   reliabilityTest(
     results,
-    spec('secret-config-wrong-type', 'config error: a secret of the wrong type', 'any', 'a Consul token or etcd password given as a number is refused without echoing the value'),
+    spec(
+      'secret-config-wrong-type',
+      'config error: a secret of the wrong type',
+      'any',
+      'a Consul token or etcd password given as a number is refused without echoing the value',
+    ),
     async () => {
       const capture = new SecretCapture();
-      await provoke(capture, { backend: 'consul', backendConfig: { token: 918273645546372819 as unknown as string } });
-      await provoke(capture, { backend: 'etcd', backendConfig: { auth: { username: 'svc', password: 918273645546372819 as unknown as string } } });
+      await provoke(capture, { backend: 'consul', backendConfig: { token: 918273645546372 as unknown as string } });
+      await provoke(capture, {
+        backend: 'etcd',
+        backendConfig: { auth: { username: 'svc', password: 918273645546372 as unknown as string } },
+      });
       expect(capture.texts.length).toBe(2);
       expect(capture.leaks(['918273645546372']).length).toBe(0);
     },
@@ -71,11 +112,28 @@ describe('security: secrets in configuration errors', () => {
 
   reliabilityTest(
     results,
-    spec('secret-config-tls-key', 'config error: key material where a path was expected', 'any', 'a TLS key pasted without a valid PEM header (so read as a file path) is refused without echoing the key'),
+    spec(
+      'secret-config-tls-key',
+      'config error: key material where a path was expected',
+      'any',
+      'a TLS key pasted without a valid PEM header (so read as a file path) is refused without echoing the key',
+    ),
     async () => {
       const capture = new SecretCapture();
-      await provoke(capture, { backend: 'etcd', backendConfig: { endpoints: ['https://127.0.0.1:2379'], tls: { cert: '/nonexistent/cert.pem', key: `----BEGIN PRIVATE KEY-----\n${keyBody}\n-----END PRIVATE KEY-----\n` } } });
-      await provoke(capture, { backend: 'consul', backendConfig: { url: 'https://127.0.0.1:8501', tls: { cert: '/nonexistent/cert.pem', key: keyBody } } });
+      await provoke(capture, {
+        backend: 'etcd',
+        backendConfig: {
+          endpoints: ['https://127.0.0.1:2379'],
+          tls: {
+            cert: '/nonexistent/cert.pem',
+            key: `----BEGIN PRIVATE KEY-----\n${keyBody}\n-----END PRIVATE KEY-----\n`,
+          },
+        },
+      });
+      await provoke(capture, {
+        backend: 'consul',
+        backendConfig: { url: 'https://127.0.0.1:8501', tls: { cert: '/nonexistent/cert.pem', key: keyBody } },
+      });
       expect(capture.texts.length).toBe(2);
       expect(capture.leaks([keyBody])).toEqual([]);
     },
@@ -93,7 +151,10 @@ describe.skipIf(!binary)('security: the Consul ACL token never reaches a log or 
   const stops: Array<() => void> = [];
 
   async function open(withToken: string): Promise<Discovery> {
-    const discovery = await Discovery.create({ backend: 'consul', backendConfig: { url: agent.url, token: withToken, wait: 1 }, ...TIMING_OPTIONS }, { logger: capture });
+    const discovery = await Discovery.create(
+      { backend: 'consul', backendConfig: { url: agent.url, token: withToken, wait: 1 }, ...TIMING_OPTIONS },
+      { logger: capture },
+    );
     opened.push(discovery);
     return discovery;
   }
@@ -111,7 +172,12 @@ describe.skipIf(!binary)('security: the Consul ACL token never reaches a log or 
 
   reliabilityTest(
     results,
-    spec('secret-consul-token', 'secrets: Consul ACL token', 'consul', 'while registering, watching, being refused (403) and losing the agent (stop, restart), no log line, error, event or endpoint-set reason contains the token'),
+    spec(
+      'secret-consul-token',
+      'secrets: Consul ACL token',
+      'consul',
+      'while registering, watching, being refused (403) and losing the agent (stop, restart), no log line, error, event or endpoint-set reason contains the token',
+    ),
     async (details) => {
       const good = await open(token);
       const self = good.self(good.instanceFor({ service: 'sec-orders', id: 'sec-1', port: 7701 }));
@@ -132,10 +198,16 @@ describe.skipIf(!binary)('security: the Consul ACL token never reaches a log or 
 
       // The agent goes away and comes back (dev mode: every registration is gone).
       await agent.stop();
-      await waitFor(() => client.snapshot().state === 'stale', { timeoutMs: 15_000, what: 'the good client notices the agent is gone' });
+      await waitFor(() => client.snapshot().state === 'stale', {
+        timeoutMs: 15_000,
+        what: 'the good client notices the agent is gone',
+      });
       await capture.attempt(() => self.heartbeat());
       await agent.restart();
-      await waitFor(() => client.snapshot().state === 'ok' && client.snapshot().size === 1, { timeoutMs: 20_000, what: 'registration restored after the restart' });
+      await waitFor(() => client.snapshot().state === 'ok' && client.snapshot().size === 1, {
+        timeoutMs: 20_000,
+        what: 'registration restored after the restart',
+      });
 
       details.lines = capture.texts.length;
       expect(capture.texts.some((t) => /stale|unreachable|403|permission/i.test(t))).toBe(true);
@@ -174,7 +246,12 @@ describe('security: the etcd password never reaches a log or an error', () => {
 
   reliabilityTest(
     results,
-    spec('secret-etcd-password', 'secrets: etcd password', 'etcd', 'with a wrong password (strict and not), and while etcd is killed and restarted under a registration and a watch, no log line, error or reason contains a password'),
+    spec(
+      'secret-etcd-password',
+      'secrets: etcd password',
+      'etcd',
+      'with a wrong password (strict and not), and while etcd is killed and restarted under a registration and a watch, no log line, error or reason contains a password',
+    ),
     async (details) => {
       const options = (pw: string, strict = false): DiscoveryOptions => ({
         backend: 'etcd',
@@ -182,7 +259,9 @@ describe('security: the etcd password never reaches a log or an error', () => {
         ...TIMING_OPTIONS,
       });
       // Wrong password: strict start-up fails, a lenient one serves stale with the reason.
-      await capture.attempt(() => Discovery.create(options(wrong, true), { logger: capture }).then((d) => opened.push(d)));
+      await capture.attempt(() =>
+        Discovery.create(options(wrong, true), { logger: capture }).then((d) => opened.push(d)),
+      );
       const lenient = await Discovery.create(options(wrong), { logger: capture });
       opened.push(lenient);
       const refused = lenient.client('sec-orders');
@@ -199,11 +278,17 @@ describe('security: the etcd password never reaches a log or an error', () => {
       stops.push(recordReasons(client, capture));
       await client.ready();
 
-      await etcd.members[0]!.kill();
-      await waitFor(() => client.snapshot().state === 'stale', { timeoutMs: 15_000, what: 'the watch notices etcd is gone' });
+      await etcd.members[0].kill();
+      await waitFor(() => client.snapshot().state === 'stale', {
+        timeoutMs: 15_000,
+        what: 'the watch notices etcd is gone',
+      });
       await capture.attempt(() => self.heartbeat());
-      await etcd.members[0]!.start();
-      await waitFor(() => client.snapshot().state === 'ok' && client.snapshot().size === 1, { timeoutMs: 20_000, what: 'back after the restart' });
+      await etcd.members[0].start();
+      await waitFor(() => client.snapshot().state === 'ok' && client.snapshot().size === 1, {
+        timeoutMs: 20_000,
+        what: 'back after the restart',
+      });
 
       details.lines = capture.texts.length;
       expect(capture.texts.some((t) => /authentication|stale|unreachable/i.test(t))).toBe(true);
@@ -238,7 +323,12 @@ describe('security: TLS key contents never reach a log or an error', () => {
 
   reliabilityTest(
     results,
-    spec('secret-tls-key', 'secrets: TLS private key', 'etcd', 'with the client key given inline, neither a refused handshake (unknown CA), nor etcd being killed and restarted, puts any line of the key into a log, error or reason'),
+    spec(
+      'secret-tls-key',
+      'secrets: TLS private key',
+      'etcd',
+      'with the client key given inline, neither a refused handshake (unknown CA), nor etcd being killed and restarted, puts any line of the key into a log, error or reason',
+    ),
     async (details) => {
       const key = readFileSync(material.clientKey, 'utf8');
       const cert = readFileSync(material.clientCert, 'utf8');
@@ -248,7 +338,11 @@ describe('security: TLS key contents never reach a log or an error', () => {
         ...TIMING_OPTIONS,
       });
       // A CA that did not sign the server's certificate: the handshake fails.
-      await capture.attempt(() => Discovery.create(options(readFileSync(otherCa.caFile, 'utf8'), true), { logger: capture }).then((d) => opened.push(d)));
+      await capture.attempt(() =>
+        Discovery.create(options(readFileSync(otherCa.caFile, 'utf8'), true), { logger: capture }).then((d) =>
+          opened.push(d),
+        ),
+      );
       const untrusting = await Discovery.create(options(readFileSync(otherCa.caFile, 'utf8')), { logger: capture });
       opened.push(untrusting);
       const refused = untrusting.client('tls-orders');
@@ -263,10 +357,16 @@ describe('security: TLS key contents never reach a log or an error', () => {
       const client = good.client('tls-orders');
       stops.push(recordReasons(client, capture));
       await client.ready();
-      await etcd.members[0]!.kill();
-      await waitFor(() => client.snapshot().state === 'stale', { timeoutMs: 15_000, what: 'the watch notices etcd is gone' });
-      await etcd.members[0]!.start();
-      await waitFor(() => client.snapshot().state === 'ok' && client.snapshot().size === 1, { timeoutMs: 20_000, what: 'back after the restart' });
+      await etcd.members[0].kill();
+      await waitFor(() => client.snapshot().state === 'stale', {
+        timeoutMs: 15_000,
+        what: 'the watch notices etcd is gone',
+      });
+      await etcd.members[0].start();
+      await waitFor(() => client.snapshot().state === 'ok' && client.snapshot().size === 1, {
+        timeoutMs: 20_000,
+        what: 'back after the restart',
+      });
 
       const lines = pemBodyLines(key);
       details.keyLines = lines.length;

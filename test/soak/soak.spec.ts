@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { Discovery, type ServiceClient } from '../../lib/index.js';
-import { ConsulFaultBackend, EtcdFaultBackend, LocalFaultBackend, type FaultBackend } from '../faults/support/fault-backends.js';
+import {
+  ConsulFaultBackend,
+  EtcdFaultBackend,
+  LocalFaultBackend,
+  type FaultBackend,
+} from '../faults/support/fault-backends.js';
 import { EndpointRecorder, helloThrough, LoadGenerator, ServiceProcess } from '../faults/support/fault-harness.js';
 import { RETRIES_ON } from '../faults/support/fault-scenarios.js';
 import { reliabilityTest, ResultsFile } from '../faults/support/reliability-results.js';
@@ -16,8 +21,12 @@ import { waitFor } from '../support/wait-for.js';
  * default etcd) change the run.
  */
 const SOAK_MS = Number(process.env.SOAK_SECONDS ?? 60) * 1000;
-const BACKENDS: Record<string, () => FaultBackend> = { etcd: () => new EtcdFaultBackend(), local: () => new LocalFaultBackend(), consul: () => new ConsulFaultBackend() };
-const backend = (BACKENDS[process.env.SOAK_BACKEND ?? 'etcd'] ?? BACKENDS.etcd!)();
+const BACKENDS: Record<string, () => FaultBackend> = {
+  etcd: () => new EtcdFaultBackend(),
+  local: () => new LocalFaultBackend(),
+  consul: () => new ConsulFaultBackend(),
+};
+const backend = (BACKENDS[process.env.SOAK_BACKEND ?? 'etcd'] ?? BACKENDS.etcd)();
 const INSTANCES = 4;
 /** One instance restarts (SIGTERM, start again) this often. */
 const CHURN_EVERY_MS = 3_000;
@@ -79,13 +88,29 @@ describe(`soak: ${SOAK_MS / 1000} s at the sustainable load, instances churning 
       scenario: 'soak',
       title: `soak: ${SOAK_MS / 1000} s, one instance restarting every ${CHURN_EVERY_MS / 1000} s`,
       backend: backend.name,
-      asserted: 'zero failed calls at 70% of the measured maximum rate; heap (after GC) and open handles at the end within 10% of the start',
+      asserted:
+        'zero failed calls at 70% of the measured maximum rate; heap (after GC) and open handles at the end within 10% of the start',
     },
     async (details) => {
       const service = 'soak';
-      for (let i = 0; i < INSTANCES; i++) instances.push(await ServiceProcess.start({ id: `soak-i${i + 1}`, service, discovery: backend.registers ? backend.options() : undefined, drainMs: 300 }));
-      if (!backend.registers) await backend.publish(service, instances.map((i) => i.port));
-      discovery = await Discovery.create(backend.options(), { retry: RETRIES_ON, logger: { log: () => undefined, warn: () => undefined, error: (m) => console.error(m) } });
+      for (let i = 0; i < INSTANCES; i++)
+        instances.push(
+          await ServiceProcess.start({
+            id: `soak-i${i + 1}`,
+            service,
+            discovery: backend.registers ? backend.options() : undefined,
+            drainMs: 300,
+          }),
+        );
+      if (!backend.registers)
+        await backend.publish(
+          service,
+          instances.map((i) => i.port),
+        );
+      discovery = await Discovery.create(backend.options(), {
+        retry: RETRIES_ON,
+        logger: { log: () => undefined, warn: () => undefined, error: (m) => console.error(m) },
+      });
       const client = discovery.client(service);
       const sets = new EndpointRecorder(client.endpoints$);
       await client.ready({ minEndpoints: INSTANCES, timeoutMs: 30_000 });
@@ -97,7 +122,12 @@ describe(`soak: ${SOAK_MS / 1000} s at the sustainable load, instances churning 
       details.capacityPerSecond = Math.round(capacity);
       details.ratePerSecond = rate;
 
-      const newLoad = () => new LoadGenerator(() => helloThrough(client), { ratePerSecond: rate, keep: 'failures', maxInFlight: 5_000 }).start();
+      const newLoad = () =>
+        new LoadGenerator(() => helloThrough(client), {
+          ratePerSecond: rate,
+          keep: 'failures',
+          maxInFlight: 5_000,
+        }).start();
       // Warm-up: pools, JIT and caches reach their working size. Both measurements are taken at rest
       // (no call in flight), so in-flight calls do not count as handles or heap.
       const warmUp = newLoad();
@@ -111,12 +141,15 @@ describe(`soak: ${SOAK_MS / 1000} s at the sustainable load, instances churning 
       let restarts = 0;
       const addresses = instances.map((i) => i.address);
       while (Date.now() - startedAt < SOAK_MS) {
-        const instance = instances[restarts % INSTANCES]!;
+        const instance = instances[restarts % INSTANCES];
         const cycleStart = Date.now();
         await instance.stop();
         await instance.start();
         restarts++;
-        await waitFor(() => sets.settledOn(addresses), { timeoutMs: 30_000, what: `${instance.id} back after restart ${restarts}` });
+        await waitFor(() => sets.settledOn(addresses), {
+          timeoutMs: 30_000,
+          what: `${instance.id} back after restart ${restarts}`,
+        });
         // Pace the churn (this is the fault schedule, not a wait for an effect).
         const rest = CHURN_EVERY_MS - (Date.now() - cycleStart);
         if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));

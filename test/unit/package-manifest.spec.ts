@@ -23,12 +23,15 @@ function sourceFiles(dir: string): string[] {
 
 function packageOf(specifier: string): string {
   const parts = specifier.split('/');
-  return specifier.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!;
+  return specifier.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0];
 }
 
 describe('package manifest', () => {
   it('declares every package the library imports (as a dependency or peer)', () => {
-    const declared = new Set([...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})]);
+    const declared = new Set([
+      ...Object.keys(manifest.dependencies ?? {}),
+      ...Object.keys(manifest.peerDependencies ?? {}),
+    ]);
     const builtins = new Set(builtinModules);
     const missing: string[] = [];
     for (const file of sourceFiles(join(root, 'lib'))) {
@@ -40,7 +43,7 @@ describe('package manifest', () => {
         ...text.matchAll(/import\(\s*'([^']+)'\s*\)/g),
         ...text.matchAll(/typeof import\('([^']+)'\)/g),
         ...text.matchAll(/\)\(\s*'([^']+)'\s*\)/g),
-      ].map((m) => m[1]!);
+      ].map((m) => m[1]);
       for (const specifier of specifiers) {
         if (specifier.startsWith('.') || specifier.startsWith('node:') || builtins.has(specifier)) continue;
         const pkg = packageOf(specifier);
@@ -51,14 +54,28 @@ describe('package manifest', () => {
   });
 
   it('keeps backend clients optional peers, loaded only by their backend', () => {
-    for (const optional of ['etcd3', 'consul', '@nestjs/terminus', '@grpc/proto-loader', '@grpc/grpc-js-xds', 'prom-client']) {
+    for (const optional of [
+      'etcd3',
+      'consul',
+      '@nestjs/terminus',
+      '@grpc/proto-loader',
+      '@grpc/grpc-js-xds',
+      'prom-client',
+    ]) {
       expect(manifest.peerDependencies?.[optional], optional).toBeDefined();
       expect(manifest.peerDependenciesMeta?.[optional]?.optional, optional).toBe(true);
     }
     // Only the backend folders import them, and only lazily (import()/require at use).
     for (const file of sourceFiles(join(root, 'lib'))) {
       const text = readFileSync(file, 'utf8');
-      for (const optional of ['etcd3', 'consul', '@nestjs/terminus', '@grpc/grpc-js-xds', '@grpc/proto-loader', 'prom-client']) {
+      for (const optional of [
+        'etcd3',
+        'consul',
+        '@nestjs/terminus',
+        '@grpc/grpc-js-xds',
+        '@grpc/proto-loader',
+        'prom-client',
+      ]) {
         const staticImport = new RegExp(`^import\\s(?!type)[^;]*from\\s+'${optional.replace('/', '\\/')}'`, 'm');
         expect(staticImport.test(text), `${file} imports ${optional} statically`).toBe(false);
       }
@@ -72,7 +89,18 @@ describe('package manifest', () => {
     expect(statSync(join(root, entry.import)).isFile()).toBe(true);
     expect(statSync(join(root, entry.types)).isFile()).toBe(true);
     const lib = (await import('switchyard')) as Record<string, unknown>;
-    for (const name of ['DiscoveryModule', 'ServiceDiscoveryModule', 'InjectServiceClient', 'InjectServiceRegistry', 'DiscoveryFactory', 'loadDiscoveryConfig', 'ServiceClient', 'ServiceRegistry', 'Discovery', 'EndpointSet']) {
+    for (const name of [
+      'DiscoveryModule',
+      'ServiceDiscoveryModule',
+      'InjectServiceClient',
+      'InjectServiceRegistry',
+      'DiscoveryFactory',
+      'loadDiscoveryConfig',
+      'ServiceClient',
+      'ServiceRegistry',
+      'Discovery',
+      'EndpointSet',
+    ]) {
       expect(lib[name], name).toBeDefined();
     }
     expect(lib.ServiceDiscoveryModule).toBe(lib.DiscoveryModule);

@@ -2,7 +2,13 @@ import { ConsulHttp, ConsulRequestError, type ConsulRequest } from '../../regist
 import { fromHealthEntry } from '../../registry/consul/consul-service-codec.js';
 import type { ConsulRegistry } from '../../registry/consul/consul.registry.js';
 import { CommandFailure } from '../cli-errors.js';
-import type { CheckResult, RegistryAdmin, RemovedInstance, ServiceSummary, UnservedInstance } from './registry-admin.js';
+import type {
+  CheckResult,
+  RegistryAdmin,
+  RemovedInstance,
+  ServiceSummary,
+  UnservedInstance,
+} from './registry-admin.js';
 
 /** Health queries in flight at once while counting instances per service. */
 const LIST_CONCURRENCY = 8;
@@ -38,7 +44,13 @@ export class ConsulAdmin implements RegistryAdmin {
 
   private async get(path: string, what: string, query: ConsulRequest['query'] = {}): Promise<unknown> {
     const dc = this.http.settings.datacenter;
-    const response = await this.http.send({ method: 'GET', path, what, timeoutMs: this.timeoutMs, query: { ...query, ...(dc ? { dc } : {}) } });
+    const response = await this.http.send({
+      method: 'GET',
+      path,
+      what,
+      timeoutMs: this.timeoutMs,
+      query: { ...query, ...(dc ? { dc } : {}) },
+    });
     if (response.status !== 200) throw this.http.failure(response, what);
     try {
       return JSON.parse(response.body);
@@ -48,7 +60,11 @@ export class ConsulAdmin implements RegistryAdmin {
   }
 
   private async health(service: string, passingOnly: boolean): Promise<unknown[]> {
-    const body = await this.get(`/health/service/${encodeURIComponent(service)}`, `query health of service '${service}'`, passingOnly ? { passing: '1' } : {});
+    const body = await this.get(
+      `/health/service/${encodeURIComponent(service)}`,
+      `query health of service '${service}'`,
+      passingOnly ? { passing: '1' } : {},
+    );
     return Array.isArray(body) ? body : [];
   }
 
@@ -90,7 +106,10 @@ export class ConsulAdmin implements RegistryAdmin {
       }
       if (instance.namespace !== namespace) continue;
       const reason = failing
-        .map((c) => `${String(c.Status)}${typeof c.Output === 'string' && c.Output ? `: ${c.Output.trim().split('\n')[0]}` : ''}`)
+        .map(
+          (c) =>
+            `${String(c.Status)}${typeof c.Output === 'string' && c.Output ? `: ${c.Output.trim().split('\n')[0]}` : ''}`,
+        )
         .join('; ');
       unserved.push({ instance: { ...instance, healthy: false }, reason });
     }
@@ -99,7 +118,12 @@ export class ConsulAdmin implements RegistryAdmin {
 
   async deregister(id: string, _namespace: string, service: string | undefined): Promise<RemovedInstance[]> {
     const what = `read registration of instance '${id}'`;
-    const found = await this.http.send({ method: 'GET', path: `/agent/service/${encodeURIComponent(id)}`, what, timeoutMs: this.timeoutMs });
+    const found = await this.http.send({
+      method: 'GET',
+      path: `/agent/service/${encodeURIComponent(id)}`,
+      what,
+      timeoutMs: this.timeoutMs,
+    });
     if (found.status === 404) return [];
     if (found.status !== 200) throw this.http.failure(found, what);
     let owner: string | undefined;
@@ -112,7 +136,12 @@ export class ConsulAdmin implements RegistryAdmin {
       throw new CommandFailure(`instance '${id}' belongs to service '${owner}', not '${service}': nothing removed`);
     }
     const remove = `deregister instance '${id}'`;
-    const response = await this.http.send({ method: 'PUT', path: `/agent/service/deregister/${encodeURIComponent(id)}`, what: remove, timeoutMs: this.timeoutMs });
+    const response = await this.http.send({
+      method: 'PUT',
+      path: `/agent/service/deregister/${encodeURIComponent(id)}`,
+      what: remove,
+      timeoutMs: this.timeoutMs,
+    });
     if (response.status !== 200) throw this.http.failure(response, remove);
     return [{ id, service: owner, where: `the registration held by the consul agent at ${this.target}` }];
   }
@@ -133,7 +162,11 @@ export class ConsulAdmin implements RegistryAdmin {
       return { ok: false, message: reason, detail: { reachable: true, reason } };
     }
     if (typeof leader !== 'string' || leader === '') {
-      return { ok: false, message: `${where} answered, but its cluster has no leader (requests would fail)`, detail: { reachable: true, leader: null } };
+      return {
+        ok: false,
+        message: `${where} answered, but its cluster has no leader (requests would fail)`,
+        detail: { reachable: true, leader: null },
+      };
     }
     try {
       const catalog = await this.get('/catalog/services', 'list the catalog services');
@@ -146,7 +179,11 @@ export class ConsulAdmin implements RegistryAdmin {
       };
     } catch (error) {
       const reason = (error as Error).message;
-      return { ok: false, message: `${where} answered but refused: ${reason}`, detail: { reachable: true, refused: true, reason } };
+      return {
+        ok: false,
+        message: `${where} answered but refused: ${reason}`,
+        detail: { reachable: true, refused: true, reason },
+      };
     }
   }
 

@@ -26,13 +26,17 @@ export class EtcdAdmin implements RegistryAdmin {
   /** The prefix under which every service of `namespace` lives, and the separator after a service name. */
   private root(namespace: string): { prefix: string; separator: string } {
     const { settings } = this.registry;
-    if (this.registry.layout.name === 'grpc-naming') return { prefix: settings.prefix ? `${settings.prefix}/` : '', separator: '/' };
+    if (this.registry.layout.name === 'grpc-naming')
+      return { prefix: settings.prefix ? `${settings.prefix}/` : '', separator: '/' };
     const s = settings.separator;
     return { prefix: `${settings.prefix}${s}${namespace}${s}services${s}`, separator: s };
   }
 
   /** Splits a key under the root into service and last segment (instance id, or address in the gRPC naming layout). */
-  private split(key: string, root: { prefix: string; separator: string }): { service: string; tail: string } | undefined {
+  private split(
+    key: string,
+    root: { prefix: string; separator: string },
+  ): { service: string; tail: string } | undefined {
     if (!key.startsWith(root.prefix)) return undefined;
     const rest = key.slice(root.prefix.length);
     const at = rest.indexOf(root.separator);
@@ -42,7 +46,11 @@ export class EtcdAdmin implements RegistryAdmin {
 
   async listServices(namespace: string): Promise<ServiceSummary[]> {
     const root = this.root(namespace);
-    const keys = await withDeadline(this.registry.client.getAll().prefix(root.prefix).keys(), this.timeoutMs, `list keys under '${root.prefix}' in etcd at ${this.target}`);
+    const keys = await withDeadline(
+      this.registry.client.getAll().prefix(root.prefix).keys(),
+      this.timeoutMs,
+      `list keys under '${root.prefix}' in etcd at ${this.target}`,
+    );
     const counts = new Map<string, number>();
     for (const key of keys) {
       const parts = this.split(key, root);
@@ -54,7 +62,11 @@ export class EtcdAdmin implements RegistryAdmin {
   async deregister(id: string, namespace: string, service: string | undefined): Promise<RemovedInstance[]> {
     const root = this.root(namespace);
     const prefix = service ? this.registry.layout.prefixOf(service, namespace) : root.prefix;
-    const response = await withDeadline(this.registry.client.getAll().prefix(prefix).exec(), this.timeoutMs, `read keys under '${prefix}' in etcd at ${this.target}`);
+    const response = await withDeadline(
+      this.registry.client.getAll().prefix(prefix).exec(),
+      this.timeoutMs,
+      `read keys under '${prefix}' in etcd at ${this.target}`,
+    );
     const matches: Array<{ kv: IKeyValue; service: string }> = [];
     for (const kv of response.kvs) {
       const key = kv.key.toString('utf8');
@@ -71,9 +83,18 @@ export class EtcdAdmin implements RegistryAdmin {
     const removed: RemovedInstance[] = [];
     for (const { kv, service: owner } of matches) {
       const key = kv.key.toString('utf8');
-      await withDeadline(this.registry.client.delete().key(key).exec(), this.timeoutMs, `delete key '${key}' in etcd at ${this.target}`);
+      await withDeadline(
+        this.registry.client.delete().key(key).exec(),
+        this.timeoutMs,
+        `delete key '${key}' in etcd at ${this.target}`,
+      );
       const lease = String(kv.lease ?? '0');
-      removed.push({ id, service: owner, where: `etcd key ${key}`, ...(lease !== '0' ? { heldBy: `lease ${lease}` } : {}) });
+      removed.push({
+        id,
+        service: owner,
+        where: `etcd key ${key}`,
+        ...(lease !== '0' ? { heldBy: `lease ${lease}` } : {}),
+      });
     }
     return removed;
   }
@@ -85,7 +106,9 @@ export class EtcdAdmin implements RegistryAdmin {
     // The registry's own probe says whether etcd answers at all (a refusal is an answer).
     const answered = await withDeadline(this.registry.checkReachable(), this.timeoutMs, where).catch(() => false);
     if (!answered) {
-      const reason = cleanReason(this.registry.connectionStatus.reason ?? `no answer within ${formatSeconds(this.timeoutMs)}`);
+      const reason = cleanReason(
+        this.registry.connectionStatus.reason ?? `no answer within ${formatSeconds(this.timeoutMs)}`,
+      );
       return { ok: false, message: `${where} is unreachable: ${reason}`, detail: { reachable: false, reason } };
     }
     try {
@@ -96,11 +119,22 @@ export class EtcdAdmin implements RegistryAdmin {
       return {
         ok: true,
         message: `${where} answered in ${latencyMs} ms (etcd ${status.version}, ${keys} key${keys === 1 ? '' : 's'} under '${root.prefix}')`,
-        detail: { reachable: true, version: status.version, leader: String(status.leader), keys, prefix: root.prefix, latencyMs },
+        detail: {
+          reachable: true,
+          version: status.version,
+          leader: String(status.leader),
+          keys,
+          prefix: root.prefix,
+          latencyMs,
+        },
       };
     } catch (error) {
       const reason = cleanReason(describeError(error));
-      return { ok: false, message: `${where} answered but refused: ${reason}`, detail: { reachable: true, refused: true, reason } };
+      return {
+        ok: false,
+        message: `${where} answered but refused: ${reason}`,
+        detail: { reachable: true, refused: true, reason },
+      };
     }
   }
 

@@ -23,7 +23,12 @@ export class GenericAdmin implements RegistryAdmin {
     private readonly timeoutMs: number,
   ) {
     this.backend = registry.backend;
-    const bc = config.backendConfig as { addresses?: string[]; nameservers?: string[]; xdsServer?: string; domain?: string };
+    const bc = config.backendConfig as {
+      addresses?: string[];
+      nameservers?: string[];
+      xdsServer?: string;
+      domain?: string;
+    };
     this.target =
       registry.backend === 'static'
         ? `addresses ${(bc.addresses ?? []).join(',') || '(none)'}`
@@ -33,7 +38,8 @@ export class GenericAdmin implements RegistryAdmin {
             ? `xDS server ${bc.xdsServer ?? '(bootstrap)'}`
             : 'this process';
     if (registry.backend === 'static') {
-      this.listServices = async () => (config.serviceType ? [{ name: config.serviceType, instances: (bc.addresses ?? []).length }] : []);
+      this.listServices = async () =>
+        config.serviceType ? [{ name: config.serviceType, instances: (bc.addresses ?? []).length }] : [];
     }
   }
 
@@ -43,12 +49,22 @@ export class GenericAdmin implements RegistryAdmin {
       if (this.backend === 'static' || this.backend === 'memory') {
         return { ok: true, message: `the ${this.backend} backend has nothing to reach`, detail: {} };
       }
-      throw new UsageError(`'check' on the ${this.backend} backend needs a service to ask for: switchyard check <service> (or backend_config.service_type)`);
+      throw new UsageError(
+        `'check' on the ${this.backend} backend needs a service to ask for: switchyard check <service> (or backend_config.service_type)`,
+      );
     }
     const started = Date.now();
-    const set = await withDeadline(firstValueFrom(this.registry.watch({ service: name, namespace })), this.timeoutMs, `${this.backend} (${this.target})`);
+    const set = await withDeadline(
+      firstValueFrom(this.registry.watch({ service: name, namespace })),
+      this.timeoutMs,
+      `${this.backend} (${this.target})`,
+    );
     if (set.state === 'stale') {
-      return { ok: false, message: `${this.backend} (${this.target}) is unreachable: ${set.reason ?? 'no answer'}`, detail: { reachable: false, reason: set.reason } };
+      return {
+        ok: false,
+        message: `${this.backend} (${this.target}) is unreachable: ${set.reason ?? 'no answer'}`,
+        detail: { reachable: false, reason: set.reason },
+      };
     }
     const latencyMs = Date.now() - started;
     return {

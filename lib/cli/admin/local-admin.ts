@@ -88,7 +88,8 @@ export class LocalAdmin implements RegistryAdmin {
     const where = `local registry folder ${root}`;
     try {
       const info = await stat(root);
-      if (!info.isDirectory()) return { ok: false, message: `${where} is not a folder`, detail: { exists: true, writable: false } };
+      if (!info.isDirectory())
+        return { ok: false, message: `${where} is not a folder`, detail: { exists: true, writable: false } };
       await access(root, constants.R_OK | constants.W_OK | constants.X_OK);
       const services = (await this.serviceFolders(namespace)).length;
       return {
@@ -98,7 +99,11 @@ export class LocalAdmin implements RegistryAdmin {
       };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-        return { ok: false, message: `${where} cannot be used: ${describeFsError(error)}`, detail: { writable: false, reason: describeFsError(error) } };
+        return {
+          ok: false,
+          message: `${where} cannot be used: ${describeFsError(error)}`,
+          detail: { writable: false, reason: describeFsError(error) },
+        };
       }
     }
     // Not created yet: fine if the first registration will be able to create it.
@@ -107,13 +112,25 @@ export class LocalAdmin implements RegistryAdmin {
       try {
         const info = await stat(parent);
         if (!info.isDirectory()) {
-          return { ok: false, message: `${where} cannot be created: ${parent} is not a folder`, detail: { exists: false, writable: false } };
+          return {
+            ok: false,
+            message: `${where} cannot be created: ${parent} is not a folder`,
+            detail: { exists: false, writable: false },
+          };
         }
         await access(parent, constants.W_OK | constants.X_OK);
-        return { ok: true, message: `${where} does not exist yet; the first registration creates it (in ${parent})`, detail: { exists: false, writable: true } };
+        return {
+          ok: true,
+          message: `${where} does not exist yet; the first registration creates it (in ${parent})`,
+          detail: { exists: false, writable: true },
+        };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(parent) === parent) {
-          return { ok: false, message: `${where} cannot be created: ${describeFsError(error)}`, detail: { exists: false, writable: false, reason: describeFsError(error) } };
+          return {
+            ok: false,
+            message: `${where} cannot be created: ${describeFsError(error)}`,
+            detail: { exists: false, writable: false, reason: describeFsError(error) },
+          };
         }
         parent = dirname(parent);
       }

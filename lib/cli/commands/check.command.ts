@@ -22,7 +22,14 @@ export async function checkCommand(session: CliSession): Promise<number> {
     result = { ok: false, message: `${session.where} is unreachable: ${reason}`, detail: { reachable: false, reason } };
   }
   if (out.options.json) {
-    out.json({ ok: result.ok, backend: admin.backend, target: admin.target, namespace, message: result.message, ...result.detail });
+    out.json({
+      ok: result.ok,
+      backend: admin.backend,
+      target: admin.target,
+      namespace,
+      message: result.message,
+      ...result.detail,
+    });
   } else if (result.ok) {
     out.line(`ok: ${result.message}`);
   } else {

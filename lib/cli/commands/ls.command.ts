@@ -22,7 +22,10 @@ export async function listCommand(session: CliSession): Promise<number> {
 async function listServices(session: CliSession): Promise<number> {
   const { admin, out, namespace } = session;
   if (!admin.listServices) {
-    throw new CommandFailure(`the ${admin.backend} backend cannot list its services: name one (switchyard ls <service>)`, EXIT_USAGE);
+    throw new CommandFailure(
+      `the ${admin.backend} backend cannot list its services: name one (switchyard ls <service>)`,
+      EXIT_USAGE,
+    );
   }
   const services = await admin.listServices(namespace);
   if (out.options.json) {
@@ -33,14 +36,23 @@ async function listServices(session: CliSession): Promise<number> {
     out.line(`no services in namespace '${namespace}' (${session.where})`);
     return EXIT_OK;
   }
-  out.line(formatTable(['SERVICE', 'INSTANCES'], services.map((s) => [s.name, String(s.instances)])));
+  out.line(
+    formatTable(
+      ['SERVICE', 'INSTANCES'],
+      services.map((s) => [s.name, String(s.instances)]),
+    ),
+  );
   return EXIT_OK;
 }
 
 async function listInstances(session: CliSession, service: string): Promise<number> {
   const { out, namespace, admin } = session;
   const query = session.query(service);
-  const set: EndpointSet = await withDeadline(firstValueFrom(session.registry.watch(query)), session.timeoutMs, `list '${service}' in ${session.where}`);
+  const set: EndpointSet = await withDeadline(
+    firstValueFrom(session.registry.watch(query)),
+    session.timeoutMs,
+    `list '${service}' in ${session.where}`,
+  );
   if (set.state === 'stale' && set.size === 0) {
     throw new CommandFailure(`cannot list '${service}': ${set.reason ?? `${session.where} is unreachable`}`);
   }

@@ -20,9 +20,14 @@ export async function registerCommand(session: CliSession): Promise<number> {
   const { options } = session.invocation;
   const { out, config, registry } = session;
   const service = options.name ?? config.serviceType;
-  if (!service) throw new UsageError("'register' needs --name <service> (or backend_config.service_type in the configuration)");
+  if (!service)
+    throw new UsageError("'register' needs --name <service> (or backend_config.service_type in the configuration)");
   if (!options.address) throw new UsageError("'register' needs --address <host:port>");
-  if (registry.readOnly) throw new CommandFailure(`the ${registry.backend} backend is read-only: nothing can be registered in it`, EXIT_USAGE);
+  if (registry.readOnly)
+    throw new CommandFailure(
+      `the ${registry.backend} backend is read-only: nothing can be registered in it`,
+      EXIT_USAGE,
+    );
   const instance = createServiceInstance({
     service,
     address: options.address,
@@ -46,7 +51,10 @@ export async function registerCommand(session: CliSession): Promise<number> {
   });
   try {
     out.error(`registering ${describeInstance(instance)} in ${session.where}...`);
-    const outcome = await Promise.race([self.register().then(() => 'registered' as const), interrupt.signalled.then(() => 'interrupted' as const)]);
+    const outcome = await Promise.race([
+      self.register().then(() => 'registered' as const),
+      interrupt.signalled.then(() => 'interrupted' as const),
+    ]);
     if (outcome === 'interrupted' || self.state !== 'registered') {
       await self.deregister();
       out.error(`stopped before '${instance.id}' was registered`);
@@ -54,7 +62,13 @@ export async function registerCommand(session: CliSession): Promise<number> {
     }
     emit(
       'registered',
-      { backend: registry.backend, target: session.admin.target, ttlSeconds: timing.ttlMs / 1000, heartbeatSeconds: timing.heartbeatMs / 1000, instance: instanceView(instance) },
+      {
+        backend: registry.backend,
+        target: session.admin.target,
+        ttlSeconds: timing.ttlMs / 1000,
+        heartbeatSeconds: timing.heartbeatMs / 1000,
+        instance: instanceView(instance),
+      },
       `registered ${describeInstance(instance)} in ${session.where} (ttl ${formatSeconds(timing.ttlMs)}, heartbeat every ${formatSeconds(timing.heartbeatMs)}); Ctrl-C to deregister`,
     );
     await interrupt.signalled;
@@ -62,8 +76,13 @@ export async function registerCommand(session: CliSession): Promise<number> {
     emit('deregistered', {}, `deregistered ${instance.id}`);
     return EXIT_OK;
   } catch (error) {
-    if (error instanceof UsageError || error instanceof CommandFailure || error instanceof ConfigurationError) throw error;
-    throw new CommandFailure(`cannot register '${instance.id}' in ${session.where}: ${(error as Error).message}`, undefined, { cause: error });
+    if (error instanceof UsageError || error instanceof CommandFailure || error instanceof ConfigurationError)
+      throw error;
+    throw new CommandFailure(
+      `cannot register '${instance.id}' in ${session.where}: ${(error as Error).message}`,
+      undefined,
+      { cause: error },
+    );
   } finally {
     events.unsubscribe();
     interrupt.dispose();

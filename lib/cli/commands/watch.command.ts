@@ -17,23 +17,41 @@ type Change = 'added' | 'removed' | 'updated';
  */
 export async function watchCommand(session: CliSession): Promise<number> {
   const { out } = session;
-  const service = session.invocation.args[0]!;
+  const service = session.invocation.args[0];
   const query = session.query(service);
   const interrupt = onInterrupt();
   let previous: EndpointSetState | 'pending' = 'pending';
 
   const print = (event: Change, endpoint: Endpoint, set: EndpointSet) => {
     const at = new Date().toISOString();
-    if (out.options.json) out.json({ at, service, event, revision: set.revision, state: set.state, instance: instanceView(endpoint.instance) }, true);
+    if (out.options.json)
+      out.json(
+        { at, service, event, revision: set.revision, state: set.state, instance: instanceView(endpoint.instance) },
+        true,
+      );
     else out.line(`${at} ${service} ${event} ${describeInstance(endpoint.instance)}`);
   };
   const printState = (set: EndpointSet) => {
     const at = new Date().toISOString();
     if (out.options.json) {
-      out.json({ at, service, event: 'state', revision: set.revision, from: previous, to: set.state, reason: set.reason ?? null, instances: set.size }, true);
+      out.json(
+        {
+          at,
+          service,
+          event: 'state',
+          revision: set.revision,
+          from: previous,
+          to: set.state,
+          reason: set.reason ?? null,
+          instances: set.size,
+        },
+        true,
+      );
     } else {
       const why = set.reason ? `: ${set.reason}` : '';
-      out.line(`${at} ${service} state ${previous} -> ${set.state}${why} (${set.size} instance${set.size === 1 ? '' : 's'})`);
+      out.line(
+        `${at} ${service} state ${previous} -> ${set.state}${why} (${set.size} instance${set.size === 1 ? '' : 's'})`,
+      );
     }
     previous = set.state;
   };

@@ -146,7 +146,17 @@ export const discoveryConfigSchema = z.strictObject({
       jitter: z.number().min(0).max(0.5).default(0.1),
     })
     .refine((h) => h.timeout < h.interval, { message: 'timeout must be smaller than interval', path: ['timeout'] })
-    .default({ enabled: false, interval: 10, timeout: 5, failureThreshold: 3, successThreshold: 2, path: '/health', kind: 'grpc', service: '', jitter: 0.1 }),
+    .default({
+      enabled: false,
+      interval: 10,
+      timeout: 5,
+      failureThreshold: 3,
+      successThreshold: 2,
+      path: '/health',
+      kind: 'grpc',
+      service: '',
+      jitter: 0.1,
+    }),
   // Health layer: passive ejection of endpoints whose calls fail at the transport level (Envoy's outlier detection).
   outlierDetection: z
     .strictObject({
@@ -156,8 +166,17 @@ export const discoveryConfigSchema = z.strictObject({
       maxEjectionTime: seconds.default(300),
       maxEjectionPercent: z.number().min(0).max(100).default(50),
     })
-    .refine((o) => o.maxEjectionTime >= o.baseEjectionTime, { message: 'max_ejection_time must be at least base_ejection_time', path: ['maxEjectionTime'] })
-    .default({ enabled: true, consecutiveFailures: 5, baseEjectionTime: 30, maxEjectionTime: 300, maxEjectionPercent: 50 }),
+    .refine((o) => o.maxEjectionTime >= o.baseEjectionTime, {
+      message: 'max_ejection_time must be at least base_ejection_time',
+      path: ['maxEjectionTime'],
+    })
+    .default({
+      enabled: true,
+      consecutiveFailures: 5,
+      baseEjectionTime: 30,
+      maxEjectionTime: 300,
+      maxEjectionPercent: 50,
+    }),
   // Health layer: below this share (percent) of healthy endpoints, balance over all known ones (Envoy's panic threshold); 0 disables.
   panicThreshold: z.number().min(0).max(100).default(50),
   refreshInterval: seconds.default(30),

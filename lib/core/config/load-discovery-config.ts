@@ -3,7 +3,12 @@ import { extname } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parse as parseYaml } from 'yaml';
 import { ConfigurationError } from '../errors.js';
-import { resolveDiscoveryConfig, type PathNames, type ResolvedDiscoveryConfig, type ResolveOptions } from './resolve-discovery-config.js';
+import {
+  resolveDiscoveryConfig,
+  type PathNames,
+  type ResolvedDiscoveryConfig,
+  type ResolveOptions,
+} from './resolve-discovery-config.js';
 
 const MAX_DEPTH = 32;
 
@@ -14,9 +19,16 @@ const DATA_MAPS = new Set(['tags', 'custom', 'meta']);
  * Converts snake_case keys to camelCase recursively, remembering the
  * original spelling of each path so errors quote the user's own keys.
  */
-export function camelizeKeys(value: unknown, names: PathNames = new Map(), camelPath = '', originalPath = '', depth = 0): unknown {
+export function camelizeKeys(
+  value: unknown,
+  names: PathNames = new Map(),
+  camelPath = '',
+  originalPath = '',
+  depth = 0,
+): unknown {
   // No valid configuration nests deeper than a few levels; refuse hostile documents before they overflow the stack.
-  if (depth > MAX_DEPTH) throw ConfigurationError.single(originalPath, undefined, `at most ${MAX_DEPTH} levels of nesting`);
+  if (depth > MAX_DEPTH)
+    throw ConfigurationError.single(originalPath, undefined, `at most ${MAX_DEPTH} levels of nesting`);
   if (Array.isArray(value)) {
     return value.map((item, i) => {
       const cp = `${camelPath}.${i}`.replace(/^\./, '');
@@ -38,12 +50,27 @@ export function camelizeKeys(value: unknown, names: PathNames = new Map(), camel
 }
 
 /** Parses configuration text of the given format (`toml`, `json`, `yaml`). */
-export function parseDiscoveryConfig(text: string, format: 'toml' | 'json' | 'yaml', source = `<${format}>`, options: Omit<ResolveOptions, 'source' | 'pathPrefix' | 'pathNames'> = {}): ResolvedDiscoveryConfig {
+export function parseDiscoveryConfig(
+  text: string,
+  format: 'toml' | 'json' | 'yaml',
+  source = `<${format}>`,
+  options: Omit<ResolveOptions, 'source' | 'pathPrefix' | 'pathNames'> = {},
+): ResolvedDiscoveryConfig {
   let document: unknown;
   try {
-    document = format === 'toml' ? parseToml(text) : format === 'json' ? JSON.parse(text) : parseYaml(text, { logLevel: 'error' });
+    document =
+      format === 'toml'
+        ? parseToml(text)
+        : format === 'json'
+          ? JSON.parse(text)
+          : parseYaml(text, { logLevel: 'error' });
   } catch (error) {
-    throw ConfigurationError.single('', undefined, `valid ${format.toUpperCase()} (${(error as Error).message.split('\n')[0]})`, source);
+    throw ConfigurationError.single(
+      '',
+      undefined,
+      `valid ${format.toUpperCase()} (${(error as Error).message.split('\n')[0]})`,
+      source,
+    );
   }
   if (!document || typeof document !== 'object' || Array.isArray(document)) {
     throw ConfigurationError.single('', document, 'a table/object at the top level', source);
@@ -63,7 +90,12 @@ export function parseDiscoveryConfig(text: string, format: 'toml' | 'json' | 'ya
   const section = hasSection ? root.discovery : root;
   const names: PathNames = new Map();
   const camel = camelizeKeys(section, names);
-  return resolveDiscoveryConfig(camel, { ...options, source, pathPrefix: hasSection ? 'discovery' : undefined, pathNames: names });
+  return resolveDiscoveryConfig(camel, {
+    ...options,
+    source,
+    pathPrefix: hasSection ? 'discovery' : undefined,
+    pathNames: names,
+  });
 }
 
 /**
@@ -73,15 +105,24 @@ export function parseDiscoveryConfig(text: string, format: 'toml' | 'json' | 'ya
  * @example
  * const config = await loadDiscoveryConfig('config/discovery.toml');
  */
-export async function loadDiscoveryConfig(path: string, options: Omit<ResolveOptions, 'source' | 'pathPrefix' | 'pathNames'> = {}): Promise<ResolvedDiscoveryConfig> {
+export async function loadDiscoveryConfig(
+  path: string,
+  options: Omit<ResolveOptions, 'source' | 'pathPrefix' | 'pathNames'> = {},
+): Promise<ResolvedDiscoveryConfig> {
   const ext = extname(path).toLowerCase();
-  const format = ext === '.toml' ? 'toml' : ext === '.json' ? 'json' : ext === '.yaml' || ext === '.yml' ? 'yaml' : undefined;
+  const format =
+    ext === '.toml' ? 'toml' : ext === '.json' ? 'json' : ext === '.yaml' || ext === '.yml' ? 'yaml' : undefined;
   if (!format) throw ConfigurationError.single('path', path, 'a file ending in .toml, .json, .yaml or .yml', path);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw ConfigurationError.single('path', path, `a readable file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, path);
+    throw ConfigurationError.single(
+      'path',
+      path,
+      `a readable file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      path,
+    );
   }
   return parseDiscoveryConfig(text, format, path, options);
 }

@@ -5,7 +5,6 @@ import {
   discoveryConfigSchema,
   STRATEGY_NAMES,
   type BackendName,
-  type DiscoveryConfigInput,
 } from './discovery-options.js';
 
 /** Maps a converted (camelCase) path back to what the user wrote. */
@@ -82,7 +81,7 @@ const DEFAULT_HEARTBEAT_S = 30;
  * Validates camelCase options and fills defaults. Throws one
  * {@link ConfigurationError} listing every problem (field path, value, expectation).
  */
-export function resolveDiscoveryConfig(input: DiscoveryConfigInput | unknown, options: ResolveOptions = {}): ResolvedDiscoveryConfig {
+export function resolveDiscoveryConfig(input: unknown, options: ResolveOptions = {}): ResolvedDiscoveryConfig {
   if (isResolvedDiscoveryConfig(input)) return input;
   const issues: ConfigIssue[] = [];
   const name = (path: readonly PropertyKey[]) => displayPath(path, options);
@@ -92,7 +91,7 @@ export function resolveDiscoveryConfig(input: DiscoveryConfigInput | unknown, op
     throw new ConfigurationError(issues, options.source);
   }
   const cfg = parsed.data;
-  const backend = (cfg.backend === 'xds' ? 'mesh' : cfg.backend) as ResolvedDiscoveryConfig['backend'];
+  const backend = cfg.backend === 'xds' ? 'mesh' : cfg.backend;
   const backendSchema = BACKEND_CONFIG_SCHEMAS[backend] as z.ZodType<Record<string, any>>;
   const backendParsed = backendSchema.safeParse(cfg.backendConfig, { reportInput: true });
   let backendConfig: Record<string, any> = {};
@@ -101,13 +100,19 @@ export function resolveDiscoveryConfig(input: DiscoveryConfigInput | unknown, op
 
   const strategies = new Set<string>([...STRATEGY_NAMES, ...(options.extraStrategies ?? [])]);
   if (!strategies.has(cfg.loadBalance)) {
-    issues.push({ path: name(['loadBalance']), value: cfg.loadBalance, message: `one of ${[...strategies].join(', ')}` });
+    issues.push({
+      path: name(['loadBalance']),
+      value: cfg.loadBalance,
+      message: `one of ${[...strategies].join(', ')}`,
+    });
   }
 
   // TTL: registration.ttl wins, then backend_config.ttl (the seed's etcd example), then 90 s.
-  const ttlS = cfg.registration.ttl ?? (typeof backendConfig.ttl === 'number' ? backendConfig.ttl : undefined) ?? DEFAULT_TTL_S;
+  const ttlS =
+    cfg.registration.ttl ?? (typeof backendConfig.ttl === 'number' ? backendConfig.ttl : undefined) ?? DEFAULT_TTL_S;
   const ttlPath = cfg.registration.ttl !== undefined ? ['registration', 'ttl'] : ['backendConfig', 'ttl'];
-  if (ttlS < 2 && backend !== 'memory') issues.push({ path: name(ttlPath), value: ttlS, message: 'a TTL of at least 2 seconds' });
+  if (ttlS < 2 && backend !== 'memory')
+    issues.push({ path: name(ttlPath), value: ttlS, message: 'a TTL of at least 2 seconds' });
   let heartbeatS = cfg.registration.heartbeatInterval;
   if (heartbeatS === undefined) heartbeatS = Math.min(DEFAULT_HEARTBEAT_S, ttlS / 3);
   else if (heartbeatS >= ttlS) {
@@ -173,7 +178,9 @@ function displayPath(path: readonly PropertyKey[], options: ResolveOptions): str
     mapped = path
       .map((segment, i) => {
         if (typeof segment === 'number') return `[${segment}]`;
-        const name = options.pathNames ? String(segment).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) : String(segment);
+        const name = options.pathNames
+          ? String(segment).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+          : String(segment);
         return i === 0 ? name : `.${name}`;
       })
       .join('');
@@ -190,7 +197,8 @@ function zodIssues(
   for (const issue of zodIssueList) {
     const path = [...base, ...issue.path];
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) out.push({ path: name([...path, key]), message: 'unknown key (not a known option here)' });
+      for (const key of issue.keys)
+        out.push({ path: name([...path, key]), message: 'unknown key (not a known option here)' });
       continue;
     }
     const input = (issue as { input?: unknown }).input;

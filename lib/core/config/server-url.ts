@@ -30,7 +30,8 @@ export function normalizeServerUrl(value: unknown, rules: ServerUrlRules): strin
     try {
       parseAddress(value, rules.field);
     } catch (error) {
-      if (error instanceof InvalidAddressError) throw new Error('"http(s)://host:port" or "host:port"');
+      if (error instanceof InvalidAddressError)
+        throw new Error('"http(s)://host:port" or "host:port"', { cause: error });
       throw error;
     }
     return `${rules.tls ? 'https' : 'http'}://${value}`;

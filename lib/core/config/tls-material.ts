@@ -26,7 +26,10 @@ export interface TlsMaterial {
 export function loadTlsMaterial(tls: TlsFiles, path: (field: string) => string, issues: ConfigIssue[]): TlsMaterial {
   if ((tls.cert === undefined) !== (tls.key === undefined)) {
     const missing = tls.cert === undefined ? 'cert' : 'key';
-    issues.push({ path: path(`tls.${missing}`), message: 'a client certificate and its key are given together (one of them is missing)' });
+    issues.push({
+      path: path(`tls.${missing}`),
+      message: 'a client certificate and its key are given together (one of them is missing)',
+    });
   }
   const load = (name: keyof TlsFiles): Buffer | undefined => {
     const value = tls[name];
@@ -35,7 +38,11 @@ export function loadTlsMaterial(tls: TlsFiles, path: (field: string) => string, 
     try {
       return readFileSync(value);
     } catch (error) {
-      issues.push({ path: path(`tls.${name}`), value, message: `a readable PEM file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` });
+      issues.push({
+        path: path(`tls.${name}`),
+        value,
+        message: `a readable PEM file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      });
       return undefined;
     }
   };

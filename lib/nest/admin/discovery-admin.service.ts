@@ -33,10 +33,14 @@ export class DiscoveryAdmin implements OnModuleInit {
       return;
     }
     const statePath = `${path}/state.json`;
-    const instance = adapter.getInstance() as unknown;
+    const instance: unknown = adapter.getInstance();
     for (const candidate of [path, statePath]) {
       if (routeExists(instance, candidate)) {
-        throw ConfigurationError.single('admin.path', admin.path, `a path no route of the app uses (GET ${candidate} is taken)`);
+        throw ConfigurationError.single(
+          'admin.path',
+          admin.path,
+          `a path no route of the app uses (GET ${candidate} is taken)`,
+        );
       }
     }
     const page = renderAdminPage(statePath, admin.refreshMs ?? 2_000);
@@ -56,7 +60,11 @@ export class DiscoveryAdmin implements OnModuleInit {
 
 function normalizeAdminPath(path: unknown): string {
   if (typeof path !== 'string' || !/^\/[A-Za-z0-9._~\-/]*$/.test(path)) {
-    throw ConfigurationError.single('admin.path', path, 'a URL path starting with "/" (letters, digits, "-", "_", ".", "~", "/")');
+    throw ConfigurationError.single(
+      'admin.path',
+      path,
+      'a URL path starting with "/" (letters, digits, "-", "_", ".", "~", "/")',
+    );
   }
   const trimmed = path.replace(/\/+$/, '');
   if (!trimmed) throw ConfigurationError.single('admin.path', path, 'a path other than "/"');

@@ -1,11 +1,18 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Discovery } from '../../discovery/discovery.js';
 import type { ServiceRegistry } from '../../discovery/service-registry.js';
-import type { DiscoveryHealthOptions, DiscoveryHealthReport, HealthLevel } from '../../health/discovery-health-report.js';
+import type {
+  DiscoveryHealthOptions,
+  DiscoveryHealthReport,
+  HealthLevel,
+} from '../../health/discovery-health-report.js';
 import { DISCOVERY_INSTANCE, SERVICE_REGISTRY } from '../discovery.constants.js';
 
 /** A Terminus indicator result: `{ [key]: { status, ...details } }`. */
-export type DiscoveryIndicatorResult<Key extends string = string> = Record<Key, { status: HealthLevel } & Record<string, unknown>>;
+export type DiscoveryIndicatorResult<Key extends string = string> = Record<
+  Key,
+  { status: HealthLevel } & Record<string, unknown>
+>;
 
 type TerminusModule = typeof import('@nestjs/terminus');
 type Session = ReturnType<InstanceType<TerminusModule['HealthIndicatorService']>['check']>;
@@ -16,7 +23,9 @@ let terminus: Promise<TerminusModule> | undefined;
 function loadTerminus(): Promise<TerminusModule> {
   terminus ??= import('@nestjs/terminus').catch((error: Error) => {
     terminus = undefined;
-    throw new Error(`DiscoveryHealthIndicator needs the optional package '@nestjs/terminus' (npm install @nestjs/terminus): ${error.message}`);
+    throw new Error(
+      `DiscoveryHealthIndicator needs the optional package '@nestjs/terminus' (npm install @nestjs/terminus): ${error.message}`,
+    );
   });
   return terminus;
 }
@@ -42,10 +51,17 @@ export class DiscoveryHealthIndicator {
   ) {}
 
   /** The whole picture under one key: registry, registration and every dependency. */
-  async isHealthy<const Key extends string = 'discovery'>(key: Key = 'discovery' as Key, options: DiscoveryHealthOptions = {}): Promise<DiscoveryIndicatorResult<Key>> {
+  async isHealthy<const Key extends string = 'discovery'>(
+    key: Key = 'discovery' as Key,
+    options: DiscoveryHealthOptions = {},
+  ): Promise<DiscoveryIndicatorResult<Key>> {
     const report = this.report(options);
     const session = await this.session(key);
-    return this.result(session, report.status, { registry: report.registry, registration: report.registration, dependencies: report.dependencies }) as DiscoveryIndicatorResult<Key>;
+    return this.result(session, report.status, {
+      registry: report.registry,
+      registration: report.registration,
+      dependencies: report.dependencies,
+    });
   }
 
   /**
@@ -54,9 +70,15 @@ export class DiscoveryHealthIndicator {
    * @example
    * () => this.discovery.checkService('orders', { minEndpoints: 2 })
    */
-  async checkService(service: string, options: { key?: string; minEndpoints?: number } = {}): Promise<DiscoveryIndicatorResult> {
-    const report = this.report({ services: [service], ...(options.minEndpoints !== undefined ? { minEndpoints: options.minEndpoints } : {}) });
-    const dependency = report.dependencies[service]!;
+  async checkService(
+    service: string,
+    options: { key?: string; minEndpoints?: number } = {},
+  ): Promise<DiscoveryIndicatorResult> {
+    const report = this.report({
+      services: [service],
+      ...(options.minEndpoints !== undefined ? { minEndpoints: options.minEndpoints } : {}),
+    });
+    const dependency = report.dependencies[service];
     const { status, ...details } = dependency;
     const session = await this.session(options.key ?? service);
     return this.result(session, status, details);
@@ -76,12 +98,12 @@ export class DiscoveryHealthIndicator {
   }
 
   private result(session: Session, status: HealthLevel, details: Record<string, unknown>): DiscoveryIndicatorResult {
-    if (status === 'down') return session.down(details) as DiscoveryIndicatorResult;
+    if (status === 'down') return session.down(details);
     if (status === 'degraded') {
       const withDegraded = session as Session & { degraded?: (data: Record<string, unknown>) => unknown };
-      if (typeof withDegraded.degraded === 'function') return withDegraded.degraded(details) as DiscoveryIndicatorResult;
-      return session.up({ ...details, degraded: true }) as DiscoveryIndicatorResult;
+      if (typeof withDegraded.degraded === 'function') return withDegraded.degraded(details);
+      return session.up({ ...details, degraded: true });
     }
-    return session.up(details) as DiscoveryIndicatorResult;
+    return session.up(details);
   }
 }

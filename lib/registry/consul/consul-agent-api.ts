@@ -24,14 +24,25 @@ export class ConsulAgentApi {
   /** `PUT /v1/agent/service/register` (an upsert: the same ID replaces the definition). */
   async registerService(definition: ConsulServiceDefinition, signal?: AbortSignal): Promise<void> {
     const what = `register service '${definition.Name}' instance '${definition.ID}'`;
-    const response = await this.http.send({ method: 'PUT', path: '/agent/service/register', body: definition, signal, what });
+    const response = await this.http.send({
+      method: 'PUT',
+      path: '/agent/service/register',
+      body: definition,
+      signal,
+      what,
+    });
     if (response.status !== 200) throw this.http.failure(response, what);
   }
 
   /** `GET /v1/agent/service/<id>`: false when the agent does not know the instance. */
   async hasService(id: string, signal?: AbortSignal): Promise<boolean> {
     const what = `read registration of instance '${id}'`;
-    const response = await this.http.send({ method: 'GET', path: `/agent/service/${encodeURIComponent(id)}`, signal, what });
+    const response = await this.http.send({
+      method: 'GET',
+      path: `/agent/service/${encodeURIComponent(id)}`,
+      signal,
+      what,
+    });
     if (response.status === 404) return false;
     if (response.status !== 200) throw this.http.failure(response, what);
     return true;
@@ -40,21 +51,27 @@ export class ConsulAgentApi {
   /** `PUT /v1/agent/check/pass/<id>`: refreshes a TTL check. */
   passCheck(checkId: string, signal?: AbortSignal): Promise<void> {
     return this.http.viaClient(`pass TTL check '${checkId}'`, () =>
-      withCancel(signal, (ctx) => this.client.agent.check.pass({ id: checkId, timeout: this.http.settings.requestTimeoutMs, ctx } as never)),
+      withCancel(signal, (ctx) =>
+        this.client.agent.check.pass({ id: checkId, timeout: this.http.settings.requestTimeoutMs, ctx } as never),
+      ),
     );
   }
 
   /** `PUT /v1/agent/service/deregister/<id>`. */
   deregisterService(id: string, signal?: AbortSignal): Promise<void> {
     return this.http.viaClient(`deregister instance '${id}'`, () =>
-      withCancel(signal, (ctx) => this.client.agent.service.deregister({ id, timeout: this.http.settings.requestTimeoutMs, ctx } as never)),
+      withCancel(signal, (ctx) =>
+        this.client.agent.service.deregister({ id, timeout: this.http.settings.requestTimeoutMs, ctx } as never),
+      ),
     );
   }
 
   /** `GET /v1/status/leader`: needs no ACL token, so it tells "reachable" apart from "forbidden". */
   leader(signal?: AbortSignal): Promise<string> {
     return this.http.viaClient('read the cluster leader', () =>
-      withCancel(signal, (ctx) => this.client.status.leader({ timeout: this.http.settings.requestTimeoutMs, ctx } as never) as Promise<string>),
+      withCancel(signal, (ctx) =>
+        this.client.status.leader({ timeout: this.http.settings.requestTimeoutMs, ctx } as never),
+      ),
     );
   }
 }

@@ -45,7 +45,9 @@ export function buildConsulFilter(query: DiscoveryQuery): string | undefined {
         break;
       case 'prefix':
         if (typeof filter.value === 'string') {
-          clauses.push(`(${quote(key)} in Service.Meta and ${meta(key)} matches ${quote(`^${escapeRegex(filter.value)}`)})`);
+          clauses.push(
+            `(${quote(key)} in Service.Meta and ${meta(key)} matches ${quote(`^${escapeRegex(filter.value)}`)})`,
+          );
         }
         break;
       case 'exists':
@@ -64,7 +66,8 @@ export function quote(text: string): string {
   let out = '"';
   for (const char of text) {
     const code = char.codePointAt(0)!;
-    out += char === '"' || char === '\\' || code < 0x20 || code === 0x7f ? `\\u${code.toString(16).padStart(4, '0')}` : char;
+    out +=
+      char === '"' || char === '\\' || code < 0x20 || code === 0x7f ? `\\u${code.toString(16).padStart(4, '0')}` : char;
   }
   return `${out}"`;
 }

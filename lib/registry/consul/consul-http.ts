@@ -96,7 +96,10 @@ const MAX_BODY_BYTES = 64 * 1024 * 1024;
 export class ConsulHttp {
   /** Shared with the `consul` client so both use one pool and one TLS setup. */
   readonly agent: HttpAgent | HttpsAgent;
-  private readonly stateSubject = new BehaviorSubject<ConsulConnectionState>({ reachable: undefined, since: Date.now() });
+  private readonly stateSubject = new BehaviorSubject<ConsulConnectionState>({
+    reachable: undefined,
+    since: Date.now(),
+  });
   /** Emits when reachability flips (and once with the current state on subscribe). */
   readonly state$: Observable<ConsulConnectionState> = this.stateSubject.pipe(
     distinctUntilChanged((a, b) => a.reachable === b.reachable && a.reason === b.reason),
@@ -134,7 +137,11 @@ export class ConsulHttp {
     const reason = `registry unreachable: consul agent at ${this.settings.displayUrl} (${this.redact(detail)})`;
     const current = this.stateSubject.value;
     if (current.reachable === false && current.reason === reason) return;
-    this.stateSubject.next({ reachable: false, reason, since: current.reachable === false ? current.since : Date.now() });
+    this.stateSubject.next({
+      reachable: false,
+      reason,
+      since: current.reachable === false ? current.since : Date.now(),
+    });
   }
 
   /**
@@ -187,7 +194,14 @@ export class ConsulHttp {
       };
       req.signal?.addEventListener('abort', onAbort, { once: true });
       const timer = setTimeout(() => {
-        finish(new ConsulRequestError('timeout', undefined, `${where}: no answer within ${timeoutMs} ms`, `no answer within ${timeoutMs} ms`));
+        finish(
+          new ConsulRequestError(
+            'timeout',
+            undefined,
+            `${where}: no answer within ${timeoutMs} ms`,
+            `no answer within ${timeoutMs} ms`,
+          ),
+        );
         request.destroy();
       }, timeoutMs);
       request.on('error', (error: NodeJS.ErrnoException) => {
@@ -201,7 +215,13 @@ export class ConsulHttp {
           size += chunk.length;
           if (size > MAX_BODY_BYTES) {
             response.destroy();
-            finish(new ConsulRequestError('server', response.statusCode, `${where}: answer larger than ${MAX_BODY_BYTES} bytes`));
+            finish(
+              new ConsulRequestError(
+                'server',
+                response.statusCode,
+                `${where}: answer larger than ${MAX_BODY_BYTES} bytes`,
+              ),
+            );
             return;
           }
           chunks.push(chunk);
@@ -211,7 +231,11 @@ export class ConsulHttp {
           finish(new ConsulRequestError('unreachable', undefined, `${where}: ${detail}`, detail));
         });
         response.on('end', () => {
-          finish(undefined, { status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') });
+          finish(undefined, {
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          });
         });
       });
       request.end(payload);
@@ -220,7 +244,11 @@ export class ConsulHttp {
 
   /** Turns a non-2xx answer into a {@link ConsulRequestError} naming the operation. */
   failure(response: ConsulResponse, what: string): ConsulRequestError {
-    return statusError(response.status, this.redact(response.body.trim().slice(0, 300)), `${what} (consul agent at ${this.settings.displayUrl})`);
+    return statusError(
+      response.status,
+      this.redact(response.body.trim().slice(0, 300)),
+      `${what} (consul agent at ${this.settings.displayUrl})`,
+    );
   }
 
   /**
@@ -235,7 +263,13 @@ export class ConsulHttp {
       return result;
     } catch (raw) {
       if (raw instanceof ConsulRequestError) throw raw;
-      const error = raw as Error & { isAbort?: boolean; isTimeout?: boolean; isResponse?: boolean; statusCode?: number; code?: string };
+      const error = raw as Error & {
+        isAbort?: boolean;
+        isTimeout?: boolean;
+        isResponse?: boolean;
+        statusCode?: number;
+        code?: string;
+      };
       // The client prefixes messages with "consul: <operation>: ".
       const text = this.redact(String(error?.message ?? error).replace(/^consul: [\w.]+: /, ''));
       if (error?.isAbort) throw new ConsulRequestError('aborted', undefined, `${where}: aborted`);
@@ -243,7 +277,12 @@ export class ConsulHttp {
         this.noteAnswered();
         throw statusError(error.statusCode, text, where);
       }
-      const failure = new ConsulRequestError(error?.isTimeout ? 'timeout' : 'unreachable', undefined, `${where}: ${text}`, text);
+      const failure = new ConsulRequestError(
+        error?.isTimeout ? 'timeout' : 'unreachable',
+        undefined,
+        `${where}: ${text}`,
+        text,
+      );
       this.noteUnreachable(text);
       throw failure;
     }
@@ -256,7 +295,13 @@ export class ConsulHttp {
 }
 
 function statusError(status: number, detail: string, where: string): ConsulRequestError {
-  const kind: ConsulFailureKind = status === 403 ? 'permission' : status === 404 ? 'not-found' : status >= 500 ? 'server' : 'rejected';
+  const kind: ConsulFailureKind =
+    status === 403 ? 'permission' : status === 404 ? 'not-found' : status >= 500 ? 'server' : 'rejected';
   const hint = kind === 'permission' ? ' (ACL: set backend_config.token to a token with the needed rights)' : '';
-  return new ConsulRequestError(kind, status, `${where}: HTTP ${status}${detail ? ` ${JSON.stringify(detail)}` : ''}${hint}`, detail);
+  return new ConsulRequestError(
+    kind,
+    status,
+    `${where}: HTTP ${status}${detail ? ` ${JSON.stringify(detail)}` : ''}${hint}`,
+    detail,
+  );
 }

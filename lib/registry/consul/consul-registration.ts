@@ -67,7 +67,11 @@ export class ConsulRegistration implements Registration {
    * unless `strict`; a refusal (ACL, bad definition) throws
    * {@link RegistrationError}.
    */
-  static async start(instance: ServiceInstance, timing: RegistrationTiming, deps: ConsulRegistrationDeps): Promise<ConsulRegistration> {
+  static async start(
+    instance: ServiceInstance,
+    timing: RegistrationTiming,
+    deps: ConsulRegistrationDeps,
+  ): Promise<ConsulRegistration> {
     const registration = new ConsulRegistration(instance, timing, deps);
     try {
       await registration.put();
@@ -166,7 +170,9 @@ export class ConsulRegistration implements Registration {
         },
         (error: unknown) => {
           if (this.stopped) return;
-          this.deps.logger.debug?.(`consul: heartbeat of instance '${this.current.id}' failed: ${(error as Error).message}`);
+          this.deps.logger.debug?.(
+            `consul: heartbeat of instance '${this.current.id}' failed: ${(error as Error).message}`,
+          );
           this.schedule(Math.min(this.timing.heartbeatMs, this.backoff.next()));
         },
       );
@@ -185,13 +191,19 @@ export class ConsulRegistration implements Registration {
       if (this.deps.settings.check.kind === 'ttl') {
         await this.deps.api.passCheck(checkIdOf(this.current.id), this.abort.signal);
       } else if (!(await this.deps.api.hasService(this.current.id, this.abort.signal))) {
-        throw new ConsulRequestError('not-found', 404, `instance '${this.current.id}' is not registered with the agent`);
+        throw new ConsulRequestError(
+          'not-found',
+          404,
+          `instance '${this.current.id}' is not registered with the agent`,
+        );
       }
     } catch (error) {
       if (this.stopped || !(error instanceof ConsulRequestError)) throw error;
       if (await this.agentForgotUs(error)) {
         this.needsPut = true;
-        this.markLost(`consul agent lost the registration (${error.status === undefined ? error.kind : `HTTP ${error.status}`}); registering again`);
+        this.markLost(
+          `consul agent lost the registration (${error.status === undefined ? error.kind : `HTTP ${error.status}`}); registering again`,
+        );
         await this.put();
         return;
       }
@@ -222,7 +234,8 @@ export class ConsulRegistration implements Registration {
   /** Sends the definition; a TTL check is passed at once (re-registering keeps its old status). */
   private async put(): Promise<void> {
     await this.deps.api.registerService(this.definition, this.abort.signal);
-    if (this.deps.settings.check.kind === 'ttl') await this.deps.api.passCheck(checkIdOf(this.current.id), this.abort.signal);
+    if (this.deps.settings.check.kind === 'ttl')
+      await this.deps.api.passCheck(checkIdOf(this.current.id), this.abort.signal);
     this.needsPut = false;
     this.succeeded();
   }
@@ -253,5 +266,7 @@ function toRegistrationError(instance: ServiceInstance, error: unknown): Registr
         `Set backend_config.token to an ACL token with service:write on '${instance.service}'. (${message})`,
     );
   }
-  return new RegistrationError(`Could not register instance '${instance.id}' of service '${instance.service}' with Consul: ${message}`);
+  return new RegistrationError(
+    `Could not register instance '${instance.id}' of service '${instance.service}' with Consul: ${message}`,
+  );
 }

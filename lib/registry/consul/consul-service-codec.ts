@@ -60,7 +60,7 @@ export function encodeMetaKey(key: string): string {
 export function decodeMetaKey(encoded: string): string | undefined {
   if (!/^(?:[A-Za-z0-9-]|_[0-9a-f]{2})*$/.test(encoded)) return undefined;
   const bytes: number[] = [];
-  for (let i = 0; i < encoded.length; ) {
+  for (let i = 0; i < encoded.length;) {
     if (encoded[i] === '_') {
       bytes.push(parseInt(encoded.slice(i + 1, i + 3), 16));
       i += 3;
@@ -104,13 +104,20 @@ export function checkIdOf(instanceId: string): string {
  * @example
  * const body = toServiceDefinition(instance, settings, { ttlMs: 9_000, heartbeatMs: 3_000 });
  */
-export function toServiceDefinition(instance: ServiceInstance, settings: ConsulSettings, timing: RegistrationTiming): ConsulServiceDefinition {
+export function toServiceDefinition(
+  instance: ServiceInstance,
+  settings: ConsulSettings,
+  timing: RegistrationTiming,
+): ConsulServiceDefinition {
   const meta: Record<string, string> = {};
   const put = (key: string, value: unknown, field: string) => {
     let text: string;
     if (typeof value === 'string') text = value;
     else if (typeof value === 'number' || typeof value === 'boolean') text = String(value);
-    else throw new RegistrationError(`Cannot register instance '${instance.id}' in Consul: ${field} has value ${describeValue(value)}; expected a string`);
+    else
+      throw new RegistrationError(
+        `Cannot register instance '${instance.id}' in Consul: ${field} has value ${describeValue(value)}; expected a string`,
+      );
     if (key.length > META_MAX_KEY_LENGTH) {
       throw new RegistrationError(
         `Cannot register instance '${instance.id}' in Consul: ${field} gives Meta key '${key}' of ${key.length} characters; Consul allows at most ${META_MAX_KEY_LENGTH}`,
@@ -127,12 +134,14 @@ export function toServiceDefinition(instance: ServiceInstance, settings: ConsulS
   if (instance.version) put(META_VERSION, instance.version, 'version');
   if (instance.metadata.region !== undefined) put(META_REGION, instance.metadata.region, 'metadata.region');
   if (instance.metadata.zone !== undefined) put(META_ZONE, instance.metadata.zone, 'metadata.zone');
-  if (instance.metadata.environment !== undefined) put(META_ENVIRONMENT, instance.metadata.environment, 'metadata.environment');
+  if (instance.metadata.environment !== undefined)
+    put(META_ENVIRONMENT, instance.metadata.environment, 'metadata.environment');
   // Consul weights are integers; the exact value travels in Meta when it has a fraction.
   const passing = Math.max(1, Math.round(instance.weight));
   if (passing !== instance.weight) put(META_WEIGHT, String(instance.weight), 'weight');
   for (const [key, value] of Object.entries(instance.tags)) put(tagMetaKey(key), value, `tags.${key}`);
-  for (const [key, value] of Object.entries(instance.metadata.custom)) put(CUSTOM_META_PREFIX + encodeMetaKey(key), value, `metadata.custom.${key}`);
+  for (const [key, value] of Object.entries(instance.metadata.custom))
+    put(CUSTOM_META_PREFIX + encodeMetaKey(key), value, `metadata.custom.${key}`);
   const count = Object.keys(meta).length;
   if (count > META_MAX_KEYS) {
     throw new RegistrationError(
@@ -161,7 +170,11 @@ export function deregisterCriticalAfterMs(settings: ConsulSettings, timing: Regi
   return settings.check.deregisterCriticalAfterMs ?? Math.max(CONSUL_MIN_DEREGISTER_MS, 3 * timing.ttlMs);
 }
 
-function checkDefinition(instance: ServiceInstance, settings: ConsulSettings, timing: RegistrationTiming): Record<string, unknown> {
+function checkDefinition(
+  instance: ServiceInstance,
+  settings: ConsulSettings,
+  timing: RegistrationTiming,
+): Record<string, unknown> {
   const common = {
     CheckID: checkIdOf(instance.id),
     DeregisterCriticalServiceAfter: `${deregisterCriticalAfterMs(settings, timing)}ms`,
@@ -169,13 +182,29 @@ function checkDefinition(instance: ServiceInstance, settings: ConsulSettings, ti
   const { check } = settings;
   switch (check.kind) {
     case 'http': {
-      const url = /^https?:\/\//.test(check.path) ? check.path : `http://${formatAddress(instance.host, instance.port)}${check.path}`;
+      const url = /^https?:\/\//.test(check.path)
+        ? check.path
+        : `http://${formatAddress(instance.host, instance.port)}${check.path}`;
       // Consul runs the first probe within one interval; until then the instance is critical.
-      return { ...common, Name: `switchyard HTTP ${check.path}`, HTTP: url, Method: 'GET', Interval: `${check.intervalMs}ms`, Timeout: `${check.timeoutMs}ms` };
+      return {
+        ...common,
+        Name: `switchyard HTTP ${check.path}`,
+        HTTP: url,
+        Method: 'GET',
+        Interval: `${check.intervalMs}ms`,
+        Timeout: `${check.timeoutMs}ms`,
+      };
     }
     case 'grpc': {
       const target = formatAddress(instance.host, instance.port) + (check.grpcService ? `/${check.grpcService}` : '');
-      return { ...common, Name: 'switchyard gRPC health', GRPC: target, GRPCUseTLS: false, Interval: `${check.intervalMs}ms`, Timeout: `${check.timeoutMs}ms` };
+      return {
+        ...common,
+        Name: 'switchyard gRPC health',
+        GRPC: target,
+        GRPCUseTLS: false,
+        Interval: `${check.intervalMs}ms`,
+        Timeout: `${check.timeoutMs}ms`,
+      };
     }
     default:
       // A TTL check starts critical unless registered passing; the instance

@@ -99,22 +99,35 @@ export function watchConsulService(
               ...(settings.datacenter ? { dc: settings.datacenter } : {}),
             },
             // Consul adds up to wait/16 of jitter to a blocking query.
-            timeoutMs: blocking ? settings.waitMs + Math.ceil(settings.waitMs / 16) + settings.requestTimeoutMs : settings.requestTimeoutMs,
+            timeoutMs: blocking
+              ? settings.waitMs + Math.ceil(settings.waitMs / 16) + settings.requestTimeoutMs
+              : settings.requestTimeoutMs,
             signal,
             what: `query health of service '${service}'`,
           });
           if (response.status !== 200) throw http.failure(response, `query health of service '${service}'`);
         } catch (error) {
           if (signal.aborted) break;
-          const failure = error instanceof ConsulRequestError ? error : new ConsulRequestError('unreachable', undefined, String(error));
-          if ((failure.kind === 'rejected' || failure.kind === 'server') && filter && /filter|boolean expression/i.test(failure.detail)) {
+          const failure =
+            error instanceof ConsulRequestError
+              ? error
+              : new ConsulRequestError('unreachable', undefined, String(error));
+          if (
+            (failure.kind === 'rejected' || failure.kind === 'server') &&
+            filter &&
+            /filter|boolean expression/i.test(failure.detail)
+          ) {
             // Consul 1.8 answers 500 for a filter it cannot parse (older agents ignore `filter`);
             // without it the answer is unfiltered and matches() still filters client-side.
-            logger.warn(`consul: agent rejected the filter for '${service}' (${failure.message}); filtering client-side only`);
+            logger.warn(
+              `consul: agent rejected the filter for '${service}' (${failure.message}); filtering client-side only`,
+            );
             filter = undefined;
             continue;
           }
-          const reason = failure.noAnswer ? http.state.reason ?? `registry unreachable: ${failure.message}` : `registry error: ${failure.message}`;
+          const reason = failure.noAnswer
+            ? (http.state.reason ?? `registry unreachable: ${failure.message}`)
+            : `registry error: ${failure.message}`;
           if (failing !== reason) {
             logger.warn(`consul: watch of '${service}' failing (${reason}); serving the last known endpoints as stale`);
             failing = reason;
@@ -133,7 +146,9 @@ export function watchConsulService(
         backoff.reset();
         const returned = parseIndex(response.headers['x-consul-index']);
         if (lastIndex !== undefined && returned < lastIndex) {
-          logger.debug?.(`consul: index of '${service}' went backwards (${lastIndex} -> ${returned}); starting over from ${returned}`);
+          logger.debug?.(
+            `consul: index of '${service}' went backwards (${lastIndex} -> ${returned}); starting over from ${returned}`,
+          );
         }
         lastIndex = returned;
         index = returned;
@@ -145,7 +160,10 @@ export function watchConsulService(
           entries = undefined;
         }
         if (!Array.isArray(entries)) {
-          warnOnce(`body:${response.body.slice(0, 40)}`, `consul: health answer for '${service}' is not a JSON array; keeping the last endpoints`);
+          warnOnce(
+            `body:${response.body.slice(0, 40)}`,
+            `consul: health answer for '${service}' is not a JSON array; keeping the last endpoints`,
+          );
         } else {
           const instances: ServiceInstance[] = [];
           for (const entry of entries) {
@@ -155,7 +173,10 @@ export function watchConsulService(
             } catch (error) {
               const id = (entry as { Service?: { ID?: unknown } })?.Service?.ID;
               const message = (error as Error).message;
-              warnOnce(`${String(id)}:${message}`, `consul: skipping instance ${JSON.stringify(id ?? null)} of '${service}': ${message}`);
+              warnOnce(
+                `${String(id)}:${message}`,
+                `consul: skipping instance ${JSON.stringify(id ?? null)} of '${service}': ${message}`,
+              );
             }
           }
           emit(current.next(instances));

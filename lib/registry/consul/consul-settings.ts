@@ -63,14 +63,19 @@ export const CONSUL_MIN_DEREGISTER_MS = 60_000;
  * const settings = resolveConsulSettings(config);
  */
 export function resolveConsulSettings(config: ResolvedDiscoveryConfig): ConsulSettings {
-  const raw = config.backendConfig as Record<string, any>;
+  const raw = config.backendConfig;
   const issues: ConfigIssue[] = [];
   const path = (name: string) => `backend_config.${name}`;
   const tls = raw.tls as { ca?: string; cert?: string; key?: string; insecureSkipVerify?: boolean } | undefined;
 
   let baseUrl = 'http://127.0.0.1:8500';
   try {
-    baseUrl = normalizeServerUrl(raw.url ?? baseUrl, { field: 'backend_config.url', tls: tls !== undefined, example: 'http://127.0.0.1:8500', allowPathPrefix: true });
+    baseUrl = normalizeServerUrl(raw.url ?? baseUrl, {
+      field: 'backend_config.url',
+      tls: tls !== undefined,
+      example: 'http://127.0.0.1:8500',
+      allowPathPrefix: true,
+    });
   } catch (error) {
     issues.push({ path: path('url'), value: raw.url, message: (error as Error).message });
   }
@@ -93,18 +98,38 @@ export function resolveConsulSettings(config: ResolvedDiscoveryConfig): ConsulSe
     tlsMaterial = { ca, cert, key, rejectUnauthorized: tls.insecureSkipVerify !== true };
   }
 
-  const check = (raw.check ?? {}) as { kind?: ConsulCheckKind; path?: string; interval?: number; deregisterCriticalAfter?: number };
+  const check = (raw.check ?? {}) as {
+    kind?: ConsulCheckKind;
+    path?: string;
+    interval?: number;
+    deregisterCriticalAfter?: number;
+  };
   const kind: ConsulCheckKind = check.kind ?? 'ttl';
   const checkPath = check.path ?? config.healthCheck.path;
   if (kind === 'http' && !checkPath.startsWith('/') && !/^https?:\/\//.test(checkPath)) {
-    issues.push({ path: path('check.path'), value: checkPath, message: 'a path starting with "/" or a full http(s):// URL' });
+    issues.push({
+      path: path('check.path'),
+      value: checkPath,
+      message: 'a path starting with "/" or a full http(s):// URL',
+    });
   }
   const intervalMs = check.interval !== undefined ? Math.round(check.interval * 1000) : config.healthCheck.intervalMs;
-  if (intervalMs < 100) issues.push({ path: path('check.interval'), value: check.interval, message: 'an interval of at least 0.1 seconds' });
-  const deregisterCriticalAfterMs = check.deregisterCriticalAfter !== undefined ? Math.round(check.deregisterCriticalAfter * 1000) : undefined;
+  if (intervalMs < 100)
+    issues.push({
+      path: path('check.interval'),
+      value: check.interval,
+      message: 'an interval of at least 0.1 seconds',
+    });
+  const deregisterCriticalAfterMs =
+    check.deregisterCriticalAfter !== undefined ? Math.round(check.deregisterCriticalAfter * 1000) : undefined;
 
   const waitS = typeof raw.wait === 'number' ? raw.wait : DEFAULT_WAIT_S;
-  if (waitS > MAX_WAIT_S) issues.push({ path: path('wait'), value: raw.wait, message: `a blocking-query wait of at most ${MAX_WAIT_S} seconds (Consul's limit)` });
+  if (waitS > MAX_WAIT_S)
+    issues.push({
+      path: path('wait'),
+      value: raw.wait,
+      message: `a blocking-query wait of at most ${MAX_WAIT_S} seconds (Consul's limit)`,
+    });
   const waitMs = Math.max(1, Math.round(waitS * 1000));
 
   const token = typeof raw.token === 'string' && raw.token.length > 0 ? raw.token : undefined;

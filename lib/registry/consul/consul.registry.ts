@@ -87,7 +87,9 @@ export class ConsulRegistry implements Registry {
     for (const existing of this.registrations) {
       // The agent would silently merge two registrations of one id into one.
       if (existing.instance.id === instance.id) {
-        throw new RegistrationError(`Instance id '${instance.id}' is already registered by this registry (service '${existing.instance.service}')`);
+        throw new RegistrationError(
+          `Instance id '${instance.id}' is already registered by this registry (service '${existing.instance.service}')`,
+        );
       }
     }
     const registration = await ConsulRegistration.start(instance, timing, {
@@ -126,22 +128,29 @@ export class ConsulRegistry implements Registry {
  * Loads the optional `consul` package. A missing package is a
  * {@link DiscoveryError} that says how to install it.
  */
-export async function loadConsulClass(importer: () => Promise<unknown> = () => import('consul')): Promise<new (options: object) => ConsulClient> {
+export async function loadConsulClass(
+  importer: () => Promise<unknown> = () => import('consul'),
+): Promise<new (options: object) => ConsulClient> {
   let module: unknown;
   try {
     module = await importer();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-      throw new DiscoveryError("The 'consul' backend needs the 'consul' package (version 2.x), which is not installed: run `npm install consul@^2`", {
-        cause: error,
-      });
+      throw new DiscoveryError(
+        "The 'consul' backend needs the 'consul' package (version 2.x), which is not installed: run `npm install consul@^2`",
+        {
+          cause: error,
+        },
+      );
     }
     throw error;
   }
   const candidate = (module as { default?: unknown }).default ?? module;
   if (typeof candidate !== 'function') {
-    throw new DiscoveryError("The 'consul' package does not export the client class expected from version 2.x: install consul@^2");
+    throw new DiscoveryError(
+      "The 'consul' package does not export the client class expected from version 2.x: install consul@^2",
+    );
   }
   return candidate as new (options: object) => ConsulClient;
 }
@@ -158,7 +167,8 @@ export async function createConsulRegistry(
   options: ConsulRegistryOptions = {},
 ): Promise<ConsulRegistry> {
   let settings = resolveConsulSettings(config);
-  if (options.minQueryIntervalMs !== undefined) settings = Object.freeze({ ...settings, minQueryIntervalMs: options.minQueryIntervalMs });
+  if (options.minQueryIntervalMs !== undefined)
+    settings = Object.freeze({ ...settings, minQueryIntervalMs: options.minQueryIntervalMs });
   const Consul = await loadConsulClass();
   const http = new ConsulHttp(settings);
   const log = redactingLogger(logger, (text) => http.redact(text));
@@ -169,7 +179,10 @@ export async function createConsulRegistry(
   });
   const registry = new ConsulRegistry(config, client, http, log);
 
-  if (settings.check.deregisterCriticalAfterMs !== undefined && settings.check.deregisterCriticalAfterMs < CONSUL_MIN_DEREGISTER_MS) {
+  if (
+    settings.check.deregisterCriticalAfterMs !== undefined &&
+    settings.check.deregisterCriticalAfterMs < CONSUL_MIN_DEREGISTER_MS
+  ) {
     log.warn(`consul: backend_config.check.deregister_critical_after is below 1 minute; Consul raises it to 1 minute`);
   }
   const state = await registry.checkReachability();

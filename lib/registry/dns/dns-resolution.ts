@@ -48,7 +48,12 @@ interface TargetAddress {
  * @example
  * const answer = await resolveService(new dns.promises.Resolver(), settings, 'orders', 'default');
  */
-export async function resolveService(lookup: DnsLookup, settings: DnsSettings, service: string, namespace: string): Promise<DnsAnswer> {
+export async function resolveService(
+  lookup: DnsLookup,
+  settings: DnsSettings,
+  service: string,
+  namespace: string,
+): Promise<DnsAnswer> {
   const name = queryName(settings, service);
   try {
     return settings.mode === 'srv'
@@ -63,19 +68,32 @@ export async function resolveService(lookup: DnsLookup, settings: DnsSettings, s
   }
 }
 
-async function resolveAddressService(lookup: DnsLookup, name: string, service: string, namespace: string, port: number): Promise<DnsAnswer> {
+async function resolveAddressService(
+  lookup: DnsLookup,
+  name: string,
+  service: string,
+  namespace: string,
+  port: number,
+): Promise<DnsAnswer> {
   const addresses = await resolveTarget(lookup, name);
-  if (addresses.length === 0) return { kind: 'none', name, detail: `${name} has no A/AAAA records`, skippedTargets: [] };
+  if (addresses.length === 0)
+    return { kind: 'none', name, detail: `${name} has no A/AAAA records`, skippedTargets: [] };
   const instances = addresses.map(({ ip }) => instanceAt(service, namespace, ip, port, 1, { 'dns.name': name }));
   return { kind: 'records', name, instances, ttlS: minTtl(addresses.map((a) => a.ttl)), skippedTargets: [] };
 }
 
-async function resolveSrvService(lookup: DnsLookup, name: string, service: string, namespace: string): Promise<DnsAnswer> {
+async function resolveSrvService(
+  lookup: DnsLookup,
+  name: string,
+  service: string,
+  namespace: string,
+): Promise<DnsAnswer> {
   let records: Awaited<ReturnType<DnsLookup['resolveSrv']>>;
   try {
     records = await lookup.resolveSrv(name);
   } catch (error) {
-    if (isNegative(error)) return { kind: 'none', name, detail: `${name} has no SRV records (${codeOf(error)})`, skippedTargets: [] };
+    if (isNegative(error))
+      return { kind: 'none', name, detail: `${name} has no SRV records (${codeOf(error)})`, skippedTargets: [] };
     throw new TransientDnsError(name, codeOf(error));
   }
   // RFC 2782: a target of "." means the service is decidedly not offered here.
@@ -86,7 +104,10 @@ async function resolveSrvService(lookup: DnsLookup, name: string, service: strin
     const group = usable.filter((r) => r.priority === priority);
     const targets = [...new Set(group.map((r) => r.name))];
     const resolved = new Map(await Promise.all(targets.map(async (t) => [t, await resolveTarget(lookup, t)] as const)));
-    const byAddress = new Map<string, { ip: string; port: number; weight: number; targets: string[]; srvWeights: number[] }>();
+    const byAddress = new Map<
+      string,
+      { ip: string; port: number; weight: number; targets: string[]; srvWeights: number[] }
+    >();
     const ttls: Array<number | undefined> = [];
     for (const record of group) {
       const addresses = resolved.get(record.name)!;
@@ -102,7 +123,8 @@ async function resolveSrvService(lookup: DnsLookup, name: string, service: strin
           entry.weight += weight;
           entry.targets.push(record.name);
           entry.srvWeights.push(record.weight);
-        } else byAddress.set(key, { ip, port: record.port, weight, targets: [record.name], srvWeights: [record.weight] });
+        } else
+          byAddress.set(key, { ip, port: record.port, weight, targets: [record.name], srvWeights: [record.weight] });
       }
     }
     for (const target of targets) if (resolved.get(target)!.length === 0) skippedTargets.push(target);
@@ -117,7 +139,8 @@ async function resolveSrvService(lookup: DnsLookup, name: string, service: strin
     );
     return { kind: 'records', name, instances, ttlS: minTtl(ttls), skippedTargets };
   }
-  const detail = usable.length === 0 ? `${name} has no usable SRV target` : `no SRV target of ${name} resolves to an address`;
+  const detail =
+    usable.length === 0 ? `${name} has no usable SRV target` : `no SRV target of ${name} resolves to an address`;
   return { kind: 'none', name, detail, skippedTargets };
 }
 
@@ -128,7 +151,10 @@ async function resolveSrvService(lookup: DnsLookup, name: string, service: strin
  */
 async function resolveTarget(lookup: DnsLookup, name: string): Promise<TargetAddress[]> {
   if (isIP(name)) return [{ ip: name, ttl: undefined }];
-  const [v4, v6] = await Promise.allSettled([lookup.resolve4(name, { ttl: true }), lookup.resolve6(name, { ttl: true })]);
+  const [v4, v6] = await Promise.allSettled([
+    lookup.resolve4(name, { ttl: true }),
+    lookup.resolve6(name, { ttl: true }),
+  ]);
   const found: TargetAddress[] = [];
   let transient: unknown;
   for (const result of [v4, v6]) {
@@ -139,7 +165,14 @@ async function resolveTarget(lookup: DnsLookup, name: string): Promise<TargetAdd
   return found;
 }
 
-function instanceAt(service: string, namespace: string, ip: string, port: number, weight: number, custom: Record<string, string>): ServiceInstance {
+function instanceAt(
+  service: string,
+  namespace: string,
+  ip: string,
+  port: number,
+  weight: number,
+  custom: Record<string, string>,
+): ServiceInstance {
   const address = formatAddress(ip, port);
   return createServiceInstance({ service, address, id: `dns-${address}`, namespace, weight, metadata: { custom } });
 }

@@ -91,7 +91,11 @@ export class DnsServiceWatch {
       answer = await resolveService(this.resolver, this.settings, this.service, this.query.namespace);
     } catch (error) {
       // Not a DNS failure (a bug or a record we could not model): never let it end the loop.
-      answer = { kind: 'unreachable', name: this.service, reason: `DNS resolution failed: ${(error as Error).message}` };
+      answer = {
+        kind: 'unreachable',
+        name: this.service,
+        reason: `DNS resolution failed: ${(error as Error).message}`,
+      };
       this.logger.error(`dns: resolving '${this.service}' threw: ${(error as Error).stack ?? String(error)}`);
     }
     this.inFlight = false;
@@ -104,7 +108,8 @@ export class DnsServiceWatch {
     const { ttlFloorMs, ttlCeilingMs } = this.settings;
     if (answer.kind === 'unreachable') {
       if (!this.emitted || this.current.state !== 'stale') {
-        const known = this.current.size > 0 ? `serving the last known ${this.current.size} endpoint(s)` : 'no endpoints known yet';
+        const known =
+          this.current.size > 0 ? `serving the last known ${this.current.size} endpoint(s)` : 'no endpoints known yet';
         this.logger.warn(`dns: '${this.service}' is unreachable (${answer.reason}); ${known}`);
         this.emit(this.current.stale(answer.reason));
       }
@@ -115,7 +120,10 @@ export class DnsServiceWatch {
     this.warnSkipped(answer.name, answer.skippedTargets);
     if (answer.kind === 'records') {
       this.emitInstances(answer.instances);
-      if (wasStale) this.logger.log(`dns: '${this.service}' answers again (${answer.instances.length} record(s) for ${answer.name})`);
+      if (wasStale)
+        this.logger.log(
+          `dns: '${this.service}' answers again (${answer.instances.length} record(s) for ${answer.name})`,
+        );
       // No TTL reported (IP-literal SRV targets): fall back to the ceiling.
       const ttlMs = answer.ttlS === undefined ? ttlCeilingMs : answer.ttlS * 1000;
       return Math.min(ttlCeilingMs, Math.max(ttlFloorMs, ttlMs));

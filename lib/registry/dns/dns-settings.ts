@@ -49,10 +49,13 @@ export interface DnsSettings {
  * @example
  * const settings = resolveDnsSettings(config); // config from loadDiscoveryConfig('dns.toml')
  */
-export function resolveDnsSettings(config: Pick<ResolvedDiscoveryConfig, 'backendConfig' | 'refreshIntervalMs'>): DnsSettings {
+export function resolveDnsSettings(
+  config: Pick<ResolvedDiscoveryConfig, 'backendConfig' | 'refreshIntervalMs'>,
+): DnsSettings {
   const raw = (config.backendConfig ?? {}) as Record<string, unknown>;
   const issues: ConfigIssue[] = [];
-  const issue = (path: string, value: unknown, message: string) => issues.push({ path: `${FIELD}.${path}`, value, message });
+  const issue = (path: string, value: unknown, message: string) =>
+    issues.push({ path: `${FIELD}.${path}`, value, message });
 
   const domain = typeof raw.domain === 'string' && raw.domain.length > 0 ? raw.domain.replace(/\.$/, '') : undefined;
   if (raw.domain !== undefined && (domain === undefined || !isDnsName(domain))) {
@@ -76,7 +79,12 @@ export function resolveDnsSettings(config: Pick<ResolvedDiscoveryConfig, 'backen
       raw.nameservers.forEach((value: unknown, i) => {
         const ns = parseNameserver(value);
         if (ns) nameservers.push(ns);
-        else issue(`nameservers[${i}]`, value, 'a nameserver as "ip:port" (an IP address, not a host name; IPv6 in brackets, e.g. "10.96.0.10:53" or "[::1]:53")');
+        else
+          issue(
+            `nameservers[${i}]`,
+            value,
+            'a nameserver as "ip:port" (an IP address, not a host name; IPv6 in brackets, e.g. "10.96.0.10:53" or "[::1]:53")',
+          );
       });
     }
   }
@@ -165,15 +173,22 @@ function parseNameserver(value: unknown): string | undefined {
 }
 
 function templateProblem(template: unknown): string | undefined {
-  if (typeof template !== 'string' || template.length === 0) return 'a non-empty SRV name template such as "_grpc._tcp.{service}.{domain}"';
-  if (!template.includes('{service}')) return 'an SRV name template containing "{service}", e.g. "_grpc._tcp.{service}.{domain}"';
+  if (typeof template !== 'string' || template.length === 0)
+    return 'a non-empty SRV name template such as "_grpc._tcp.{service}.{domain}"';
+  if (!template.includes('{service}'))
+    return 'an SRV name template containing "{service}", e.g. "_grpc._tcp.{service}.{domain}"';
   for (const [, name] of template.matchAll(PLACEHOLDER)) {
-    if (!KNOWN_PLACEHOLDERS.has(name!)) return `only the placeholders {service} and {domain} (found {${name}})`;
+    if (!KNOWN_PLACEHOLDERS.has(name)) return `only the placeholders {service} and {domain} (found {${name}})`;
   }
   return undefined;
 }
 
-function positiveSeconds(value: unknown, path: string, fallback: number, issue: (p: string, v: unknown, m: string) => void): number {
+function positiveSeconds(
+  value: unknown,
+  path: string,
+  fallback: number,
+  issue: (p: string, v: unknown, m: string) => void,
+): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     issue(path, value, 'a number of seconds > 0');
@@ -183,5 +198,8 @@ function positiveSeconds(value: unknown, path: string, fallback: number, issue: 
 }
 
 function isDnsName(name: string): boolean {
-  return name.length <= 253 && name.split('.').every((label) => /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/.test(label));
+  return (
+    name.length <= 253 &&
+    name.split('.').every((label) => /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/.test(label))
+  );
 }

@@ -43,8 +43,13 @@ export class DnsRegistry implements Registry {
         subscriber.complete();
         return undefined;
       }
-      if ((query.version !== undefined && query.version !== '' && query.version !== '*') || (query.tags?.length ?? 0) > 0) {
-        this.logger.warn(`dns: DNS records carry no version or tags; the version/tag filters of the query for '${query.service}' leave no endpoints`);
+      if (
+        (query.version !== undefined && query.version !== '' && query.version !== '*') ||
+        (query.tags?.length ?? 0) > 0
+      ) {
+        this.logger.warn(
+          `dns: DNS records carry no version or tags; the version/tag filters of the query for '${query.service}' leave no endpoints`,
+        );
       }
       const seeds = staticInstances(query.service, this.settings.addresses, compiled.namespace);
       const watch = new DnsServiceWatch(query.service, this.settings, compiled, seeds, subscriber, this.logger);
@@ -94,9 +99,13 @@ export class DnsRegistry implements Registry {
 export const createRegistry: BackendFactory = ({ config, logger }) => {
   const settings = resolveDnsSettings(config);
   if (settings.mode === 'static') {
-    logger.log(`dns: no domain configured; serving backend_config.addresses (${settings.addresses.length}) without asking DNS`);
+    logger.log(
+      `dns: no domain configured; serving backend_config.addresses (${settings.addresses.length}) without asking DNS`,
+    );
   } else if (settings.mode === 'srv' && config.backendConfig.port !== undefined) {
-    logger.warn('dns: backend_config.port is ignored in SRV mode (SRV records carry the port); set srv = false for A/AAAA lookups');
+    logger.warn(
+      'dns: backend_config.port is ignored in SRV mode (SRV records carry the port); set srv = false for A/AAAA lookups',
+    );
   }
   return new DnsRegistry(settings, logger);
 };

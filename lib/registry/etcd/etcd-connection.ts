@@ -144,7 +144,9 @@ export class EtcdConnection {
     const code = (error as { code?: unknown }).code;
     if (typeof code === 'number' && NO_ANSWER_CODES.has(code)) return true;
     // Untyped transport failures ("No connection established", broken circuit).
-    return error.constructor === lib.GRPCGenericError || error.name === 'BrokenCircuitError' || lib.isRecoverableError(error);
+    return (
+      error.constructor === lib.GRPCGenericError || error.name === 'BrokenCircuitError' || lib.isRecoverableError(error)
+    );
   }
 
   /** True when etcd answered that a lease does not exist (expired or revoked). */
@@ -182,10 +184,17 @@ export class EtcdConnection {
    * call queued behind authentication or a connecting channel can outlive
    * its gRPC deadline), and records the outcome.
    */
-  async call<T>(what: string, fn: (options: EtcdCallOptions) => Promise<T>, timeoutMs = this.settings.requestTimeoutMs): Promise<T> {
+  async call<T>(
+    what: string,
+    fn: (options: EtcdCallOptions) => Promise<T>,
+    timeoutMs = this.settings.requestTimeoutMs,
+  ): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new EtcdTimeoutError(`etcd ${what} got no answer within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new EtcdTimeoutError(`etcd ${what} got no answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
     });
     try {
       const result = await Promise.race([fn({ deadline: Date.now() + timeoutMs }), timeout]);
@@ -220,7 +229,11 @@ export class EtcdConnection {
     const backoff = new Backoff({ initialMs: 50, maxMs: 500 });
     while (Date.now() < deadline) {
       try {
-        await this.call('status', (options) => this.client.maintenance.status(options), Math.max(50, deadline - Date.now()));
+        await this.call(
+          'status',
+          (options) => this.client.maintenance.status(options),
+          Math.max(50, deadline - Date.now()),
+        );
         return;
       } catch (error) {
         lastError = error;
@@ -294,7 +307,7 @@ function jitteredWatchBackoff(attempt: number, maxMs: number): { duration: numbe
 
 /** A short, single-line description of an error for logs and stale reasons. */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message.split('\n')[0]!.replace(/ Please report this error at \S+/, '');
+  if (error instanceof Error) return error.message.split('\n')[0].replace(/ Please report this error at \S+/, '');
   return String(error);
 }
 

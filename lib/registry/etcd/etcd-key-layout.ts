@@ -1,6 +1,11 @@
 import { formatAddress, parseAddress } from '../../core/address.js';
 import { describeValue } from '../../core/errors.js';
-import { createServiceInstance, fromSeedRecord, toSeedRecord, type ServiceInstance } from '../../core/service-instance.js';
+import {
+  createServiceInstance,
+  fromSeedRecord,
+  toSeedRecord,
+  type ServiceInstance,
+} from '../../core/service-instance.js';
 import type { EtcdLayoutName, EtcdSettings } from './etcd-settings.js';
 
 /** What a stored value decodes to: an instance, nothing (a tombstone record), or a reason to skip it. */
@@ -27,7 +32,9 @@ export interface EtcdKeyLayout {
 
 /** Picks the layout configured by `backend_config.layout`. */
 export function keyLayoutFor(settings: Pick<EtcdSettings, 'layout' | 'prefix' | 'separator'>): EtcdKeyLayout {
-  return settings.layout === 'grpc-naming' ? new GrpcNamingLayout(settings.prefix) : new SeedLayout(settings.prefix, settings.separator);
+  return settings.layout === 'grpc-naming'
+    ? new GrpcNamingLayout(settings.prefix)
+    : new SeedLayout(settings.prefix, settings.separator);
 }
 
 /**
@@ -66,10 +73,15 @@ export class SeedLayout implements EtcdKeyLayout {
     }
     // The key is the index; a record that disagrees with it would be served
     // under the wrong name, so it is reported rather than silently filtered.
-    if (instance.service !== service) return { skip: `service_type ${describeValue(instance.service)} does not match the key's service "${service}"` };
-    if (instance.namespace !== namespace) return { skip: `namespace ${describeValue(instance.namespace)} does not match the key's namespace "${namespace}"` };
+    if (instance.service !== service)
+      return { skip: `service_type ${describeValue(instance.service)} does not match the key's service "${service}"` };
+    if (instance.namespace !== namespace)
+      return {
+        skip: `namespace ${describeValue(instance.namespace)} does not match the key's namespace "${namespace}"`,
+      };
     const id = key.slice(key.lastIndexOf(this.separator) + this.separator.length);
-    if (id && id !== instance.id) return { skip: `instance_id ${describeValue(instance.id)} does not match the key's last segment "${id}"` };
+    if (id && id !== instance.id)
+      return { skip: `instance_id ${describeValue(instance.id)} does not match the key's last segment "${id}"` };
     return { instance };
   }
 }
@@ -106,7 +118,8 @@ export class GrpcNamingLayout implements EtcdKeyLayout {
     const parsed = parseJson(value);
     if ('skip' in parsed) return parsed;
     const record = parsed.json;
-    if (!record || typeof record !== 'object' || Array.isArray(record)) return { skip: `expected a JSON object, got ${describeValue(record)}` };
+    if (!record || typeof record !== 'object' || Array.isArray(record))
+      return { skip: `expected a JSON object, got ${describeValue(record)}` };
     const r = record as Record<string, unknown>;
     const op = r.Op ?? OP_ADD;
     if (op === OP_DELETE) return { absent: true };
@@ -118,12 +131,22 @@ export class GrpcNamingLayout implements EtcdKeyLayout {
     } catch (error) {
       return { skip: (error as Error).message };
     }
-    const meta = r.Metadata && typeof r.Metadata === 'object' && !Array.isArray(r.Metadata) ? (r.Metadata as Record<string, unknown>) : {};
+    const meta =
+      r.Metadata && typeof r.Metadata === 'object' && !Array.isArray(r.Metadata)
+        ? (r.Metadata as Record<string, unknown>)
+        : {};
     try {
       if (typeof meta.instance_id === 'string' && typeof meta.service_type === 'string') {
         // Written by switchyard (or anything speaking the seed record): Addr is the truth for the address.
-        const instance = fromSeedRecord({ ...meta, address, namespace: typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : namespace });
-        if (instance.service !== service) return { skip: `Metadata.service_type ${describeValue(instance.service)} does not match the key's service "${service}"` };
+        const instance = fromSeedRecord({
+          ...meta,
+          address,
+          namespace: typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : namespace,
+        });
+        if (instance.service !== service)
+          return {
+            skip: `Metadata.service_type ${describeValue(instance.service)} does not match the key's service "${service}"`,
+          };
         return { instance };
       }
       const id = key.slice(key.lastIndexOf('/') + 1) || address;

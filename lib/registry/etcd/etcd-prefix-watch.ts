@@ -7,9 +7,7 @@ import type { EtcdKeyLayout } from './etcd-key-layout.js';
 
 /** What a prefix watch tells its listeners. */
 export type PrefixWatchState =
-  | { kind: 'pending' }
-  | { kind: 'ok'; instances: readonly ServiceInstance[] }
-  | { kind: 'stale'; reason: string };
+  { kind: 'pending' } | { kind: 'ok'; instances: readonly ServiceInstance[] } | { kind: 'stale'; reason: string };
 
 interface Entry {
   readonly instance: ServiceInstance;
@@ -189,7 +187,11 @@ export class PrefixWatch {
     const had = this.entries.has(key);
     const modRevision = BigInt(kv.mod_revision);
     if (kv.value.length > this.connection.settings.maxValueBytes) {
-      this.warnSkipped(key, `${kv.mod_revision}`, `value of ${kv.value.length} bytes exceeds the ${this.connection.settings.maxValueBytes}-byte limit`);
+      this.warnSkipped(
+        key,
+        `${kv.mod_revision}`,
+        `value of ${kv.value.length} bytes exceeds the ${this.connection.settings.maxValueBytes}-byte limit`,
+      );
       return this.entries.delete(key) || had;
     }
     const decoded = this.layout.decode(key, kv.value, this.service, this.namespace);
@@ -232,7 +234,10 @@ export class PrefixWatch {
     this.watcher = undefined;
     if (watcher) {
       // cancel() waits for etcd's confirmation; never longer than a request.
-      await Promise.race([watcher.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, this.connection.settings.requestTimeoutMs).unref())]);
+      await Promise.race([
+        watcher.cancel().catch(() => undefined),
+        new Promise((r) => setTimeout(r, this.connection.settings.requestTimeoutMs).unref()),
+      ]);
     }
   }
 }
@@ -241,8 +246,8 @@ export class PrefixWatch {
 function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]!++;
+    if (end[i] < 0xff) {
+      end[i]++;
       return end.subarray(0, i + 1);
     }
   }

@@ -83,9 +83,14 @@ export class EtcdRegistration implements Registration {
     } catch (error) {
       if (strict) {
         await this.stop();
-        throw new RegistrationError(`Could not register ${this.describe()} in etcd (backend_config.strict is set): ${describeError(error)}`, { cause: error });
+        throw new RegistrationError(
+          `Could not register ${this.describe()} in etcd (backend_config.strict is set): ${describeError(error)}`,
+          { cause: error },
+        );
       }
-      this.logger.warn(`Could not register ${this.describe()} in etcd yet (${describeError(error)}); retrying in the background`);
+      this.logger.warn(
+        `Could not register ${this.describe()} in etcd yet (${describeError(error)}); retrying in the background`,
+      );
       this.unreachableLogged = true;
       this.markLost(`registry unreachable: ${describeError(error)}`);
       this.schedule(this.backoff.next());
@@ -105,7 +110,9 @@ export class EtcdRegistration implements Registration {
     }
     const size = Buffer.byteLength(this.layout.encode(instance));
     if (size > this.connection.settings.maxValueBytes) {
-      throw new RegistrationError(`Instance '${instance.id}' encodes to ${size} bytes, over the ${this.connection.settings.maxValueBytes}-byte limit (trim tags or metadata)`);
+      throw new RegistrationError(
+        `Instance '${instance.id}' encodes to ${size} bytes, over the ${this.connection.settings.maxValueBytes}-byte limit (trim tags or metadata)`,
+      );
     }
     await this.inflight?.catch(() => undefined);
     const oldKey = this.key;
@@ -121,7 +128,9 @@ export class EtcdRegistration implements Registration {
     } catch (error) {
       if (!this.connection.isNoAnswer(error)) throw error;
       // The next heartbeat puts the new value (keyCurrent is false).
-      this.logger.warn(`Could not update ${this.describe()} in etcd now (${describeError(error)}); the next heartbeat retries`);
+      this.logger.warn(
+        `Could not update ${this.describe()} in etcd now (${describeError(error)}); the next heartbeat retries`,
+      );
     }
   }
 
@@ -133,9 +142,13 @@ export class EtcdRegistration implements Registration {
     if (lease !== undefined) {
       try {
         // Revoking deletes the key with it, at once, for every watcher.
-        await this.connection.call('lease revoke', (options) => this.connection.client.leaseClient.leaseRevoke({ ID: lease }, options));
+        await this.connection.call('lease revoke', (options) =>
+          this.connection.client.leaseClient.leaseRevoke({ ID: lease }, options),
+        );
       } catch (error) {
-        this.logger.warn(`Could not revoke the lease of ${this.describe()} (${describeError(error)}); its key expires within ${this.timing.ttlMs} ms`);
+        this.logger.warn(
+          `Could not revoke the lease of ${this.describe()} (${describeError(error)}); its key expires within ${this.timing.ttlMs} ms`,
+        );
       }
     }
     this.revokeAbandoned();
@@ -188,12 +201,16 @@ export class EtcdRegistration implements Registration {
       if (this.leaseId !== undefined && sinceRenewal >= this.timing.ttlMs) {
         // etcd has dropped the lease (and our key) by now, whether or not we
         // can hear it say so.
-        this.leaseLost(`no lease keepalive succeeded for ${sinceRenewal} ms (TTL ${this.timing.ttlMs} ms): ${describeError(error)}`);
+        this.leaseLost(
+          `no lease keepalive succeeded for ${sinceRenewal} ms (TTL ${this.timing.ttlMs} ms): ${describeError(error)}`,
+        );
       } else if (this.leaseId === undefined && this.lostSince === undefined) {
         this.markLost(`registry unreachable: ${describeError(error)}`);
       }
       if (!this.unreachableLogged) {
-        this.logger.warn(`etcd heartbeat for ${this.describe()} failed (${describeError(error)}); retrying with backoff`);
+        this.logger.warn(
+          `etcd heartbeat for ${this.describe()} failed (${describeError(error)}); retrying with backoff`,
+        );
         this.unreachableLogged = true;
       }
       // Never wait longer than a heartbeat: once etcd answers again the key
@@ -270,7 +287,9 @@ export class EtcdRegistration implements Registration {
         {
           compare: [{ key, target: 'Lease', result: 'Equal', lease }],
           success: [],
-          failure: [{ request_put: { key, value: Buffer.from(this.layout.encode(this.current)), lease, prev_kv: true } }],
+          failure: [
+            { request_put: { key, value: Buffer.from(this.layout.encode(this.current)), lease, prev_kv: true } },
+          ],
         },
         options,
       ),
@@ -280,7 +299,9 @@ export class EtcdRegistration implements Registration {
     this.reportReplaced(previous, 'heartbeat');
     if (!previous) {
       // Deleted behind our back (etcdctl del, a compaction tool, ...): back now.
-      this.logger.warn(`etcd key ${this.key} of ${this.describe()} had disappeared while its lease was alive; put it back`);
+      this.logger.warn(
+        `etcd key ${this.key} of ${this.describe()} had disappeared while its lease was alive; put it back`,
+      );
       this.events.next({ type: 'lost', instance: this.current, reason: `key ${this.key} was deleted`, at: Date.now() });
       this.events.next({ type: 'restored', instance: this.current, at: Date.now() });
     }
@@ -289,7 +310,10 @@ export class EtcdRegistration implements Registration {
   private async putKey(): Promise<void> {
     const lease = this.leaseId!;
     const response = await this.connection.call('put', (options) =>
-      this.connection.client.kv.put({ key: Buffer.from(this.key), value: Buffer.from(this.layout.encode(this.current)), lease, prev_kv: true }, options),
+      this.connection.client.kv.put(
+        { key: Buffer.from(this.key), value: Buffer.from(this.layout.encode(this.current)), lease, prev_kv: true },
+        options,
+      ),
     );
     this.keyCurrent = true;
     this.reportReplaced(response.prev_kv, 'register');
@@ -305,7 +329,7 @@ export class EtcdRegistration implements Registration {
     const value = previous.value?.toString('utf8') ?? '';
     try {
       const parsed = JSON.parse(value) as Record<string, unknown>;
-      holder = ` (it advertised ${String(parsed.address ?? parsed.Addr ?? 'an unknown address')})`;
+      holder = ` (it advertised ${JSON.stringify(parsed.address ?? parsed.Addr ?? 'an unknown address')})`;
     } catch {
       // not JSON: name only the lease
     }
@@ -319,7 +343,11 @@ export class EtcdRegistration implements Registration {
     const k = Buffer.from(key);
     await this.connection.call('txn', (options) =>
       this.connection.client.kv.txn(
-        { compare: [{ key: k, target: 'Lease', result: 'Equal', lease: this.leaseId! }], success: [{ request_delete_range: { key: k } }], failure: [] },
+        {
+          compare: [{ key: k, target: 'Lease', result: 'Equal', lease: this.leaseId! }],
+          success: [{ request_delete_range: { key: k } }],
+          failure: [],
+        },
         options,
       ),
     );

@@ -48,7 +48,7 @@ const DEFAULT_DIAL_TIMEOUT_MS = 5_000;
  * const { hosts, requestTimeoutMs } = resolveEtcdSettings(config);
  */
 export function resolveEtcdSettings(config: ResolvedDiscoveryConfig): EtcdSettings {
-  const raw = config.backendConfig as Record<string, any>;
+  const raw = config.backendConfig;
   const issues: ConfigIssue[] = [];
   const path = (name: string) => `backend_config.${name}`;
 
@@ -56,12 +56,22 @@ export function resolveEtcdSettings(config: ResolvedDiscoveryConfig): EtcdSettin
   const endpoints: unknown = raw.endpoints ?? ['http://127.0.0.1:2379'];
   const hosts: string[] = [];
   if (!Array.isArray(endpoints) || endpoints.length === 0) {
-    issues.push({ path: path('endpoints'), value: endpoints, message: 'a non-empty list of "http(s)://host:port" endpoints' });
+    issues.push({
+      path: path('endpoints'),
+      value: endpoints,
+      message: 'a non-empty list of "http(s)://host:port" endpoints',
+    });
   } else {
     endpoints.forEach((endpoint, i) => {
       try {
         hosts.push(
-          normalizeServerUrl(endpoint, { field: `${path('endpoints')}[${i}]`, tls: tls !== undefined, example: 'http://127.0.0.1:2379', allowPathPrefix: false, defaultPort: '2379' }),
+          normalizeServerUrl(endpoint, {
+            field: `${path('endpoints')}[${i}]`,
+            tls: tls !== undefined,
+            example: 'http://127.0.0.1:2379',
+            allowPathPrefix: false,
+            defaultPort: '2379',
+          }),
         );
       } catch (error) {
         issues.push({ path: `${path('endpoints')}[${i}]`, value: endpoint, message: (error as Error).message });
@@ -75,23 +85,36 @@ export function resolveEtcdSettings(config: ResolvedDiscoveryConfig): EtcdSettin
       issues.push({
         path: path('tls.insecure_skip_verify'),
         value: true,
-        message: 'false: the etcd client cannot skip certificate checks; give tls.ca with the CA that signed the server certificate instead',
+        message:
+          'false: the etcd client cannot skip certificate checks; give tls.ca with the CA that signed the server certificate instead',
       });
     }
     const { ca, cert, key } = loadTlsMaterial(tls, path, issues);
-    credentials = { rootCertificate: ca ?? null, ...(key ? { privateKey: key } : {}), ...(cert ? { certChain: cert } : {}) };
+    credentials = {
+      rootCertificate: ca ?? null,
+      ...(key ? { privateKey: key } : {}),
+      ...(cert ? { certChain: cert } : {}),
+    };
   }
 
   const heartbeatMs = config.registration.heartbeatMs;
   const dialTimeoutMs = raw.dialTimeout !== undefined ? Math.round(raw.dialTimeout * 1000) : DEFAULT_DIAL_TIMEOUT_MS;
   // A request must fail before the next heartbeat is due, or one stalled call
   // would delay every later one; but never below 1 s (a busy etcd can be slow).
-  const requestTimeoutMs = raw.requestTimeout !== undefined ? Math.round(raw.requestTimeout * 1000) : clamp(heartbeatMs, 1_000, 5_000);
-  if (requestTimeoutMs < 50) issues.push({ path: path('request_timeout'), value: raw.requestTimeout, message: 'a timeout of at least 0.05 seconds' });
-  if (dialTimeoutMs < 50) issues.push({ path: path('dial_timeout'), value: raw.dialTimeout, message: 'a timeout of at least 0.05 seconds' });
+  const requestTimeoutMs =
+    raw.requestTimeout !== undefined ? Math.round(raw.requestTimeout * 1000) : clamp(heartbeatMs, 1_000, 5_000);
+  if (requestTimeoutMs < 50)
+    issues.push({
+      path: path('request_timeout'),
+      value: raw.requestTimeout,
+      message: 'a timeout of at least 0.05 seconds',
+    });
+  if (dialTimeoutMs < 50)
+    issues.push({ path: path('dial_timeout'), value: raw.dialTimeout, message: 'a timeout of at least 0.05 seconds' });
 
   let prefix = typeof raw.prefix === 'string' ? raw.prefix : '';
-  if (/\s/.test(prefix)) issues.push({ path: path('prefix'), value: prefix, message: 'a key prefix without whitespace' });
+  if (/\s/.test(prefix))
+    issues.push({ path: path('prefix'), value: prefix, message: 'a key prefix without whitespace' });
   // A trailing separator would double it in every key.
   while (prefix.endsWith('/')) prefix = prefix.slice(0, -1);
 

@@ -95,14 +95,20 @@ export class EtcdRegistry implements Registry {
     // Watchers skip values over the limit, so writing one would register an invisible instance.
     const size = Buffer.byteLength(this.layout.encode(instance));
     if (size > this.settings.maxValueBytes) {
-      throw new RegistrationError(`Instance '${instance.id}' encodes to ${size} bytes under ${key}, over the ${this.settings.maxValueBytes}-byte limit (trim tags or metadata)`);
+      throw new RegistrationError(
+        `Instance '${instance.id}' encodes to ${size} bytes under ${key}, over the ${this.settings.maxValueBytes}-byte limit (trim tags or metadata)`,
+      );
     }
     for (const existing of this.registrations) {
       if (existing.etcdKey === key) {
-        throw new RegistrationError(`Instance id '${instance.id}' is already registered by this registry under etcd key ${key}`);
+        throw new RegistrationError(
+          `Instance id '${instance.id}' is already registered by this registry under etcd key ${key}`,
+        );
       }
     }
-    const registration = new EtcdRegistration(instance, timing, this.connection, this.layout, this.logger, (r) => this.registrations.delete(r));
+    const registration = new EtcdRegistration(instance, timing, this.connection, this.layout, this.logger, (r) =>
+      this.registrations.delete(r),
+    );
     this.registrations.add(registration);
     await registration.start(this.settings.strict);
     return registration;
@@ -121,7 +127,8 @@ export class EtcdRegistry implements Registry {
       const render = () => {
         const state = shared.watch.state;
         if (state.kind === 'pending') return;
-        const next = state.kind === 'stale' ? current.stale(state.reason) : current.next(state.instances.filter(compiled.matches));
+        const next =
+          state.kind === 'stale' ? current.stale(state.reason) : current.next(state.instances.filter(compiled.matches));
         if (next === current && emitted) return;
         current = next;
         emitted = true;
@@ -174,7 +181,11 @@ export class EtcdRegistry implements Registry {
 
 function checkTiming(timing: RegistrationTiming): void {
   if (!timing || !Number.isFinite(timing.ttlMs) || timing.ttlMs < MIN_TTL_MS) {
-    throw ConfigurationError.single('registration.ttl', timing?.ttlMs === undefined ? undefined : timing.ttlMs / 1000, `a TTL of at least ${MIN_TTL_MS / 1000} seconds for etcd leases`);
+    throw ConfigurationError.single(
+      'registration.ttl',
+      timing?.ttlMs === undefined ? undefined : timing.ttlMs / 1000,
+      `a TTL of at least ${MIN_TTL_MS / 1000} seconds for etcd leases`,
+    );
   }
   if (!Number.isFinite(timing.heartbeatMs) || timing.heartbeatMs <= 0 || timing.heartbeatMs >= timing.ttlMs) {
     throw ConfigurationError.single(
@@ -198,7 +209,11 @@ export async function loadEtcd3(importer: () => Promise<unknown> = () => import(
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-      throw ConfigurationError.single('backend', 'etcd', "the optional package 'etcd3' to be installed for the etcd backend (npm install etcd3@^1.1.2)");
+      throw ConfigurationError.single(
+        'backend',
+        'etcd',
+        "the optional package 'etcd3' to be installed for the etcd backend (npm install etcd3@^1.1.2)",
+      );
     }
     throw error;
   }

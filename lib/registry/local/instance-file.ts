@@ -1,5 +1,10 @@
 import { hostname } from 'node:os';
-import { fromSeedRecord, toSeedRecord, type SeedInstanceRecord, type ServiceInstance } from '../../core/service-instance.js';
+import {
+  fromSeedRecord,
+  toSeedRecord,
+  type SeedInstanceRecord,
+  type ServiceInstance,
+} from '../../core/service-instance.js';
 
 /** Who wrote an instance file: lets a registration tell its own file from another's. */
 export interface InstanceFileOwner {
@@ -69,12 +74,15 @@ export function encodeInstanceFile(
  * @example
  * const { instance, expiresAt } = decodeInstanceFile(text, { mtimeMs: stats.mtimeMs, defaultTtlMs: 90_000 });
  */
-export function decodeInstanceFile(text: string, fallback: { mtimeMs: number; defaultTtlMs: number }): InstanceFileEntry {
+export function decodeInstanceFile(
+  text: string,
+  fallback: { mtimeMs: number; defaultTtlMs: number },
+): InstanceFileEntry {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new Error(`not valid JSON (${(error as Error).message})`);
+    throw new Error(`not valid JSON (${(error as Error).message})`, { cause: error });
   }
   const instance = fromSeedRecord(parsed);
   const record = parsed as Partial<InstanceFileRecord>;

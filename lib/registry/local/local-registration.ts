@@ -5,7 +5,13 @@ import { Subject } from 'rxjs';
 import { RegistrationError } from '../../core/errors.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
 import type { DiscoveryLogger, Registration, RegistrationEvent, RegistrationTiming } from '../registry.interface.js';
-import { decodeInstanceFile, encodeInstanceFile, newOwner, type InstanceFileEntry, type InstanceFileOwner } from './instance-file.js';
+import {
+  decodeInstanceFile,
+  encodeInstanceFile,
+  newOwner,
+  type InstanceFileEntry,
+  type InstanceFileOwner,
+} from './instance-file.js';
 import { createFileExclusive, describeFsError, writeFileAtomic, type RegistryDirectory } from './registry-directory.js';
 
 /** What a registration needs from the registry that created it. */
@@ -122,7 +128,9 @@ export class LocalRegistration implements Registration {
         try {
           await writeFileAtomic(file, this.encode(instance));
         } catch (error) {
-          throw new RegistrationError(`Cannot update instance '${instance.id}': writing '${file}' failed (${describeFsError(error)})`);
+          throw new RegistrationError(
+            `Cannot update instance '${instance.id}': writing '${file}' failed (${describeFsError(error)})`,
+          );
         }
       }
       this.instance = instance;
@@ -153,7 +161,11 @@ export class LocalRegistration implements Registration {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.heartbeat()
-        .catch((error) => this.context.logger.warn(`local registry heartbeat of '${this.instance.id}' failed: ${(error as Error).message}`))
+        .catch((error) =>
+          this.context.logger.warn(
+            `local registry heartbeat of '${this.instance.id}' failed: ${(error as Error).message}`,
+          ),
+        )
         .finally(() => this.scheduleHeartbeat());
     }, this.timing.heartbeatMs);
     this.timer.unref();
@@ -189,7 +201,11 @@ export class LocalRegistration implements Registration {
     }
     if (created) return;
     const existing = await readInstanceFile(file, this.context.defaultTtlMs);
-    if (existing.state === 'ok' && existing.entry.ownerToken !== this.owner.token && existing.entry.expiresAt > Date.now()) {
+    if (
+      existing.state === 'ok' &&
+      existing.entry.ownerToken !== this.owner.token &&
+      existing.entry.expiresAt > Date.now()
+    ) {
       throw duplicateError(instance, file, existing.entry);
     }
     // Expired, corrupt or just removed: the id is free to take over.
@@ -215,12 +231,16 @@ export class LocalRegistration implements Registration {
     } else if (current.state === 'ok' && current.entry.ownerToken !== this.owner.token) {
       if (current.entry.expiresAt > now) {
         // Another live registration took the id while we were expired: leave it be until it expires.
-        this.markLost(`instance id '${this.instance.id}' was taken over by another registration (pid ${current.entry.ownerPid ?? 'unknown'})`);
+        this.markLost(
+          `instance id '${this.instance.id}' was taken over by another registration (pid ${current.entry.ownerPid ?? 'unknown'})`,
+        );
         return;
       }
       this.markLost(`instance file '${this.file}' was taken over by another registration, which has expired since`);
     } else if (current.state === 'ok' && current.entry.expiresAt <= now) {
-      this.markLost(`heartbeat came too late: the TTL of ${this.timing.ttlMs} ms expired, so watchers dropped the instance`);
+      this.markLost(
+        `heartbeat came too late: the TTL of ${this.timing.ttlMs} ms expired, so watchers dropped the instance`,
+      );
     }
     try {
       await writeFileAtomic(this.file, this.encode(this.instance));
@@ -251,7 +271,9 @@ export class LocalRegistration implements Registration {
       await unlink(file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.context.logger.warn(`local registry: cannot remove instance file '${file}' (${describeFsError(error)}); it expires after its TTL`);
+        this.context.logger.warn(
+          `local registry: cannot remove instance file '${file}' (${describeFsError(error)}); it expires after its TTL`,
+        );
       }
     }
   }

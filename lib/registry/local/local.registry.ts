@@ -4,7 +4,13 @@ import type { EndpointSet } from '../../core/endpoint-set.js';
 import { ClosedError, RegistrationError } from '../../core/errors.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
 import type { BackendFactory } from '../backend-context.js';
-import { consoleLogger, type DiscoveryLogger, type Registration, type Registry, type RegistrationTiming } from '../registry.interface.js';
+import {
+  consoleLogger,
+  type DiscoveryLogger,
+  type Registration,
+  type Registry,
+  type RegistrationTiming,
+} from '../registry.interface.js';
 import { LocalRegistration } from './local-registration.js';
 import { RegistryDirectory, defaultLocalDirectory } from './registry-directory.js';
 import { CorruptFileWarnings, ServiceFolderWatch, type FolderWatchTiming } from './service-folder-watch.js';
@@ -101,7 +107,14 @@ export class LocalRegistry implements Registry {
         subscriber.complete();
         return;
       }
-      const folderWatch = new ServiceFolderWatch(this.directory, compiled, this.timing, this.logger, this.warnings, (set) => subscriber.next(set));
+      const folderWatch = new ServiceFolderWatch(
+        this.directory,
+        compiled,
+        this.timing,
+        this.logger,
+        this.warnings,
+        (set) => subscriber.next(set),
+      );
       const handle = {
         stop: () => {
           folderWatch.stop();

@@ -79,7 +79,10 @@ export function isTempFileName(name: string): boolean {
 
 /** Writes `text` to a new temporary file beside `file` (flushed) and returns its path. */
 export async function writeTempBeside(file: string, text: string): Promise<string> {
-  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}${TEMP_FILE_SUFFIX}`);
+  const temp = join(
+    dirname(file),
+    `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}${TEMP_FILE_SUFFIX}`,
+  );
   const handle = await open(temp, 'wx', 0o644);
   try {
     await handle.writeFile(text, 'utf8');

@@ -221,7 +221,11 @@ export class ServiceFolderWatch {
         return undefined;
       }
       if (info.size > MAX_INSTANCE_FILE_BYTES) {
-        this.warnings.warn(file, version, `local registry: skipping instance file '${file}': ${info.size} bytes is over the ${MAX_INSTANCE_FILE_BYTES}-byte limit`);
+        this.warnings.warn(
+          file,
+          version,
+          `local registry: skipping instance file '${file}': ${info.size} bytes is over the ${MAX_INSTANCE_FILE_BYTES}-byte limit`,
+        );
         return undefined;
       }
     } catch (error) {
@@ -245,7 +249,11 @@ export class ServiceFolderWatch {
       }
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.warnings.warn(file, version, `local registry: skipping instance file '${file}': cannot read it (${describeFsError(error)})`);
+        this.warnings.warn(
+          file,
+          version,
+          `local registry: skipping instance file '${file}': cannot read it (${describeFsError(error)})`,
+        );
       }
       return undefined;
     }
@@ -255,7 +263,11 @@ export class ServiceFolderWatch {
       entry = decodeInstanceFile(text, { mtimeMs: Number(fileStats.mtimeMs), defaultTtlMs: this.timing.defaultTtlMs });
       this.warnings.forget(file);
     } catch (error) {
-      this.warnings.warn(file, readVersion, `local registry: skipping instance file '${file}': ${(error as Error).message}`);
+      this.warnings.warn(
+        file,
+        readVersion,
+        `local registry: skipping instance file '${file}': ${(error as Error).message}`,
+      );
     }
     const fresh: CachedFile = { version: readVersion, entry };
     this.cache.set(name, fresh);
@@ -308,14 +320,14 @@ export class ServiceFolderWatch {
     for (let attempt = 0; attempt < chain.length; attempt++) {
       const level = await this.watchLowestExisting(chain);
       if (level <= 0 || this.stopped) return;
-      if (!(await isDirectory(chain[level - 1]!))) return;
+      if (!(await isDirectory(chain[level - 1]))) return;
     }
   }
 
   /** Attaches the watcher to the most specific existing folder of `chain`; returns its level, -1 for none. */
   private async watchLowestExisting(chain: readonly string[]): Promise<number> {
     for (let level = 0; level < chain.length; level++) {
-      const path = chain[level]!;
+      const path = chain[level];
       let ino: number;
       try {
         const info = await stat(path);
@@ -340,7 +352,7 @@ export class ServiceFolderWatch {
       }
       this.watchedPath = path;
       this.watchedIno = ino;
-      this.watchedChild = level === 0 ? undefined : basename(chain[level - 1]!);
+      this.watchedChild = level === 0 ? undefined : basename(chain[level - 1]);
       return level;
     }
     this.closeWatcher();

@@ -26,7 +26,9 @@ export class MemoryRegistry implements Registry {
     if (this.closed) throw new ClosedError('memory registry is closed');
     const existing = this.store.get(instance.id);
     if (existing) {
-      throw new RegistrationError(`Instance id '${instance.id}' is already registered (service '${existing.service}' at ${existing.address})`);
+      throw new RegistrationError(
+        `Instance id '${instance.id}' is already registered (service '${existing.service}' at ${existing.address})`,
+      );
     }
     const registration = new MemoryRegistration(instance, this.store, () => this.registrations.delete(registration));
     this.registrations.add(registration);
@@ -74,14 +76,20 @@ class MemoryRegistration implements Registration {
     if (!this.active) return;
     if (!this.store.get(this.instance.id)) {
       // Someone removed us behind our back: put it back and say so.
-      this.events.next({ type: 'lost', instance: this.instance, reason: 'instance missing from the store', at: Date.now() });
+      this.events.next({
+        type: 'lost',
+        instance: this.instance,
+        reason: 'instance missing from the store',
+        at: Date.now(),
+      });
       this.store.put(this.instance);
       this.events.next({ type: 'restored', instance: this.instance, at: Date.now() });
     }
   }
 
   async update(instance: ServiceInstance): Promise<void> {
-    if (instance.id !== this.instance.id) throw new RegistrationError(`update must keep instance id '${this.instance.id}' (got '${instance.id}')`);
+    if (instance.id !== this.instance.id)
+      throw new RegistrationError(`update must keep instance id '${this.instance.id}' (got '${instance.id}')`);
     this.instance = instance;
     if (this.active) this.store.put(instance);
   }
@@ -95,4 +103,5 @@ class MemoryRegistration implements Registration {
   }
 }
 
-export const createRegistry: BackendFactory = ({ config }) => new MemoryRegistry(MemoryStore.named(config.backendConfig.store));
+export const createRegistry: BackendFactory = ({ config }) =>
+  new MemoryRegistry(MemoryStore.named(config.backendConfig.store));

@@ -148,7 +148,7 @@ export class AdsClient {
   watch<T>(type: XdsResourceType<T>, name: string, watcher: ResourceWatcher<T>): () => void {
     if (this.closed) return () => undefined;
     let sub = this.types.get(type.typeUrl);
-    if (!sub) this.types.set(type.typeUrl, (sub = new TypeSubscription(type as XdsResourceType<unknown>)));
+    if (!sub) this.types.set(type.typeUrl, (sub = new TypeSubscription(type)));
     let watchers = sub.watchers.get(name);
     const isNew = watchers === undefined;
     if (!watchers) sub.watchers.set(name, (watchers = new Set()));
@@ -195,17 +195,26 @@ export class AdsClient {
     this.reconnectTimer = undefined;
     if (this.closed) return;
     const { server, protos } = this.options;
-    this.client ??= new grpc.Client(server.target, server.secure ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(), {
-      // Let the channel's own reconnects follow the same pace as the stream's.
-      'grpc.initial_reconnect_backoff_ms': this.options.tuning?.backoffInitialMs ?? 500,
-      'grpc.max_reconnect_backoff_ms': this.options.tuning?.backoffMaxMs ?? 30_000,
-      // Notice a control plane that vanished without closing the connection; gRPC
-      // servers refuse pings more often than every 5 minutes by default.
-      'grpc.keepalive_time_ms': 330_000,
-      'grpc.keepalive_timeout_ms': 20_000,
-    });
+    this.client ??= new grpc.Client(
+      server.target,
+      server.secure ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(),
+      {
+        // Let the channel's own reconnects follow the same pace as the stream's.
+        'grpc.initial_reconnect_backoff_ms': this.options.tuning?.backoffInitialMs ?? 500,
+        'grpc.max_reconnect_backoff_ms': this.options.tuning?.backoffMaxMs ?? 30_000,
+        // Notice a control plane that vanished without closing the connection; gRPC
+        // servers refuse pings more often than every 5 minutes by default.
+        'grpc.keepalive_time_ms': 330_000,
+        'grpc.keepalive_timeout_ms': 20_000,
+      },
+    );
     for (const sub of this.types.values()) sub.resetStream();
-    const call = this.client.makeBidiStreamRequest(protos.ads.path, protos.ads.requestSerialize, protos.ads.responseDeserialize, new grpc.Metadata());
+    const call = this.client.makeBidiStreamRequest(
+      protos.ads.path,
+      protos.ads.requestSerialize,
+      protos.ads.responseDeserialize,
+      new grpc.Metadata(),
+    );
     this.call = call;
     this.answered = false;
     this.nodeSent = false;
@@ -255,7 +264,8 @@ export class AdsClient {
     this.state.next({ reachable: false, reason, since: Date.now() });
     this.options.logger.warn(`mesh: ${reason}; serving the last known endpoints and retrying with backoff`);
     for (const sub of this.types.values()) {
-      for (const watchers of [...sub.watchers.values()]) for (const watcher of [...watchers]) watcher.onUnreachable(reason);
+      for (const watchers of [...sub.watchers.values()])
+        for (const watcher of [...watchers]) watcher.onUnreachable(reason);
     }
   }
 
@@ -263,7 +273,8 @@ export class AdsClient {
     if (!this.answered) {
       this.answered = true;
       this.backoff.reset();
-      if (this.unreachable !== undefined) this.options.logger.log(`mesh: the xDS control plane at ${this.options.server.display} answers again`);
+      if (this.unreachable !== undefined)
+        this.options.logger.log(`mesh: the xDS control plane at ${this.options.server.display} answers again`);
       this.unreachable = undefined;
       if (this.state.value.reachable !== true) this.state.next({ reachable: true, since: Date.now() });
     }
@@ -339,7 +350,9 @@ export class AdsClient {
       this.sendRequest(sub);
     } else {
       const message = errors.join('; ');
-      this.options.logger.warn(`mesh: rejected ${type.label} version '${response.version_info}' (NACK), keeping the previous version: ${message}`);
+      this.options.logger.warn(
+        `mesh: rejected ${type.label} version '${response.version_info}' (NACK), keeping the previous version: ${message}`,
+      );
       this.sendRequest(sub, { code: INVALID_ARGUMENT, message });
     }
   }
@@ -348,7 +361,9 @@ export class AdsClient {
   private unwrap(any: AnyMessage, index: number, errors: string[]): AnyMessage | undefined {
     if (any.type_url !== RESOURCE_WRAPPER_TYPE_URL) return any;
     try {
-      const wrapper = this.options.protos.decoder(RESOURCE_WRAPPER_TYPE_URL)!(any.value) as { resource?: AnyMessage | null };
+      const wrapper = this.options.protos.decoder(RESOURCE_WRAPPER_TYPE_URL)!(any.value) as {
+        resource?: AnyMessage | null;
+      };
       if (wrapper.resource) return wrapper.resource;
       errors.push(`resources[${index}]: an empty Resource wrapper`);
     } catch (error) {
@@ -387,7 +402,10 @@ export class AdsClient {
     call.write(request);
     for (const name of names) {
       if (sub.cache.has(name) || sub.missing.has(name) || sub.timers.has(name)) continue;
-      sub.timers.set(name, setTimeout(() => this.onResourceTimeout(sub, name), this.resourceTimeoutMs));
+      sub.timers.set(
+        name,
+        setTimeout(() => this.onResourceTimeout(sub, name), this.resourceTimeoutMs),
+      );
     }
   }
 
@@ -397,10 +415,15 @@ export class AdsClient {
     if (!this.call || !sub.watchers.has(name) || sub.cache.has(name) || sub.missing.has(name)) return;
     if (this.client?.getChannel().getConnectivityState(false) !== grpc.connectivityState.READY) {
       // Not connected: silence says nothing about the resource; wait another round.
-      sub.timers.set(name, setTimeout(() => this.onResourceTimeout(sub, name), this.resourceTimeoutMs));
+      sub.timers.set(
+        name,
+        setTimeout(() => this.onResourceTimeout(sub, name), this.resourceTimeoutMs),
+      );
       return;
     }
-    this.options.logger.warn(`mesh: the xDS control plane sent no ${sub.type.label} resource '${name}' within ${this.resourceTimeoutMs} ms; treating it as absent`);
+    this.options.logger.warn(
+      `mesh: the xDS control plane sent no ${sub.type.label} resource '${name}' within ${this.resourceTimeoutMs} ms; treating it as absent`,
+    );
     this.markMissing(sub, name);
   }
 }

@@ -75,7 +75,10 @@ export class MeshServiceWatch {
       }
     } else {
       this.dropEds();
-      if (cluster.kind === 'unsupported') this.note(`cluster '${cluster.name}' of '${this.service}' is a ${cluster.detail}, which switchyard cannot list; serving no endpoints`);
+      if (cluster.kind === 'unsupported')
+        this.note(
+          `cluster '${cluster.name}' of '${this.service}' is a ${cluster.detail}, which switchyard cannot list; serving no endpoints`,
+        );
     }
     this.recompute();
   }
@@ -123,7 +126,9 @@ export class MeshServiceWatch {
   private served(assignment: MeshLoadAssignment): readonly MeshEndpoint[] {
     const { unweightedLocality } = assignment.skipped;
     if (unweightedLocality > 0) {
-      this.note(`${unweightedLocality} endpoint(s) of '${this.service}' sit in localities without load_balancing_weight while others have one; they get no traffic`);
+      this.note(
+        `${unweightedLocality} endpoint(s) of '${this.service}' sit in localities without load_balancing_weight while others have one; they get no traffic`,
+      );
     }
     return assignment.endpoints;
   }
@@ -148,7 +153,9 @@ export class MeshServiceWatch {
           }),
         );
       } catch (error) {
-        this.logger.warn(`mesh: skipped endpoint ${endpoint.address} of '${this.service}': ${(error as Error).message}`);
+        this.logger.warn(
+          `mesh: skipped endpoint ${endpoint.address} of '${this.service}': ${(error as Error).message}`,
+        );
       }
     }
     return out;

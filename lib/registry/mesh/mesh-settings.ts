@@ -73,7 +73,8 @@ export function resolveMeshSettings(
 ): MeshSettings {
   const raw = (config.backendConfig ?? {}) as Record<string, unknown>;
   const issues: ConfigIssue[] = [];
-  const issue = (path: string, value: unknown, message: string) => issues.push({ path: `${FIELD}.${path}`, value, message });
+  const issue = (path: string, value: unknown, message: string) =>
+    issues.push({ path: `${FIELD}.${path}`, value, message });
 
   const mode = raw.mode === undefined ? 'data' : raw.mode;
   if (mode !== 'data' && mode !== 'delegate') issue('mode', raw.mode, 'one of "data", "delegate"');
@@ -82,7 +83,8 @@ export function resolveMeshSettings(
   let bootstrap: XdsBootstrap | undefined;
   let source: BootstrapSource;
   if (raw.bootstrap !== undefined) {
-    if (typeof raw.bootstrap !== 'string' || raw.bootstrap.length === 0) issue('bootstrap', raw.bootstrap, 'the path of a bootstrap JSON file');
+    if (typeof raw.bootstrap !== 'string' || raw.bootstrap.length === 0)
+      issue('bootstrap', raw.bootstrap, 'the path of a bootstrap JSON file');
     else {
       source = { kind: 'file', path: raw.bootstrap, origin: 'backend_config.bootstrap' };
       bootstrap = readBootstrapFile(raw.bootstrap, `${FIELD}.bootstrap`);
@@ -103,10 +105,18 @@ export function resolveMeshSettings(
   } else if (bootstrap) {
     server = serverFromBootstrap(bootstrap, bootstrapName, issues);
   } else {
-    issue('xds_server', undefined, `${SERVER_EXPECTATION} (or backend_config.bootstrap naming a GRPC_XDS_BOOTSTRAP file)`);
+    issue(
+      'xds_server',
+      undefined,
+      `${SERVER_EXPECTATION} (or backend_config.bootstrap naming a GRPC_XDS_BOOTSTRAP file)`,
+    );
   }
   if (mode === 'delegate' && server?.secure && raw.xdsServer !== undefined) {
-    issue('xds_server', raw.xdsServer, 'a plaintext server in delegate mode (grpc-js-xds speaks only insecure or google_default to the control plane; give a bootstrap file for anything else)');
+    issue(
+      'xds_server',
+      raw.xdsServer,
+      'a plaintext server in delegate mode (grpc-js-xds speaks only insecure or google_default to the control plane; give a bootstrap file for anything else)',
+    );
   }
 
   const node = nodeFrom(raw.nodeId, bootstrap?.node, bootstrapName, issue, issues);
@@ -116,7 +126,13 @@ export function resolveMeshSettings(
   if (problem) issue('cluster_template', raw.clusterTemplate, problem);
 
   if (issues.length) throw new ConfigurationError(issues);
-  return { mode: mode as MeshSettings['mode'], server: server!, node, clusterTemplate: clusterTemplate as string, bootstrap: source };
+  return {
+    mode: mode as MeshSettings['mode'],
+    server: server!,
+    node,
+    clusterTemplate: clusterTemplate as string,
+    bootstrap: source,
+  };
 }
 
 /**
@@ -135,7 +151,8 @@ export function parseXdsServer(value: unknown): XdsServerTarget | undefined {
     } catch {
       return undefined;
     }
-    if (!url.hostname || (url.pathname !== '' && url.pathname !== '/') || url.search || url.hash || url.username) return undefined;
+    if (!url.hostname || (url.pathname !== '' && url.pathname !== '/') || url.search || url.hash || url.username)
+      return undefined;
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     const port = url.port ? Number(url.port) : scheme === 'https' ? 443 : 80;
     return { target: formatAddress(host, port), secure: scheme === 'https', display: value };
@@ -166,7 +183,13 @@ function readBootstrapFile(path: string, field: string): XdsBootstrap {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     throw new ConfigurationError(
-      [{ path: field, value: path, message: `a readable bootstrap file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` }],
+      [
+        {
+          path: field,
+          value: path,
+          message: `a readable bootstrap file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+        },
+      ],
       path,
     );
   }
@@ -179,24 +202,38 @@ function parseBootstrap(text: string, field: string, source: string): XdsBootstr
     parsed = JSON.parse(text);
   } catch (error) {
     throw new ConfigurationError(
-      [{ path: field, value: source, message: `a JSON bootstrap in gRPC's GRPC_XDS_BOOTSTRAP format; it does not parse: ${(error as Error).message}` }],
+      [
+        {
+          path: field,
+          value: source,
+          message: `a JSON bootstrap in gRPC's GRPC_XDS_BOOTSTRAP format; it does not parse: ${(error as Error).message}`,
+        },
+      ],
       source,
     );
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new ConfigurationError([{ path: field, value: source, message: 'a JSON object with "xds_servers" and "node"' }], source);
+    throw new ConfigurationError(
+      [{ path: field, value: source, message: 'a JSON object with "xds_servers" and "node"' }],
+      source,
+    );
   }
   return parsed as XdsBootstrap;
 }
 
-function serverFromBootstrap(bootstrap: XdsBootstrap, file: string, issues: ConfigIssue[]): XdsServerTarget | undefined {
+function serverFromBootstrap(
+  bootstrap: XdsBootstrap,
+  file: string,
+  issues: ConfigIssue[],
+): XdsServerTarget | undefined {
   const servers = bootstrap.xds_servers;
-  const at = (path: string, value: unknown, message: string) => issues.push({ path: `${file}: ${path}`, value, message });
+  const at = (path: string, value: unknown, message: string) =>
+    issues.push({ path: `${file}: ${path}`, value, message });
   if (!Array.isArray(servers) || servers.length === 0) {
     at('xds_servers', servers, 'a non-empty list of servers ({ "server_uri": ..., "channel_creds": [...] })');
     return undefined;
   }
-  const first = servers[0]!;
+  const first = servers[0];
   const parsed = parseXdsServer(first.server_uri);
   if (!parsed) {
     at('xds_servers[0].server_uri', first.server_uri, SERVER_EXPECTATION);
@@ -214,7 +251,11 @@ function serverFromBootstrap(bootstrap: XdsBootstrap, file: string, issues: Conf
     );
     return undefined;
   }
-  return { ...parsed, secure: chosen === 'tls' || parsed.secure, display: `${String(first.server_uri)} (from ${file})` };
+  return {
+    ...parsed,
+    secure: chosen === 'tls' || parsed.secure,
+    display: `${String(first.server_uri)} (from ${file})`,
+  };
 }
 
 function nodeFrom(
@@ -224,10 +265,17 @@ function nodeFrom(
   issue: (path: string, value: unknown, message: string) => void,
   issues: ConfigIssue[],
 ): NodeMessage {
-  if (nodeId !== undefined && (typeof nodeId !== 'string' || nodeId.length === 0)) issue('node_id', nodeId, 'a non-empty node id');
+  if (nodeId !== undefined && (typeof nodeId !== 'string' || nodeId.length === 0))
+    issue('node_id', nodeId, 'a non-empty node id');
   const fromFile = node && typeof node === 'object' ? node : {};
-  if (node !== undefined && (typeof node !== 'object' || node === null)) issues.push({ path: `${file}: node`, value: node, message: 'an object' });
-  const id = typeof nodeId === 'string' && nodeId ? nodeId : typeof fromFile.id === 'string' && fromFile.id ? fromFile.id : `switchyard-${hostname()}-${process.pid}`;
+  if (node !== undefined && (typeof node !== 'object' || node === null))
+    issues.push({ path: `${file}: node`, value: node, message: 'an object' });
+  const id =
+    typeof nodeId === 'string' && nodeId
+      ? nodeId
+      : typeof fromFile.id === 'string' && fromFile.id
+        ? fromFile.id
+        : `switchyard-${hostname()}-${process.pid}`;
   const out: NodeMessage = { id, user_agent_name: 'switchyard', client_features: [] };
   if (typeof fromFile.cluster === 'string') out.cluster = fromFile.cluster;
   if (fromFile.locality && typeof fromFile.locality === 'object') {
@@ -271,10 +319,11 @@ function toValue(value: unknown): Record<string, unknown> {
 }
 
 function templateProblem(template: unknown): string | undefined {
-  if (typeof template !== 'string' || template.length === 0) return 'a non-empty cluster name template such as "{service}" or "outbound|50051||{service}.{namespace}.svc.cluster.local"';
+  if (typeof template !== 'string' || template.length === 0)
+    return 'a non-empty cluster name template such as "{service}" or "outbound|50051||{service}.{namespace}.svc.cluster.local"';
   if (!template.includes('{service}')) return 'a cluster name template containing "{service}"';
   for (const [, name] of template.matchAll(/\{([^{}]*)\}/g)) {
-    if (!TEMPLATE_PLACEHOLDERS.has(name!)) return `only the placeholders {service} and {namespace} (found {${name}})`;
+    if (!TEMPLATE_PLACEHOLDERS.has(name)) return `only the placeholders {service} and {namespace} (found {${name}})`;
   }
   return undefined;
 }

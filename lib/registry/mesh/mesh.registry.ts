@@ -4,7 +4,13 @@ import type { EndpointSet } from '../../core/endpoint-set.js';
 import { NotSupportedError } from '../../core/errors.js';
 import type { BackendFactory } from '../backend-context.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
-import { consoleLogger, type DiscoveryLogger, type Registration, type RegistrationTiming, type Registry } from '../registry.interface.js';
+import {
+  consoleLogger,
+  type DiscoveryLogger,
+  type Registration,
+  type RegistrationTiming,
+  type Registry,
+} from '../registry.interface.js';
 import { AdsClient, type AdsConnectionState } from './ads-client.js';
 import { MeshServiceWatch } from './mesh-service-watch.js';
 import { clusterNameFor, resolveMeshSettings, type MeshSettings, type MeshTuning } from './mesh-settings.js';
@@ -119,7 +125,10 @@ export async function createMeshRegistry(
 ): Promise<MeshRegistry> {
   const settings = resolveMeshSettings(config, env);
   const protos = await loadXdsProtos();
-  const delegated = settings.mode === 'delegate' ? `; delegate mode: @grpc/grpc-js-xds registered, ${await registerGrpcJsXds(settings, logger, env)}` : '';
+  const delegated =
+    settings.mode === 'delegate'
+      ? `; delegate mode: @grpc/grpc-js-xds registered, ${await registerGrpcJsXds(settings, logger, env)}`
+      : '';
   logger.log(
     `mesh: read-only backend (registration is the control plane's or sidecar's job); endpoints over ADS from ${settings.server.display} as node '${settings.node.id}'${delegated}`,
   );

@@ -1,4 +1,9 @@
-import { parseLoadAssignment, XdsResourceError, type ClusterLoadAssignmentMessage, type MeshLoadAssignment } from './xds-load-assignment.js';
+import {
+  parseLoadAssignment,
+  XdsResourceError,
+  type ClusterLoadAssignmentMessage,
+  type MeshLoadAssignment,
+} from './xds-load-assignment.js';
 
 /**
  * Where a cluster's endpoints come from: `eds` (a ClusterLoadAssignment to
@@ -39,7 +44,9 @@ export function parseCluster(message: ClusterMessage): MeshCluster {
     case 'EDS': {
       const source = message.eds_cluster_config?.eds_config?.config_source_specifier;
       if (source && source !== 'ads' && source !== 'self') {
-        throw new XdsResourceError(`eds_cluster_config.eds_config: only ADS (ads or self) config sources are supported (got ${source})`);
+        throw new XdsResourceError(
+          `eds_cluster_config.eds_config: only ADS (ads or self) config sources are supported (got ${source})`,
+        );
       }
       return { name, kind: 'eds', edsServiceName: message.eds_cluster_config?.service_name || name };
     }

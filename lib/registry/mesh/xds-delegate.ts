@@ -17,17 +17,24 @@ import { MissingPeerDependencyError } from './xds-protos.js';
  * @example
  * await registerGrpcJsXds(settings, logger); // then new Client('xds:///orders', credentials.createInsecure())
  */
-export async function registerGrpcJsXds(settings: MeshSettings, logger: DiscoveryLogger, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function registerGrpcJsXds(
+  settings: MeshSettings,
+  logger: DiscoveryLogger,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   let xds: { register?: () => void; default?: { register?: () => void } };
   try {
-    xds = (await import('@grpc/grpc-js-xds')) as typeof xds;
+    xds = await import('@grpc/grpc-js-xds');
   } catch (error) {
     throw new MissingPeerDependencyError(
       `backend_config.mode = "delegate" needs the optional peer dependency @grpc/grpc-js-xds (npm install @grpc/grpc-js-xds): ${(error as Error).message}`,
     );
   }
   const register = xds.register ?? xds.default?.register;
-  if (typeof register !== 'function') throw new MissingPeerDependencyError('@grpc/grpc-js-xds does not export register(); install @grpc/grpc-js-xds >= 1.8');
+  if (typeof register !== 'function')
+    throw new MissingPeerDependencyError(
+      '@grpc/grpc-js-xds does not export register(); install @grpc/grpc-js-xds >= 1.8',
+    );
   const bootstrap = exportBootstrap(settings, logger, env);
   register();
   return bootstrap;
@@ -38,7 +45,9 @@ function exportBootstrap(settings: MeshSettings, logger: DiscoveryLogger, env: N
   if (env.GRPC_XDS_BOOTSTRAP || env.GRPC_XDS_BOOTSTRAP_CONFIG) {
     const used = env.GRPC_XDS_BOOTSTRAP ? `GRPC_XDS_BOOTSTRAP=${env.GRPC_XDS_BOOTSTRAP}` : 'GRPC_XDS_BOOTSTRAP_CONFIG';
     if (source?.origin === 'backend_config.bootstrap' && env.GRPC_XDS_BOOTSTRAP !== source.path) {
-      logger.warn(`mesh: grpc-js-xds reads its bootstrap from ${used}; backend_config.bootstrap (${source.path}) is used by switchyard's own ADS client only`);
+      logger.warn(
+        `mesh: grpc-js-xds reads its bootstrap from ${used}; backend_config.bootstrap (${source.path}) is used by switchyard's own ADS client only`,
+      );
     }
     return `xds:/// targets use the bootstrap in ${used}`;
   }
@@ -50,7 +59,9 @@ function exportBootstrap(settings: MeshSettings, logger: DiscoveryLogger, env: N
   const node: Record<string, unknown> = { id: settings.node.id, locality: settings.node.locality ?? {} };
   if (settings.node.cluster) node.cluster = settings.node.cluster;
   env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
-    xds_servers: [{ server_uri: settings.server.target, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
+    xds_servers: [
+      { server_uri: settings.server.target, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] },
+    ],
     node,
   });
   return `xds:/// targets use a bootstrap built from backend_config.xds_server (${settings.server.target})`;

@@ -144,30 +144,46 @@ export function parseLoadAssignment(message: ClusterLoadAssignmentMessage, path 
   const weights = weighted ? localityScaledWeights(active, localityWeights) : active.map((c) => c.endpointWeight);
   return {
     clusterName: message.cluster_name ?? '',
-    endpoints: active.map((c, i) => Object.freeze({ ...c.endpoint, weight: weights[i]! })),
+    endpoints: active.map((c, i) => Object.freeze({ ...c.endpoint, weight: weights[i] })),
     skipped: { unhealthy, failover, unweightedLocality },
   };
 }
 
-function parseLbEndpoint(lb: LbEndpointMessage, group: LocalityLbEndpointsMessage, where: string): Omit<MeshEndpoint, 'weight'> {
+function parseLbEndpoint(
+  lb: LbEndpointMessage,
+  group: LocalityLbEndpointsMessage,
+  where: string,
+): Omit<MeshEndpoint, 'weight'> {
   if (!lb.endpoint) {
-    const detail = lb.host_identifier === 'endpoint_name' ? 'named endpoints (endpoint_name) are not supported' : 'no endpoint';
+    const detail =
+      lb.host_identifier === 'endpoint_name' ? 'named endpoints (endpoint_name) are not supported' : 'no endpoint';
     throw new XdsResourceError(`${where}: ${detail}`);
   }
   const socket = lb.endpoint.address?.socket_address;
-  if (!socket) throw new XdsResourceError(`${where}.endpoint.address: a socket_address is required (pipe and internal addresses are not supported)`);
-  if (socket.protocol && socket.protocol !== 'TCP') throw new XdsResourceError(`${where}.endpoint.address.socket_address.protocol: TCP expected (got ${socket.protocol})`);
-  if (socket.port_specifier === 'named_port') throw new XdsResourceError(`${where}.endpoint.address.socket_address: named ports are not supported`);
+  if (!socket)
+    throw new XdsResourceError(
+      `${where}.endpoint.address: a socket_address is required (pipe and internal addresses are not supported)`,
+    );
+  if (socket.protocol && socket.protocol !== 'TCP')
+    throw new XdsResourceError(
+      `${where}.endpoint.address.socket_address.protocol: TCP expected (got ${socket.protocol})`,
+    );
+  if (socket.port_specifier === 'named_port')
+    throw new XdsResourceError(`${where}.endpoint.address.socket_address: named ports are not supported`);
   const port = socket.port_value ?? 0;
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new XdsResourceError(`${where}.endpoint.address.socket_address.port_value: a port 1-65535 expected (got ${port})`);
+    throw new XdsResourceError(
+      `${where}.endpoint.address.socket_address.port_value: a port 1-65535 expected (got ${port})`,
+    );
   }
   const rawHost = socket.address ?? '';
   let host: string;
   try {
     host = parseAddress(formatAddress(rawHost, port)).host;
   } catch {
-    throw new XdsResourceError(`${where}.endpoint.address.socket_address.address: an IP address or host name expected (got ${JSON.stringify(rawHost)})`);
+    throw new XdsResourceError(
+      `${where}.endpoint.address.socket_address.address: an IP address or host name expected (got ${JSON.stringify(rawHost)})`,
+    );
   }
   const locality = group.locality ?? {};
   return {
@@ -186,7 +202,8 @@ function endpointWeight(lb: LbEndpointMessage, where: string): number {
   const weight = lb.load_balancing_weight;
   if (!weight) return 1;
   const value = weight.value ?? 0;
-  if (!Number.isInteger(value) || value < 1) throw new XdsResourceError(`${where}.load_balancing_weight: a weight >= 1 expected (got ${value})`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new XdsResourceError(`${where}.load_balancing_weight: a weight >= 1 expected (got ${value})`);
   return value;
 }
 
@@ -204,12 +221,12 @@ function localityScaledWeights(active: readonly Candidate[], localityWeights: re
     lcm = (lcm / gcd(lcm, sum)) * sum;
     if (lcm > MAX_INTEGER_WEIGHT) break;
   }
-  const scaled = active.map((c) => localityWeights[c.group]! * c.endpointWeight * (lcm / sums.get(c.group)!));
+  const scaled = active.map((c) => localityWeights[c.group] * c.endpointWeight * (lcm / sums.get(c.group)!));
   if (lcm <= MAX_INTEGER_WEIGHT && scaled.every((w) => Number.isSafeInteger(w) && w <= MAX_INTEGER_WEIGHT)) {
     const divisor = scaled.reduce((d, w) => gcd(d, w), 0) || 1;
     return scaled.map((w) => w / divisor);
   }
-  return active.map((c) => (localityWeights[c.group]! * c.endpointWeight) / sums.get(c.group)!);
+  return active.map((c) => (localityWeights[c.group] * c.endpointWeight) / sums.get(c.group)!);
 }
 
 function gcd(a: number, b: number): number {
@@ -226,7 +243,9 @@ function gcd(a: number, b: number): number {
 function metadataTags(filterMetadata: Record<string, StructMessage> | undefined): Record<string, string> {
   const tags: Record<string, string> = {};
   if (!filterMetadata) return tags;
-  const namespaces = Object.keys(filterMetadata).sort((a, b) => (a === 'envoy.lb' ? 1 : b === 'envoy.lb' ? -1 : a < b ? -1 : a > b ? 1 : 0));
+  const namespaces = Object.keys(filterMetadata).sort((a, b) =>
+    a === 'envoy.lb' ? 1 : b === 'envoy.lb' ? -1 : a < b ? -1 : a > b ? 1 : 0,
+  );
   for (const namespace of namespaces) {
     for (const [key, value] of Object.entries(filterMetadata[namespace]?.fields ?? {})) {
       const text = scalarText(value);

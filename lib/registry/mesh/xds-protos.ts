@@ -53,13 +53,23 @@ export interface XdsProtos {
 }
 
 /** Files loaded for data mode; their imports come along. */
-const PROTO_FILES = ['envoy/service/discovery/v3/ads.proto', 'envoy/config/cluster/v3/cluster.proto', 'envoy/config/endpoint/v3/endpoint.proto'];
+const PROTO_FILES = [
+  'envoy/service/discovery/v3/ads.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+  'envoy/config/endpoint/v3/endpoint.proto',
+];
 
 /** Where the envoy / xds protos live inside the `@grpc/grpc-js-xds` package. */
 const INCLUDE_DIRS = ['deps/envoy-api', 'deps/xds', 'deps/googleapis', 'deps/protoc-gen-validate'];
 
 /** Options shared by every load: snake_case fields and string enums, as in the envoy docs. */
-export const XDS_PROTO_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true } as const;
+export const XDS_PROTO_OPTIONS = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+} as const;
 
 /** Thrown when an optional peer dependency the mesh backend needs is missing or too old. */
 export class MissingPeerDependencyError extends DiscoveryError {}
@@ -111,17 +121,26 @@ async function load(): Promise<XdsProtos> {
   try {
     protoLoader = await import('@grpc/proto-loader');
   } catch {
-    throw new MissingPeerDependencyError("The 'mesh' backend needs the optional peer dependency @grpc/proto-loader (>= 0.8): npm install @grpc/proto-loader");
+    throw new MissingPeerDependencyError(
+      "The 'mesh' backend needs the optional peer dependency @grpc/proto-loader (>= 0.8): npm install @grpc/proto-loader",
+    );
   }
   const definition: PackageDefinition = protoLoader.loadSync(PROTO_FILES, { ...XDS_PROTO_OPTIONS, includeDirs });
-  const service = definition['envoy.service.discovery.v3.AggregatedDiscoveryService'] as Record<string, MethodDefinition<object, object>> | undefined;
+  const service = definition['envoy.service.discovery.v3.AggregatedDiscoveryService'] as
+    Record<string, MethodDefinition<object, object>> | undefined;
   const ads = service?.StreamAggregatedResources as unknown as XdsProtos['ads'] | undefined;
-  if (!ads) throw new MissingPeerDependencyError('The envoy protos inside @grpc/grpc-js-xds lack AggregatedDiscoveryService; install @grpc/grpc-js-xds >= 1.8');
+  if (!ads)
+    throw new MissingPeerDependencyError(
+      'The envoy protos inside @grpc/grpc-js-xds lack AggregatedDiscoveryService; install @grpc/grpc-js-xds >= 1.8',
+    );
   const decoders = new Map<string, (bytes: Buffer) => unknown>();
   for (const typeUrl of [CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, RESOURCE_WRAPPER_TYPE_URL]) {
-    const message = definition[typeUrl.slice(typeUrl.indexOf('/') + 1)] as { deserialize?: (bytes: Buffer) => unknown } | undefined;
+    const message = definition[typeUrl.slice(typeUrl.indexOf('/') + 1)] as
+      { deserialize?: (bytes: Buffer) => unknown } | undefined;
     if (typeof message?.deserialize !== 'function') {
-      throw new MissingPeerDependencyError("The 'mesh' backend needs @grpc/proto-loader >= 0.8 (older versions cannot decode single messages): npm install @grpc/proto-loader@^0.8");
+      throw new MissingPeerDependencyError(
+        "The 'mesh' backend needs @grpc/proto-loader >= 0.8 (older versions cannot decode single messages): npm install @grpc/proto-loader@^0.8",
+      );
     }
     decoders.set(typeUrl, message.deserialize);
   }

@@ -1,5 +1,9 @@
 import { parseCluster, type ClusterMessage, type MeshCluster } from './xds-cluster.js';
-import { parseLoadAssignment, type ClusterLoadAssignmentMessage, type MeshLoadAssignment } from './xds-load-assignment.js';
+import {
+  parseLoadAssignment,
+  type ClusterLoadAssignmentMessage,
+  type MeshLoadAssignment,
+} from './xds-load-assignment.js';
 import { CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL } from './xds-protos.js';
 
 /**

@@ -44,7 +44,11 @@ export function parseStaticAddresses(addresses: unknown, field = 'backend_config
       address = formatAddress(host, port);
     } catch (error) {
       if (!(error instanceof InvalidAddressError)) throw error;
-      throw ConfigurationError.single(`${field}[${i}]`, value, 'a "host:port" address (IPv6 in brackets, e.g. "[::1]:50051")');
+      throw ConfigurationError.single(
+        `${field}[${i}]`,
+        value,
+        'a "host:port" address (IPv6 in brackets, e.g. "[::1]:50051")',
+      );
     }
     if (!seen.has(address)) {
       seen.add(address);

@@ -44,8 +44,13 @@ const caller = app.get(GreeterCaller);
 const log = (m: string) => console.log(`[sample +${((Date.now() - started) / 1000).toFixed(1)}s] ${m}`);
 
 caller.greeter.endpoints$.subscribe((set) => {
-  const change = [...set.diff.added.map((e) => `+${e.instance.id}`), ...set.diff.removed.map((e) => `-${e.instance.id}`)].join(' ');
-  log(`endpoints of 'greeter' (${set.state}, rev ${set.revision}): ${set.endpoints.map((e) => e.instance.id).join(', ') || 'none'}${change ? `  [${change}]` : ''}`);
+  const change = [
+    ...set.diff.added.map((e) => `+${e.instance.id}`),
+    ...set.diff.removed.map((e) => `-${e.instance.id}`),
+  ].join(' ');
+  log(
+    `endpoints of 'greeter' (${set.state}, rev ${set.revision}): ${set.endpoints.map((e) => e.instance.id).join(', ') || 'none'}${change ? `  [${change}]` : ''}`,
+  );
 });
 
 let exitCode = 1;
@@ -54,10 +59,12 @@ let failed = 0;
 let calls = 0;
 try {
   await caller.greeter.ready({ minEndpoints: INSTANCES, timeoutMs: 30_000 });
-  log(`all ${INSTANCES} greeter instances discovered; calling for ${RUN_MS / 1000}s with ${CONCURRENCY} concurrent callers`);
+  log(
+    `all ${INSTANCES} greeter instances discovered; calling for ${RUN_MS / 1000}s with ${CONCURRENCY} concurrent callers`,
+  );
   const deadline = Date.now() + RUN_MS;
   let terminated = false;
-  const victim = children[0]!;
+  const victim = children[0];
   const victimExited = new Promise<void>((resolve) => victim.once('exit', () => resolve()));
   const worker = async (w: number) => {
     while (Date.now() < deadline) {
@@ -90,7 +97,11 @@ try {
 } finally {
   await app.close();
   stopAll();
-  await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+  await Promise.all(
+    children.map((c) =>
+      c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : Promise.resolve(),
+    ),
+  );
   await rm(dir, { recursive: true, force: true });
   log(`done (${exitCode === 0 ? 'ok' : 'FAILED'})`);
 }

@@ -43,7 +43,10 @@ export interface FaultBackend {
 /** A fault this backend cannot have (reported as n/a with the reason). */
 export class NotApplicable extends Error {}
 
-const timing = { registration: { ttl: FAULT_TTL_S, heartbeatInterval: FAULT_HEARTBEAT_S }, refreshInterval: 1 } as const;
+const timing = {
+  registration: { ttl: FAULT_TTL_S, heartbeatInterval: FAULT_HEARTBEAT_S },
+  refreshInterval: 1,
+} as const;
 
 /** A port nothing listens on (picked free, never bound). */
 async function deadPort(): Promise<number> {
@@ -126,15 +129,23 @@ export class EtcdFaultBackend implements FaultBackend {
   }
 
   private get member() {
-    return this.etcd!.members[0]!;
+    return this.etcd!.members[0];
   }
 
   options(): DiscoveryOptions {
-    return { backend: 'etcd', backendConfig: { endpoints: this.etcd!.endpoints, dialTimeout: 1 }, loadBalance: 'round_robin', ...timing };
+    return {
+      backend: 'etcd',
+      backendConfig: { endpoints: this.etcd!.endpoints, dialTimeout: 1 },
+      loadBalance: 'round_robin',
+      ...timing,
+    };
   }
 
   async unreachableOptions(): Promise<DiscoveryOptions> {
-    return { ...this.options(), backendConfig: { endpoints: [`http://127.0.0.1:${await deadPort()}`], dialTimeout: 1 } };
+    return {
+      ...this.options(),
+      backendConfig: { endpoints: [`http://127.0.0.1:${await deadPort()}`], dialTimeout: 1 },
+    };
   }
 
   async publish(): Promise<void> {}
@@ -182,7 +193,12 @@ export class ConsulFaultBackend implements FaultBackend {
   }
 
   options(): DiscoveryOptions {
-    return { backend: 'consul', backendConfig: { url: this.agent!.url, wait: 1 }, loadBalance: 'round_robin', ...timing };
+    return {
+      backend: 'consul',
+      backendConfig: { url: this.agent!.url, wait: 1 },
+      loadBalance: 'round_robin',
+      ...timing,
+    };
   }
 
   async unreachableOptions(): Promise<DiscoveryOptions> {
@@ -240,14 +256,29 @@ export class DnsFaultBackend implements FaultBackend {
   options(): DiscoveryOptions {
     return {
       backend: 'dns',
-      backendConfig: { domain: 'svc.test', nameservers: [this.dnsmasq!.nameserver], timeout: 0.5, tries: 1, ttlFloor: 0.5 },
+      backendConfig: {
+        domain: 'svc.test',
+        nameservers: [this.dnsmasq!.nameserver],
+        timeout: 0.5,
+        tries: 1,
+        ttlFloor: 0.5,
+      },
       loadBalance: 'round_robin',
       ...timing,
     };
   }
 
   async unreachableOptions(): Promise<DiscoveryOptions> {
-    return { ...this.options(), backendConfig: { domain: 'svc.test', nameservers: [`127.0.0.1:${await deadPort()}`], timeout: 0.5, tries: 1, ttlFloor: 0.5 } };
+    return {
+      ...this.options(),
+      backendConfig: {
+        domain: 'svc.test',
+        nameservers: [`127.0.0.1:${await deadPort()}`],
+        timeout: 0.5,
+        tries: 1,
+        ttlFloor: 0.5,
+      },
+    };
   }
 
   async publish(service: string, ports: readonly number[]): Promise<void> {
@@ -256,7 +287,9 @@ export class DnsFaultBackend implements FaultBackend {
   }
 
   private records() {
-    const srvHosts = [...this.published].flatMap(([service, ports]) => ports.map((port) => `_grpc._tcp.${service}.svc.test,node.svc.test,${port},0,10`));
+    const srvHosts = [...this.published].flatMap(([service, ports]) =>
+      ports.map((port) => `_grpc._tcp.${service}.svc.test,node.svc.test,${port},0,10`),
+    );
     return { srvHosts, hostRecords: ['node.svc.test,127.0.0.1'] };
   }
 
@@ -301,16 +334,27 @@ export class MeshFaultBackend implements FaultBackend {
   }
 
   options(): DiscoveryOptions {
-    return { backend: 'mesh', backendConfig: { xdsServer: this.plane!.url, nodeId: 'switchyard-faults' }, loadBalance: 'round_robin', ...timing };
+    return {
+      backend: 'mesh',
+      backendConfig: { xdsServer: this.plane!.url, nodeId: 'switchyard-faults' },
+      loadBalance: 'round_robin',
+      ...timing,
+    };
   }
 
   async unreachableOptions(): Promise<DiscoveryOptions> {
-    return { ...this.options(), backendConfig: { xdsServer: `http://127.0.0.1:${await deadPort()}`, nodeId: 'switchyard-faults' } };
+    return {
+      ...this.options(),
+      backendConfig: { xdsServer: `http://127.0.0.1:${await deadPort()}`, nodeId: 'switchyard-faults' },
+    };
   }
 
   async publish(service: string, ports: readonly number[]): Promise<void> {
     this.plane!.set(CLUSTER_TYPE, edsCluster(service));
-    this.plane!.set(ENDPOINT_TYPE, loadAssignment(service, [{ region: 'test', endpoints: ports.map((port) => ({ address: `127.0.0.1:${port}` })) }]));
+    this.plane!.set(
+      ENDPOINT_TYPE,
+      loadAssignment(service, [{ region: 'test', endpoints: ports.map((port) => ({ address: `127.0.0.1:${port}` })) }]),
+    );
   }
 
   async stopRegistry(): Promise<void> {

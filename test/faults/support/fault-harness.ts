@@ -25,7 +25,14 @@ export class ServiceProcess {
     private readonly options: { service: string; discovery?: DiscoveryOptions; drainMs?: number },
   ) {}
 
-  static async start(options: { id: string; service: string; discovery?: DiscoveryOptions; drainMs?: number; port?: number; waitForRegistration?: boolean }): Promise<ServiceProcess> {
+  static async start(options: {
+    id: string;
+    service: string;
+    discovery?: DiscoveryOptions;
+    drainMs?: number;
+    port?: number;
+    waitForRegistration?: boolean;
+  }): Promise<ServiceProcess> {
     const instance = new ServiceProcess(options.id, options.port ?? (await findFreePort()), options);
     await instance.start(options.waitForRegistration ?? true);
     return instance;
@@ -59,7 +66,8 @@ export class ServiceProcess {
         DRAIN_MS: String(this.options.drainMs ?? 0),
       },
       ready: async () => {
-        if (peer.log.includes('BIND-FAILED')) throw new Error(`instance ${this.id} could not bind port ${this.port}: ${peer.log}`);
+        if (peer.log.includes('BIND-FAILED'))
+          throw new Error(`instance ${this.id} could not bind port ${this.port}: ${peer.log}`);
         return peer.log.includes(marker);
       },
       readyTimeoutMs: 30_000,
@@ -168,11 +176,25 @@ export class LoadGenerator {
   }
 
   /** A summary for the results table. */
-  summary(): { calls: number; failed: number; notStarted: number; lagged: number; servedBy: Record<string, number>; firstErrors: string[] } {
+  summary(): {
+    calls: number;
+    failed: number;
+    notStarted: number;
+    lagged: number;
+    servedBy: Record<string, number>;
+    firstErrors: string[];
+  } {
     const servedBy: Record<string, number> = {};
     for (const r of this.records) if (r.instance) servedBy[r.instance] = (servedBy[r.instance] ?? 0) + 1;
     const failures = this.failures;
-    return { calls: this.completed, failed: failures.length, notStarted: this.notStarted, lagged: this.lagged, servedBy, firstErrors: [...new Set(failures.map((f) => f.error ?? ''))].slice(0, 3) };
+    return {
+      calls: this.completed,
+      failed: failures.length,
+      notStarted: this.notStarted,
+      lagged: this.lagged,
+      servedBy,
+      firstErrors: [...new Set(failures.map((f) => f.error ?? ''))].slice(0, 3),
+    };
   }
 
   private tick(): void {
@@ -197,7 +219,8 @@ export class LoadGenerator {
           record.instance = instance;
         },
         (error: Error & { code?: unknown }) => {
-          record.error = `${error?.code ?? ''} ${error?.message ?? String(error)}`.trim();
+          record.error =
+            `${typeof error?.code === 'string' ? error.code : ''} ${error?.message ?? String(error)}`.trim();
         },
       );
       const tracked = done.then(() => {
@@ -286,7 +309,9 @@ const insecure = grpc.credentials.createInsecure();
 function stubFor(channel: grpc.Channel): GreeterStub {
   let stub = stubs.get(channel);
   if (!stub) {
-    stub = new greeterPackage.greeter.Greeter('unused', insecure, { channelOverride: channel }) as unknown as GreeterStub;
+    stub = new greeterPackage.greeter.Greeter('unused', insecure, {
+      channelOverride: channel,
+    }) as unknown as GreeterStub;
     stubs.set(channel, stub);
   }
   return stub;
@@ -298,7 +323,12 @@ export function helloThrough(client: ServiceClient, timeoutMs = 3_000): Promise<
     ({ channel, deadline }) =>
       new Promise<string>((resolve, reject) => {
         const stub = stubFor(channel);
-        stub.SayHello({ name: 'load' }, new grpc.Metadata(), { deadline: deadline ?? Date.now() + timeoutMs }, (error, reply?: HelloReply) => (error ? reject(error) : resolve(reply!.instance)));
+        stub.SayHello(
+          { name: 'load' },
+          new grpc.Metadata(),
+          { deadline: deadline ?? Date.now() + timeoutMs },
+          (error, reply?: HelloReply) => (error ? reject(error) : resolve(reply!.instance)),
+        );
       }),
     { timeoutMs },
   );

@@ -55,7 +55,9 @@ process.on('SIGUSR2', () => {
   console.log('HEALTH SERVING');
 });
 await new Promise((resolve, reject) =>
-  server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error) => (error ? reject(error) : resolve())),
+  server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error) =>
+    error ? reject(error) : resolve(),
+  ),
 ).catch((error) => {
   console.log(`BIND-FAILED ${error.message}`);
   process.exit(1);

@@ -106,10 +106,17 @@ export function reliabilityTest(
             ...spec,
             status: failed ? 'known-bug' : 'fail',
             details,
-            note: failed ? `${options.knownBug} (${(error ?? '').split('\n')[0]!.slice(0, 200)})` : 'the bug seems fixed: remove the knownBug marker',
+            note: failed
+              ? `${options.knownBug} (${(error ?? '').split('\n')[0].slice(0, 200)})`
+              : 'the bug seems fixed: remove the knownBug marker',
           });
         } else {
-          results.record({ ...spec, status: failed ? 'fail' : 'pass', details, ...(failed && error ? { note: error.split('\n')[0]!.slice(0, 300) } : {}) });
+          results.record({
+            ...spec,
+            status: failed ? 'fail' : 'pass',
+            details,
+            ...(failed && error ? { note: error.split('\n')[0].slice(0, 300) } : {}),
+          });
         }
       });
       await body(details, context);

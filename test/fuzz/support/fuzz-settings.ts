@@ -20,5 +20,11 @@ export function fuzzParameters<T>(seed: number, numRuns: number): Parameters<T> 
 
 /** Error types that mean "the code crashed on this input" rather than "it refused the input". */
 export function isCrash(error: unknown): boolean {
-  return error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError || error instanceof SyntaxError || !(error instanceof Error);
+  return (
+    error instanceof TypeError ||
+    error instanceof RangeError ||
+    error instanceof ReferenceError ||
+    error instanceof SyntaxError ||
+    !(error instanceof Error)
+  );
 }

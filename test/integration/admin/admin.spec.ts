@@ -33,14 +33,21 @@ class GreeterCaller {
 }
 
 function helloOver(channel: grpc.Channel): Promise<unknown> {
-  const stub = new greeterPackage.greeter.Greeter('unused', grpc.credentials.createInsecure(), { channelOverride: channel }) as unknown as GreeterStub;
+  const stub = new greeterPackage.greeter.Greeter('unused', grpc.credentials.createInsecure(), {
+    channelOverride: channel,
+  }) as unknown as GreeterStub;
   return new Promise((resolve, reject) =>
-    stub.SayHello({ name: 'admin' }, new grpc.Metadata(), { deadline: Date.now() + 2_000 }, (e, r) => (e ? reject(e) : resolve(r))),
+    stub.SayHello({ name: 'admin' }, new grpc.Metadata(), { deadline: Date.now() + 2_000 }, (e, r) =>
+      e ? reject(e) : resolve(r),
+    ),
   );
 }
 
 if (!existsSync(CHROMIUM)) {
-  if (process.env.CI === 'true') throw new Error(`${CHROMIUM} is missing: run scripts/peers/install-chromium.sh (CI's scripts/peers/install.sh does)`);
+  if (process.env.CI === 'true')
+    throw new Error(
+      `${CHROMIUM} is missing: run scripts/peers/install-chromium.sh (CI's scripts/peers/install.sh does)`,
+    );
   execFileSync('bash', [join(import.meta.dirname, '../../../scripts/peers/install-chromium.sh')], { stdio: 'inherit' });
 }
 
@@ -55,18 +62,37 @@ describe('admin view (JSON and page) in a running Nest app', () => {
   beforeAll(async () => {
     etcd = await EtcdPeer.start();
     // A password-protected etcd, so the test can show the password never leaks.
-    const ctl = (...args: string[]) => execFileSync(ETCDCTL_BINARY, ['--endpoints', etcd.endpoint, ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
+    const ctl = (...args: string[]) =>
+      execFileSync(ETCDCTL_BINARY, ['--endpoints', etcd.endpoint, ...args], {
+        env: { ...process.env, ETCDCTL_API: '3' },
+      });
     ctl('user', 'add', `root:${PASSWORD}`);
     ctl('auth', 'enable');
-    const backendConfig = { endpoints: etcd.endpoints, auth: { username: 'root', password: PASSWORD }, dialTimeout: 2, requestTimeout: 2 };
+    const backendConfig = {
+      endpoints: etcd.endpoints,
+      auth: { username: 'root', password: PASSWORD },
+      dialTimeout: 2,
+      requestTimeout: 2,
+    };
     registry = await createRegistry(resolveDiscoveryConfig({ backend: 'etcd', backendConfig }), quiet);
     for (const id of ['g1', 'g2', 'g3']) {
       const server = await new GreeterServer(id).start();
       servers.push(server);
-      await registry.register(createServiceInstance({ service: 'greeter', id, address: server.address, metadata: { zone: 'z1' } }), { ttlMs: 30_000, heartbeatMs: 5_000 });
+      await registry.register(
+        createServiceInstance({ service: 'greeter', id, address: server.address, metadata: { zone: 'z1' } }),
+        { ttlMs: 30_000, heartbeatMs: 5_000 },
+      );
     }
     @Module({
-      imports: [DiscoveryModule.forRoot({ backend: 'etcd', backendConfig, loadBalance: 'round_robin', admin: { path: '/discovery', refreshMs: 250 }, logger: quiet })],
+      imports: [
+        DiscoveryModule.forRoot({
+          backend: 'etcd',
+          backendConfig,
+          loadBalance: 'round_robin',
+          admin: { path: '/discovery', refreshMs: 250 },
+          logger: quiet,
+        }),
+      ],
       providers: [GreeterCaller],
     })
     class AdminApp {}
@@ -77,7 +103,16 @@ describe('admin view (JSON and page) in a running Nest app', () => {
     await app.get(GreeterCaller).greeter.ready({ minEndpoints: 3 });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     mkdirSync(ARTIFACTS, { recursive: true });
   }, 90_000);
@@ -116,28 +151,39 @@ describe('admin view (JSON and page) in a running Nest app', () => {
 
     // A server dies: real calls fail on it, passive outlier detection ejects it.
     const client = app.get(GreeterCaller).greeter;
-    servers[2]!.kill();
+    servers[2].kill();
     await waitFor(
       async () => {
-        await Promise.all(Array.from({ length: 6 }, () => client.call(({ channel }) => helloOver(channel), { retry: { maxAttempts: 3, budget: { maxTokens: 1000, tokenRatio: 1 } } }).catch(() => undefined)));
-        return (await state()).services[0]!.endpoints.find((e) => e.id === 'g3')!.health === 'ejected';
+        await Promise.all(
+          Array.from({ length: 6 }, () =>
+            client
+              .call(({ channel }) => helloOver(channel), {
+                retry: { maxAttempts: 3, budget: { maxTokens: 1000, tokenRatio: 1 } },
+              })
+              .catch(() => undefined),
+          ),
+        );
+        return (await state()).services[0].endpoints.find((e) => e.id === 'g3')!.health === 'ejected';
       },
       { timeoutMs: 20_000, what: 'g3 ejected' },
     );
-    const ejected = (await state()).services[0]!.endpoints.find((e) => e.id === 'g3')!;
+    const ejected = (await state()).services[0].endpoints.find((e) => e.id === 'g3')!;
     expect(ejected).toMatchObject({ served: false });
     expect(ejected.detail).toMatch(/ejected after consecutive transport failures/);
     expect(ejected.failuresLastMinute).toBeGreaterThanOrEqual(1);
-    expect((await state()).services[0]!.endpoints.find((e) => e.id === 'g1')!.picksLastMinute).toBeGreaterThan(0);
-    await page.waitForSelector('tr.ejected[data-address="' + servers[2]!.address + '"]', { timeout: 10_000 });
+    expect((await state()).services[0].endpoints.find((e) => e.id === 'g1')!.picksLastMinute).toBeGreaterThan(0);
+    await page.waitForSelector('tr.ejected[data-address="' + servers[2].address + '"]', { timeout: 10_000 });
     await page.screenshot({ path: join(ARTIFACTS, 'admin-ejected.png'), fullPage: true });
 
     // The registry stops: the last known endpoints are served, marked stale.
     for (const member of etcd.members) await member.stop();
-    await waitFor(async () => (await state()).services[0]!.state === 'stale', { timeoutMs: 30_000, what: 'stale state' });
+    await waitFor(async () => (await state()).services[0].state === 'stale', {
+      timeoutMs: 30_000,
+      what: 'stale state',
+    });
     const stale = await state();
     expect(stale.registry.reachable).toBe(false);
-    expect(stale.services[0]!.known).toBe(3);
+    expect(stale.services[0].known).toBe(3);
     await page.waitForSelector('h2[data-service="greeter"] .badge.stale', { timeout: 10_000 });
     await page.screenshot({ path: join(ARTIFACTS, 'admin-stale.png'), fullPage: true });
 
@@ -157,7 +203,12 @@ describe('admin view (JSON and page) in a running Nest app', () => {
         return 'mine';
       }
     }
-    @Module({ imports: [DiscoveryModule.forRoot({ backend: 'memory', admin: { path: '/discovery' }, logger: quiet, isGlobal: false })], controllers: [Taken] })
+    @Module({
+      imports: [
+        DiscoveryModule.forRoot({ backend: 'memory', admin: { path: '/discovery' }, logger: quiet, isGlobal: false }),
+      ],
+      controllers: [Taken],
+    })
     class Colliding {}
     const colliding = await NestFactory.create(Colliding, { logger: false, abortOnError: false });
     await expect(colliding.init()).rejects.toThrow(/admin.path.*GET \/discovery is taken/);

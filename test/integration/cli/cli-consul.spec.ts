@@ -5,7 +5,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConsulAgent, consulBinary, httpGet } from '../../support/peers/consul.js';
 import type { PeerProcess } from '../../support/peers/peer-process.js';
 import { agentPut } from '../consul/support/consul-kit.js';
-import { assertCliBuilt, CliRun, expectExit, expectNoSecret, killAllCli, runCli, startHeldRegistration } from './cli-runner.js';
+import {
+  assertCliBuilt,
+  CliRun,
+  expectExit,
+  expectNoSecret,
+  killAllCli,
+  runCli,
+  startHeldRegistration,
+} from './cli-runner.js';
 
 // The `switchyard` command against a real Consul agent with ACLs on
 // (default deny): every command needs the token, and none may print it.
@@ -38,16 +46,26 @@ describe.skipIf(!binary)('switchyard CLI: consul', () => {
 
   it('check exits 0 with the token (from the environment or the config file) and 1 for a wrong one, printing neither', async () => {
     const file = join(base, 'consul.toml');
-    await writeFile(file, `[discovery]\nbackend = "consul"\n\n[discovery.backend_config]\nurl = "${agent.url}"\ntoken = "${TOKEN}"\n`);
+    await writeFile(
+      file,
+      `[discovery]\nbackend = "consul"\n\n[discovery.backend_config]\nurl = "${agent.url}"\ntoken = "${TOKEN}"\n`,
+    );
     const [fromEnv, fromFile, refused] = await Promise.all([
       run([...flags(), 'check']),
       runCli(['-c', file, 'check', '--json']),
       runCli([...flags(), '--token', WRONG_TOKEN, 'check']),
     ]);
     expectExit(fromEnv, 0);
-    expect(fromEnv.stdout).toMatch(new RegExp(`^ok: consul agent at ${agent.url} answered in \\d+ ms \\(leader 127\\.0\\.0\\.1:\\d+`));
+    expect(fromEnv.stdout).toMatch(
+      new RegExp(`^ok: consul agent at ${agent.url} answered in \\d+ ms \\(leader 127\\.0\\.0\\.1:\\d+`),
+    );
     expectExit(fromFile, 0);
-    expect(JSON.parse(fromFile.stdout)).toMatchObject({ ok: true, backend: 'consul', target: agent.url, reachable: true });
+    expect(JSON.parse(fromFile.stdout)).toMatchObject({
+      ok: true,
+      backend: 'consul',
+      target: agent.url,
+      reachable: true,
+    });
     expectExit(refused, 1);
     expect(refused.stderr).toMatch(/failed: consul agent at .* answered but refused: .*HTTP 403/);
     for (const result of [fromEnv, fromFile, refused]) expectNoSecret(result, TOKEN, WRONG_TOKEN);
@@ -55,11 +73,34 @@ describe.skipIf(!binary)('switchyard CLI: consul', () => {
 
   it('register keeps an instance that ls shows, and Ctrl-C deregisters it through the agent', async () => {
     const register = CliRun.start(
-      [...flags(), 'register', '--name', 'orders', '--address', '127.0.0.1:7201', '--id', 'orders-c1', '--ttl', '3', '--version', 'v3.1.0', '--zone', 'z2', '--weight', '3', '--tag', 'tier=gold'],
+      [
+        ...flags(),
+        'register',
+        '--name',
+        'orders',
+        '--address',
+        '127.0.0.1:7201',
+        '--id',
+        'orders-c1',
+        '--ttl',
+        '3',
+        '--version',
+        'v3.1.0',
+        '--zone',
+        'z2',
+        '--weight',
+        '3',
+        '--tag',
+        'tier=gold',
+      ],
       { env },
     );
     await register.waitForStdout(/^registered orders-c1 /m);
-    const [services, instances, table] = await Promise.all([run([...flags(), 'ls', '--json']), run([...flags(), 'ls', 'orders', '--json']), run([...flags(), 'ls', 'orders'])]);
+    const [services, instances, table] = await Promise.all([
+      run([...flags(), 'ls', '--json']),
+      run([...flags(), 'ls', 'orders', '--json']),
+      run([...flags(), 'ls', 'orders']),
+    ]);
     expectExit(services, 0);
     expect(JSON.parse(services.stdout).services).toContainEqual({ name: 'orders', instances: 1 });
     expectExit(instances, 0);
@@ -67,7 +108,18 @@ describe.skipIf(!binary)('switchyard CLI: consul', () => {
       service: 'orders',
       backend: 'consul',
       state: 'ok',
-      instances: [{ id: 'orders-c1', address: '127.0.0.1:7201', version: 'v3.1.0', zone: 'z2', weight: 3, tags: { tier: 'gold' }, healthy: true, served: true }],
+      instances: [
+        {
+          id: 'orders-c1',
+          address: '127.0.0.1:7201',
+          version: 'v3.1.0',
+          zone: 'z2',
+          weight: 3,
+          tags: { tier: 'gold' },
+          healthy: true,
+          served: true,
+        },
+      ],
       unserved: [],
     });
     expect(table.stdout).toMatch(/orders-c1\s+127\.0\.0\.1:7201\s+v3\.1\.0\s+z2\s+3\s+yes/);
@@ -84,7 +136,10 @@ describe.skipIf(!binary)('switchyard CLI: consul', () => {
   it('watch prints one JSON line per change until Ctrl-C', async () => {
     const watch = CliRun.start([...flags(), 'watch', 'billing', '--json'], { env });
     await watch.waitForStdout(/"to":"empty"/);
-    const holder = await startHeldRegistration([...flags(), 'register', '--name', 'billing', '--address', '127.0.0.1:7202', '--id', 'billing-c1', '--ttl', '3'], env);
+    const holder = await startHeldRegistration(
+      [...flags(), 'register', '--name', 'billing', '--address', '127.0.0.1:7202', '--id', 'billing-c1', '--ttl', '3'],
+      env,
+    );
     held.push(holder);
     await watch.waitForStdout(/"event":"added"/);
     await holder.stop();
@@ -92,8 +147,20 @@ describe.skipIf(!binary)('switchyard CLI: consul', () => {
     watch.signal('SIGINT');
     const done = await watch.result;
     expectExit(done, 0);
-    const events = watch.jsonLines().map((e) => (e.event === 'state' ? `state ${e.from}->${e.to}` : `${e.event} ${(e.instance as { id: string }).id}`));
-    expect(events).toEqual(['state pending->empty', 'added billing-c1', 'state empty->ok', 'removed billing-c1', 'state ok->empty']);
+    const events = watch
+      .jsonLines()
+      .map((e) =>
+        e.event === 'state'
+          ? `state ${String(e.from)}->${String(e.to)}`
+          : `${String(e.event)} ${(e.instance as { id: string }).id}`,
+      );
+    expect(events).toEqual([
+      'state pending->empty',
+      'added billing-c1',
+      'state empty->ok',
+      'removed billing-c1',
+      'state ok->empty',
+    ]);
     expectNoSecret(done, TOKEN);
   });
 
@@ -101,7 +168,14 @@ describe.skipIf(!binary)('switchyard CLI: consul', () => {
     const registered = await agentPut(
       agent.url,
       '/agent/service/register',
-      { ID: 'stock-sick', Name: 'stock', Address: '127.0.0.1', Port: 7203, Meta: { namespace: 'default' }, Check: { CheckID: 'service:stock-sick', TTL: '600s', Status: 'critical' } },
+      {
+        ID: 'stock-sick',
+        Name: 'stock',
+        Address: '127.0.0.1',
+        Port: 7203,
+        Meta: { namespace: 'default' },
+        Check: { CheckID: 'service:stock-sick', TTL: '600s', Status: 'critical' },
+      },
       TOKEN,
     );
     expect(registered.status).toBe(200);
@@ -114,23 +188,39 @@ describe.skipIf(!binary)('switchyard CLI: consul', () => {
     expect(JSON.parse(listed.stdout)).toMatchObject({
       state: 'empty',
       instances: [],
-      unserved: [{ id: 'stock-sick', address: '127.0.0.1:7203', healthy: false, served: false, reason: expect.stringMatching(/^critical/) }],
+      unserved: [
+        {
+          id: 'stock-sick',
+          address: '127.0.0.1:7203',
+          healthy: false,
+          served: false,
+          reason: expect.stringMatching(/^critical/),
+        },
+      ],
     });
     expectExit(wrongName, 1);
-    expect(wrongName.stderr).toContain("instance 'stock-sick' belongs to service 'stock', not 'orders': nothing removed");
+    expect(wrongName.stderr).toContain(
+      "instance 'stock-sick' belongs to service 'stock', not 'orders': nothing removed",
+    );
     expectExit(unknown, 1);
     expect(unknown.stderr).toContain("no instance 'no-such-instance'");
 
     const removed = await run([...flags(), 'deregister', 'stock-sick', '--json']);
     expectExit(removed, 0);
-    expect(JSON.parse(removed.stdout)).toMatchObject({ backend: 'consul', removed: [{ id: 'stock-sick', service: 'stock' }] });
+    expect(JSON.parse(removed.stdout)).toMatchObject({
+      backend: 'consul',
+      removed: [{ id: 'stock-sick', service: 'stock' }],
+    });
     expect((await httpGet(`${agent.url}/v1/agent/service/stock-sick`, { 'x-consul-token': TOKEN })).status).toBe(404);
     for (const result of [listed, wrongName, unknown, removed]) expectNoSecret(result, TOKEN);
   });
 
   // Last: stops the agent for good.
   it('when the agent is down: check exits 1, ls exits 1, and a running watch turns stale', async () => {
-    const holder = await startHeldRegistration([...flags(), 'register', '--name', 'search', '--address', '127.0.0.1:7204', '--id', 'search-c1', '--ttl', '3'], env);
+    const holder = await startHeldRegistration(
+      [...flags(), 'register', '--name', 'search', '--address', '127.0.0.1:7204', '--id', 'search-c1', '--ttl', '3'],
+      env,
+    );
     held.push(holder);
     const watch = CliRun.start([...flags(), 'watch', 'search'], { env, maxLifetimeMs: 30_000 });
     await watch.waitForStdout(/state pending -> ok \(1 instance\)/);

@@ -5,8 +5,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServiceInstance, toSeedRecord } from '../../../lib/core/service-instance.js';
 import { EtcdPeer } from '../../support/peers/etcd.js';
 import type { PeerProcess } from '../../support/peers/peer-process.js';
-import { waitFor } from '../../support/wait-for.js';
-import { assertCliBuilt, CliRun, expectExit, expectNoSecret, killAllCli, runCli, startHeldRegistration } from './cli-runner.js';
+import {
+  assertCliBuilt,
+  CliRun,
+  expectExit,
+  expectNoSecret,
+  killAllCli,
+  runCli,
+  startHeldRegistration,
+} from './cli-runner.js';
 
 // The `switchyard` command against a real etcd with authentication on:
 // every command runs as root with a password that must never be printed.
@@ -32,7 +39,10 @@ describe('switchyard CLI: etcd', () => {
     base = await mkdtemp(join(tmpdir(), 'switchyard-cli-etcd-'));
     // A short refresh interval makes the backend probe etcd every second (outages show up fast).
     configFile = join(base, 'etcd.toml');
-    await writeFile(configFile, `[discovery]\nbackend = "etcd"\nrefresh_interval = 1\n\n[discovery.backend_config]\nendpoints = ["${etcd.endpoint}"]\n`);
+    await writeFile(
+      configFile,
+      `[discovery]\nbackend = "etcd"\nrefresh_interval = 1\n\n[discovery.backend_config]\nendpoints = ["${etcd.endpoint}"]\n`,
+    );
   });
   afterEach(async () => {
     await killAllCli();
@@ -52,7 +62,13 @@ describe('switchyard CLI: etcd', () => {
     ]);
     expectExit(ok, 0);
     expect(ok.stdout).toMatch(new RegExp(`^ok: etcd at ${etcd.endpoint} answered in \\d+ ms \\(etcd 3\\.`));
-    expect(JSON.parse(okJson.stdout)).toMatchObject({ ok: true, backend: 'etcd', target: etcd.endpoint, reachable: true, prefix: '/default/services/' });
+    expect(JSON.parse(okJson.stdout)).toMatchObject({
+      ok: true,
+      backend: 'etcd',
+      target: etcd.endpoint,
+      reachable: true,
+      prefix: '/default/services/',
+    });
     expectExit(refused, 1);
     expect(refused.stderr).toMatch(/failed: etcd at .* answered but refused: .*authentication failed/);
     for (const result of [ok, okJson, refused]) expectNoSecret(result, PASSWORD, WRONG_PASSWORD);
@@ -60,12 +76,38 @@ describe('switchyard CLI: etcd', () => {
 
   it('register keeps an instance under a lease that ls shows, and Ctrl-C deletes it', async () => {
     const register = CliRun.start(
-      [...flags(), 'register', '--name', 'orders', '--address', '127.0.0.1:7101', '--id', 'orders-e1', '--ttl', '3', '--version', 'v2.0.0', '--zone', 'z1', '--tag', 'tier=gold', '--json'],
+      [
+        ...flags(),
+        'register',
+        '--name',
+        'orders',
+        '--address',
+        '127.0.0.1:7101',
+        '--id',
+        'orders-e1',
+        '--ttl',
+        '3',
+        '--version',
+        'v2.0.0',
+        '--zone',
+        'z1',
+        '--tag',
+        'tier=gold',
+        '--json',
+      ],
       { env },
     );
     await register.waitForStdout(/"event":"registered"/);
-    expect(register.jsonLines()[0]).toMatchObject({ event: 'registered', id: 'orders-e1', backend: 'etcd', ttlSeconds: 3, instance: { address: '127.0.0.1:7101', version: 'v2.0.0', zone: 'z1', tags: { tier: 'gold' } } });
-    expect(etcdctl(['get', '/default/services/orders/orders-e1', '--print-value-only'])).toContain('"instance_id":"orders-e1"');
+    expect(register.jsonLines()[0]).toMatchObject({
+      event: 'registered',
+      id: 'orders-e1',
+      backend: 'etcd',
+      ttlSeconds: 3,
+      instance: { address: '127.0.0.1:7101', version: 'v2.0.0', zone: 'z1', tags: { tier: 'gold' } },
+    });
+    expect(etcdctl(['get', '/default/services/orders/orders-e1', '--print-value-only'])).toContain(
+      '"instance_id":"orders-e1"',
+    );
 
     const [services, instances, table] = await Promise.all([
       run([...flags(), 'ls', '--json']),
@@ -73,12 +115,26 @@ describe('switchyard CLI: etcd', () => {
       run([...flags(), 'ls', 'orders']),
     ]);
     expectExit(services, 0);
-    expect(JSON.parse(services.stdout)).toMatchObject({ backend: 'etcd', namespace: 'default', services: [{ name: 'orders', instances: 1 }] });
+    expect(JSON.parse(services.stdout)).toMatchObject({
+      backend: 'etcd',
+      namespace: 'default',
+      services: [{ name: 'orders', instances: 1 }],
+    });
     expectExit(instances, 0);
     expect(JSON.parse(instances.stdout)).toMatchObject({
       service: 'orders',
       state: 'ok',
-      instances: [{ id: 'orders-e1', address: '127.0.0.1:7101', version: 'v2.0.0', zone: 'z1', weight: 1, healthy: true, served: true }],
+      instances: [
+        {
+          id: 'orders-e1',
+          address: '127.0.0.1:7101',
+          version: 'v2.0.0',
+          zone: 'z1',
+          weight: 1,
+          healthy: true,
+          served: true,
+        },
+      ],
     });
     expect(table.stdout).toMatch(/orders-e1\s+127\.0\.0\.1:7101\s+v2\.0\.0\s+z1\s+1\s+yes/);
 
@@ -93,7 +149,21 @@ describe('switchyard CLI: etcd', () => {
   it('watch prints added, updated and removed instances, one JSON line each', async () => {
     const watch = CliRun.start([...flags(), 'watch', 'billing', '--json'], { env });
     await watch.waitForStdout(/"to":"empty"/);
-    const holder = await startHeldRegistration([...flags(), 'register', '--name', 'billing', '--address', '127.0.0.1:7102', '--id', 'billing-held', '--ttl', '3'], env);
+    const holder = await startHeldRegistration(
+      [
+        ...flags(),
+        'register',
+        '--name',
+        'billing',
+        '--address',
+        '127.0.0.1:7102',
+        '--id',
+        'billing-held',
+        '--ttl',
+        '3',
+      ],
+      env,
+    );
     held.push(holder);
     await watch.waitForStdout(/"event":"added".*"billing-held"/);
     // A record written by another program, then changed in place.
@@ -107,23 +177,41 @@ describe('switchyard CLI: etcd', () => {
     watch.signal('SIGINT');
     const done = await watch.result;
     expectExit(done, 0);
-    const events = watch.jsonLines().filter((e) => e.event !== 'state').map((e) => `${e.event} ${(e.instance as { id: string }).id}`);
-    expect(events).toEqual(['added billing-held', 'added billing-other', 'updated billing-other', 'removed billing-held']);
+    const events = watch
+      .jsonLines()
+      .filter((e) => e.event !== 'state')
+      .map((e) => `${String(e.event)} ${(e.instance as { id: string }).id}`);
+    expect(events).toEqual([
+      'added billing-held',
+      'added billing-other',
+      'updated billing-other',
+      'removed billing-held',
+    ]);
     expect(watch.jsonLines().find((e) => e.event === 'updated')).toMatchObject({ instance: { weight: 5 } });
     etcdctl(['del', '/default/services/billing/billing-other']);
     expectNoSecret(done, PASSWORD);
   });
 
   it('deregister deletes the key of an instance nobody keeps alive, found with or without --name', async () => {
-    for (const [service, id] of [['stock', 'stock-crashed'], ['stock', 'stock-2'], ['pricing', 'pricing-crashed']] as const) {
-      etcdctl(['put', `/default/services/${service}/${id}`, JSON.stringify(toSeedRecord(createServiceInstance({ service, id, address: '127.0.0.1:7104' })))]);
+    for (const [service, id] of [
+      ['stock', 'stock-crashed'],
+      ['stock', 'stock-2'],
+      ['pricing', 'pricing-crashed'],
+    ] as const) {
+      etcdctl([
+        'put',
+        `/default/services/${service}/${id}`,
+        JSON.stringify(toSeedRecord(createServiceInstance({ service, id, address: '127.0.0.1:7104' }))),
+      ]);
     }
     const [byId, wrongName] = await Promise.all([
       run([...flags(), 'deregister', 'stock-crashed']),
       run([...flags(), 'deregister', 'pricing-crashed', '--name', 'stock']),
     ]);
     expectExit(byId, 0);
-    expect(byId.stdout).toContain("deregistered stock-crashed of service 'stock': removed etcd key /default/services/stock/stock-crashed");
+    expect(byId.stdout).toContain(
+      "deregistered stock-crashed of service 'stock': removed etcd key /default/services/stock/stock-crashed",
+    );
     expectExit(wrongName, 1);
     expect(wrongName.stderr).toContain("no instance 'pricing-crashed' of service 'stock'");
     const [byName, again] = await Promise.all([
@@ -131,9 +219,18 @@ describe('switchyard CLI: etcd', () => {
       run([...flags(), 'deregister', 'stock-crashed']),
     ]);
     expectExit(byName, 0);
-    expect(JSON.parse(byName.stdout)).toMatchObject({ backend: 'etcd', removed: [{ id: 'pricing-crashed', service: 'pricing', where: 'etcd key /default/services/pricing/pricing-crashed' }] });
+    expect(JSON.parse(byName.stdout)).toMatchObject({
+      backend: 'etcd',
+      removed: [
+        { id: 'pricing-crashed', service: 'pricing', where: 'etcd key /default/services/pricing/pricing-crashed' },
+      ],
+    });
     expectExit(again, 1);
-    const left = ['stock', 'pricing'].flatMap((service) => etcdctl(['get', `/default/services/${service}/`, '--prefix', '--keys-only']).split('\n').filter(Boolean));
+    const left = ['stock', 'pricing'].flatMap((service) =>
+      etcdctl(['get', `/default/services/${service}/`, '--prefix', '--keys-only'])
+        .split('\n')
+        .filter(Boolean),
+    );
     expect(left).toEqual(['/default/services/stock/stock-2']);
     etcdctl(['del', '/default/services/stock/stock-2']);
     for (const result of [byId, wrongName, byName, again]) expectNoSecret(result, PASSWORD);
@@ -142,7 +239,7 @@ describe('switchyard CLI: etcd', () => {
   // Last: stops etcd for good.
   it('when etcd stalls or is down: check exits 1, ls exits 1, and a running watch turns stale', async () => {
     // A stalled server (SIGSTOP) answers nothing: --timeout bounds the wait.
-    const member = etcd.members[0]!;
+    const member = etcd.members[0];
     member.signal('SIGSTOP');
     try {
       const stalled = await run([...flags(), 'check', '--timeout', '1']);
@@ -153,7 +250,10 @@ describe('switchyard CLI: etcd', () => {
       member.signal('SIGCONT');
     }
 
-    const holder = await startHeldRegistration([...flags(), 'register', '--name', 'search', '--address', '127.0.0.1:7105', '--id', 'search-1', '--ttl', '3'], env);
+    const holder = await startHeldRegistration(
+      [...flags(), 'register', '--name', 'search', '--address', '127.0.0.1:7105', '--id', 'search-1', '--ttl', '3'],
+      env,
+    );
     held.push(holder);
     const watch = CliRun.start(['-c', configFile, '--user', 'root', 'watch', 'search'], { env, maxLifetimeMs: 40_000 });
     await watch.waitForStdout(/state pending -> ok \(1 instance\)/);
@@ -161,7 +261,12 @@ describe('switchyard CLI: etcd', () => {
     await watch.waitForStdout(/state ok -> stale: registry unreachable: .* \(1 instance\)/, 20_000);
     const [down, list] = await Promise.all([run([...flags(), 'check', '--json']), run([...flags(), 'ls', 'search'])]);
     expectExit(down, 1);
-    expect(JSON.parse(down.stdout)).toMatchObject({ ok: false, backend: 'etcd', reachable: false, message: expect.stringMatching(/^etcd at .* is unreachable: .*(ECONNREFUSED|UNAVAILABLE)/) });
+    expect(JSON.parse(down.stdout)).toMatchObject({
+      ok: false,
+      backend: 'etcd',
+      reachable: false,
+      message: expect.stringMatching(/^etcd at .* is unreachable: .*(ECONNREFUSED|UNAVAILABLE)/),
+    });
     expectExit(list, 1);
     expect(list.stderr).toMatch(/cannot list 'search': registry unreachable/);
     watch.signal('SIGINT');

@@ -91,7 +91,26 @@ describe('switchyard CLI: command line and the local backend', () => {
 
   it('register holds an instance that ls shows until Ctrl-C deregisters it and exits 0', async () => {
     freshDir();
-    const register = CliRun.start([...local(), 'register', '--name', 'orders', '--address', '127.0.0.1:7001', '--id', 'orders-a', '--ttl', '3', '--version', 'v1.2.0', '--zone', 'eu-1a', '--weight', '2', '--tag', 'tier=gold']);
+    const register = CliRun.start([
+      ...local(),
+      'register',
+      '--name',
+      'orders',
+      '--address',
+      '127.0.0.1:7001',
+      '--id',
+      'orders-a',
+      '--ttl',
+      '3',
+      '--version',
+      'v1.2.0',
+      '--zone',
+      'eu-1a',
+      '--weight',
+      '2',
+      '--tag',
+      'tier=gold',
+    ]);
     await register.waitForStdout(/^registered orders-a /m);
     const file = new RegistryDirectory(dir).instanceFile('default', 'orders', 'orders-a');
     expect(existsSync(file)).toBe(true);
@@ -108,12 +127,31 @@ describe('switchyard CLI: command line and the local backend', () => {
     expect(table.stdout).toMatch(/orders-a\s+127\.0\.0\.1:7001\s+v1\.2\.0\s+eu-1a\s+2\s+yes/);
     expectExit(json, 0);
     const listed = JSON.parse(json.stdout);
-    expect(listed).toMatchObject({ service: 'orders', namespace: 'default', backend: 'local', state: 'ok', unserved: [] });
+    expect(listed).toMatchObject({
+      service: 'orders',
+      namespace: 'default',
+      backend: 'local',
+      state: 'ok',
+      unserved: [],
+    });
     expect(listed.instances).toEqual([
-      expect.objectContaining({ id: 'orders-a', address: '127.0.0.1:7001', version: 'v1.2.0', zone: 'eu-1a', weight: 2, healthy: true, tags: { tier: 'gold' }, served: true }),
+      expect.objectContaining({
+        id: 'orders-a',
+        address: '127.0.0.1:7001',
+        version: 'v1.2.0',
+        zone: 'eu-1a',
+        weight: 2,
+        healthy: true,
+        tags: { tier: 'gold' },
+        served: true,
+      }),
     ]);
     expectExit(services, 0);
-    expect(JSON.parse(services.stdout)).toMatchObject({ backend: 'local', namespace: 'default', services: [{ name: 'orders', instances: 1 }] });
+    expect(JSON.parse(services.stdout)).toMatchObject({
+      backend: 'local',
+      namespace: 'default',
+      services: [{ name: 'orders', instances: 1 }],
+    });
 
     register.signal('SIGINT');
     const done = await register.result;
@@ -126,7 +164,18 @@ describe('switchyard CLI: command line and the local backend', () => {
     freshDir();
     const watch = CliRun.start([...local(), 'watch', 'orders', '--json']);
     await watch.waitForStdout(/"to":"empty"/);
-    const holder = await startHeldRegistration([...local(), 'register', '--name', 'orders', '--address', '127.0.0.1:7002', '--id', 'orders-w', '--ttl', '3']);
+    const holder = await startHeldRegistration([
+      ...local(),
+      'register',
+      '--name',
+      'orders',
+      '--address',
+      '127.0.0.1:7002',
+      '--id',
+      'orders-w',
+      '--ttl',
+      '3',
+    ]);
     held.push(holder);
     await watch.waitForStdout(/"event":"added"/);
     await holder.stop(); // SIGTERM: the command deregisters before it exits
@@ -135,7 +184,12 @@ describe('switchyard CLI: command line and the local backend', () => {
     const done = await watch.result;
     expectExit(done, 0);
     expect(done.stderr).toContain("stopped watching 'orders'");
-    const events = watch.jsonLines().map((e) => [e.event, e.event === 'state' ? `${e.from}->${e.to}` : (e.instance as { id: string }).id]);
+    const events = watch
+      .jsonLines()
+      .map((e) => [
+        e.event,
+        e.event === 'state' ? `${String(e.from)}->${String(e.to)}` : (e.instance as { id: string }).id,
+      ]);
     expect(events).toEqual([
       ['state', 'pending->empty'],
       ['added', 'orders-w'],
@@ -149,10 +203,16 @@ describe('switchyard CLI: command line and the local backend', () => {
     freshDir();
     const directory = new RegistryDirectory(dir);
     // Files as a crashed process leaves them: nobody heartbeats them any more.
-    for (const [service, id] of [['orders', 'crashed-1'], ['billing', 'crashed-2']] as const) {
+    for (const [service, id] of [
+      ['orders', 'crashed-1'],
+      ['billing', 'crashed-2'],
+    ] as const) {
       const file = directory.instanceFile('default', service, id);
       mkdirSync(join(file, '..'), { recursive: true });
-      writeFileSync(file, JSON.stringify(toSeedRecord(createServiceInstance({ service, id, address: '127.0.0.1:7003' }))));
+      writeFileSync(
+        file,
+        JSON.stringify(toSeedRecord(createServiceInstance({ service, id, address: '127.0.0.1:7003' }))),
+      );
     }
     const byId = await runCli([...local(), 'deregister', 'crashed-1']);
     expectExit(byId, 0);
@@ -165,7 +225,9 @@ describe('switchyard CLI: command line and the local backend', () => {
 
     const byName = await runCli([...local(), 'deregister', 'crashed-2', '--name', 'billing', '--json']);
     expectExit(byName, 0);
-    expect(JSON.parse(byName.stdout).removed).toEqual([expect.objectContaining({ id: 'crashed-2', service: 'billing' })]);
+    expect(JSON.parse(byName.stdout).removed).toEqual([
+      expect.objectContaining({ id: 'crashed-2', service: 'billing' }),
+    ]);
     expect(await readdir(directory.serviceDir('default', 'billing'))).toEqual([]);
 
     const unknown = await runCli([...local(), 'deregister', 'crashed-1']);
@@ -186,7 +248,11 @@ describe('switchyard CLI: command line and the local backend', () => {
     expect(ok.stdout).toMatch(/^ok: local registry folder .* (does not exist yet|is readable and writable)/);
     expect(JSON.parse(okJson.stdout)).toMatchObject({ ok: true, backend: 'local' });
     expectExit(broken, 1);
-    expect(JSON.parse(broken.stdout)).toMatchObject({ ok: false, backend: 'local', message: `local registry folder ${blocker} is not a folder` });
+    expect(JSON.parse(broken.stdout)).toMatchObject({
+      ok: false,
+      backend: 'local',
+      message: `local registry folder ${blocker} is not a folder`,
+    });
   });
 
   it('reads the module configuration file, with flags winning over it', async () => {
@@ -200,11 +266,20 @@ describe('switchyard CLI: command line and the local backend', () => {
     await register.waitForStdout(/^registered from-file /m);
     // service_type names the service, the namespace comes from the file.
     expect(existsSync(new RegistryDirectory(dir).instanceFile('staging', 'orders', 'from-file'))).toBe(true);
-    const [inFile, overridden] = await Promise.all([runCli(['-c', file, 'ls', 'orders', '--json']), runCli(['-c', file, '-n', 'production', 'ls', 'orders', '--json'])]);
-    expect(JSON.parse(inFile.stdout)).toMatchObject({ namespace: 'staging', state: 'ok', instances: [{ id: 'from-file' }] });
+    const [inFile, overridden] = await Promise.all([
+      runCli(['-c', file, 'ls', 'orders', '--json']),
+      runCli(['-c', file, '-n', 'production', 'ls', 'orders', '--json']),
+    ]);
+    expect(JSON.parse(inFile.stdout)).toMatchObject({
+      namespace: 'staging',
+      state: 'ok',
+      instances: [{ id: 'from-file' }],
+    });
     expect(JSON.parse(overridden.stdout)).toMatchObject({ namespace: 'production', state: 'empty', instances: [] });
     register.signal('SIGTERM');
     expectExit(await register.result, 0);
-    await waitFor(() => !existsSync(new RegistryDirectory(dir).instanceFile('staging', 'orders', 'from-file')), { what: 'instance file removed' });
+    await waitFor(() => !existsSync(new RegistryDirectory(dir).instanceFile('staging', 'orders', 'from-file')), {
+      what: 'instance file removed',
+    });
   });
 });

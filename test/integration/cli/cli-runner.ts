@@ -84,11 +84,15 @@ export class CliRun {
   /** Waits until stdout matches (a failed wait shows both streams). */
   async waitForStdout(pattern: RegExp, timeoutMs = 15_000): Promise<void> {
     const printed = () => pattern.test(this.stdout) || this.exited;
-    await waitFor(printed, { timeoutMs, what: `switchyard ${this.args.join(' ')} to print ${pattern}` }).catch((error: Error) => {
-      throw new Error(`${error.message}\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
-    });
+    await waitFor(printed, { timeoutMs, what: `switchyard ${this.args.join(' ')} to print ${pattern}` }).catch(
+      (error: Error) => {
+        throw new Error(`${error.message}\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
+      },
+    );
     if (!pattern.test(this.stdout)) {
-      throw new Error(`switchyard ${this.args.join(' ')} exited before printing ${pattern}:\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
+      throw new Error(
+        `switchyard ${this.args.join(' ')} exited before printing ${pattern}:\nstdout: ${this.stdout}\nstderr: ${this.stderr}`,
+      );
     }
   }
 
@@ -102,7 +106,10 @@ export class CliRun {
 }
 
 /** Runs a short command to its end (SIGKILLed after `timeoutMs`). */
-export function runCli(args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
   return CliRun.start(args, { env: options.env, maxLifetimeMs: options.timeoutMs ?? 20_000 }).result;
 }
 
@@ -116,7 +123,10 @@ export async function killAllCli(): Promise<void> {
  * (pid recorded, stopped by pid); ready once it printed `registered`.
  * `stop()` sends SIGTERM: the command deregisters, then exits.
  */
-export async function startHeldRegistration(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<PeerProcess> {
+export async function startHeldRegistration(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<PeerProcess> {
   assertCliBuilt();
   const peer: PeerProcess = new PeerProcess({
     name: `switchyard ${args.join(' ')}`,

@@ -20,9 +20,19 @@ describe.skipIf(!binary)('consul: ACLs on, default deny', () => {
   beforeAll(async () => {
     agent = await ConsulAgent.start({ aclMasterToken: masterToken }, binary);
     // A token that may read every service but write none.
-    const policy = await agentPut(agent.url, '/acl/policy', { Name: 'read-all', Rules: 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }' }, masterToken);
+    const policy = await agentPut(
+      agent.url,
+      '/acl/policy',
+      { Name: 'read-all', Rules: 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }' },
+      masterToken,
+    );
     expect(policy.status, policy.body).toBe(200);
-    const token = await agentPut(agent.url, '/acl/token', { Description: 'read only', Policies: [{ ID: JSON.parse(policy.body).ID }] }, masterToken);
+    const token = await agentPut(
+      agent.url,
+      '/acl/token',
+      { Description: 'read only', Policies: [{ ID: JSON.parse(policy.body).ID }] },
+      masterToken,
+    );
     expect(token.status, token.body).toBe(200);
     readToken = JSON.parse(token.body).SecretID;
   });
@@ -33,7 +43,10 @@ describe.skipIf(!binary)('consul: ACLs on, default deny', () => {
 
   it('registers, heartbeats and discovers with the token', async () => {
     const registry = await closer.registry(agent.url, { token: masterToken }, { logger });
-    const registration = await registry.register(createServiceInstance({ service: 'acl-orders', id: 'acl-1', address: '127.0.0.1:7601' }), timing);
+    const registration = await registry.register(
+      createServiceInstance({ service: 'acl-orders', id: 'acl-1', address: '127.0.0.1:7601' }),
+      timing,
+    );
     await registration.heartbeat();
     const seen = closer.collect(registry.watch({ service: 'acl-orders' }));
     await waitFor(() => seen.ids().join() === 'acl-1', { what: 'acl-1 discovered with the token' });
@@ -45,7 +58,10 @@ describe.skipIf(!binary)('consul: ACLs on, default deny', () => {
     const registry = await closer.registry(agent.url, {}, { logger });
     const failure = await registry
       .register(createServiceInstance({ service: 'acl-orders', id: 'acl-2', address: '127.0.0.1:7602' }), timing)
-      .then(() => undefined, (e: Error) => e);
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
     expect(failure).toBeInstanceOf(RegistrationError);
     expect(failure!.message).toMatch(/permission denied/i);
     expect(failure!.message).toMatch(/Set backend_config\.token to an ACL token with service:write on 'acl-orders'/);
@@ -60,7 +76,10 @@ describe.skipIf(!binary)('consul: ACLs on, default deny', () => {
     const registry = await closer.registry(agent.url, { token: readToken }, { logger });
     const failure = await registry
       .register(createServiceInstance({ service: 'acl-orders', id: 'acl-3', address: '127.0.0.1:7603' }), timing)
-      .then(() => undefined, (e: Error) => e);
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
     expect(failure?.message).toMatch(/permission denied/i);
     errors.push(failure!.message);
     const seen = closer.collect(registry.watch({ service: 'acl-orders' }));
@@ -72,7 +91,10 @@ describe.skipIf(!binary)('consul: ACLs on, default deny', () => {
     const registry = await closer.registry(agent.url, { token: bogus }, { logger });
     const seen = closer.collect(registry.watch({ service: 'acl-orders' }));
     await waitFor(() => seen.latest(), { what: 'a first emission' });
-    expect(seen.latest()).toMatchObject({ state: 'stale', reason: expect.stringMatching(/^registry error: .*HTTP 403 "ACL not found"/) });
+    expect(seen.latest()).toMatchObject({
+      state: 'stale',
+      reason: expect.stringMatching(/^registry error: .*HTTP 403 "ACL not found"/),
+    });
     expect(registry.reachable).toBe(true);
     errors.push(seen.latest()!.reason!);
     expect(errors.concat(logger.lines).some((l) => l.includes(bogus))).toBe(false);

@@ -4,7 +4,7 @@ import type { RegistrationEvent } from '../../../lib/registry/registry.interface
 import type { ConsulConnectionState } from '../../../lib/registry/consul/consul.registry.js';
 import { ConsulAgent, consulBinary, httpGet } from '../../support/peers/consul.js';
 import { waitFor } from '../../support/wait-for.js';
-import { agentPut, Closer, RecordingLogger, registerDirect } from './support/consul-kit.js';
+import { Closer, RecordingLogger, registerDirect } from './support/consul-kit.js';
 import { CountingProxy } from './support/counting-proxy.js';
 
 const binary = consulBinary();
@@ -26,10 +26,13 @@ describe.skipIf(!binary)('consul: agent restart (dev mode loses all state)', () 
     const registry = await closer.registry(agent.url);
     const states: ConsulConnectionState[] = [];
     const stateSubscription = registry.connectionState$.subscribe((s) => states.push(s));
-    const registration = await registry.register(createServiceInstance({ service: 'rs-orders', id: 'rs-1', address: '127.0.0.1:7101' }), {
-      ttlMs: 3_000,
-      heartbeatMs,
-    });
+    const registration = await registry.register(
+      createServiceInstance({ service: 'rs-orders', id: 'rs-1', address: '127.0.0.1:7101' }),
+      {
+        ttlMs: 3_000,
+        heartbeatMs,
+      },
+    );
     const events: RegistrationEvent[] = [];
     registration.events$.subscribe((e) => events.push(e));
     const seen = closer.collect(registry.watch({ service: 'rs-orders' }));
@@ -43,10 +46,16 @@ describe.skipIf(!binary)('consul: agent restart (dev mode loses all state)', () 
     });
     await waitFor(() => events.some((e) => e.type === 'restored'), { what: 'restored event' });
     expect(events.map((e) => e.type)).toEqual(['lost', 'restored']);
-    expect(events[0]).toMatchObject({ type: 'lost', reason: expect.stringMatching(/lost the registration|longer than the TTL/) });
+    expect(events[0]).toMatchObject({
+      type: 'lost',
+      reason: expect.stringMatching(/lost the registration|longer than the TTL/),
+    });
 
     // The watcher served the last set as stale during the outage, then recovered.
-    await waitFor(() => seen.latest()?.state === 'ok' && seen.ids().join() === 'rs-1', { timeoutMs: 10_000, what: 'watcher recovered' });
+    await waitFor(() => seen.latest()?.state === 'ok' && seen.ids().join() === 'rs-1', {
+      timeoutMs: 10_000,
+      what: 'watcher recovered',
+    });
     const stale = seen.sets.find((s) => s.state === 'stale');
     expect(stale?.reason).toMatch(/^registry unreachable: /);
     expect(stale?.instances.map((i) => i.id)).toEqual(['rs-1']);
@@ -60,7 +69,11 @@ describe.skipIf(!binary)('consul: agent restart (dev mode loses all state)', () 
     try {
       const logger = new RecordingLogger();
       const waitS = 2;
-      const registry = await closer.registry(proxy.url, { wait: waitS }, { logger, tuning: { minQueryIntervalMs: 100 } });
+      const registry = await closer.registry(
+        proxy.url,
+        { wait: waitS },
+        { logger, tuning: { minQueryIntervalMs: 100 } },
+      );
       const seen = closer.collect(registry.watch({ service: 'ib-orders' }));
       await registerDirect(agent.url, { ID: 'ib-1', Name: 'ib-orders', Address: '127.0.0.1', Port: 7201 });
       await waitFor(() => seen.ids().join() === 'ib-1', { what: 'ib-1 discovered' });
@@ -68,18 +81,41 @@ describe.skipIf(!binary)('consul: agent restart (dev mode loses all state)', () 
       // one index per service); these instances are in another namespace, so nothing is emitted.
       const emitted = seen.sets.length;
       for (let i = 0; i < 40; i++) {
-        await registerDirect(agent.url, { ID: `filler-${i}`, Name: 'ib-orders', Address: '127.0.0.1', Port: 7300 + i, Meta: { namespace: 'elsewhere' } });
+        await registerDirect(agent.url, {
+          ID: `filler-${i}`,
+          Name: 'ib-orders',
+          Address: '127.0.0.1',
+          Port: 7300 + i,
+          Meta: { namespace: 'elsewhere' },
+        });
       }
       const path = '/v1/health/service/ib-orders';
-      await waitFor(() => Number(proxy.requests.filter((r) => r.path === path).at(-1)?.query.get('index')) > 40, { what: 'a high index' });
-      const highIndex = Number(proxy.requests.filter((r) => r.path === path).at(-1)!.query.get('index'));
+      await waitFor(
+        () =>
+          Number(
+            proxy.requests
+              .filter((r) => r.path === path)
+              .at(-1)
+              ?.query.get('index'),
+          ) > 40,
+        { what: 'a high index' },
+      );
+      const highIndex = Number(
+        proxy.requests
+          .filter((r) => r.path === path)
+          .at(-1)!
+          .query.get('index'),
+      );
       // Index bumps without a change in the matching set emit nothing.
       expect(seen.sets.length).toBe(emitted);
 
       await agent.restart();
       const backAt = Date.now();
       await registerDirect(agent.url, { ID: 'ib-2', Name: 'ib-orders', Address: '127.0.0.1', Port: 7202 });
-      await waitFor(() => seen.latest()?.state === 'ok' && seen.ids().join() === 'ib-2', { timeoutMs: 15_000, what: 'ib-2 after the restart' });
+      await waitFor(() => seen.latest()?.state === 'ok' && seen.ids().join() === 'ib-2', {
+        timeoutMs: 15_000,
+        what: 'ib-2 after the restart',
+      });
 
       // A measurement window, not synchronisation: count what the watcher sends in it.
       const windowMs = 3 * waitS * 1_000;

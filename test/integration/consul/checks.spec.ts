@@ -46,13 +46,22 @@ describe.skipIf(!binary)('consul: HTTP and gRPC checks', () => {
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     try {
       const registry = await closer.registry(agent.url, { check: { kind: 'http', interval: 0.5 } });
-      await registry.register(createServiceInstance({ service: 'ck-http', id: 'ck-http-1', address: `127.0.0.1:${port}` }), timing);
+      await registry.register(
+        createServiceInstance({ service: 'ck-http', id: 'ck-http-1', address: `127.0.0.1:${port}` }),
+        timing,
+      );
       const seen = closer.collect(registry.watch({ service: 'ck-http' }));
-      await waitFor(() => seen.ids().join() === 'ck-http-1', { timeoutMs: 10_000, what: 'passing after the first probe' });
+      await waitFor(() => seen.ids().join() === 'ck-http-1', {
+        timeoutMs: 10_000,
+        what: 'passing after the first probe',
+      });
       // health_check.path's default, '/health', is what Consul probes.
       expect(hits[0]).toBe('/health');
       healthy = false;
-      await waitFor(() => seen.latest()?.state === 'empty', { timeoutMs: 10_000, what: 'critical after a failing probe' });
+      await waitFor(() => seen.latest()?.state === 'empty', {
+        timeoutMs: 10_000,
+        what: 'critical after a failing probe',
+      });
       healthy = true;
       await waitFor(() => seen.ids().join() === 'ck-http-1', { timeoutMs: 10_000, what: 'passing again' });
       const checks = JSON.parse((await httpGet(`${agent.url}/v1/agent/checks`)).body);
@@ -66,17 +75,27 @@ describe.skipIf(!binary)('consul: HTTP and gRPC checks', () => {
   it('a native gRPC health check decides whether the instance is passing', async () => {
     let status = 1;
     const server = new GrpcServer();
-    server.addService(HEALTH, { Check: (_call: unknown, callback: (e: null, s: number) => void) => callback(null, status) });
+    server.addService(HEALTH, {
+      Check: (_call: unknown, callback: (e: null, s: number) => void) => callback(null, status),
+    });
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) =>
+        error ? reject(error) : resolve(bound),
+      ),
     );
     try {
       const registry = await closer.registry(agent.url, { check: { kind: 'grpc', interval: 0.5 } });
-      await registry.register(createServiceInstance({ service: 'ck-grpc', id: 'ck-grpc-1', address: `127.0.0.1:${port}` }), timing);
+      await registry.register(
+        createServiceInstance({ service: 'ck-grpc', id: 'ck-grpc-1', address: `127.0.0.1:${port}` }),
+        timing,
+      );
       const seen = closer.collect(registry.watch({ service: 'ck-grpc' }));
       await waitFor(() => seen.ids().join() === 'ck-grpc-1', { timeoutMs: 10_000, what: 'SERVING makes it pass' });
       status = 2;
-      await waitFor(() => seen.latest()?.state === 'empty', { timeoutMs: 10_000, what: 'NOT_SERVING makes it critical' });
+      await waitFor(() => seen.latest()?.state === 'empty', {
+        timeoutMs: 10_000,
+        what: 'NOT_SERVING makes it critical',
+      });
       const checks = JSON.parse((await httpGet(`${agent.url}/v1/agent/checks`)).body);
       expect(checks['service:ck-grpc-1']).toMatchObject({ Type: 'grpc', ServiceID: 'ck-grpc-1' });
     } finally {
@@ -86,7 +105,10 @@ describe.skipIf(!binary)('consul: HTTP and gRPC checks', () => {
 
   it('re-registers an HTTP-checked instance the agent forgot, on the next heartbeat', async () => {
     const registry = await closer.registry(agent.url, { check: { kind: 'http', interval: 5 } });
-    const registration = await registry.register(createServiceInstance({ service: 'ck-forgot', id: 'ck-forgot-1', address: '127.0.0.1:1' }), timing);
+    const registration = await registry.register(
+      createServiceInstance({ service: 'ck-forgot', id: 'ck-forgot-1', address: '127.0.0.1:1' }),
+      timing,
+    );
     const types: string[] = [];
     registration.events$.subscribe((e) => types.push(e.type));
     // Removed behind the registry's back (what an agent restart does).

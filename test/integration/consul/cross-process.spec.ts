@@ -34,7 +34,9 @@ describe.skipIf(!binary)('consul: an instance registered by another process', ()
     const seen = closer.collect(watcher.watch({ service: 'xp-orders' }));
     await waitFor(() => seen.latest()?.state === 'empty', { what: 'the first (empty) answer' });
     const path = '/v1/health/service/xp-orders';
-    await waitFor(() => proxy.requests.some((r) => r.path === path && r.query.has('index')), { what: 'a blocking query in flight' });
+    await waitFor(() => proxy.requests.some((r) => r.path === path && r.query.has('index')), {
+      what: 'a blocking query in flight',
+    });
     const before = proxy.count(path);
 
     const child = await startChildRegistrar(
@@ -49,8 +51,13 @@ describe.skipIf(!binary)('consul: an instance registered by another process', ()
     expect(proxy.count(path) - before).toBeLessThanOrEqual(3);
     const blocking = proxy.requests.filter((r) => r.path === path).slice(1);
     expect(blocking.every((r) => r.query.get('wait') === '20000ms' && Number(r.query.get('index')) >= 1)).toBe(true);
-    const found = seen.latest()!.instances[0]!;
-    expect(found).toMatchObject({ address: '127.0.0.1:7001', version: '1.0.0', tags: { tier: 'gold' }, namespace: 'default' });
+    const found = seen.latest()!.instances[0];
+    expect(found).toMatchObject({
+      address: '127.0.0.1:7001',
+      version: '1.0.0',
+      tags: { tier: 'gold' },
+      namespace: 'default',
+    });
 
     await child.stop();
     expect(child.log).toContain('DEREGISTERED');
@@ -63,13 +70,20 @@ describe.skipIf(!binary)('consul: an instance registered by another process', ()
     const ttlMs = 2_000;
     const watcher = await closer.registry(agent.url, { wait: 5 });
     const seen = closer.collect(watcher.watch({ service: 'xp-stall' }));
-    const child = await startChildRegistrar(agent.url, { service: 'xp-stall', id: 'stall-1', address: '127.0.0.1:7002' }, { ttlMs, heartbeatMs: 500 });
+    const child = await startChildRegistrar(
+      agent.url,
+      { service: 'xp-stall', id: 'stall-1', address: '127.0.0.1:7002' },
+      { ttlMs, heartbeatMs: 500 },
+    );
     children.push(child);
     await waitFor(() => seen.ids().join() === 'stall-1', { timeoutMs: 10_000, what: 'stall-1 discovered' });
 
     child.signal('SIGSTOP');
     // TTL plus one query round (the blocking query returns as soon as the check turns critical).
-    await waitFor(() => seen.latest()?.state === 'empty', { timeoutMs: ttlMs + 5_000 + 1_000, what: 'stall-1 out of the passing set' });
+    await waitFor(() => seen.latest()?.state === 'empty', {
+      timeoutMs: ttlMs + 5_000 + 1_000,
+      what: 'stall-1 out of the passing set',
+    });
     expect(seen.latest()!.state).toBe('empty');
 
     child.signal('SIGCONT');

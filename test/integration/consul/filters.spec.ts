@@ -24,8 +24,22 @@ const INSTANCES: ServiceInstanceInput[] = [
     metadata: { region: 'eu', zone: 'eu-1a', environment: 'prod', custom: { owner: 'team_a', 'build.sha': 'abc123' } },
   },
   { service: SERVICE, id: 'b', address: '127.0.0.1:7402', version: 'v1.5.3', tags: { tier: 'silver' }, weight: 1 },
-  { service: SERVICE, id: 'c', address: '127.0.0.1:7403', version: '2.0.0', tags: { tier: 'gold', canary: 'true' }, weight: 2.5 },
-  { service: SERVICE, id: 'd', namespace: 'staging', address: '127.0.0.1:7404', version: '1.2.0', tags: { tier: 'gold' } },
+  {
+    service: SERVICE,
+    id: 'c',
+    address: '127.0.0.1:7403',
+    version: '2.0.0',
+    tags: { tier: 'gold', canary: 'true' },
+    weight: 2.5,
+  },
+  {
+    service: SERVICE,
+    id: 'd',
+    namespace: 'staging',
+    address: '127.0.0.1:7404',
+    version: '1.2.0',
+    tags: { tier: 'gold' },
+  },
 ];
 
 describe.skipIf(!binary)('consul: filters, metadata and weights', () => {
@@ -37,7 +51,8 @@ describe.skipIf(!binary)('consul: filters, metadata and weights', () => {
   beforeAll(async () => {
     agent = await ConsulAgent.start({}, binary);
     registry = await closer.registry(agent.url, {}, { logger });
-    for (const input of INSTANCES) await registry.register(createServiceInstance(input), { ttlMs: 60_000, heartbeatMs: 20_000 });
+    for (const input of INSTANCES)
+      await registry.register(createServiceInstance(input), { ttlMs: 60_000, heartbeatMs: 20_000 });
     // Registered by another tool: no switchyard Meta at all (namespace default, no version, no tags).
     await registerDirect(agent.url, { ID: 'e', Name: SERVICE, Address: '127.0.0.1', Port: 7405, Tags: ['tier=gold'] });
   });
@@ -59,21 +74,67 @@ describe.skipIf(!binary)('consul: filters, metadata and weights', () => {
     return (JSON.parse(body) as Array<{ Service: { ID: string } }>).map((e) => e.Service.ID).sort();
   }
 
-  const cases: Array<{ name: string; query: Omit<DiscoveryQuery, 'service'>; expected: string[]; serverExact: boolean }> = [
-    { name: 'default namespace (instances without Meta included)', query: {}, expected: ['a', 'b', 'c', 'e'], serverExact: true },
+  const cases: Array<{
+    name: string;
+    query: Omit<DiscoveryQuery, 'service'>;
+    expected: string[];
+    serverExact: boolean;
+  }> = [
+    {
+      name: 'default namespace (instances without Meta included)',
+      query: {},
+      expected: ['a', 'b', 'c', 'e'],
+      serverExact: true,
+    },
     { name: 'another namespace', query: { namespace: 'staging' }, expected: ['d'], serverExact: true },
     { name: 'exact plain version', query: { version: '1.2.0' }, expected: ['a'], serverExact: true },
-    { name: 'semver range (leading v accepted)', query: { version: '^1.2.0', versionFormat: 'semver', versionRouting: true }, expected: ['a', 'b'], serverExact: false },
-    { name: 'semver lower bound', query: { version: '>=2', versionFormat: 'semver', versionRouting: true }, expected: ['c'], serverExact: false },
+    {
+      name: 'semver range (leading v accepted)',
+      query: { version: '^1.2.0', versionFormat: 'semver', versionRouting: true },
+      expected: ['a', 'b'],
+      serverExact: false,
+    },
+    {
+      name: 'semver lower bound',
+      query: { version: '>=2', versionFormat: 'semver', versionRouting: true },
+      expected: ['c'],
+      serverExact: false,
+    },
     { name: 'exact tag', query: { tags: [{ key: 'tier', value: 'gold' }] }, expected: ['a', 'c'], serverExact: true },
-    { name: 'tag prefix', query: { tags: [{ key: 'tier', value: 'si', pattern: 'prefix' }] }, expected: ['b'], serverExact: true },
+    {
+      name: 'tag prefix',
+      query: { tags: [{ key: 'tier', value: 'si', pattern: 'prefix' }] },
+      expected: ['b'],
+      serverExact: true,
+    },
     { name: 'tag exists', query: { tags: [{ key: 'canary', pattern: 'exists' }] }, expected: ['c'], serverExact: true },
-    { name: 'tag regex (client-side)', query: { tags: [{ key: 'tier', value: '^(gold|silver)$', pattern: 'regex' }] }, expected: ['a', 'b', 'c'], serverExact: false },
-    { name: 'tag key with dots and a slash', query: { tags: [{ key: 'app.kubernetes.io/name', value: 'orders' }] }, expected: ['a'], serverExact: true },
-    { name: 'tag key and value with quotes and a backslash', query: { tags: [{ key: 'quote"key', value: 'va"l\\ue' }] }, expected: ['a'], serverExact: true },
+    {
+      name: 'tag regex (client-side)',
+      query: { tags: [{ key: 'tier', value: '^(gold|silver)$', pattern: 'regex' }] },
+      expected: ['a', 'b', 'c'],
+      serverExact: false,
+    },
+    {
+      name: 'tag key with dots and a slash',
+      query: { tags: [{ key: 'app.kubernetes.io/name', value: 'orders' }] },
+      expected: ['a'],
+      serverExact: true,
+    },
+    {
+      name: 'tag key and value with quotes and a backslash',
+      query: { tags: [{ key: 'quote"key', value: 'va"l\\ue' }] },
+      expected: ['a'],
+      serverExact: true,
+    },
     {
       name: 'namespace + semver range + tag together',
-      query: { namespace: 'default', version: '^1', versionFormat: 'semver', versionRouting: true, tags: [{ key: 'tier', value: 'gold' }] },
+      query: {
+        namespace: 'default',
+        version: '^1',
+        versionFormat: 'semver',
+        versionRouting: true,
+        tags: [{ key: 'tier', value: 'gold' }],
+      },
       expected: ['a'],
       serverExact: false,
     },
@@ -93,12 +154,14 @@ describe.skipIf(!binary)('consul: filters, metadata and weights', () => {
 
   it('round-trips every field through Consul Meta, and writes Tags and Weights', async () => {
     const set = await resolveOnce({ tags: [{ key: 'app.kubernetes.io/name', value: 'orders' }] });
-    const a = set.instances[0]!;
-    expect(a).toEqual(createServiceInstance({ ...INSTANCES[0]!, healthy: true }));
+    const a = set.instances[0];
+    expect(a).toEqual(createServiceInstance({ ...INSTANCES[0], healthy: true }));
     const { body } = await httpGet(`${agent.url}/v1/agent/service/a`);
     const stored = JSON.parse(body);
     expect(stored.Weights).toEqual({ Passing: 5, Warning: 1 });
-    expect(stored.Tags).toEqual(expect.arrayContaining(['tier=gold', 'app.kubernetes.io/name=orders', 'version=1.2.0', 'namespace=default']));
+    expect(stored.Tags).toEqual(
+      expect.arrayContaining(['tier=gold', 'app.kubernetes.io/name=orders', 'version=1.2.0', 'namespace=default']),
+    );
     expect(stored.Meta).toMatchObject({
       namespace: 'default',
       version: '1.2.0',
@@ -116,10 +179,13 @@ describe.skipIf(!binary)('consul: filters, metadata and weights', () => {
   it('hands the registry weights to the weighted strategies', async () => {
     const set = await resolveOnce({ tags: [{ key: 'tier', value: 'gold' }] });
     expect(Object.fromEntries(set.endpoints.map((e) => [e.instance.id, e.weight]))).toEqual({ a: 5, c: 2.5 });
-    const picker = getStrategy('weighted_round_robin').build(set.endpoints, { loads: new LoadTracker(), random: Math.random });
+    const picker = getStrategy('weighted_round_robin').build(set.endpoints, {
+      loads: new LoadTracker(),
+      random: Math.random,
+    });
     const counts: Record<string, number> = { a: 0, c: 0 };
     const picks = 7_500;
-    for (let i = 0; i < picks; i++) counts[picker.pick()!.instance.id]! += 1;
+    for (let i = 0; i < picks; i++) counts[picker.pick()!.instance.id] += 1;
     expect(counts.a / picks).toBeCloseTo(5 / 7.5, 2);
     expect(counts.c / picks).toBeCloseTo(2.5 / 7.5, 2);
   });
@@ -129,7 +195,9 @@ describe.skipIf(!binary)('consul: filters, metadata and weights', () => {
     await registerDirect(agent.url, { ID: 'fine', Name: 'fl-broken', Address: '127.0.0.1', Port: 7498 });
     const seen = closer.collect(registry.watch({ service: 'fl-broken' }));
     await waitFor(() => seen.ids().join() === 'fine', { what: 'the usable instance' });
-    expect(logger.lines.some((l) => l.startsWith('warn') && l.includes('"broken"') && l.includes('fl-broken'))).toBe(true);
+    expect(logger.lines.some((l) => l.startsWith('warn') && l.includes('"broken"') && l.includes('fl-broken'))).toBe(
+      true,
+    );
   });
 });
 
@@ -146,18 +214,25 @@ describe.skipIf(!binary)('consul: updates, datacenters and duplicate ids', () =>
 
   it('update() replaces the stored instance and keeps it passing; watchers see it as updated', async () => {
     const registry = await closer.registry(agent.url);
-    const first = createServiceInstance({ service: 'up-orders', id: 'up-1', address: '127.0.0.1:7801', version: '1.0.0' });
+    const first = createServiceInstance({
+      service: 'up-orders',
+      id: 'up-1',
+      address: '127.0.0.1:7801',
+      version: '1.0.0',
+    });
     const registration = await registry.register(first, { ttlMs: 3_000, heartbeatMs: 500 });
     const seen = closer.collect(registry.watch({ service: 'up-orders' }));
     await waitFor(() => seen.ids().join() === 'up-1', { what: 'up-1' });
     await registration.update(createServiceInstance({ ...first, version: '1.1.0', tags: { tier: 'gold' } }));
     await waitFor(() => seen.latest()?.instances[0]?.version === '1.1.0', { what: 'the update' });
     expect(seen.latest()!.diff.updated.map((e) => e.instance.id)).toEqual(['up-1']);
-    expect(seen.latest()!.instances[0]!.tags).toEqual({ tier: 'gold' });
-    await expect(registry.register(first, { ttlMs: 3_000, heartbeatMs: 500 })).rejects.toThrow(/'up-1' is already registered/);
+    expect(seen.latest()!.instances[0].tags).toEqual({ tier: 'gold' });
+    await expect(registry.register(first, { ttlMs: 3_000, heartbeatMs: 500 })).rejects.toThrow(
+      /'up-1' is already registered/,
+    );
   });
 
-  it('queries the configured datacenter, and serves stale with Consul\'s answer for one it cannot reach', async () => {
+  it("queries the configured datacenter, and serves stale with Consul's answer for one it cannot reach", async () => {
     await registerDirect(agent.url, { ID: 'dc-1', Name: 'dc-orders', Address: '127.0.0.1', Port: 7901 });
     const local = await closer.registry(agent.url, { datacenter: 'dc1' });
     const here = closer.collect(local.watch({ service: 'dc-orders' }));

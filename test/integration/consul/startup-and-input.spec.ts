@@ -27,26 +27,39 @@ describe.skipIf(!binary)('consul: an agent that is down at start-up', () => {
     const logger = new RecordingLogger();
     const registry = await closer.registry(url, {}, { logger });
     expect(registry.reachable).toBe(false);
-    expect(registry.connectionState.reason).toMatch(/^registry unreachable: consul agent at http:\/\/127\.0\.0\.1:\d+ /);
+    expect(registry.connectionState.reason).toMatch(
+      /^registry unreachable: consul agent at http:\/\/127\.0\.0\.1:\d+ /,
+    );
     expect(logger.lines.some((l) => l.startsWith('warn') && l.includes('registry unreachable'))).toBe(true);
 
     const seen = closer.collect(registry.watch({ service: 'su-orders' }));
     await waitFor(() => seen.latest(), { what: 'a first emission' });
     expect(seen.sets[0]).toMatchObject({ state: 'stale', resolved: false, revision: 1 });
 
-    const registration = await registry.register(createServiceInstance({ service: 'su-orders', id: 'su-1', address: '127.0.0.1:7501' }), {
-      ttlMs: 3_000,
-      heartbeatMs: 500,
-    });
+    const registration = await registry.register(
+      createServiceInstance({ service: 'su-orders', id: 'su-1', address: '127.0.0.1:7501' }),
+      {
+        ttlMs: 3_000,
+        heartbeatMs: 500,
+      },
+    );
     // A subscriber arriving after register() returned still learns the registration is pending.
     const events: RegistrationEvent[] = [];
     registration.events$.subscribe((e) => events.push(e));
-    expect(events).toMatchObject([{ type: 'lost', reason: expect.stringMatching(/^registration pending: .*ECONNREFUSED/) }]);
+    expect(events).toMatchObject([
+      { type: 'lost', reason: expect.stringMatching(/^registration pending: .*ECONNREFUSED/) },
+    ]);
 
     agent = await ConsulAgent.start({ httpPort: port }, binary);
-    await waitFor(() => events.some((e) => e.type === 'restored'), { timeoutMs: 10_000, what: 'the registration made' });
+    await waitFor(() => events.some((e) => e.type === 'restored'), {
+      timeoutMs: 10_000,
+      what: 'the registration made',
+    });
     expect((await httpGet(`${url}/v1/agent/service/su-1`)).status).toBe(200);
-    await waitFor(() => seen.latest()?.state === 'ok' && seen.ids().join() === 'su-1', { timeoutMs: 15_000, what: 'the watcher caught up' });
+    await waitFor(() => seen.latest()?.state === 'ok' && seen.ids().join() === 'su-1', {
+      timeoutMs: 15_000,
+      what: 'the watcher caught up',
+    });
     expect(registry.reachable).toBe(true);
   });
 
@@ -63,7 +76,9 @@ describe('consul: bad input', () => {
   afterEach(() => closer.closeAll());
 
   it('rejects a service name Consul cannot take, naming the field and value', () => {
-    expect(() => resolveConsulSettings(consulConfig('http://127.0.0.1:1', { serviceType: 'orders/v1 beta' }))).toThrow(ConfigurationError);
+    expect(() => resolveConsulSettings(consulConfig('http://127.0.0.1:1', { serviceType: 'orders/v1 beta' }))).toThrow(
+      ConfigurationError,
+    );
     expect(() => resolveConsulSettings(consulConfig('http://127.0.0.1:1', { serviceType: 'orders/v1 beta' }))).toThrow(
       /backend_config\.service_type: a Consul service name.*\(got "orders\/v1 beta"\)/s,
     );
@@ -72,13 +87,22 @@ describe('consul: bad input', () => {
   it('names each bad option: URL scheme, half a client certificate, too long a wait', () => {
     let error: ConfigurationError | undefined;
     try {
-      resolveConsulSettings(consulConfig('ftp://127.0.0.1:8500', { wait: 900, tls: { cert: '/nonexistent/cert.pem' } }));
+      resolveConsulSettings(
+        consulConfig('ftp://127.0.0.1:8500', { wait: 900, tls: { cert: '/nonexistent/cert.pem' } }),
+      );
     } catch (e) {
       error = e as ConfigurationError;
     }
     expect(error).toBeInstanceOf(ConfigurationError);
     const paths = error!.issues.map((i) => i.path);
-    expect(paths).toEqual(expect.arrayContaining(['backend_config.url', 'backend_config.tls.key', 'backend_config.tls.cert', 'backend_config.wait']));
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'backend_config.url',
+        'backend_config.tls.key',
+        'backend_config.tls.cert',
+        'backend_config.wait',
+      ]),
+    );
   });
 
   it('rejects a watch of an invalid service name synchronously, naming it', async () => {
@@ -89,15 +113,35 @@ describe('consul: bad input', () => {
   it('converts non-string tag values on the way in and rejects what Consul Meta cannot hold, naming the key', () => {
     const settings = resolveConsulSettings(consulConfig('http://127.0.0.1:1'));
     const timing = { ttlMs: 9_000, heartbeatMs: 3_000 };
-    const converted = createServiceInstance({ service: 'bi', id: 'bi-1', address: '127.0.0.1:1', tags: { replicas: 3 as unknown as string, on: true as unknown as string } });
-    expect(toServiceDefinition(converted, settings, timing).Meta).toMatchObject({ 'tag-replicas': '3', 'tag-on': 'true' });
+    const converted = createServiceInstance({
+      service: 'bi',
+      id: 'bi-1',
+      address: '127.0.0.1:1',
+      tags: { replicas: 3 as unknown as string, on: true as unknown as string },
+    });
+    expect(toServiceDefinition(converted, settings, timing).Meta).toMatchObject({
+      'tag-replicas': '3',
+      'tag-on': 'true',
+    });
 
     const forged = { ...converted, tags: { nested: { a: 1 } } } as unknown as ServiceInstance;
-    expect(() => toServiceDefinition(forged, settings, timing)).toThrow(/tags\.nested has value \{"a":1\}; expected a string/);
-    const longValue = createServiceInstance({ service: 'bi', id: 'bi-2', address: '127.0.0.1:1', tags: { big: 'x'.repeat(600) } });
+    expect(() => toServiceDefinition(forged, settings, timing)).toThrow(
+      /tags\.nested has value \{"a":1\}; expected a string/,
+    );
+    const longValue = createServiceInstance({
+      service: 'bi',
+      id: 'bi-2',
+      address: '127.0.0.1:1',
+      tags: { big: 'x'.repeat(600) },
+    });
     expect(() => toServiceDefinition(longValue, settings, timing)).toThrow(RegistrationError);
     expect(() => toServiceDefinition(longValue, settings, timing)).toThrow(/tags\.big is 600 characters long/);
-    const longKey = createServiceInstance({ service: 'bi', id: 'bi-3', address: '127.0.0.1:1', tags: { ['k'.repeat(130)]: 'v' } });
+    const longKey = createServiceInstance({
+      service: 'bi',
+      id: 'bi-3',
+      address: '127.0.0.1:1',
+      tags: { ['k'.repeat(130)]: 'v' },
+    });
     expect(() => toServiceDefinition(longKey, settings, timing)).toThrow(/Meta key 'tag-k+' of 134 characters/);
     const many = createServiceInstance({
       service: 'bi',
@@ -110,6 +154,8 @@ describe('consul: bad input', () => {
 
   it('says how to install the consul package when it is missing', async () => {
     const missing = Object.assign(new Error("Cannot find package 'consul'"), { code: 'ERR_MODULE_NOT_FOUND' });
-    await expect(loadConsulClass(() => Promise.reject(missing))).rejects.toThrow(/needs the 'consul' package .*npm install consul@\^2/);
+    await expect(loadConsulClass(() => Promise.reject(missing))).rejects.toThrow(
+      /needs the 'consul' package .*npm install consul@\^2/,
+    );
   });
 });

@@ -15,7 +15,10 @@ describe.skipIf(!binary)('consul: HTTPS with a private CA and a client certifica
 
   beforeAll(async () => {
     tls = makeTlsMaterial();
-    agent = await ConsulAgent.start({ tls: { certFile: tls.serverCert, keyFile: tls.serverKey, caFile: tls.caFile } }, binary);
+    agent = await ConsulAgent.start(
+      { tls: { certFile: tls.serverCert, keyFile: tls.serverKey, caFile: tls.caFile } },
+      binary,
+    );
   });
   afterAll(async () => {
     await closer.closeAll();
@@ -24,9 +27,14 @@ describe.skipIf(!binary)('consul: HTTPS with a private CA and a client certifica
   });
 
   it('registers and discovers over https with the CA and client certificate files', async () => {
-    const registry = await closer.registry(agent.httpsUrl, { tls: { ca: tls.caFile, cert: tls.clientCert, key: tls.clientKey } });
+    const registry = await closer.registry(agent.httpsUrl, {
+      tls: { ca: tls.caFile, cert: tls.clientCert, key: tls.clientKey },
+    });
     expect(registry.reachable).toBe(true);
-    await registry.register(createServiceInstance({ service: 'tls-orders', id: 'tls-1', address: '127.0.0.1:7701' }), { ttlMs: 3_000, heartbeatMs: 500 });
+    await registry.register(createServiceInstance({ service: 'tls-orders', id: 'tls-1', address: '127.0.0.1:7701' }), {
+      ttlMs: 3_000,
+      heartbeatMs: 500,
+    });
     const seen = closer.collect(registry.watch({ service: 'tls-orders' }));
     await waitFor(() => seen.ids().join() === 'tls-1', { what: 'tls-1 discovered over https' });
     expect((await httpGet(`${agent.url}/v1/agent/service/tls-1`)).status).toBe(200);
@@ -37,14 +45,19 @@ describe.skipIf(!binary)('consul: HTTPS with a private CA and a client certifica
     const registry = await createConsulRegistry(consulConfig(agent.httpsUrl, { tls: { ca: tls.caFile } }), logger);
     try {
       expect(registry.reachable).toBe(false);
-      expect(registry.connectionState.reason).toMatch(/^registry unreachable: consul agent at https:\/\/127\.0\.0\.1:\d+/);
+      expect(registry.connectionState.reason).toMatch(
+        /^registry unreachable: consul agent at https:\/\/127\.0\.0\.1:\d+/,
+      );
     } finally {
       await registry.close();
     }
   });
 
   it('refuses a server certificate it cannot verify (no CA given)', async () => {
-    const registry = await createConsulRegistry(consulConfig(agent.httpsUrl, { tls: { cert: tls.clientCert, key: tls.clientKey } }), new RecordingLogger());
+    const registry = await createConsulRegistry(
+      consulConfig(agent.httpsUrl, { tls: { cert: tls.clientCert, key: tls.clientKey } }),
+      new RecordingLogger(),
+    );
     try {
       expect(registry.reachable).toBe(false);
       expect(registry.connectionState.reason).toMatch(/certificate/i);

@@ -66,7 +66,10 @@ describe.skipIf(!ensureDnsmasq().binary)('dns backend, A/AAAA mode, against dnsm
     expect(added.diff.added.map((e) => e.address)).toEqual(['127.0.0.12:7000']);
 
     dnsmasq.removeHosts('app-a');
-    await waitFor(() => addressesOf(watch.last).join() === '127.0.0.12:7000', { timeoutMs: WITHIN_TTL_MS, what: 'the removed record gone' });
+    await waitFor(() => addressesOf(watch.last).join() === '127.0.0.12:7000', {
+      timeoutMs: WITHIN_TTL_MS,
+      what: 'the removed record gone',
+    });
     expect(watch.last!.diff.removed.map((e) => e.address)).toEqual(['127.0.0.11:7000']);
 
     dnsmasq.removeHosts('app-b');

@@ -10,7 +10,7 @@ import { RecordingLogger } from './dns-test-kit.js';
 function settingsError(backendConfig: Record<string, unknown>, refreshInterval = 30): ConfigurationError {
   const config = resolveDiscoveryConfig({ backend: 'dns', backendConfig, refreshInterval });
   try {
-    createRegistry({ config, logger: new RecordingLogger() });
+    void createRegistry({ config, logger: new RecordingLogger() });
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigurationError);
     return error as ConfigurationError;
@@ -27,14 +27,17 @@ describe('dns backend configuration', () => {
   ])('rejects nameserver %j (%s), naming the field and value', (bad) => {
     const error = settingsError({ domain: 'svc.test', nameservers: ['127.0.0.1:53', bad] });
     expect(error.issues).toHaveLength(1);
-    expect(error.issues[0]!.path).toBe('backend_config.nameservers[1]');
-    expect(error.issues[0]!.value).toBe(bad);
+    expect(error.issues[0].path).toBe('backend_config.nameservers[1]');
+    expect(error.issues[0].value).toBe(bad);
     expect(error.message).toContain('"ip:port"');
     expect(error.message).toContain(JSON.stringify(bad));
   });
 
   it('accepts IPv4 and bracketed IPv6 nameservers', () => {
-    const settings = resolveDnsSettings({ backendConfig: { domain: 'svc.test', nameservers: ['10.96.0.10:53', '[::1]:5353'] }, refreshIntervalMs: 30_000 });
+    const settings = resolveDnsSettings({
+      backendConfig: { domain: 'svc.test', nameservers: ['10.96.0.10:53', '[::1]:5353'] },
+      refreshIntervalMs: 30_000,
+    });
     expect(settings.nameservers).toEqual(['10.96.0.10:53', '[::1]:5353']);
   });
 
@@ -49,30 +52,47 @@ describe('dns backend configuration', () => {
 
   it('rejects an SRV template without {service} or with unknown placeholders', () => {
     const noService = settingsError({ domain: 'svc.test', srv: { template: '_grpc._tcp.orders.{domain}' } });
-    expect(noService.issues[0]).toMatchObject({ path: 'backend_config.srv.template', value: '_grpc._tcp.orders.{domain}' });
+    expect(noService.issues[0]).toMatchObject({
+      path: 'backend_config.srv.template',
+      value: '_grpc._tcp.orders.{domain}',
+    });
     expect(noService.message).toContain('{service}');
-    const unknown = settingsError({ domain: 'svc.test', srv: { template: '_grpc._tcp.{service}.{namespace}.{domain}' } });
+    const unknown = settingsError({
+      domain: 'svc.test',
+      srv: { template: '_grpc._tcp.{service}.{namespace}.{domain}' },
+    });
     expect(unknown.message).toContain('{namespace}');
   });
 
   it('requires a port for A/AAAA lookups, a domain when DNS is asked, and valid fallback addresses', () => {
-    expect(settingsError({ domain: 'svc.test', srv: false }).issues[0]!.path).toBe('backend_config.port');
-    expect(settingsError({}).issues[0]!.path).toBe('backend_config.domain');
+    expect(settingsError({ domain: 'svc.test', srv: false }).issues[0].path).toBe('backend_config.port');
+    expect(settingsError({}).issues[0].path).toBe('backend_config.domain');
     const bad = settingsError({ domain: 'svc.test', addresses: ['127.0.0.1:80', 'not an address'] });
     expect(bad.issues[0]).toMatchObject({ path: 'backend_config.addresses[1]', value: 'not an address' });
   });
 
   it('reports every bad field at once', () => {
     const error = settingsError({ domain: 'svc.test', nameservers: ['nope'], ttlFloor: 99, srv: { template: 'x' } });
-    expect(error.issues.map((i) => i.path).sort()).toEqual(['backend_config.nameservers[0]', 'backend_config.srv.template', 'backend_config.ttl_floor']);
+    expect(error.issues.map((i) => i.path).sort()).toEqual([
+      'backend_config.nameservers[0]',
+      'backend_config.srv.template',
+      'backend_config.ttl_floor',
+    ]);
   });
 
   it('chooses the mode: SRV by default, A/AAAA when a port is given, static when only addresses are', () => {
     const base = { refreshIntervalMs: 30_000 };
     const srv = resolveDnsSettings({ ...base, backendConfig: { domain: 'svc.test' } });
-    expect(srv).toMatchObject({ mode: 'srv', srvTemplate: DEFAULT_SRV_TEMPLATE, ttlFloorMs: 1_000, ttlCeilingMs: 30_000 });
+    expect(srv).toMatchObject({
+      mode: 'srv',
+      srvTemplate: DEFAULT_SRV_TEMPLATE,
+      ttlFloorMs: 1_000,
+      ttlCeilingMs: 30_000,
+    });
     expect(resolveDnsSettings({ ...base, backendConfig: { domain: 'svc.test', port: 50051 } }).mode).toBe('address');
-    expect(resolveDnsSettings({ ...base, backendConfig: { domain: 'svc.test', port: 50051, srv: true } }).mode).toBe('srv');
+    expect(resolveDnsSettings({ ...base, backendConfig: { domain: 'svc.test', port: 50051, srv: true } }).mode).toBe(
+      'srv',
+    );
     expect(resolveDnsSettings({ ...base, backendConfig: { addresses: ['127.0.0.1:1'] } }).mode).toBe('static');
   });
 
@@ -98,7 +118,14 @@ template = "_grpc._tcp.{service}.{domain}"
       'toml',
     );
     const settings = resolveDnsSettings(config);
-    expect(settings).toMatchObject({ mode: 'srv', nameservers: ['10.96.0.10:53'], ttlFloorMs: 2_000, ttlCeilingMs: 20_000, timeoutMs: 1_500, tries: 3 });
+    expect(settings).toMatchObject({
+      mode: 'srv',
+      nameservers: ['10.96.0.10:53'],
+      ttlFloorMs: 2_000,
+      ttlCeilingMs: 20_000,
+      timeoutMs: 1_500,
+      tries: 3,
+    });
   });
 
   it('is read-only: register() throws NotSupportedError saying why', async () => {

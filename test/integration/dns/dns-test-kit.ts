@@ -27,13 +27,20 @@ export async function dnsRegistry(
   options: { refreshInterval?: number; logger?: RecordingLogger } = {},
 ): Promise<{ registry: DnsRegistry; logger: RecordingLogger }> {
   const logger = options.logger ?? new RecordingLogger();
-  const config = resolveDiscoveryConfig({ backend: 'dns', backendConfig, refreshInterval: options.refreshInterval ?? 2 });
+  const config = resolveDiscoveryConfig({
+    backend: 'dns',
+    backendConfig,
+    refreshInterval: options.refreshInterval ?? 2,
+  });
   const registry = (await createRegistry({ config, logger })) as DnsRegistry;
   return { registry, logger };
 }
 
 /** Subscribes and records every emitted snapshot. */
-export function record(registry: { watch(q: DiscoveryQuery): import('rxjs').Observable<EndpointSet> }, query: DiscoveryQuery) {
+export function record(
+  registry: { watch(q: DiscoveryQuery): import('rxjs').Observable<EndpointSet> },
+  query: DiscoveryQuery,
+) {
   const sets: EndpointSet[] = [];
   const subscription: Subscription = registry.watch(query).subscribe((set) => sets.push(set));
   return {

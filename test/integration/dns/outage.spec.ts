@@ -28,7 +28,10 @@ describe.skipIf(!ensureDnsmasq().binary)('dns backend outages, against dnsmasq',
 
   // refresh_interval 2 s caps the retry backoff, so recovery is quick.
   async function open(nameserver: string, extra: Record<string, unknown> = {}) {
-    const made = await dnsRegistry({ domain: 'svc.test', nameservers: [nameserver], timeout: 0.3, tries: 1, ...extra }, { refreshInterval: 2 });
+    const made = await dnsRegistry(
+      { domain: 'svc.test', nameservers: [nameserver], timeout: 0.3, tries: 1, ...extra },
+      { refreshInterval: 2 },
+    );
     registries.push(made.registry);
     return made;
   }

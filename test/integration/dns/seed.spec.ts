@@ -24,7 +24,10 @@ describe("the seed's DNS example (test/fixtures/dns.toml)", () => {
   });
 
   async function open(overrides: Record<string, unknown> = {}) {
-    const registry = await createRegistry({ ...config, backendConfig: { ...config.backendConfig, ...overrides } }, new RecordingLogger());
+    const registry = await createRegistry(
+      { ...config, backendConfig: { ...config.backendConfig, ...overrides } },
+      new RecordingLogger(),
+    );
     registries.push(registry);
     return registry;
   }
@@ -38,7 +41,7 @@ describe("the seed's DNS example (test/fixtures/dns.toml)", () => {
     const watch = record(registry, { service: config.serviceType! });
     // The fallback addresses are the first snapshot, before DNS has answered.
     expect(watch.sets).toHaveLength(1);
-    expect(watch.sets[0]!.state).toBe('ok');
+    expect(watch.sets[0].state).toBe('ok');
     expect(addressesOf(watch.sets[0])).toEqual(SEED);
   });
 
@@ -62,7 +65,10 @@ describe("the seed's DNS example (test/fixtures/dns.toml)", () => {
       await waitFor(() => addressesOf(watch.last).join() === '127.0.0.31:9090', { what: 'the DNS answer' });
 
       dnsmasq.removeHosts('reader1');
-      await waitFor(() => addressesOf(watch.last).join() === SEED.join(), { timeoutMs: 6_000, what: 'the addresses again' });
+      await waitFor(() => addressesOf(watch.last).join() === SEED.join(), {
+        timeoutMs: 6_000,
+        what: 'the addresses again',
+      });
       expect(watch.last!.state).toBe('ok');
     });
 

@@ -67,13 +67,19 @@ describe.skipIf(!ensureDnsmasq().binary)('dns backend, SRV mode, against dnsmasq
     const watch = record(registry, { service: 'api' });
     await waitFor(() => watch.last?.size === 2, { what: 'priority-0 group' });
     dnsmasq.removeHosts('group0');
-    await waitFor(() => weightsOf(watch.last).join() === '127.0.0.2:50052=50', { timeoutMs: 6_000, what: 'priority-1 group' });
+    await waitFor(() => weightsOf(watch.last).join() === '127.0.0.2:50052=50', {
+      timeoutMs: 6_000,
+      what: 'priority-1 group',
+    });
     expect(watch.last!.state).toBe('ok');
     expect(logger.warnings.some((w) => w.includes("'node1.svc.test'") && w.includes('skipped'))).toBe(true);
     expect(logger.warnings.some((w) => w.includes("'node3.svc.test'") && w.includes('skipped'))).toBe(true);
 
     dnsmasq.writeHosts('group0', { '127.0.0.1': ['node1.svc.test'], '127.0.0.3': ['node3.svc.test'] });
-    await waitFor(() => addressesOf(watch.last).join() === '127.0.0.1:50051,127.0.0.3:50053', { timeoutMs: 6_000, what: 'priority-0 group back' });
+    await waitFor(() => addressesOf(watch.last).join() === '127.0.0.1:50051,127.0.0.3:50053', {
+      timeoutMs: 6_000,
+      what: 'priority-0 group back',
+    });
   });
 
   it('treats SRV weight 0 as a very small weight, not as "never"', async () => {
@@ -83,7 +89,7 @@ describe.skipIf(!ensureDnsmasq().binary)('dns backend, SRV mode, against dnsmasq
     expect(weightsOf(first)).toEqual([`127.0.0.2:50061=${SRV_ZERO_WEIGHT}`, '127.0.0.4:50062=20']);
   });
 
-  it('splits a target\'s weight over its A and AAAA addresses', async () => {
+  it("splits a target's weight over its A and AAAA addresses", async () => {
     const { registry } = await open();
     const watch = record(registry, { service: 'dual' });
     const first = await waitFor(() => watch.sets[0], { what: 'first answer' });
@@ -111,11 +117,11 @@ describe.skipIf(!ensureDnsmasq().binary)('dns backend, SRV mode, against dnsmasq
   });
 
   // Restarts dnsmasq with other records: keep it last in this file.
-  it('moves to the next group when the first group\'s SRV records disappear', async () => {
+  it("moves to the next group when the first group's SRV records disappear", async () => {
     const { registry } = await open();
     const watch = record(registry, { service: 'api' });
     await waitFor(() => watch.last?.size === 2, { what: 'priority-0 group' });
-    await dnsmasq.restart({ srvHosts: [API_SRV[2]!, ...OTHER_SRV] });
+    await dnsmasq.restart({ srvHosts: [API_SRV[2], ...OTHER_SRV] });
     await waitFor(() => watch.last?.state === 'ok' && weightsOf(watch.last).join() === '127.0.0.2:50052=50', {
       timeoutMs: 8_000,
       what: 'priority-1 group after the SRV records were removed',

@@ -36,20 +36,29 @@ describe('etcd backend: 3-member cluster', () => {
     recorders.push(watch);
     await waitFor(() => watch.ids().includes(first.id), { what: 'first instance discovered' });
 
-    const leader = await waitFor(() => {
-      const index = cluster.leaderIndex();
-      return index >= 0 ? { index } : undefined;
-    }, { what: 'a leader' });
-    await cluster.members[leader.index]!.kill();
+    const leader = await waitFor(
+      () => {
+        const index = cluster.leaderIndex();
+        return index >= 0 ? { index } : undefined;
+      },
+      { what: 'a leader' },
+    );
+    await cluster.members[leader.index].kill();
     const killedAt = Date.now();
-    await waitFor(() => {
-      const index = cluster.leaderIndex();
-      return index >= 0 && index !== leader.index;
-    }, { what: 'a new leader', timeoutMs: 15_000 });
+    await waitFor(
+      () => {
+        const index = cluster.leaderIndex();
+        return index >= 0 && index !== leader.index;
+      },
+      { what: 'a new leader', timeoutMs: 15_000 },
+    );
 
     // New registrations and their discovery work through the new leader.
     const second = testInstance('cluster-svc');
-    const secondRegistration = await waitFor(async () => writer.register(second, timing).catch(() => undefined), { what: 'second registration', timeoutMs: 10_000 });
+    const secondRegistration = await waitFor(async () => writer.register(second, timing).catch(() => undefined), {
+      what: 'second registration',
+      timeoutMs: 10_000,
+    });
     await waitFor(() => watch.last?.state === 'ok' && watch.ids().join() === [first.id, second.id].sort().join(), {
       what: 'both instances discovered after the leader loss',
       timeoutMs: 10_000,

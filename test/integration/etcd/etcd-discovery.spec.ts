@@ -48,11 +48,15 @@ describe('etcd backend: registration and discovery', () => {
     const watch = record(reader, 'orders');
     await waitFor(() => watch.last?.state === 'empty', { what: 'first (empty) answer' });
 
-    const instance = testInstance('orders', { version: 'v1.2.0', tags: { tier: 'gold' }, metadata: { zone: 'eu-1a', custom: { team: 'x' } } });
+    const instance = testInstance('orders', {
+      version: 'v1.2.0',
+      tags: { tier: 'gold' },
+      metadata: { zone: 'eu-1a', custom: { team: 'x' } },
+    });
     const registration = await writer.register(instance, TEST_TIMING);
     const written = Date.now();
     await waitFor(() => watch.ids().includes(instance.id), { what: 'instance discovered' });
-    const seenAt = watch.times[watch.firstIndex((s) => s.has(`${instance.id}@${instance.address}`))]!;
+    const seenAt = watch.times[watch.firstIndex((s) => s.has(`${instance.id}@${instance.address}`))];
     expect(seenAt - written).toBeLessThan(100);
 
     // The key and value are the seed's.
@@ -64,7 +68,7 @@ describe('etcd backend: registration and discovery', () => {
     await registration.deregister();
     const removed = Date.now();
     await waitFor(() => watch.last?.state === 'empty', { what: 'instance removed' });
-    const goneAt = watch.times[watch.firstIndex((s) => s.size === 0, before)]!;
+    const goneAt = watch.times[watch.firstIndex((s) => s.size === 0, before)];
     expect(goneAt - removed).toBeLessThan(100);
     expect(watch.last!.diff.removed.map((e) => e.instance.id)).toEqual([instance.id]);
     expect(etcd.etcdctl(['get', '--prefix', '/default/services/orders/', '--keys-only']).trim()).toBe('');
@@ -72,8 +76,18 @@ describe('etcd backend: registration and discovery', () => {
 
   it('applies namespace, version and tag filters but serves every zone', async () => {
     const writer = await open();
-    const a = testInstance('carts', { namespace: 'production', version: '1.4.0', tags: { tier: 'gold' }, metadata: { zone: 'z1' } });
-    const b = testInstance('carts', { namespace: 'production', version: '2.0.0', tags: { tier: 'gold' }, metadata: { zone: 'z2' } });
+    const a = testInstance('carts', {
+      namespace: 'production',
+      version: '1.4.0',
+      tags: { tier: 'gold' },
+      metadata: { zone: 'z1' },
+    });
+    const b = testInstance('carts', {
+      namespace: 'production',
+      version: '2.0.0',
+      tags: { tier: 'gold' },
+      metadata: { zone: 'z2' },
+    });
     const c = testInstance('carts', { namespace: 'production', version: '1.5.0', tags: { tier: 'silver' } });
     const d = testInstance('carts', { namespace: 'staging', version: '1.4.0', tags: { tier: 'gold' } });
     for (const i of [a, b, c, d]) await writer.register(i, TEST_TIMING);
@@ -112,7 +126,12 @@ describe('etcd backend: registration and discovery', () => {
     await waitFor(() => watch.ids().includes('rust-node-1'), { what: 'seed record discovered' });
     const found = watch.last!.instances.find((i) => i.id === 'rust-node-1')!;
     expect(found).toMatchObject({ address: '10.1.2.3:7000', version: 'v1.0.0', weight: 3, tags: { region: 'eu' } });
-    expect(found.metadata).toEqual({ region: 'eu-west', zone: 'eu-west-1a', environment: 'prod', custom: { build: '42' } });
+    expect(found.metadata).toEqual({
+      region: 'eu-west',
+      zone: 'eu-west-1a',
+      environment: 'prod',
+      custom: { build: '42' },
+    });
     etcd.etcdctl(['del', '/production/services/signaling-online/rust-node-1']);
     await waitFor(() => watch.last?.state === 'empty', { what: 'seed record removed' });
   });
@@ -124,7 +143,11 @@ describe('etcd backend: registration and discovery', () => {
     const good = testInstance('inventory');
     await writer.register(good, TEST_TIMING);
     etcd.etcdctl(['put', '/default/services/inventory/broken-1', '{"service_type": "inventory", "instance_id": ']);
-    etcd.etcdctl(['put', '/default/services/inventory/no-address', JSON.stringify({ service_type: 'inventory', instance_id: 'no-address' })]);
+    etcd.etcdctl([
+      'put',
+      '/default/services/inventory/no-address',
+      JSON.stringify({ service_type: 'inventory', instance_id: 'no-address' }),
+    ]);
     const big = { ...toSeedRecord(testInstance('inventory', { id: 'huge' })), padding: 'x'.repeat(70 * 1024) };
     await reader.client.put('/default/services/inventory/huge').value(JSON.stringify(big));
 
@@ -143,7 +166,9 @@ describe('etcd backend: registration and discovery', () => {
     await writer.register(later, TEST_TIMING);
     await waitFor(() => watch.ids().length === 2, { what: 'second good instance' });
     expect(watch.ids()).toEqual([good.id, later.id].sort());
-    await waitFor(() => logger.warnings().some((w) => w.includes('/default/services/inventory/broken-2')), { what: 'warning for broken-2' });
+    await waitFor(() => logger.warnings().some((w) => w.includes('/default/services/inventory/broken-2')), {
+      what: 'warning for broken-2',
+    });
     etcd.etcdctl(['del', '--prefix', '/default/services/inventory/']);
   });
 
@@ -155,9 +180,17 @@ describe('etcd backend: registration and discovery', () => {
     await waitFor(() => watch.last !== undefined, { what: 'first answer' });
 
     // What a Go service registers through etcd's naming package.
-    etcd.etcdctl(['put', '/grpc/greeter/10.0.0.7:50051', JSON.stringify({ Op: 0, Addr: '10.0.0.7:50051', Metadata: null })]);
+    etcd.etcdctl([
+      'put',
+      '/grpc/greeter/10.0.0.7:50051',
+      JSON.stringify({ Op: 0, Addr: '10.0.0.7:50051', Metadata: null }),
+    ]);
     await waitFor(() => watch.ids().includes('10.0.0.7:50051'), { what: 'Go-written record discovered' });
-    expect(watch.last!.instances[0]).toMatchObject({ address: '10.0.0.7:50051', service: 'greeter', namespace: 'default' });
+    expect(watch.last!.instances[0]).toMatchObject({
+      address: '10.0.0.7:50051',
+      service: 'greeter',
+      namespace: 'default',
+    });
 
     const mine = testInstance('greeter', { version: '1.0.0' });
     const registration = await writer.register(mine, TEST_TIMING);
@@ -167,7 +200,9 @@ describe('etcd backend: registration and discovery', () => {
     expect(watch.last!.instances.find((i) => i.id === mine.id)).toEqual(mine);
 
     etcd.etcdctl(['put', '/grpc/greeter/bad', '{"Op":0,"Addr":"no-port"}']);
-    await waitFor(() => logger.warnings().some((w) => w.includes('/grpc/greeter/bad')), { what: 'warning for a bad Addr' });
+    await waitFor(() => logger.warnings().some((w) => w.includes('/grpc/greeter/bad')), {
+      what: 'warning for a bad Addr',
+    });
     await registration.deregister();
     etcd.etcdctl(['del', '--prefix', '/grpc/greeter/']);
     await waitFor(() => watch.last?.state === 'empty', { what: 'all gone' });
@@ -184,8 +219,12 @@ describe('etcd backend: registration and discovery', () => {
     expect(watch.last!.diff.updated.map((e) => e.instance.id)).toEqual([instance.id]);
     const moved = withChanges(instance, { address: '127.0.0.1:46001', version: '1.1.0' });
     await registration.update(moved);
-    await waitFor(() => watch.last?.instances.length === 1 && watch.last.instances[0]!.address === '127.0.0.1:46001', { what: 'address change seen' });
-    expect(etcd.etcdctl(['get', '--prefix', 'profiles/', '--keys-only']).trim().split('\n').filter(Boolean)).toEqual(['profiles/127.0.0.1:46001']);
+    await waitFor(() => watch.last?.instances.length === 1 && watch.last.instances[0].address === '127.0.0.1:46001', {
+      what: 'address change seen',
+    });
+    expect(etcd.etcdctl(['get', '--prefix', 'profiles/', '--keys-only']).trim().split('\n').filter(Boolean)).toEqual([
+      'profiles/127.0.0.1:46001',
+    ]);
     await registration.deregister();
     await waitFor(() => watch.last?.state === 'empty', { what: 'gone' });
   });
@@ -201,7 +240,9 @@ describe('etcd backend: registration and discovery', () => {
     const lease = other.client.lease(10);
     await lease.put(key).value(JSON.stringify({ ...toSeedRecord(instance), address: '10.9.9.9:1' }));
     await registration.heartbeat();
-    expect(logger.warnings().join('\n')).toMatch(new RegExp(`${key} was held by another writer.*10\\.9\\.9\\.9:1.*two processes register instance id`));
+    expect(logger.warnings().join('\n')).toMatch(
+      new RegExp(`${key} was held by another writer.*10\\.9\\.9\\.9:1.*two processes register instance id`),
+    );
     const value = JSON.parse(etcd.etcdctl(['get', key, '--print-value-only']));
     expect(value.address).toBe(instance.address);
     await lease.revoke();
@@ -222,7 +263,8 @@ describe('etcd backend: registration and discovery', () => {
 
   it('drops the key of a SIGKILLed registering process within its TTL', async () => {
     // The child imports the built package (npm test builds first).
-    if (!existsSync(join(DIST, 'registry/etcd/etcd.registry.js'))) throw new Error(`${DIST} is missing: run npm run build before this test`);
+    if (!existsSync(join(DIST, 'registry/etcd/etcd.registry.js')))
+      throw new Error(`${DIST} is missing: run npm run build before this test`);
     const reader = await open();
     const watch = record(reader, 'crash-svc');
     const id = `crash-${process.pid}`;
@@ -240,7 +282,7 @@ describe('etcd backend: registration and discovery', () => {
     const killedAt = Date.now();
     await child.waitForExit();
     await waitFor(() => watch.last?.state === 'empty', { what: 'key expired', timeoutMs: TEST_TTL_S * 1000 + 3_000 });
-    const goneAt = watch.times[watch.firstIndex((s) => s.state === 'empty', 1)]!;
+    const goneAt = watch.times[watch.firstIndex((s) => s.state === 'empty', 1)];
     // The lease was renewed at most one heartbeat before the kill; etcd sweeps expired leases every 500 ms.
     expect(goneAt - killedAt).toBeLessThanOrEqual(TEST_TTL_S * 1000 + 600);
   });

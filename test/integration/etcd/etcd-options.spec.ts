@@ -3,7 +3,13 @@ import { resolveDiscoveryConfig } from '../../../lib/core/config/resolve-discove
 import { ConfigurationError } from '../../../lib/core/errors.js';
 import { findFreePort } from '../../../lib/core/tcp.js';
 import { createServiceInstance, toSeedRecord } from '../../../lib/core/service-instance.js';
-import { GrpcNamingLayout, loadEtcd3, resolveEtcdSettings, SeedLayout, type EtcdRegistry } from '../../../lib/registry/etcd/etcd.registry.js';
+import {
+  GrpcNamingLayout,
+  loadEtcd3,
+  resolveEtcdSettings,
+  SeedLayout,
+  type EtcdRegistry,
+} from '../../../lib/registry/etcd/etcd.registry.js';
 import { openRegistry, testInstance } from './etcd-test-kit.js';
 
 // Bad input, checked before any connection: no etcd is needed here.
@@ -27,7 +33,9 @@ describe('etcd backend options', () => {
   });
 
   it('rejects a TTL below 2 s and a heartbeat not below the TTL', () => {
-    expect(configError(() => etcdConfig({ ttl: 1 })).message).toMatch(/backendConfig\.ttl: a TTL of at least 2 seconds \(got 1\)/);
+    expect(configError(() => etcdConfig({ ttl: 1 })).message).toMatch(
+      /backendConfig\.ttl: a TTL of at least 2 seconds \(got 1\)/,
+    );
     expect(configError(() => etcdConfig({}, { registration: { ttl: 10, heartbeatInterval: 10 } })).message).toMatch(
       /registration\.heartbeatInterval: a heartbeat interval smaller than the TTL \(10 s\) \(got 10\)/,
     );
@@ -37,16 +45,24 @@ describe('etcd backend options', () => {
     const port = await findFreePort();
     const registry = await openRegistry([`http://127.0.0.1:${port}`]);
     opened.push(registry);
-    await expect(registry.register(testInstance('x'), { ttlMs: 1_500, heartbeatMs: 500 })).rejects.toThrow(/registration\.ttl: a TTL of at least 2 seconds .*\(got 1\.5\)/);
+    await expect(registry.register(testInstance('x'), { ttlMs: 1_500, heartbeatMs: 500 })).rejects.toThrow(
+      /registration\.ttl: a TTL of at least 2 seconds .*\(got 1\.5\)/,
+    );
     await expect(registry.register(testInstance('x'), { ttlMs: 3_000, heartbeatMs: 3_000 })).rejects.toThrow(
       /registration\.heartbeat_interval: .*smaller than the TTL \(3 s\) \(got 3\)/,
     );
   });
 
   it('names a bad endpoint, its value and what was expected', () => {
-    const error = configError(() => resolveEtcdSettings(etcdConfig({ endpoints: ['http://127.0.0.1:2379', 'etcd.local/2379', 'ftp://x:1'] })));
+    const error = configError(() =>
+      resolveEtcdSettings(etcdConfig({ endpoints: ['http://127.0.0.1:2379', 'etcd.local/2379', 'ftp://x:1'] })),
+    );
     expect(error.issues).toEqual([
-      { path: 'backend_config.endpoints[1]', value: 'etcd.local/2379', message: '"http(s)://host:port" or "host:port"' },
+      {
+        path: 'backend_config.endpoints[1]',
+        value: 'etcd.local/2379',
+        message: '"http(s)://host:port" or "host:port"',
+      },
       { path: 'backend_config.endpoints[2]', value: 'ftp://x:1', message: 'an http:// or https:// URL' },
     ]);
     expect(resolveEtcdSettings(etcdConfig({ endpoints: ['10.0.0.1:2379', 'https://[::1]:2379'] })).hosts).toEqual([
@@ -57,33 +73,65 @@ describe('etcd backend options', () => {
 
   it('checks the TLS options', () => {
     const error = configError(() =>
-      resolveEtcdSettings(etcdConfig({ endpoints: ['http://127.0.0.1:2379'], tls: { ca: '/nonexistent/ca.pem', cert: '/nonexistent/c.pem', insecureSkipVerify: true } })),
+      resolveEtcdSettings(
+        etcdConfig({
+          endpoints: ['http://127.0.0.1:2379'],
+          tls: { ca: '/nonexistent/ca.pem', cert: '/nonexistent/c.pem', insecureSkipVerify: true },
+        }),
+      ),
     );
     const paths = error.issues.map((i) => i.path);
     expect(paths).toEqual(
-      expect.arrayContaining(['backend_config.endpoints[0]', 'backend_config.tls.insecure_skip_verify', 'backend_config.tls.key', 'backend_config.tls.ca']),
+      expect.arrayContaining([
+        'backend_config.endpoints[0]',
+        'backend_config.tls.insecure_skip_verify',
+        'backend_config.tls.key',
+        'backend_config.tls.ca',
+      ]),
     );
     expect(error.message).toMatch(/tls\.ca: a readable PEM file \(ENOENT\) \(got "\/nonexistent\/ca\.pem"\)/);
   });
 
   it('derives request timeout and probe interval from the heartbeat, and honours explicit ones', () => {
     const derived = resolveEtcdSettings(etcdConfig({ ttl: 30 }));
-    expect(derived).toMatchObject({ requestTimeoutMs: 5_000, probeIntervalMs: 5_000, dialTimeoutMs: 5_000, layout: 'seed', prefix: '', strict: false });
-    const explicit = resolveEtcdSettings(etcdConfig({ dialTimeout: 1.5, requestTimeout: 0.8, prefix: '/app/', layout: 'grpc-naming' }));
-    expect(explicit).toMatchObject({ dialTimeoutMs: 1_500, requestTimeoutMs: 800, prefix: '/app', layout: 'grpc-naming' });
+    expect(derived).toMatchObject({
+      requestTimeoutMs: 5_000,
+      probeIntervalMs: 5_000,
+      dialTimeoutMs: 5_000,
+      layout: 'seed',
+      prefix: '',
+      strict: false,
+    });
+    const explicit = resolveEtcdSettings(
+      etcdConfig({ dialTimeout: 1.5, requestTimeout: 0.8, prefix: '/app/', layout: 'grpc-naming' }),
+    );
+    expect(explicit).toMatchObject({
+      dialTimeoutMs: 1_500,
+      requestTimeoutMs: 800,
+      prefix: '/app',
+      layout: 'grpc-naming',
+    });
   });
 
   it('explains how to install etcd3 when the package is missing', async () => {
     const missing = async () => {
       throw Object.assign(new Error("Cannot find package 'etcd3'"), { code: 'ERR_MODULE_NOT_FOUND' });
     };
-    await expect(loadEtcd3(missing)).rejects.toThrow(/backend: the optional package 'etcd3' to be installed for the etcd backend \(npm install etcd3@\^1\.1\.2\)/);
+    await expect(loadEtcd3(missing)).rejects.toThrow(
+      /backend: the optional package 'etcd3' to be installed for the etcd backend \(npm install etcd3@\^1\.1\.2\)/,
+    );
     expect(typeof (await loadEtcd3()).Etcd3).toBe('function');
   });
 });
 
 describe('etcd key layouts', () => {
-  const instance = createServiceInstance({ service: 'orders', id: 'o-1', address: '10.0.0.5:50051', namespace: 'production', version: 'v1.2.0' });
+  const instance = createServiceInstance({
+    service: 'orders',
+    id: 'o-1',
+    address: '10.0.0.5:50051',
+    namespace: 'production',
+    version: 'v1.2.0',
+  });
 
   it('seed: keys by namespace, service and id, tolerant of extra fields, strict about the key', () => {
     const seed = new SeedLayout('', '/');
@@ -91,19 +139,40 @@ describe('etcd key layouts', () => {
     expect(seed.prefixOf('orders', 'production')).toBe('/production/services/orders/');
     const value = Buffer.from(JSON.stringify({ ...toSeedRecord(instance), future_field: [1, 2] }));
     expect(seed.decode('/production/services/orders/o-1', value, 'orders', 'production')).toEqual({ instance });
-    expect(seed.decode('/production/services/orders/other', value, 'orders', 'production')).toEqual({ skip: expect.stringMatching(/instance_id "o-1" does not match/) });
-    expect(seed.decode('/production/services/orders/o-1', Buffer.from('[1]'), 'orders', 'production')).toEqual({ skip: expect.stringMatching(/JSON object/) });
+    expect(seed.decode('/production/services/orders/other', value, 'orders', 'production')).toEqual({
+      skip: expect.stringMatching(/instance_id "o-1" does not match/),
+    });
+    expect(seed.decode('/production/services/orders/o-1', Buffer.from('[1]'), 'orders', 'production')).toEqual({
+      skip: expect.stringMatching(/JSON object/),
+    });
     expect(new SeedLayout('/corp', '.').keyOf(instance)).toBe('/corp.production.services.orders.o-1');
   });
 
   it('grpc-naming: {prefix}/{service}/{addr}, Op 1 is a removal, Addr is required', () => {
     const naming = new GrpcNamingLayout('');
     expect(naming.keyOf(instance)).toBe('orders/10.0.0.5:50051');
-    expect(JSON.parse(naming.encode(instance))).toMatchObject({ Op: 0, Addr: '10.0.0.5:50051', Metadata: { instance_id: 'o-1' } });
-    expect(naming.decode('orders/10.0.0.5:50051', Buffer.from(naming.encode(instance)), 'orders', 'default')).toEqual({ instance });
-    expect(naming.decode('orders/x', Buffer.from('{"Op":1,"Addr":"1.2.3.4:5"}'), 'orders', 'default')).toEqual({ absent: true });
-    expect(naming.decode('orders/x', Buffer.from('{"Op":0}'), 'orders', 'default')).toEqual({ skip: expect.stringMatching(/Invalid Addr undefined/) });
-    const go = naming.decode('orders/1.2.3.4:5', Buffer.from('{"Op":0,"Addr":"1.2.3.4:5","Metadata":"opaque"}'), 'orders', 'staging');
-    expect(go).toMatchObject({ instance: { id: '1.2.3.4:5', address: '1.2.3.4:5', namespace: 'staging', service: 'orders' } });
+    expect(JSON.parse(naming.encode(instance))).toMatchObject({
+      Op: 0,
+      Addr: '10.0.0.5:50051',
+      Metadata: { instance_id: 'o-1' },
+    });
+    expect(naming.decode('orders/10.0.0.5:50051', Buffer.from(naming.encode(instance)), 'orders', 'default')).toEqual({
+      instance,
+    });
+    expect(naming.decode('orders/x', Buffer.from('{"Op":1,"Addr":"1.2.3.4:5"}'), 'orders', 'default')).toEqual({
+      absent: true,
+    });
+    expect(naming.decode('orders/x', Buffer.from('{"Op":0}'), 'orders', 'default')).toEqual({
+      skip: expect.stringMatching(/Invalid Addr undefined/),
+    });
+    const go = naming.decode(
+      'orders/1.2.3.4:5',
+      Buffer.from('{"Op":0,"Addr":"1.2.3.4:5","Metadata":"opaque"}'),
+      'orders',
+      'staging',
+    );
+    expect(go).toMatchObject({
+      instance: { id: '1.2.3.4:5', address: '1.2.3.4:5', namespace: 'staging', service: 'orders' },
+    });
   });
 });

@@ -18,7 +18,11 @@ describe('etcd backend: outages', () => {
   const proxies: TcpProxy[] = [];
   const raws: Etcd3[] = [];
 
-  async function open(endpoints: string[], backendConfig: Record<string, unknown> = {}, logger = new CapturingLogger()) {
+  async function open(
+    endpoints: string[],
+    backendConfig: Record<string, unknown> = {},
+    logger = new CapturingLogger(),
+  ) {
     const registry = await openRegistry(endpoints, backendConfig, logger);
     opened.push(registry);
     return registry;
@@ -45,8 +49,8 @@ describe('etcd backend: outages', () => {
     await Promise.all(proxies.splice(0).map((p) => p.close()));
     for (const c of raws.splice(0)) c.close();
     // A test that stopped etcd must not leave it stopped for the next one.
-    etcd.members[0]!.signal('SIGCONT');
-    if (!etcd.members[0]!.running) await etcd.members[0]!.start();
+    etcd.members[0].signal('SIGCONT');
+    if (!etcd.members[0].running) await etcd.members[0].start();
   });
   afterAll(async () => {
     await etcd?.stop();
@@ -63,12 +67,12 @@ describe('etcd backend: outages', () => {
     const watch = record(reader, 'restart-svc');
     await waitFor(() => watch.ids().length === 2, { what: 'both instances' });
 
-    await etcd.members[0]!.kill();
+    await etcd.members[0].kill();
     await waitFor(() => watch.last?.state === 'stale', { what: 'stale while etcd is down' });
     expect(watch.ids()).toEqual([mine.id, external.id].sort());
     expect(reader.reachable).toBe(false);
 
-    await etcd.members[0]!.start();
+    await etcd.members[0].start();
     // Changes made right after the restart, before the watcher is back.
     client.close();
     client = raw();
@@ -80,7 +84,9 @@ describe('etcd backend: outages', () => {
       what: 'watch resumed with the changes made during the restart',
       timeoutMs: 15_000,
     });
-    await waitFor(async () => (await client.get(seedKey('restart-svc', mine.id)).string()) !== null, { what: 'registration present' });
+    await waitFor(async () => (await client.get(seedKey('restart-svc', mine.id)).string()) !== null, {
+      what: 'registration present',
+    });
     await waitFor(() => reader.reachable && writer.reachable, { what: 'both registries reachable again' });
     // Every later change keeps arriving.
     await registration.deregister();
@@ -101,7 +107,7 @@ describe('etcd backend: outages', () => {
     const firstLease = (registration as unknown as { lease: string }).lease;
     expect(firstLease).toBeTruthy();
 
-    const member = etcd.members[0]!;
+    const member = etcd.members[0];
     member.signal('SIGSTOP');
     const stoppedAt = Date.now();
     await waitFor(() => watch.last?.state === 'stale', { what: 'stale while etcd is stopped', timeoutMs: 5_000 });
@@ -114,7 +120,10 @@ describe('etcd backend: outages', () => {
 
     member.signal('SIGCONT');
     const continuedAt = Date.now();
-    await waitFor(() => events.some((e) => e.type === 'restored'), { what: 'registration restored', timeoutMs: 10_000 });
+    await waitFor(() => events.some((e) => e.type === 'restored'), {
+      what: 'registration restored',
+      timeoutMs: 10_000,
+    });
     const restored = events.find((e) => e.type === 'restored')!;
     expect(restored.seenAt - continuedAt).toBeLessThan(TEST_TIMING.heartbeatMs + 500);
     const newLease = (registration as unknown as { lease: string }).lease;
@@ -130,7 +139,7 @@ describe('etcd backend: outages', () => {
   });
 
   it('re-reads after compaction past the watcher revision while it was cut off, and emits the removals', async () => {
-    const proxy = await TcpProxy.start(etcd.members[0]!.clientPort);
+    const proxy = await TcpProxy.start(etcd.members[0].clientPort);
     proxies.push(proxy);
     const logger = new CapturingLogger();
     const reader = await open([proxy.endpoint], {}, logger);
@@ -156,7 +165,9 @@ describe('etcd backend: outages', () => {
     const after = watch.sets.slice(before);
     expect(after.flatMap((s) => s.diff.removed.map((e) => e.instance.id))).toContain(a.id);
     expect(after.flatMap((s) => s.diff.added.map((e) => e.instance.id))).toContain(c.id);
-    await waitFor(() => logger.warnings().some((w) => /compacted/.test(w)), { what: 'the cancelled watcher was reported' });
+    await waitFor(() => logger.warnings().some((w) => /compacted/.test(w)), {
+      what: 'the cancelled watcher was reported',
+    });
     // The new watcher delivers later changes.
     await client.delete().key(seedKey('compact-svc', b.id));
     await waitFor(() => watch.ids().join() === c.id, { what: 'change after the new watch' });
@@ -164,7 +175,7 @@ describe('etcd backend: outages', () => {
   });
 
   it('starts with etcd unreachable: the app starts, watch serves stale, registration retries until etcd answers', async () => {
-    const proxy = await TcpProxy.start(etcd.members[0]!.clientPort);
+    const proxy = await TcpProxy.start(etcd.members[0].clientPort);
     proxies.push(proxy);
     proxy.cut();
     const logger = new CapturingLogger();
@@ -184,12 +195,15 @@ describe('etcd backend: outages', () => {
 
     proxy.restore();
     await waitFor(() => events.includes('restored'), { what: 'registered once etcd answers', timeoutMs: 10_000 });
-    await waitFor(() => watch.last?.state === 'ok' && watch.ids().join() === mine.id, { what: 'discovered', timeoutMs: 10_000 });
+    await waitFor(() => watch.last?.state === 'ok' && watch.ids().join() === mine.id, {
+      what: 'discovered',
+      timeoutMs: 10_000,
+    });
     expect(registry.reachable).toBe(true);
   });
 
   it('with strict set, fails start-up and registration clearly when etcd is unreachable', async () => {
-    const proxy = await TcpProxy.start(etcd.members[0]!.clientPort);
+    const proxy = await TcpProxy.start(etcd.members[0].clientPort);
     proxies.push(proxy);
     proxy.cut();
     await expect(openRegistry([proxy.endpoint], { strict: true, dialTimeout: 0.5 })).rejects.toThrow(

@@ -13,11 +13,33 @@ async function makeCertificates(dir: string): Promise<EtcdTlsFiles & { clientCer
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   ssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=switchyard test CA');
-  await writeFile(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n');
+  await writeFile(
+    join(dir, 'server.ext'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n',
+  );
   await writeFile(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  for (const [name, cn] of [['server', '127.0.0.1'], ['client', 'switchyard-client']] as const) {
+  for (const [name, cn] of [
+    ['server', '127.0.0.1'],
+    ['client', 'switchyard-client'],
+  ] as const) {
     ssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`);
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+    );
   }
   return {
     ca: join(dir, 'ca.crt'),
@@ -51,7 +73,10 @@ describe('etcd backend: TLS with client certificates', () => {
 
   it('registers and discovers over TLS with a client certificate (files or inline PEM)', async () => {
     expect(etcd.endpoint).toMatch(/^https:\/\//);
-    const writer = await openRegistry(etcd.endpoints, { tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey }, strict: true });
+    const writer = await openRegistry(etcd.endpoints, {
+      tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey },
+      strict: true,
+    });
     const pem = async (path: string) => (await readFile(path)).toString();
     const reader = await openRegistry(etcd.endpoints, {
       tls: { ca: await pem(certs.ca), cert: await pem(certs.clientCert), key: await pem(certs.clientKey) },
@@ -111,14 +136,16 @@ describe('etcd backend: username and password', () => {
     expect(reader.reachable).toBe(true);
     // Heartbeats keep working under auth.
     await registration.heartbeat();
-    expect(etcd.etcdctl(['get', `/default/services/auth-svc/${mine.id}`, '--print-value-only'], ['--user=root:root-secret'])).toContain(mine.id);
+    expect(
+      etcd.etcdctl(['get', `/default/services/auth-svc/${mine.id}`, '--print-value-only'], ['--user=root:root-secret']),
+    ).toContain(mine.id);
     await registration.deregister();
     await waitFor(() => watch.last?.state === 'empty', { what: 'deregistered with auth' });
   });
 
   it('rejects a wrong password clearly in strict mode', async () => {
-    await expect(openRegistry(etcd.endpoints, { auth: { username: 'svc', password: 'wrong' }, strict: true })).rejects.toThrow(
-      /refused the start-up check \(backend_config\.strict is set\): .*authentication failed/,
-    );
+    await expect(
+      openRegistry(etcd.endpoints, { auth: { username: 'svc', password: 'wrong' }, strict: true }),
+    ).rejects.toThrow(/refused the start-up check \(backend_config\.strict is set\): .*authentication failed/);
   });
 });

@@ -49,7 +49,12 @@ let counter = 0;
 /** A fresh instance of `service` on a made-up loopback port. */
 export function testInstance(service: string, input: Partial<ServiceInstanceInput> = {}) {
   counter++;
-  return createServiceInstance({ service, address: `127.0.0.1:${40000 + counter}`, id: `${service}-${process.pid}-${counter}`, ...input });
+  return createServiceInstance({
+    service,
+    address: `127.0.0.1:${40000 + counter}`,
+    id: `${service}-${process.pid}-${counter}`,
+    ...input,
+  });
 }
 
 /** Subscribes and records every emission with its arrival time. */
@@ -72,7 +77,7 @@ export class Recorder {
   }
   /** Index of the first emission after `from` that satisfies `test`. */
   firstIndex(test: (set: EndpointSet) => boolean, from = 0): number {
-    for (let i = from; i < this.sets.length; i++) if (test(this.sets[i]!)) return i;
+    for (let i = from; i < this.sets.length; i++) if (test(this.sets[i])) return i;
     return -1;
   }
   stop(): void {

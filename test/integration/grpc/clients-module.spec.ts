@@ -4,7 +4,13 @@ import { NestFactory } from '@nestjs/core';
 import { ClientsModule, Transport, type ClientGrpc } from '@nestjs/microservices';
 import { firstValueFrom, type Observable } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServiceInstance, DiscoveryModule, MemoryRegistry, MemoryStore, type Registration } from '../../../lib/index.js';
+import {
+  createServiceInstance,
+  DiscoveryModule,
+  MemoryRegistry,
+  MemoryStore,
+  type Registration,
+} from '../../../lib/index.js';
 import { GREETER_PROTO, GreeterServer } from '../../support/grpc/greeter.js';
 import { waitFor } from '../../support/wait-for.js';
 
@@ -30,7 +36,12 @@ describe("Nest's ClientsModule with url 'discovery:///greeter'", () => {
   async function addServer(id: string): Promise<GreeterServer> {
     const server = await new GreeterServer(id).start();
     servers.push(server);
-    registrations.push(await registry.register(createServiceInstance({ service: 'greeter', id, address: server.address }), { ttlMs: 90_000, heartbeatMs: 30_000 }));
+    registrations.push(
+      await registry.register(createServiceInstance({ service: 'greeter', id, address: server.address }), {
+        ttlMs: 90_000,
+        heartbeatMs: 30_000,
+      }),
+    );
     return server;
   }
 
@@ -40,9 +51,18 @@ describe("Nest's ClientsModule with url 'discovery:///greeter'", () => {
     for (const id of ['n1', 'n2', 'n3']) await addServer(id);
     @Module({
       imports: [
-        DiscoveryModule.forRoot({ backend: 'memory', registry, loadBalance: 'round_robin', logger: { log() {}, warn() {}, error() {} } }),
+        DiscoveryModule.forRoot({
+          backend: 'memory',
+          registry,
+          loadBalance: 'round_robin',
+          logger: { log() {}, warn() {}, error() {} },
+        }),
         ClientsModule.register([
-          { name: 'GREETER', transport: Transport.GRPC, options: { package: 'greeter', protoPath: GREETER_PROTO, url: 'discovery:///greeter' } },
+          {
+            name: 'GREETER',
+            transport: Transport.GRPC,
+            options: { package: 'greeter', protoPath: GREETER_PROTO, url: 'discovery:///greeter' },
+          },
         ]),
       ],
       providers: [GreeterUser],
@@ -60,9 +80,13 @@ describe("Nest's ClientsModule with url 'discovery:///greeter'", () => {
   it('spreads calls over 3 real servers and follows a fourth that registers mid-run', async () => {
     const greeter = app.get(GreeterUser).greeter;
     const call = () => firstValueFrom(greeter.sayHello({ name: 'nest' }));
-    await waitFor(async () => new Set(await Promise.all(Array.from({ length: 9 }, () => call().then((r) => r.instance)))).size === 3, {
-      what: 'calls reaching all three servers',
-    });
+    await waitFor(
+      async () =>
+        new Set(await Promise.all(Array.from({ length: 9 }, () => call().then((r) => r.instance)))).size === 3,
+      {
+        what: 'calls reaching all three servers',
+      },
+    );
     for (const s of servers) s.calls = 0;
     for (let i = 0; i < 150; i++) await call();
     expect(servers.map((s) => s.calls)).toEqual([50, 50, 50]);

@@ -1,8 +1,20 @@
 import 'reflect-metadata';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createServiceInstance, Discovery, MemoryRegistry, MemoryStore, type Registration } from '../../../lib/index.js';
-import { GreeterServer, greeterPackage, sayHello, startGreeterProcess, type GreeterStub } from '../../support/grpc/greeter.js';
+import {
+  createServiceInstance,
+  Discovery,
+  MemoryRegistry,
+  MemoryStore,
+  type Registration,
+} from '../../../lib/index.js';
+import {
+  GreeterServer,
+  greeterPackage,
+  sayHello,
+  startGreeterProcess,
+  type GreeterStub,
+} from '../../support/grpc/greeter.js';
 import { waitFor } from '../../support/wait-for.js';
 
 const TIMING = { ttlMs: 90_000, heartbeatMs: 30_000 };
@@ -18,7 +30,9 @@ describe('discovery:/// target in plain grpc-js clients', () => {
   async function addServer(id: string, options = {}): Promise<GreeterServer> {
     const server = await new GreeterServer(id, options).start();
     servers.push(server);
-    registrations.push(await registry.register(createServiceInstance({ service: 'greeter', id, address: server.address }), TIMING));
+    registrations.push(
+      await registry.register(createServiceInstance({ service: 'greeter', id, address: server.address }), TIMING),
+    );
     return server;
   }
 
@@ -32,7 +46,9 @@ describe('discovery:/// target in plain grpc-js clients', () => {
     MemoryStore.reset('grpc-target');
     store = MemoryStore.named('grpc-target');
     registry = new MemoryRegistry(store);
-    discovery = (await Discovery.create({ backend: 'memory', loadBalance: 'round_robin' }, { registry, firstSetTimeoutMs: 1_000 })).serveGrpcTargets();
+    discovery = (
+      await Discovery.create({ backend: 'memory', loadBalance: 'round_robin' }, { registry, firstSetTimeoutMs: 1_000 })
+    ).serveGrpcTargets();
   });
 
   afterEach(async () => {
@@ -50,16 +66,23 @@ describe('discovery:/// target in plain grpc-js clients', () => {
     await addServer('g2');
     await addServer('g3');
     const client = stub();
-    await waitFor(async () => new Set(await Promise.all(Array.from({ length: 6 }, () => sayHello(client, 'x').then((r) => r.instance)))).size === 3, {
-      what: 'all three servers answering',
-    });
+    await waitFor(
+      async () =>
+        new Set(await Promise.all(Array.from({ length: 6 }, () => sayHello(client, 'x').then((r) => r.instance))))
+          .size === 3,
+      {
+        what: 'all three servers answering',
+      },
+    );
     for (const s of servers) s.calls = 0;
     for (let i = 0; i < 300; i++) await sayHello(client, 'x');
     // Round robin over READY endpoints: exactly fair.
     expect(servers.map((s) => s.calls)).toEqual([100, 100, 100]);
 
     const late = await addServer('g4');
-    await waitFor(async () => (await sayHello(client, 'x')).instance === 'g4', { what: 'the fourth server to receive calls' });
+    await waitFor(async () => (await sayHello(client, 'x')).instance === 'g4', {
+      what: 'the fourth server to receive calls',
+    });
     expect(late.calls).toBeGreaterThan(0);
   });
 
@@ -69,7 +92,13 @@ describe('discovery:/// target in plain grpc-js clients', () => {
     await addServer('h3');
     const hashing = discovery.client({ name: 'greeter-hash', loadBalance: 'consistent_hash' });
     // A second service name registered on the same servers, balanced by hash.
-    for (const s of servers) registrations.push(await registry.register(createServiceInstance({ service: 'greeter-hash', id: `${s.id}-h`, address: s.address }), TIMING));
+    for (const s of servers)
+      registrations.push(
+        await registry.register(
+          createServiceInstance({ service: 'greeter-hash', id: `${s.id}-h`, address: s.address }),
+          TIMING,
+        ),
+      );
     await hashing.ready({ minEndpoints: 3 });
     const client = stub('discovery:///greeter-hash');
     // Keys stay on their endpoint from the first call, even while connections come up.
@@ -83,7 +112,9 @@ describe('discovery:/// target in plain grpc-js clients', () => {
     const client = stub('discovery:///nobody');
     const error = await sayHello(client, 'x', { deadlineMs: 3_000 }).catch((e: grpc.ServiceError) => e);
     expect((error as grpc.ServiceError).code).toBe(grpc.status.UNAVAILABLE);
-    expect((error as grpc.ServiceError).details).toMatch(/No endpoints for service 'nobody': the registry reports zero instances/);
+    expect((error as grpc.ServiceError).details).toMatch(
+      /No endpoints for service 'nobody': the registry reports zero instances/,
+    );
   });
 
   it('retries on another endpoint when a server process is SIGKILLed under steady calls: zero failed calls', async () => {
@@ -91,16 +122,26 @@ describe('discovery:/// target in plain grpc-js clients', () => {
     const procs = await Promise.all(['p1', 'p2', 'p3'].map((id) => startGreeterProcess(id, { delayMs: 10 })));
     try {
       for (const [i, p] of procs.entries()) {
-        registrations.push(await registry.register(createServiceInstance({ service: 'greeter', id: `p${i + 1}`, address: p.address }), TIMING));
+        registrations.push(
+          await registry.register(
+            createServiceInstance({ service: 'greeter', id: `p${i + 1}`, address: p.address }),
+            TIMING,
+          ),
+        );
       }
       const client = stub();
-      await waitFor(async () => new Set(await Promise.all(Array.from({ length: 6 }, () => sayHello(client, 'x').then((r) => r.instance)))).size === 3, {
-        what: 'all three servers answering',
-      });
+      await waitFor(
+        async () =>
+          new Set(await Promise.all(Array.from({ length: 6 }, () => sayHello(client, 'x').then((r) => r.instance))))
+            .size === 3,
+        {
+          what: 'all three servers answering',
+        },
+      );
       const failures: string[] = [];
       const served = new Map<string, number>();
       let done = 0;
-      const victim = procs[2]!.peer;
+      const victim = procs[2].peer;
       const worker = async () => {
         for (let i = 0; i < 60; i++) {
           if (done === 80) victim.signal('SIGKILL');

@@ -1,16 +1,35 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createServiceInstance, Discovery, MemoryRegistry, MemoryStore, type Registration, type ServiceClient } from '../../../lib/index.js';
-import { GREETER_PROTO, GreeterServer, greeterPackage, sayHello, startGreeterProcess, type GreeterStub, type HelloReply } from '../../support/grpc/greeter.js';
+import {
+  createServiceInstance,
+  Discovery,
+  MemoryRegistry,
+  MemoryStore,
+  type Registration,
+  type ServiceClient,
+} from '../../../lib/index.js';
+import {
+  GREETER_PROTO,
+  GreeterServer,
+  greeterPackage,
+  sayHello,
+  startGreeterProcess,
+  type GreeterStub,
+  type HelloReply,
+} from '../../support/grpc/greeter.js';
 import { waitFor } from '../../support/wait-for.js';
 
 const TIMING = { ttlMs: 90_000, heartbeatMs: 30_000 };
 
 /** One unary SayHello over a given channel (what users do with getChannel/call). */
 function helloOver(channel: grpc.Channel, deadline?: Date): Promise<HelloReply> {
-  const stub = new greeterPackage.greeter.Greeter('unused', grpc.credentials.createInsecure(), { channelOverride: channel }) as unknown as GreeterStub;
+  const stub = new greeterPackage.greeter.Greeter('unused', grpc.credentials.createInsecure(), {
+    channelOverride: channel,
+  }) as unknown as GreeterStub;
   return new Promise((resolve, reject) =>
-    stub.SayHello({ name: 'x' }, new grpc.Metadata(), { deadline: deadline ?? Date.now() + 5_000 }, (e, r) => (e ? reject(e) : resolve(r!))),
+    stub.SayHello({ name: 'x' }, new grpc.Metadata(), { deadline: deadline ?? Date.now() + 5_000 }, (e, r) =>
+      e ? reject(e) : resolve(r!),
+    ),
   );
 }
 
@@ -35,7 +54,9 @@ describe('ServiceClient against real grpc servers', () => {
   beforeAll(async () => {
     MemoryStore.reset('service-client');
     registry = new MemoryRegistry(MemoryStore.named('service-client'));
-    discovery = (await Discovery.create({ backend: 'memory', loadBalance: 'round_robin' }, { registry })).serveGrpcTargets();
+    discovery = (
+      await Discovery.create({ backend: 'memory', loadBalance: 'round_robin' }, { registry })
+    ).serveGrpcTargets();
   });
 
   afterEach(async () => {
@@ -52,9 +73,14 @@ describe('ServiceClient against real grpc servers', () => {
     await client.ready({ minEndpoints: 3 });
     const stub = client.getService<GreeterStub>('Greeter');
     expect(client.getService('greeter.Greeter')).toBe(stub);
-    await waitFor(async () => new Set(await Promise.all(Array.from({ length: 6 }, () => sayHello(stub, 'x').then((r) => r.instance)))).size === 3, {
-      what: 'stub calls reaching all servers',
-    });
+    await waitFor(
+      async () =>
+        new Set(await Promise.all(Array.from({ length: 6 }, () => sayHello(stub, 'x').then((r) => r.instance))))
+          .size === 3,
+      {
+        what: 'stub calls reaching all servers',
+      },
+    );
     expect(() => discovery.client(`svc${++service}`).getService('Greeter')).toThrow(/needs the 'proto' option/);
   });
 
@@ -63,12 +89,15 @@ describe('ServiceClient against real grpc servers', () => {
     const procs = await Promise.all(['c1', 'c2', 'c3'].map((id) => startGreeterProcess(id, { delayMs: 5 })));
     try {
       for (const [i, p] of procs.entries()) await serve(name, `c${i + 1}`, p.address);
-      const client: ServiceClient = discovery.client({ name, retry: { maxAttempts: 3, budget: { maxTokens: 100, tokenRatio: 1 } } });
+      const client: ServiceClient = discovery.client({
+        name,
+        retry: { maxAttempts: 3, budget: { maxTokens: 100, tokenRatio: 1 } },
+      });
       await client.ready({ minEndpoints: 3 });
       const failures: string[] = [];
       const served = new Map<string, number>();
       let done = 0;
-      const victim = procs[0]!.peer;
+      const victim = procs[0].peer;
       const worker = async () => {
         for (let i = 0; i < 50; i++) {
           if (done === 60) victim.signal('SIGKILL');
@@ -92,14 +121,19 @@ describe('ServiceClient against real grpc servers', () => {
   it('the retry budget caps extra attempts when every call fails UNAVAILABLE', async () => {
     const name = `svc${++service}`;
     const broken = await addServer(name, 'broken', { failWith: grpc.status.UNAVAILABLE });
-    const client = discovery.client({ name, retry: { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 2, budget: { maxTokens: 10, tokenRatio: 0.1 } } });
+    const client = discovery.client({
+      name,
+      retry: { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 2, budget: { maxTokens: 10, tokenRatio: 0.1 } },
+    });
     await client.ready();
     let failed = 0;
     for (let i = 0; i < 50; i++) {
-      await client.call(({ channel }) => helloOver(channel)).catch((e: grpc.ServiceError) => {
-        expect(e.code).toBe(grpc.status.UNAVAILABLE);
-        failed++;
-      });
+      await client
+        .call(({ channel }) => helloOver(channel))
+        .catch((e: grpc.ServiceError) => {
+          expect(e.code).toBe(grpc.status.UNAVAILABLE);
+          failed++;
+        });
     }
     expect(failed).toBe(50);
     // Without a budget 50 calls would make 150 attempts; the budget allows retries only while tokens > maxTokens / 2.
@@ -112,7 +146,9 @@ describe('ServiceClient against real grpc servers', () => {
     const server = await addServer(name, 'invalid', { failWith: grpc.status.INVALID_ARGUMENT });
     const client = discovery.client(name);
     await client.ready();
-    await expect(client.call(({ channel }) => helloOver(channel))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    await expect(client.call(({ channel }) => helloOver(channel))).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+    });
     expect(server.calls).toBe(1);
   });
 
@@ -141,7 +177,9 @@ describe('ServiceClient against real grpc servers', () => {
     for (const id of ['m1', 'm2']) await addServer(name, id);
     const client = discovery.client(name);
     await client.ready({ minEndpoints: 2 });
-    const replies = await Promise.all(Array.from({ length: 1_000 }, () => client.call(({ channel }) => helloOver(channel))));
+    const replies = await Promise.all(
+      Array.from({ length: 1_000 }, () => client.call(({ channel }) => helloOver(channel))),
+    );
     expect(replies).toHaveLength(1_000);
     expect(servers.reduce((n, s) => n + s.calls, 0)).toBe(1_000);
     expect(client.loadTracker.totalInFlight()).toBe(0);

@@ -1,5 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Discovery, healthCheckerPool, MemoryRegistry, MemoryStore, type DiscoveryEvent, type EndpointSet, type Registration } from '../../../lib/index.js';
+import {
+  Discovery,
+  healthCheckerPool,
+  MemoryRegistry,
+  MemoryStore,
+  type DiscoveryEvent,
+  type EndpointSet,
+  type Registration,
+} from '../../../lib/index.js';
 import { GREETER_PROTO, sayHello, type GreeterStub } from '../../support/grpc/greeter.js';
 import { waitFor } from '../../support/wait-for.js';
 import { HealthGreeterServer, HttpHealthServer } from './support/health-servers.js';
@@ -15,7 +23,9 @@ describe('active health checks', () => {
   const httpServers: HttpHealthServer[] = [];
   let storeCount = 0;
 
-  async function setup(healthCheck: Record<string, unknown>): Promise<{ discovery: Discovery; registry: MemoryRegistry }> {
+  async function setup(
+    healthCheck: Record<string, unknown>,
+  ): Promise<{ discovery: Discovery; registry: MemoryRegistry }> {
     const name = `health-active-${++storeCount}`;
     MemoryStore.reset(name);
     const registry = new MemoryRegistry(MemoryStore.named(name));
@@ -42,10 +52,15 @@ describe('active health checks', () => {
     const client = discovery.client({ name: 'greeter', proto: { path: GREETER_PROTO } });
     await client.ready({ minEndpoints: 3 });
     const stub = client.getService<GreeterStub>('Greeter');
-    await waitFor(async () => new Set(await Promise.all(Array.from({ length: 9 }, () => sayHello(stub, 'x').then((r) => r.instance)))).size === 3, {
-      what: 'calls reaching all three servers',
-    });
-    const b = servers[1]!;
+    await waitFor(
+      async () =>
+        new Set(await Promise.all(Array.from({ length: 9 }, () => sayHello(stub, 'x').then((r) => r.instance))))
+          .size === 3,
+      {
+        what: 'calls reaching all three servers',
+      },
+    );
+    const b = servers[1];
     await waitFor(() => servers.every((s) => s.checks >= 2), { what: 'checks running' });
 
     const emissions: EndpointSet[] = [];
@@ -64,7 +79,7 @@ describe('active health checks', () => {
       b.setServing(false);
       await waitFor(() => checksWhenLeft !== undefined, { what: 'b leaving the served set' });
       expect(checksWhenLeft).toBe(atFlip + 3);
-      expect(addressesOf(client.snapshot())).toEqual([servers[0]!.address, servers[2]!.address].sort());
+      expect(addressesOf(client.snapshot())).toEqual([servers[0].address, servers[2].address].sort());
 
       // The balanced discovery:/// channel follows: no call reaches b while it is out.
       const callsBefore = b.calls;
@@ -82,8 +97,8 @@ describe('active health checks', () => {
       expect(checksWhenBack).toBe(atRecovery + 2);
       // Replay, leave, return: the picker was rebuilt on the two state changes only.
       expect(emissions).toHaveLength(3);
-      expect(emissions[2]!.revision).toBeGreaterThan(emissions[1]!.revision);
-      expect(emissions[1]!.revision).toBeGreaterThan(emissions[0]!.revision);
+      expect(emissions[2].revision).toBeGreaterThan(emissions[1].revision);
+      expect(emissions[1].revision).toBeGreaterThan(emissions[0].revision);
       await waitFor(async () => (await sayHello(stub, 'x')).instance === 'b', { what: 'calls reaching b again' });
     } finally {
       subscription.unsubscribe();
@@ -97,7 +112,7 @@ describe('active health checks', () => {
     for (const [i, s] of servers.entries()) registrations.push(await register(registry, 'web', `h${i + 1}`, s.address));
     const client = discovery.client('web');
     await client.ready({ minEndpoints: 3 });
-    const target = servers[0]!;
+    const target = servers[0];
     await waitFor(() => servers.every((s) => s.requests >= 2), { what: 'HTTP checks running' });
     let requestsWhenLeft: number | undefined;
     let requestsWhenBack: number | undefined;
@@ -111,7 +126,7 @@ describe('active health checks', () => {
       target.status = 503;
       await waitFor(() => requestsWhenLeft !== undefined, { what: 'the failing HTTP endpoint leaving' });
       expect(requestsWhenLeft).toBe(atFlip + 3);
-      expect(serves(client, [servers[1]!.address, servers[2]!.address])).toBe(true);
+      expect(serves(client, [servers[1].address, servers[2].address])).toBe(true);
       const atRecovery = target.requests;
       target.status = 200;
       await waitFor(() => requestsWhenBack !== undefined, { what: 'the HTTP endpoint returning' });
@@ -126,16 +141,27 @@ describe('active health checks', () => {
     const { discovery, registry } = await setup({ ...CHECKS, kind: 'http', path: '/healthz' });
     const servers = await Promise.all(['1', '2', '3'].map(() => new HttpHealthServer('/healthz').start()));
     httpServers.push(...servers);
-    for (const [i, s] of servers.entries()) registrations.push(await register(registry, 'web2', `w${i + 1}`, s.address));
+    for (const [i, s] of servers.entries())
+      registrations.push(await register(registry, 'web2', `w${i + 1}`, s.address));
     const client = discovery.client('web2');
     const checks: DiscoveryEvent[] = [];
-    const subscription = client.events$.subscribe((e) => e.type === 'health-check' && e.address === servers[2]!.address && !e.ok && checks.push(e));
+    const subscription = client.events$.subscribe(
+      (e) => e.type === 'health-check' && e.address === servers[2].address && !e.ok && checks.push(e),
+    );
     await client.ready({ minEndpoints: 3 });
-    await servers[2]!.stop();
-    await waitFor(() => serves(client, [servers[0]!.address, servers[1]!.address]), { what: 'the stopped server leaving' });
+    await servers[2].stop();
+    await waitFor(() => serves(client, [servers[0].address, servers[1].address]), {
+      what: 'the stopped server leaving',
+    });
     subscription.unsubscribe();
     expect(checks.length).toBeGreaterThanOrEqual(3);
-    expect(checks[0]).toMatchObject({ type: 'health-check', service: 'web2', kind: 'http', ok: false, detail: 'ECONNREFUSED' });
+    expect(checks[0]).toMatchObject({
+      type: 'health-check',
+      service: 'web2',
+      kind: 'http',
+      ok: false,
+      detail: 'ECONNREFUSED',
+    });
   });
 
   it('every client of an endpoint in the process shares one checker', async () => {
@@ -158,20 +184,22 @@ describe('active health checks', () => {
     await Promise.all(clients.map((c) => c.ready({ minEndpoints: 2 })));
     expect(healthCheckerPool.size).toBe(2);
     // One checker per address: in any window, at most one check per (jittered) interval reaches a server.
-    const before = servers[0]!.checks;
+    const before = servers[0].checks;
     const started = Date.now();
-    await waitFor(() => servers[0]!.checks >= before + 4, { what: 'four more checks' });
+    await waitFor(() => servers[0].checks >= before + 4, { what: 'four more checks' });
     const elapsed = Date.now() - started;
     const atMost = Math.floor(elapsed / (CHECKS.interval * 1000 * 0.9)) + 1;
-    expect(servers[0]!.checks - before).toBeLessThanOrEqual(atMost);
+    expect(servers[0].checks - before).toBeLessThanOrEqual(atMost);
     // The Discovery reports each check once, whatever the number of its clients.
     const seen: DiscoveryEvent[] = [];
-    const subscription = first.discovery.events$.subscribe((e) => e.type === 'health-check' && e.address === servers[0]!.address && seen.push(e));
-    const mark = servers[0]!.checks;
-    await waitFor(() => servers[0]!.checks >= mark + 3, { what: 'three more checks' });
+    const subscription = first.discovery.events$.subscribe(
+      (e) => e.type === 'health-check' && e.address === servers[0].address && seen.push(e),
+    );
+    const mark = servers[0].checks;
+    await waitFor(() => servers[0].checks >= mark + 3, { what: 'three more checks' });
     await waitFor(() => seen.length >= 2, { what: 'check events' });
     subscription.unsubscribe();
-    expect(seen.length).toBeLessThanOrEqual(servers[0]!.checks - mark + 1);
+    expect(seen.length).toBeLessThanOrEqual(servers[0].checks - mark + 1);
     // Releasing: closing every client stops the checkers.
     await first.discovery.close();
     await second.close();

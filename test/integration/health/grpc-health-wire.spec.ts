@@ -4,7 +4,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProbe, GrpcHealthService, HealthClientConstructor, ServingStatus, type HealthCheckResponse } from '../../../lib/index.js';
+import {
+  createProbe,
+  GrpcHealthService,
+  HealthClientConstructor,
+  ServingStatus,
+  type HealthCheckResponse,
+} from '../../../lib/index.js';
 import { waitFor } from '../../support/wait-for.js';
 
 // The official grpc.health.v1 definition, so the hand-written codec is checked against protobufjs.
@@ -22,12 +28,20 @@ service Health {
 `;
 
 type ProtoHealthClient = grpc.Client & {
-  Check(req: { service: string }, options: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: { status: string }) => void): void;
+  Check(
+    req: { service: string },
+    options: grpc.CallOptions,
+    cb: (e: grpc.ServiceError | null, r?: { status: string }) => void,
+  ): void;
   Watch(req: { service: string }): grpc.ClientReadableStream<{ status: string }>;
 };
 
 function bind(server: grpc.Server): Promise<number> {
-  return new Promise((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port))));
+  return new Promise((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) =>
+      e ? reject(e) : resolve(port),
+    ),
+  );
 }
 
 describe('grpc.health.v1 on the wire, against proto-loader', () => {
@@ -39,7 +53,9 @@ describe('grpc.health.v1 on the wire, against proto-loader', () => {
     dir = await mkdtemp(join(tmpdir(), 'switchyard-health-proto-'));
     const path = join(dir, 'health.proto');
     await writeFile(path, HEALTH_PROTO);
-    const pkg = grpc.loadPackageDefinition(loadSync(path, { keepCase: true, enums: String, defaults: true })) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
+    const pkg = grpc.loadPackageDefinition(
+      loadSync(path, { keepCase: true, enums: String, defaults: true }),
+    ) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
     Health = pkg.grpc.health.v1.Health;
   });
 
@@ -59,7 +75,11 @@ describe('grpc.health.v1 on the wire, against proto-loader', () => {
     const client = new Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as ProtoHealthClient;
     closers.push(() => client.close());
     const check = (service: string) =>
-      new Promise<string>((resolve) => client.Check({ service }, { deadline: Date.now() + 2_000 }, (e, r) => resolve(e ? grpc.status[e.code]! : r!.status)));
+      new Promise<string>((resolve) =>
+        client.Check({ service }, { deadline: Date.now() + 2_000 }, (e, r) =>
+          resolve(e ? grpc.status[e.code] : r!.status),
+        ),
+      );
     expect(await check('')).toBe('SERVING');
     expect(await check('pkg.Orders')).toBe('NOT_SERVING');
     expect(await check('unknown')).toBe('NOT_FOUND');
@@ -98,7 +118,9 @@ describe('grpc.health.v1 on the wire, against proto-loader', () => {
     const client = new HealthClientConstructor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     closers.push(() => client.close());
     const answer = await new Promise<HealthCheckResponse>((resolve, reject) =>
-      client.Check({ service: 'x.Y' }, new grpc.Metadata(), { deadline: Date.now() + 2_000 }, (e, r) => (e ? reject(e) : resolve(r!))),
+      client.Check({ service: 'x.Y' }, new grpc.Metadata(), { deadline: Date.now() + 2_000 }, (e, r) =>
+        e ? reject(e) : resolve(r!),
+      ),
     );
     expect(answer).toEqual({ status: ServingStatus.SERVING });
 
@@ -118,7 +140,10 @@ describe('grpc.health.v1 on the wire, against proto-loader', () => {
     closers.push(() => server.forceShutdown());
     const probe = createProbe({ host: '127.0.0.1', port, kind: 'grpc', service: '', path: '/', intervalMs: 1_000 });
     closers.push(() => probe.close());
-    expect(await probe.check(1_000)).toEqual({ ok: true, detail: expect.stringMatching(/does not implement grpc.health.v1/) });
+    expect(await probe.check(1_000)).toEqual({
+      ok: true,
+      detail: expect.stringMatching(/does not implement grpc.health.v1/),
+    });
     expect(await probe.check(1_000)).toEqual({ ok: true, detail: undefined });
   });
 });

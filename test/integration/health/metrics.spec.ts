@@ -4,8 +4,22 @@ import { Controller, Get, Header, Inject, Module, type INestApplication } from '
 import { NestFactory } from '@nestjs/core';
 import { Registry as PromRegistry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DiscoveryModule, findFreePort, getServiceClientToken, MemoryRegistry, MemoryStore, type Registration, type ServiceClient } from '../../../lib/index.js';
-import { GREETER_PROTO, greeterPackage, sayHello, type GreeterStub, type HelloReply } from '../../support/grpc/greeter.js';
+import {
+  DiscoveryModule,
+  findFreePort,
+  getServiceClientToken,
+  MemoryRegistry,
+  MemoryStore,
+  type Registration,
+  type ServiceClient,
+} from '../../../lib/index.js';
+import {
+  GREETER_PROTO,
+  greeterPackage,
+  sayHello,
+  type GreeterStub,
+  type HelloReply,
+} from '../../support/grpc/greeter.js';
 import { waitFor } from '../../support/wait-for.js';
 import { HealthGreeterServer } from './support/health-servers.js';
 import { recordingLogger, register } from './support/health-kit.js';
@@ -28,15 +42,21 @@ function parse(text: string): Array<{ name: string; labels: Record<string, strin
     const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
     if (!match) continue;
     const labels: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[pair[1]!] = pair[2]!;
-    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
+    for (const pair of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[pair[1]] = pair[2]!;
+    samples.push({ name: match[1], labels, value: Number(match[3]) });
   }
   return samples;
 }
 
 function helloOver(channel: grpc.Channel): Promise<HelloReply> {
-  const stub = new greeterPackage.greeter.Greeter('unused', grpc.credentials.createInsecure(), { channelOverride: channel }) as unknown as GreeterStub;
-  return new Promise((resolve, reject) => stub.SayHello({ name: 'x' }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (e, r) => (e ? reject(e) : resolve(r!))));
+  const stub = new greeterPackage.greeter.Greeter('unused', grpc.credentials.createInsecure(), {
+    channelOverride: channel,
+  }) as unknown as GreeterStub;
+  return new Promise((resolve, reject) =>
+    stub.SayHello({ name: 'x' }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (e, r) =>
+      e ? reject(e) : resolve(r!),
+    ),
+  );
 }
 
 describe('prom-client metrics exposed on /metrics', () => {
@@ -64,7 +84,9 @@ describe('prom-client metrics exposed on /metrics', () => {
     MemoryStore.reset('metrics');
     store = MemoryStore.named('metrics');
     registry = new MemoryRegistry(store);
-    const started = await Promise.all(['g1', 'g2', 'g3', 'f1', 'f2', 'f3'].map((id) => new HealthGreeterServer(id).start()));
+    const started = await Promise.all(
+      ['g1', 'g2', 'g3', 'f1', 'f2', 'f3'].map((id) => new HealthGreeterServer(id).start()),
+    );
     servers.push(...started);
     for (const s of started.slice(0, 3)) registrations.push(await register(registry, 'greeter', s.id, s.address));
     for (const s of started.slice(3)) registrations.push(await register(registry, 'flaky', s.id, s.address));
@@ -108,9 +130,14 @@ describe('prom-client metrics exposed on /metrics', () => {
   });
 
   it('registration state, endpoint counts and watch lag', async () => {
-    await waitFor(async () => (await value('switchyard_registration_state', { service: 'web', instance: 'web-1', state: 'registered' })) === 1, {
-      what: 'the registered state in /metrics',
-    });
+    await waitFor(
+      async () =>
+        (await value('switchyard_registration_state', { service: 'web', instance: 'web-1', state: 'registered' })) ===
+        1,
+      {
+        what: 'the registered state in /metrics',
+      },
+    );
     expect(await value('switchyard_registration_state', { service: 'web', state: 'registering' })).toBe(0);
     expect(await value('switchyard_endpoints', { service: 'greeter', state: 'healthy' })).toBe(3);
     expect(await value('switchyard_endpoints', { service: 'greeter', state: 'unhealthy' })).toBe(0);
@@ -124,7 +151,10 @@ describe('prom-client metrics exposed on /metrics', () => {
     for (let i = 0; i < 30; i++) await sayHello(stub, 'x');
     const samples = await scrape();
     for (const server of servers.slice(0, 3)) {
-      const picks = samples.find((s) => s.name === 'switchyard_picks_total' && s.labels.service === 'greeter' && s.labels.endpoint === server.address)?.value;
+      const picks = samples.find(
+        (s) =>
+          s.name === 'switchyard_picks_total' && s.labels.service === 'greeter' && s.labels.endpoint === server.address,
+      )?.value;
       expect(picks, server.id).toBe(server.calls);
     }
     expect(servers.slice(0, 3).reduce((sum, s) => sum + s.calls, 0)).toBe(30);
@@ -132,25 +162,35 @@ describe('prom-client metrics exposed on /metrics', () => {
 
   it('health-check results, unhealthy endpoints, panic mode', async () => {
     const [g1, g2, g3] = servers;
-    g2!.setServing(false);
-    await waitFor(async () => (await value('switchyard_endpoints', { service: 'greeter', state: 'unhealthy' })) === 1, { what: 'one unhealthy endpoint' });
+    g2.setServing(false);
+    await waitFor(async () => (await value('switchyard_endpoints', { service: 'greeter', state: 'unhealthy' })) === 1, {
+      what: 'one unhealthy endpoint',
+    });
     expect(await value('switchyard_endpoints_served', { service: 'greeter' })).toBe(2);
-    expect(await value('switchyard_health_checks_total', { endpoint: g2!.address, kind: 'grpc', result: 'failure' })).toBeGreaterThanOrEqual(3);
-    expect(await value('switchyard_health_checks_total', { endpoint: g1!.address, kind: 'grpc', result: 'success' })).toBeGreaterThanOrEqual(1);
+    expect(
+      await value('switchyard_health_checks_total', { endpoint: g2.address, kind: 'grpc', result: 'failure' }),
+    ).toBeGreaterThanOrEqual(3);
+    expect(
+      await value('switchyard_health_checks_total', { endpoint: g1.address, kind: 'grpc', result: 'success' }),
+    ).toBeGreaterThanOrEqual(1);
     expect(await value('switchyard_panic_mode', { service: 'greeter' })).toBe(0);
-    g3!.setServing(false);
-    await waitFor(async () => (await value('switchyard_panic_mode', { service: 'greeter' })) === 1, { what: 'panic mode in /metrics' });
+    g3.setServing(false);
+    await waitFor(async () => (await value('switchyard_panic_mode', { service: 'greeter' })) === 1, {
+      what: 'panic mode in /metrics',
+    });
     expect(await value('switchyard_panic_total', { service: 'greeter' })).toBe(1);
     expect(await value('switchyard_endpoints_served', { service: 'greeter' })).toBe(3);
-    g2!.setServing(true);
-    g3!.setServing(true);
-    await waitFor(async () => (await value('switchyard_endpoints', { service: 'greeter', state: 'healthy' })) === 3, { what: 'all healthy again' });
+    g2.setServing(true);
+    g3.setServing(true);
+    await waitFor(async () => (await value('switchyard_endpoints', { service: 'greeter', state: 'healthy' })) === 3, {
+      what: 'all healthy again',
+    });
     expect(await value('switchyard_panic_mode', { service: 'greeter' })).toBe(0);
     expect(await value('switchyard_panic_total', { service: 'greeter' })).toBe(1);
   });
 
   it('ejections per endpoint', async () => {
-    const sick = servers[3]!;
+    const sick = servers[3];
     sick.failWith = grpc.status.UNAVAILABLE;
     for (let i = 0; i < 12; i++) await flaky.call(({ channel }) => helloOver(channel)).catch(() => undefined);
     expect(await value('switchyard_ejections_total', { service: 'flaky', endpoint: sick.address })).toBe(1);

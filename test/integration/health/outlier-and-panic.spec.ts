@@ -1,7 +1,23 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Discovery, MemoryRegistry, MemoryStore, NoEndpointsError, type DiscoveryEvent, type DiscoveryOptions, type Registration, type ServiceClient } from '../../../lib/index.js';
-import { GREETER_PROTO, greeterPackage, sayHello, startGreeterProcess, type GreeterStub, type HelloReply } from '../../support/grpc/greeter.js';
+import {
+  Discovery,
+  MemoryRegistry,
+  MemoryStore,
+  NoEndpointsError,
+  type DiscoveryEvent,
+  type DiscoveryOptions,
+  type Registration,
+  type ServiceClient,
+} from '../../../lib/index.js';
+import {
+  GREETER_PROTO,
+  greeterPackage,
+  sayHello,
+  startGreeterProcess,
+  type GreeterStub,
+  type HelloReply,
+} from '../../support/grpc/greeter.js';
 import type { PeerProcess } from '../../support/peers/peer-process.js';
 import { waitFor } from '../../support/wait-for.js';
 import { HealthGreeterServer } from './support/health-servers.js';
@@ -9,9 +25,13 @@ import { recordingLogger, register, serves } from './support/health-kit.js';
 
 /** One unary SayHello over a per-endpoint channel (what call() hands out). */
 function helloOver(channel: grpc.Channel, deadline?: Date): Promise<HelloReply> {
-  const stub = new greeterPackage.greeter.Greeter('unused', grpc.credentials.createInsecure(), { channelOverride: channel }) as unknown as GreeterStub;
+  const stub = new greeterPackage.greeter.Greeter('unused', grpc.credentials.createInsecure(), {
+    channelOverride: channel,
+  }) as unknown as GreeterStub;
   return new Promise((resolve, reject) =>
-    stub.SayHello({ name: 'x' }, new grpc.Metadata(), { deadline: deadline ?? Date.now() + 5_000 }, (e, r) => (e ? reject(e) : resolve(r!))),
+    stub.SayHello({ name: 'x' }, new grpc.Metadata(), { deadline: deadline ?? Date.now() + 5_000 }, (e, r) =>
+      e ? reject(e) : resolve(r!),
+    ),
   );
 }
 
@@ -27,14 +47,21 @@ describe('passive outlier detection and panic mode', () => {
     MemoryStore.reset(name);
     const registry = new MemoryRegistry(MemoryStore.named(name));
     const logger = recordingLogger();
-    const discovery = await Discovery.create({ backend: 'memory', loadBalance: 'round_robin', ...options }, { registry, logger });
+    const discovery = await Discovery.create(
+      { backend: 'memory', loadBalance: 'round_robin', ...options },
+      { registry, logger },
+    );
     discoveries.push(discovery.serveGrpcTargets());
     const events: DiscoveryEvent[] = [];
     discovery.events$.subscribe((e) => events.push(e));
     return { discovery, registry, logger, events };
   }
 
-  async function startServers(registry: MemoryRegistry, service: string, ids: string[]): Promise<HealthGreeterServer[]> {
+  async function startServers(
+    registry: MemoryRegistry,
+    service: string,
+    ids: string[],
+  ): Promise<HealthGreeterServer[]> {
     const started = await Promise.all(ids.map((id) => new HealthGreeterServer(id).start()));
     servers.push(...started);
     for (const s of started) registrations.push(await register(registry, service, s.id, s.address));
@@ -49,15 +76,21 @@ describe('passive outlier detection and panic mode', () => {
   });
 
   it('without active checks, a SIGKILLed server is ejected by its calls failing, and those calls are retried elsewhere', async () => {
-    const { discovery, registry, events } = await setup({ outlierDetection: { consecutiveFailures: 3, baseEjectionTime: 30 } });
+    const { discovery, registry, events } = await setup({
+      outlierDetection: { consecutiveFailures: 3, baseEjectionTime: 30 },
+    });
     const procs = await Promise.all(['k1', 'k2', 'k3'].map((id) => startGreeterProcess(id, { delayMs: 2 })));
     peers.push(...procs.map((p) => p.peer));
-    for (const [i, p] of procs.entries()) registrations.push(await register(registry, 'killed', `k${i + 1}`, p.address));
-    const client: ServiceClient = discovery.client({ name: 'killed', retry: { maxAttempts: 3, budget: { maxTokens: 100, tokenRatio: 1 } } });
+    for (const [i, p] of procs.entries())
+      registrations.push(await register(registry, 'killed', `k${i + 1}`, p.address));
+    const client: ServiceClient = discovery.client({
+      name: 'killed',
+      retry: { maxAttempts: 3, budget: { maxTokens: 100, tokenRatio: 1 } },
+    });
     await client.ready({ minEndpoints: 3 });
     const failures: string[] = [];
     let done = 0;
-    const victim = procs[0]!;
+    const victim = procs[0];
     const worker = async () => {
       for (let i = 0; i < 40; i++) {
         if (done === 40) victim.peer.signal('SIGKILL');
@@ -70,16 +103,24 @@ describe('passive outlier detection and panic mode', () => {
     await Promise.all(Array.from({ length: 4 }, worker));
     await victim.peer.waitForExit();
     expect(failures).toEqual([]);
-    expect(events).toContainEqual(expect.objectContaining({ type: 'ejected', service: 'killed', address: victim.address, consecutiveFailures: 3, durationMs: 30_000 }));
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        type: 'ejected',
+        service: 'killed',
+        address: victim.address,
+        consecutiveFailures: 3,
+        durationMs: 30_000,
+      }),
+    );
     // The registry still lists it (it never deregistered); the client no longer serves it.
     expect(client.healthStatus).toMatchObject({ total: 3, ejected: 1, served: 2, panic: false });
-    expect(serves(client, [procs[1]!.address, procs[2]!.address])).toBe(true);
+    expect(serves(client, [procs[1].address, procs[2].address])).toBe(true);
   });
 
   it('an application error (INVALID_ARGUMENT) ejects nothing, through call() or the balanced channel', async () => {
     const { discovery, registry, events } = await setup({ outlierDetection: { consecutiveFailures: 3 } });
     const [bad] = await startServers(registry, 'app-errors', ['bad', 'ok1', 'ok2']);
-    bad!.failWith = grpc.status.INVALID_ARGUMENT;
+    bad.failWith = grpc.status.INVALID_ARGUMENT;
     const client = discovery.client({ name: 'app-errors', proto: { path: GREETER_PROTO } });
     await client.ready({ minEndpoints: 3 });
     const codes: number[] = [];
@@ -88,9 +129,9 @@ describe('passive outlier detection and panic mode', () => {
     }
     const stub = client.getService<GreeterStub>('Greeter');
     for (let i = 0; i < 30; i++) await sayHello(stub, 'x').catch((e: grpc.ServiceError) => codes.push(e.code));
-    expect(bad!.calls).toBeGreaterThanOrEqual(6);
+    expect(bad.calls).toBeGreaterThanOrEqual(6);
     expect(new Set(codes)).toEqual(new Set([grpc.status.INVALID_ARGUMENT]));
-    expect(codes.length).toBe(bad!.calls);
+    expect(codes.length).toBe(bad.calls);
     expect(events.filter((e) => e.type === 'ejected')).toEqual([]);
     expect(client.healthStatus).toMatchObject({ total: 3, ejected: 0, served: 3 });
   });
@@ -98,28 +139,43 @@ describe('passive outlier detection and panic mode', () => {
   it('UNAVAILABLE answers seen by the grpc LB policy eject the endpoint from the discovery:/// channel', async () => {
     const { discovery, registry, events } = await setup({ outlierDetection: { consecutiveFailures: 3 } });
     const [sick, ...healthy] = await startServers(registry, 'lb-outlier', ['sick', 'fine1', 'fine2']);
-    sick!.failWith = grpc.status.UNAVAILABLE;
-    const client = discovery.client({ name: 'lb-outlier', proto: { path: GREETER_PROTO }, retry: { maxAttempts: 3, budget: { maxTokens: 100, tokenRatio: 1 } } });
+    sick.failWith = grpc.status.UNAVAILABLE;
+    const client = discovery.client({
+      name: 'lb-outlier',
+      proto: { path: GREETER_PROTO },
+      retry: { maxAttempts: 3, budget: { maxTokens: 100, tokenRatio: 1 } },
+    });
     await client.ready({ minEndpoints: 3 });
     const stub = client.getService<GreeterStub>('Greeter');
     // gRPC's retry policy moves each failed attempt to another endpoint: every call succeeds.
-    await waitFor(async () => {
-      await sayHello(stub, 'x');
-      return events.some((e) => e.type === 'ejected' && e.address === sick!.address);
-    }, { what: 'the endpoint answering UNAVAILABLE being ejected' });
-    const callsAtEjection = sick!.calls;
+    await waitFor(
+      async () => {
+        await sayHello(stub, 'x');
+        return events.some((e) => e.type === 'ejected' && e.address === sick.address);
+      },
+      { what: 'the endpoint answering UNAVAILABLE being ejected' },
+    );
+    const callsAtEjection = sick.calls;
     for (let i = 0; i < 15; i++) expect((await sayHello(stub, 'x')).instance).not.toBe('sick');
-    expect(sick!.calls).toBe(callsAtEjection);
-    expect(serves(client, healthy.map((s) => s.address))).toBe(true);
+    expect(sick.calls).toBe(callsAtEjection);
+    expect(
+      serves(
+        client,
+        healthy.map((s) => s.address),
+      ),
+    ).toBe(true);
   });
 
   it('never ejects more than max_ejection_percent of the endpoints (50 %: one of three)', async () => {
-    const { discovery, registry, events } = await setup({ outlierDetection: { consecutiveFailures: 2, maxEjectionPercent: 50 } });
+    const { discovery, registry, events } = await setup({
+      outlierDetection: { consecutiveFailures: 2, maxEjectionPercent: 50 },
+    });
     const all = await startServers(registry, 'all-failing', ['f1', 'f2', 'f3']);
     for (const s of all) s.failWith = grpc.status.UNAVAILABLE;
     const client = discovery.client('all-failing');
     await client.ready({ minEndpoints: 3 });
-    for (let i = 0; i < 40; i++) await client.call(({ channel }) => helloOver(channel), { retry: false }).catch(() => undefined);
+    for (let i = 0; i < 40; i++)
+      await client.call(({ channel }) => helloOver(channel), { retry: false }).catch(() => undefined);
     const ejected = events.filter((e) => e.type === 'ejected');
     expect(ejected).toHaveLength(1);
     // The two left in service kept failing long enough to be ejected several times over.
@@ -136,28 +192,36 @@ describe('passive outlier detection and panic mode', () => {
     const [a, b, c] = await startServers(registry, 'panicky', ['a', 'b', 'c']);
     const client = discovery.client({ name: 'panicky', proto: { path: GREETER_PROTO } });
     await client.ready({ minEndpoints: 3 });
-    b!.setServing(false);
+    b.setServing(false);
     await waitFor(() => client.healthStatus.unhealthy === 1, { what: 'b failing its checks' });
-    expect(serves(client, [a!.address, c!.address])).toBe(true);
-    c!.setServing(false);
+    expect(serves(client, [a.address, c.address])).toBe(true);
+    c.setServing(false);
     await waitFor(() => client.healthStatus.panic, { what: 'panic mode' });
     expect(client.healthStatus).toMatchObject({ total: 3, healthy: 1, unhealthy: 2, served: 3, panic: true });
-    expect(serves(client, [a!.address, b!.address, c!.address])).toBe(true);
+    expect(serves(client, [a.address, b.address, c.address])).toBe(true);
     const stub = client.getService<GreeterStub>('Greeter');
     const seen = new Set<string>();
-    await waitFor(async () => {
-      seen.add((await sayHello(stub, 'x')).instance);
-      return seen.size === 3;
-    }, { what: 'calls reaching all three endpoints' });
+    await waitFor(
+      async () => {
+        seen.add((await sayHello(stub, 'x')).instance);
+        return seen.size === 3;
+      },
+      { what: 'calls reaching all three endpoints' },
+    );
     // A few more checks fail while in panic: still one line, one event.
-    const checks = c!.checks;
-    await waitFor(() => c!.checks >= checks + 3, { what: 'more failing checks' });
+    const checks = c.checks;
+    await waitFor(() => c.checks >= checks + 3, { what: 'more failing checks' });
     expect(logger.lines.filter((l) => /panic threshold 50%/.test(l))).toHaveLength(1);
-    expect(events.filter((e) => e.type === 'panic')).toEqual([expect.objectContaining({ service: 'panicky', active: true, healthy: 1, total: 3 })]);
-    c!.setServing(true);
+    expect(events.filter((e) => e.type === 'panic')).toEqual([
+      expect.objectContaining({ service: 'panicky', active: true, healthy: 1, total: 3 }),
+    ]);
+    c.setServing(true);
     await waitFor(() => !client.healthStatus.panic, { what: 'panic mode over' });
-    expect(serves(client, [a!.address, c!.address])).toBe(true);
-    expect(events.filter((e) => e.type === 'panic').map((e) => (e as { active: boolean }).active)).toEqual([true, false]);
+    expect(serves(client, [a.address, c.address])).toBe(true);
+    expect(events.filter((e) => e.type === 'panic').map((e) => (e as { active: boolean }).active)).toEqual([
+      true,
+      false,
+    ]);
   });
 
   it('with panic_threshold 0 only healthy endpoints are served; with none healthy the set is ok-but-empty and pick() says why', async () => {
@@ -168,12 +232,12 @@ describe('passive outlier detection and panic mode', () => {
     const [a, b, c] = await startServers(registry, 'no-panic', ['a', 'b', 'c']);
     const client = discovery.client('no-panic');
     await client.ready({ minEndpoints: 3 });
-    b!.setServing(false);
-    c!.setServing(false);
+    b.setServing(false);
+    c.setServing(false);
     await waitFor(() => client.healthStatus.unhealthy === 2, { what: 'b and c failing' });
-    expect(serves(client, [a!.address])).toBe(true);
+    expect(serves(client, [a.address])).toBe(true);
     const revisionWithOne = client.snapshot().revision;
-    a!.setServing(false);
+    a.setServing(false);
     await waitFor(() => client.snapshot().size === 0, { what: 'every endpoint out' });
     const set = client.snapshot();
     expect(set).toMatchObject({ state: 'ok', size: 0, resolved: true });
@@ -181,8 +245,8 @@ describe('passive outlier detection and panic mode', () => {
     expect(() => client.pick()).toThrow(NoEndpointsError);
     expect(() => client.pick()).toThrow(/filtered out or is unhealthy/);
     expect(events.filter((e) => e.type === 'panic')).toEqual([]);
-    a!.setServing(true);
+    a.setServing(true);
     await waitFor(() => client.snapshot().size === 1, { what: 'a back' });
-    expect(client.pick().address).toBe(a!.address);
+    expect(client.pick().address).toBe(a.address);
   });
 });

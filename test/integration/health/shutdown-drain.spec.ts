@@ -79,7 +79,8 @@ describe('own grpc.health.v1 and graceful drain (Nest app with a gRPC microservi
         url: address,
         loader: { keepCase: true },
         // The Nest-friendly hook: switchyard's Health service joins the microservice's own grpc server.
-        onLoadPackageDefinition: (_pkg: unknown, server: grpc.Server) => app!.get(GrpcHealthService).addToServer(server),
+        onLoadPackageDefinition: (_pkg: unknown, server: grpc.Server) =>
+          app!.get(GrpcHealthService).addToServer(server),
       },
     });
     cleanups.push(() => app?.close());
@@ -87,11 +88,14 @@ describe('own grpc.health.v1 and graceful drain (Nest app with a gRPC microservi
     await app.init();
 
     // The observer: another Discovery on the same directory, and a health client.
-    const observer = await Discovery.create({ backend: 'local', backendConfig: { dir } }, { logger: recordingLogger() });
+    const observer = await Discovery.create(
+      { backend: 'local', backendConfig: { dir } },
+      { logger: recordingLogger() },
+    );
     cleanups.push(() => observer.close());
     const client = observer.client('drainer');
     await client.ready({ minEndpoints: 1, timeoutMs: 20_000 });
-    expect(client.snapshot().endpoints[0]!.address).toBe(address);
+    expect(client.snapshot().endpoints[0].address).toBe(address);
 
     const health = new HealthClientConstructor(address, grpc.credentials.createInsecure());
     cleanups.push(() => health.close());
@@ -115,7 +119,11 @@ describe('own grpc.health.v1 and graceful drain (Nest app with a gRPC microservi
     const subscription = client.endpoints$.subscribe((set) => set.size === 0 && note('deregistered'));
     cleanups.push(() => subscription.unsubscribe());
     // A separate prober notices the server closing (it keeps connecting until refused).
-    const prober = new HealthClientConstructor(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.initial_reconnect_backoff_ms': 20, 'grpc.max_reconnect_backoff_ms': 50 });
+    const prober = new HealthClientConstructor(address, grpc.credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.initial_reconnect_backoff_ms': 20,
+      'grpc.max_reconnect_backoff_ms': 50,
+    });
     cleanups.push(() => prober.close());
     let probing = true;
     const probe = (async () => {
@@ -137,6 +145,6 @@ describe('own grpc.health.v1 and graceful drain (Nest app with a gRPC microservi
     expect(timeline.map((t) => t.what)).toEqual(['not-serving', 'deregistered', 'closed']);
     const at = Object.fromEntries(timeline.map((t) => [t.what, t.at]));
     // The drain delay sits between leaving the registry and closing (removal is seen after a short debounce, so allow half).
-    expect(at.closed! - at.deregistered!).toBeGreaterThanOrEqual(DRAIN_MS / 2);
+    expect(at.closed - at.deregistered).toBeGreaterThanOrEqual(DRAIN_MS / 2);
   });
 });

@@ -3,7 +3,15 @@ import { Controller, Get, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DiscoveryHealthIndicator, DiscoveryModule, findFreePort, MemoryRegistry, MemoryStore, createServiceInstance, type Registration } from '../../../lib/index.js';
+import {
+  DiscoveryHealthIndicator,
+  DiscoveryModule,
+  findFreePort,
+  MemoryRegistry,
+  MemoryStore,
+  createServiceInstance,
+  type Registration,
+} from '../../../lib/index.js';
 import { waitFor } from '../../support/wait-for.js';
 import { recordingLogger, TIMING } from './support/health-kit.js';
 
@@ -29,7 +37,15 @@ class HealthController {
 
 interface HealthBody {
   status: string;
-  details: Record<string, { status: string; registry?: { reachable: unknown }; dependencies?: Record<string, { status: string; endpoints: number; reason?: string }>; registration?: { state: string } } & Record<string, unknown>>;
+  details: Record<
+    string,
+    {
+      status: string;
+      registry?: { reachable: unknown };
+      dependencies?: Record<string, { status: string; endpoints: number; reason?: string }>;
+      registration?: { state: string };
+    } & Record<string, unknown>
+  >;
 }
 
 describe('DiscoveryHealthIndicator with Terminus 12, over real HTTP', () => {
@@ -40,7 +56,10 @@ describe('DiscoveryHealthIndicator with Terminus 12, over real HTTP', () => {
   const registrations = new Map<string, Registration>();
 
   async function add(service: string, id: string, port: number): Promise<void> {
-    registrations.set(id, await registry.register(createServiceInstance({ service, id, address: `127.0.0.1:${port}` }), TIMING));
+    registrations.set(
+      id,
+      await registry.register(createServiceInstance({ service, id, address: `127.0.0.1:${port}` }), TIMING),
+    );
   }
 
   async function remove(id: string): Promise<void> {
@@ -66,7 +85,13 @@ describe('DiscoveryHealthIndicator with Terminus 12, over real HTTP', () => {
       imports: [
         TerminusModule,
         // The app registers itself too (as 'web', on its HTTP port): the indicator reports that registration.
-        DiscoveryModule.forRoot({ backend: 'memory', registry, clients: ['orders', 'payments'], instance: { service: 'web', id: 'web-1', port }, logger: recordingLogger() }),
+        DiscoveryModule.forRoot({
+          backend: 'memory',
+          registry,
+          clients: ['orders', 'payments'],
+          instance: { service: 'web', id: 'web-1', port },
+          logger: recordingLogger(),
+        }),
       ],
       controllers: [HealthController],
     })
@@ -83,15 +108,25 @@ describe('DiscoveryHealthIndicator with Terminus 12, over real HTTP', () => {
   });
 
   it('up: registry reachable, own instance registered, every dependency at or above its minimum', async () => {
-    await waitFor(async () => (await get('/health')).body.details.discovery?.registration?.state === 'registered', { what: 'the app registering itself' });
+    await waitFor(async () => (await get('/health')).body.details.discovery?.registration?.state === 'registered', {
+      what: 'the app registering itself',
+    });
     const { code, body } = await get('/health');
     expect(code).toBe(200);
     expect(body.status).toBe('ok');
-    const discovery = body.details.discovery!;
+    const discovery = body.details.discovery;
     expect(discovery.status).toBe('up');
     expect(discovery.registry).toMatchObject({ status: 'up', backend: 'memory', reachable: true });
-    expect(discovery.registration).toMatchObject({ status: 'up', state: 'registered', instance: 'web-1', service: 'web' });
-    expect(discovery.dependencies).toMatchObject({ orders: { status: 'up', endpoints: 2, minEndpoints: 2 }, payments: { status: 'up', endpoints: 1 } });
+    expect(discovery.registration).toMatchObject({
+      status: 'up',
+      state: 'registered',
+      instance: 'web-1',
+      service: 'web',
+    });
+    expect(discovery.dependencies).toMatchObject({
+      orders: { status: 'up', endpoints: 2, minEndpoints: 2 },
+      payments: { status: 'up', endpoints: 1 },
+    });
   });
 
   it('degraded: a dependency below its minimum (HTTP 200, overall status degraded)', async () => {
@@ -99,8 +134,12 @@ describe('DiscoveryHealthIndicator with Terminus 12, over real HTTP', () => {
     const { code, body } = await get('/health');
     expect(code).toBe(200);
     expect(body.status).toBe('degraded');
-    expect(body.details.discovery!.status).toBe('degraded');
-    expect(body.details.discovery!.dependencies!.orders).toMatchObject({ status: 'degraded', endpoints: 1, reason: '1 endpoint(s), fewer than the minimum of 2' });
+    expect(body.details.discovery.status).toBe('degraded');
+    expect(body.details.discovery.dependencies!.orders).toMatchObject({
+      status: 'degraded',
+      endpoints: 1,
+      reason: '1 endpoint(s), fewer than the minimum of 2',
+    });
     const single = await get('/health/orders');
     expect(single.body.details.orders).toMatchObject({ status: 'degraded', endpoints: 1 });
     await add('orders', 'o2', 7002);
@@ -113,8 +152,12 @@ describe('DiscoveryHealthIndicator with Terminus 12, over real HTTP', () => {
       const { code, body } = await get('/health');
       expect(code).toBe(200);
       expect(body.status).toBe('degraded');
-      expect(body.details.discovery!.registry).toMatchObject({ status: 'degraded', reachable: false });
-      expect(body.details.discovery!.dependencies!.orders).toMatchObject({ status: 'degraded', endpoints: 2, state: 'stale' });
+      expect(body.details.discovery.registry).toMatchObject({ status: 'degraded', reachable: false });
+      expect(body.details.discovery.dependencies!.orders).toMatchObject({
+        status: 'degraded',
+        endpoints: 2,
+        state: 'stale',
+      });
     } finally {
       store.setReachable(true);
     }
@@ -126,8 +169,12 @@ describe('DiscoveryHealthIndicator with Terminus 12, over real HTTP', () => {
     const { code, body } = await get('/health');
     expect(code).toBe(503);
     expect(body.status).toBe('error');
-    expect(body.details.discovery!.status).toBe('down');
-    expect(body.details.discovery!.dependencies!.payments).toMatchObject({ status: 'down', endpoints: 0, reason: 'the registry reports zero instances' });
+    expect(body.details.discovery.status).toBe('down');
+    expect(body.details.discovery.dependencies!.payments).toMatchObject({
+      status: 'down',
+      endpoints: 0,
+      reason: 'the registry reports zero instances',
+    });
     await add('payments', 'p1', 7101);
     expect((await get('/health')).code).toBe(200);
   });

@@ -53,11 +53,20 @@ describe('mesh backend configuration', () => {
       expect(seed.backend).toBe('mesh');
       expect(seed.readOnly).toBe(true);
       const mesh = seed as MeshRegistry;
-      expect(mesh.settings.server).toEqual({ target: 'localhost:8080', secure: false, display: 'http://localhost:8080' });
+      expect(mesh.settings.server).toEqual({
+        target: 'localhost:8080',
+        secure: false,
+        display: 'http://localhost:8080',
+      });
       expect(mesh.settings.mode).toBe('data');
       expect(mesh.clusterName('session', 'default')).toBe('session');
       expect(mesh.settings.node.id).toMatch(/^switchyard-.+-\d+$/);
-      await expect(mesh.register(createServiceInstance({ service: 'session', address: '127.0.0.1:9000' }), { ttlMs: 90_000, heartbeatMs: 30_000 })).rejects.toThrow(NotSupportedError);
+      await expect(
+        mesh.register(createServiceInstance({ service: 'session', address: '127.0.0.1:9000' }), {
+          ttlMs: 90_000,
+          heartbeatMs: 30_000,
+        }),
+      ).rejects.toThrow(NotSupportedError);
       expect(logger.lines.filter((l) => l.level === 'log' && l.message.includes('read-only'))).toHaveLength(1);
     } finally {
       await seed.close();
@@ -65,10 +74,16 @@ describe('mesh backend configuration', () => {
 
     // The same file with only the server moved to the test control plane serves its service.
     const plane = await XdsControlPlane.start();
-    const registry = await createRegistry({ ...config, backendConfig: { ...config.backendConfig, xdsServer: plane.url } }, new RecordingLogger());
+    const registry = await createRegistry(
+      { ...config, backendConfig: { ...config.backendConfig, xdsServer: plane.url } },
+      new RecordingLogger(),
+    );
     try {
       plane.set(CLUSTER_TYPE, edsCluster('session'));
-      plane.set(ENDPOINT_TYPE, loadAssignment('session', [{ region: 'eu', endpoints: [{ address: '127.0.0.1:9001' }] }]));
+      plane.set(
+        ENDPOINT_TYPE,
+        loadAssignment('session', [{ region: 'eu', endpoints: [{ address: '127.0.0.1:9001' }] }]),
+      );
       const sessions = new SetRecorder(registry.watch({ service: config.serviceType! }));
       await waitFor(() => sessions.latest?.state === 'ok', { what: 'the session endpoints' });
       expect(sessions.addresses()).toEqual(['127.0.0.1:9001']);
@@ -80,14 +95,20 @@ describe('mesh backend configuration', () => {
   });
 
   it("accepts the alias backend = 'xds'", async () => {
-    const registry = await createRegistry(resolveDiscoveryConfig({ backend: 'xds', backendConfig: { xdsServer: '127.0.0.1:18000' } }), new RecordingLogger());
+    const registry = await createRegistry(
+      resolveDiscoveryConfig({ backend: 'xds', backendConfig: { xdsServer: '127.0.0.1:18000' } }),
+      new RecordingLogger(),
+    );
     expect(registry.backend).toBe('mesh');
     await registry.close();
   });
 
   it('accepts http, https, host:port and gRPC targets as xds_server', () => {
     expect(parseXdsServer('http://127.0.0.1:18000')).toMatchObject({ target: '127.0.0.1:18000', secure: false });
-    expect(parseXdsServer('https://istiod.istio-system.svc:15012')).toMatchObject({ target: 'istiod.istio-system.svc:15012', secure: true });
+    expect(parseXdsServer('https://istiod.istio-system.svc:15012')).toMatchObject({
+      target: 'istiod.istio-system.svc:15012',
+      secure: true,
+    });
     expect(parseXdsServer('https://xds.example.com')).toMatchObject({ target: 'xds.example.com:443', secure: true });
     expect(parseXdsServer('http://[::1]:18000')).toMatchObject({ target: '[::1]:18000' });
     expect(parseXdsServer('control-plane:18000')).toMatchObject({ target: 'control-plane:18000', secure: false });
@@ -95,27 +116,34 @@ describe('mesh backend configuration', () => {
     expect(parseXdsServer('unix:///etc/istio/proxy/XDS')).toMatchObject({ target: 'unix:///etc/istio/proxy/XDS' });
   });
 
-  it.each(['not a url', 'localhost', 'ftp://control-plane:21', 'http://control-plane:18000/v3/discovery', 'http://', 'dns:///'])(
-    'rejects xds_server %j with an error naming backend_config.xds_server',
-    (value) => {
-      const error = configError(() => settings({ xdsServer: value }));
-      expect(error.issues).toHaveLength(1);
-      expect(error.issues[0]!.path).toBe('backend_config.xds_server');
-      expect(error.message).toContain('backend_config.xds_server');
-      expect(error.message).toContain('http://host:port');
-      expect(error.message).toContain(JSON.stringify(value));
-    },
-  );
+  it.each([
+    'not a url',
+    'localhost',
+    'ftp://control-plane:21',
+    'http://control-plane:18000/v3/discovery',
+    'http://',
+    'dns:///',
+  ])('rejects xds_server %j with an error naming backend_config.xds_server', (value) => {
+    const error = configError(() => settings({ xdsServer: value }));
+    expect(error.issues).toHaveLength(1);
+    expect(error.issues[0].path).toBe('backend_config.xds_server');
+    expect(error.message).toContain('backend_config.xds_server');
+    expect(error.message).toContain('http://host:port');
+    expect(error.message).toContain(JSON.stringify(value));
+  });
 
   it('rejects through createRegistry too, before opening anything', async () => {
-    await expect(createRegistry(resolveDiscoveryConfig({ backend: 'mesh', backendConfig: { xdsServer: 'not a url' } }), new RecordingLogger())).rejects.toThrow(
-      /backend_config\.xds_server/,
-    );
+    await expect(
+      createRegistry(
+        resolveDiscoveryConfig({ backend: 'mesh', backendConfig: { xdsServer: 'not a url' } }),
+        new RecordingLogger(),
+      ),
+    ).rejects.toThrow(/backend_config\.xds_server/);
   });
 
   it('needs a server: xds_server, a bootstrap file or GRPC_XDS_BOOTSTRAP', () => {
     const error = configError(() => settings({}));
-    expect(error.issues[0]!.path).toBe('backend_config.xds_server');
+    expect(error.issues[0].path).toBe('backend_config.xds_server');
     expect(error.message).toMatch(/backend_config\.bootstrap/);
   });
 
@@ -125,19 +153,42 @@ describe('mesh backend configuration', () => {
     writeFileSync(
       file,
       JSON.stringify({
-        xds_servers: [{ server_uri: 'xds.internal:18000', channel_creds: [{ type: 'google_default' }, { type: 'insecure' }], server_features: ['xds_v3'] }],
-        node: { id: 'projects/1/networks/default/nodes/abc', cluster: 'edge', locality: { zone: 'eu-1a' }, metadata: { TRAFFICDIRECTOR_NETWORK_NAME: 'default', n: 1 } },
+        xds_servers: [
+          {
+            server_uri: 'xds.internal:18000',
+            channel_creds: [{ type: 'google_default' }, { type: 'insecure' }],
+            server_features: ['xds_v3'],
+          },
+        ],
+        node: {
+          id: 'projects/1/networks/default/nodes/abc',
+          cluster: 'edge',
+          locality: { zone: 'eu-1a' },
+          metadata: { TRAFFICDIRECTOR_NETWORK_NAME: 'default', n: 1 },
+        },
       }),
     );
     const fromFile = settings({ bootstrap: file });
     expect(fromFile.server).toMatchObject({ target: 'xds.internal:18000', secure: false });
-    expect(fromFile.node).toMatchObject({ id: 'projects/1/networks/default/nodes/abc', cluster: 'edge', locality: { zone: 'eu-1a' } });
+    expect(fromFile.node).toMatchObject({
+      id: 'projects/1/networks/default/nodes/abc',
+      cluster: 'edge',
+      locality: { zone: 'eu-1a' },
+    });
     expect(fromFile.bootstrap).toEqual({ kind: 'file', path: file, origin: 'backend_config.bootstrap' });
 
     // The node (with its metadata as a google.protobuf.Struct) survives the wire.
     const wire = protos.ads.requestDeserialize(
-      protos.ads.requestSerialize({ version_info: '', node: fromFile.node, resource_names: [], type_url: 't', response_nonce: '' }),
-    ) as unknown as { node: { id: string; cluster: string; metadata: { fields: Record<string, Record<string, unknown>> } } };
+      protos.ads.requestSerialize({
+        version_info: '',
+        node: fromFile.node,
+        resource_names: [],
+        type_url: 't',
+        response_nonce: '',
+      }),
+    ) as unknown as {
+      node: { id: string; cluster: string; metadata: { fields: Record<string, Record<string, unknown>> } };
+    };
     expect(wire.node).toMatchObject({ id: 'projects/1/networks/default/nodes/abc', cluster: 'edge' });
     expect(wire.node.metadata.fields.TRAFFICDIRECTOR_NETWORK_NAME).toMatchObject({ stringValue: 'default' });
     expect(wire.node.metadata.fields.n).toMatchObject({ numberValue: 1 });
@@ -148,7 +199,16 @@ describe('mesh backend configuration', () => {
 
     // Without xds_server or bootstrap, gRPC's own environment variable is read.
     expect(settings({}, { GRPC_XDS_BOOTSTRAP: file }).server.target).toBe('xds.internal:18000');
-    expect(settings({}, { GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify({ xds_servers: [{ server_uri: 'inline:1', channel_creds: [{ type: 'insecure' }] }] }) }).server.target).toBe('inline:1');
+    expect(
+      settings(
+        {},
+        {
+          GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify({
+            xds_servers: [{ server_uri: 'inline:1', channel_creds: [{ type: 'insecure' }] }],
+          }),
+        },
+      ).server.target,
+    ).toBe('inline:1');
   });
 
   it('names the bootstrap file that does not parse, or cannot be read', () => {
@@ -175,7 +235,14 @@ describe('mesh backend configuration', () => {
     expect(configError(() => settings({ bootstrap: empty })).message).toMatch(/xds_servers/);
 
     const google = join(dir, 'google.json');
-    writeFileSync(google, JSON.stringify({ xds_servers: [{ server_uri: 'trafficdirector.googleapis.com:443', channel_creds: [{ type: 'google_default' }] }] }));
+    writeFileSync(
+      google,
+      JSON.stringify({
+        xds_servers: [
+          { server_uri: 'trafficdirector.googleapis.com:443', channel_creds: [{ type: 'google_default' }] },
+        ],
+      }),
+    );
     const error = configError(() => settings({ bootstrap: google }));
     expect(error.message).toMatch(/channel_creds/);
     expect(error.message).toMatch(/delegate/);
@@ -183,15 +250,22 @@ describe('mesh backend configuration', () => {
 
   it('fills cluster_template with {service} and {namespace}, and rejects templates it cannot fill', () => {
     expect(settings({ xdsServer: '127.0.0.1:1' }).clusterTemplate).toBe('{service}');
-    const istio = settings({ xdsServer: '127.0.0.1:1', clusterTemplate: 'outbound|50051||{service}.{namespace}.svc.cluster.local' });
+    const istio = settings({
+      xdsServer: '127.0.0.1:1',
+      clusterTemplate: 'outbound|50051||{service}.{namespace}.svc.cluster.local',
+    });
     expect(istio.clusterTemplate).toBe('outbound|50051||{service}.{namespace}.svc.cluster.local');
-    expect(configError(() => settings({ xdsServer: '127.0.0.1:1', clusterTemplate: 'fixed' })).issues[0]!.path).toBe('backend_config.cluster_template');
-    expect(configError(() => settings({ xdsServer: '127.0.0.1:1', clusterTemplate: '{service}.{zone}' })).message).toMatch(/\{zone\}/);
+    expect(configError(() => settings({ xdsServer: '127.0.0.1:1', clusterTemplate: 'fixed' })).issues[0].path).toBe(
+      'backend_config.cluster_template',
+    );
+    expect(
+      configError(() => settings({ xdsServer: '127.0.0.1:1', clusterTemplate: '{service}.{zone}' })).message,
+    ).toMatch(/\{zone\}/);
   });
 
   it('refuses a TLS xds_server in delegate mode (grpc-js-xds cannot speak it from a generated bootstrap)', () => {
     const error = configError(() => settings({ xdsServer: 'https://xds.example.com:443', mode: 'delegate' }));
-    expect(error.issues[0]!.path).toBe('backend_config.xds_server');
+    expect(error.issues[0].path).toBe('backend_config.xds_server');
     expect(error.message).toMatch(/delegate/);
   });
 });

@@ -6,7 +6,14 @@ import type { MeshRegistry } from '../../../lib/registry/mesh/mesh.registry.js';
 import { GreeterServer, greeterPackage, sayHello, type GreeterStub } from '../../support/grpc/greeter.js';
 import { waitFor } from '../../support/wait-for.js';
 import { encodeResource, XdsControlPlane } from '../../support/xds/xds-control-plane.js';
-import { CLUSTER_TYPE, edsCluster, ENDPOINT_TYPE, LISTENER_TYPE, loadAssignment, type LocalitySpec } from '../../support/xds/xds-resources.js';
+import {
+  CLUSTER_TYPE,
+  edsCluster,
+  ENDPOINT_TYPE,
+  LISTENER_TYPE,
+  loadAssignment,
+  type LocalitySpec,
+} from '../../support/xds/xds-resources.js';
 import { meshRegistry, RecordingLogger, SetRecorder } from './mesh-test-kit.js';
 
 describe('mesh backend, data mode: switchyard ADS client against the test control plane', () => {
@@ -42,37 +49,56 @@ describe('mesh backend, data mode: switchyard ADS client against the test contro
   });
 
   it('turns the cluster and its ClusterLoadAssignment into an EndpointSet: address, weight, locality, metadata as tags', async () => {
-    publish('orders', [
-      {
-        region: 'eu-west',
-        zone: 'eu-west-1a',
-        subZone: 'rack-7',
-        endpoints: [
-          { address: '127.0.0.1:7001', weight: 5, metadata: { 'envoy.lb': { version: 'v1.2.0', tier: 'gold', canary: false } }, hostname: 'orders-0' },
-          { address: '127.0.0.1:7002', health: 'UNKNOWN', metadata: { 'com.example': { tier: 'silver', shards: 4 } } },
-        ],
-        weight: 0,
-      },
-    ], 'orders-eds');
+    publish(
+      'orders',
+      [
+        {
+          region: 'eu-west',
+          zone: 'eu-west-1a',
+          subZone: 'rack-7',
+          endpoints: [
+            {
+              address: '127.0.0.1:7001',
+              weight: 5,
+              metadata: { 'envoy.lb': { version: 'v1.2.0', tier: 'gold', canary: false } },
+              hostname: 'orders-0',
+            },
+            {
+              address: '127.0.0.1:7002',
+              health: 'UNKNOWN',
+              metadata: { 'com.example': { tier: 'silver', shards: 4 } },
+            },
+          ],
+          weight: 0,
+        },
+      ],
+      'orders-eds',
+    );
     const orders = watch('orders');
     const first = await waitFor(() => orders.latest, { what: 'the first set' });
     expect(first.state).toBe('ok');
     expect(first.resolved).toBe(true);
     expect(orders.sets).toHaveLength(1);
     const [a, b] = first.endpoints;
-    expect(a!.address).toBe('127.0.0.1:7001');
-    expect(a!.weight).toBe(5);
-    expect(a!.zone).toBe('eu-west-1a');
-    expect(a!.instance.metadata).toMatchObject({ region: 'eu-west', zone: 'eu-west-1a', custom: { sub_zone: 'rack-7', hostname: 'orders-0', 'xds.cluster': 'orders' } });
-    expect(a!.instance.tags).toEqual({ version: 'v1.2.0', tier: 'gold', canary: 'false' });
-    expect(a!.instance.version).toBe('v1.2.0');
-    expect(a!.instance.service).toBe('orders');
-    expect(b!.address).toBe('127.0.0.1:7002');
-    expect(b!.weight).toBe(1);
-    expect(b!.instance.tags).toEqual({ tier: 'silver', shards: '4' });
+    expect(a.address).toBe('127.0.0.1:7001');
+    expect(a.weight).toBe(5);
+    expect(a.zone).toBe('eu-west-1a');
+    expect(a.instance.metadata).toMatchObject({
+      region: 'eu-west',
+      zone: 'eu-west-1a',
+      custom: { sub_zone: 'rack-7', hostname: 'orders-0', 'xds.cluster': 'orders' },
+    });
+    expect(a.instance.tags).toEqual({ version: 'v1.2.0', tier: 'gold', canary: 'false' });
+    expect(a.instance.version).toBe('v1.2.0');
+    expect(a.instance.service).toBe('orders');
+    expect(b.address).toBe('127.0.0.1:7002');
+    expect(b.weight).toBe(1);
+    expect(b.instance.tags).toEqual({ tier: 'silver', shards: '4' });
 
     // It subscribed to CDS 'orders' and EDS 'orders-eds' (the cluster's service_name), and ACKed both as its node.
-    await waitFor(() => plane.settled(CLUSTER_TYPE) && plane.settled(ENDPOINT_TYPE), { what: 'both responses answered' });
+    await waitFor(() => plane.settled(CLUSTER_TYPE) && plane.settled(ENDPOINT_TYPE), {
+      what: 'both responses answered',
+    });
     expect(plane.subscribed(CLUSTER_TYPE)).toEqual(new Set(['orders']));
     expect(plane.subscribed(ENDPOINT_TYPE)).toEqual(new Set(['orders-eds']));
     const acks = [...plane.requestsOf('ack', CLUSTER_TYPE), ...plane.requestsOf('ack', ENDPOINT_TYPE)];
@@ -81,29 +107,60 @@ describe('mesh backend, data mode: switchyard ADS client against the test contro
     expect(plane.requestsOf('nack')).toEqual([]);
   });
 
-  it('follows endpoints added, removed and reweighted in the control plane (latency recorded against the 100 ms goal)', async ({ annotate }) => {
+  it('follows endpoints added, removed and reweighted in the control plane (latency recorded against the 100 ms goal)', async ({
+    annotate,
+  }) => {
     const base = { region: 'eu', zone: 'eu-1' };
     publish('catalog', [{ ...base, endpoints: [{ address: '127.0.0.1:7101' }, { address: '127.0.0.1:7102' }] }]);
     const catalog = watch('catalog');
     await waitFor(() => catalog.latest?.size === 2, { what: 'the first two endpoints' });
 
     const latencies: Record<string, number> = {};
-    async function change(label: string, localities: LocalitySpec[], test: (addresses: string[], weights: number[]) => boolean): Promise<void> {
+    async function change(
+      label: string,
+      localities: LocalitySpec[],
+      test: (addresses: string[], weights: number[]) => boolean,
+    ): Promise<void> {
       const from = catalog.sets.length;
       const started = performance.now();
       plane.set(ENDPOINT_TYPE, loadAssignment('catalog', localities));
       const seen = await waitFor(
-        () => catalog.find((set) => test(set.endpoints.map((e) => e.address), set.endpoints.map((e) => e.weight)), from),
+        () =>
+          catalog.find(
+            (set) =>
+              test(
+                set.endpoints.map((e) => e.address),
+                set.endpoints.map((e) => e.weight),
+              ),
+            from,
+          ),
         { timeoutMs: 5_000, intervalMs: 1, what: `the EndpointSet after: ${label}` },
       );
       latencies[label] = Math.round((seen.at - started) * 10) / 10;
     }
 
-    await change('added', [{ ...base, endpoints: [{ address: '127.0.0.1:7101' }, { address: '127.0.0.1:7102' }, { address: '127.0.0.1:7103' }] }], (a) => a.length === 3);
+    await change(
+      'added',
+      [
+        {
+          ...base,
+          endpoints: [{ address: '127.0.0.1:7101' }, { address: '127.0.0.1:7102' }, { address: '127.0.0.1:7103' }],
+        },
+      ],
+      (a) => a.length === 3,
+    );
     expect(catalog.latest!.diff.added.map((e) => e.address)).toEqual(['127.0.0.1:7103']);
-    await change('removed', [{ ...base, endpoints: [{ address: '127.0.0.1:7101' }, { address: '127.0.0.1:7103' }] }], (a) => a.length === 2 && !a.includes('127.0.0.1:7102'));
+    await change(
+      'removed',
+      [{ ...base, endpoints: [{ address: '127.0.0.1:7101' }, { address: '127.0.0.1:7103' }] }],
+      (a) => a.length === 2 && !a.includes('127.0.0.1:7102'),
+    );
     expect(catalog.latest!.diff.removed.map((e) => e.address)).toEqual(['127.0.0.1:7102']);
-    await change('reweighted', [{ ...base, endpoints: [{ address: '127.0.0.1:7101', weight: 9 }, { address: '127.0.0.1:7103' }] }], (_a, w) => w[0] === 9);
+    await change(
+      'reweighted',
+      [{ ...base, endpoints: [{ address: '127.0.0.1:7101', weight: 9 }, { address: '127.0.0.1:7103' }] }],
+      (_a, w) => w[0] === 9,
+    );
     expect(catalog.latest!.diff.updated.map((e) => [e.address, e.weight])).toEqual([['127.0.0.1:7101', 9]]);
     expect(catalog.latest!.state).toBe('ok');
 
@@ -131,7 +188,15 @@ describe('mesh backend, data mode: switchyard ADS client against the test contro
     expect(health.addresses()).toEqual(['127.0.0.1:7201', '127.0.0.1:7202']);
 
     // A healthy endpoint turning UNHEALTHY leaves the set.
-    plane.set(ENDPOINT_TYPE, loadAssignment('health', [{ region: 'eu', endpoints: [{ address: '127.0.0.1:7201', health: 'UNHEALTHY' }, { address: '127.0.0.1:7202' }] }]));
+    plane.set(
+      ENDPOINT_TYPE,
+      loadAssignment('health', [
+        {
+          region: 'eu',
+          endpoints: [{ address: '127.0.0.1:7201', health: 'UNHEALTHY' }, { address: '127.0.0.1:7202' }],
+        },
+      ]),
+    );
     await waitFor(() => health.addresses().join() === '127.0.0.1:7202', { what: '7201 leaving as UNHEALTHY' });
   });
 
@@ -152,9 +217,15 @@ describe('mesh backend, data mode: switchyard ADS client against the test contro
     const servers = await Promise.all(['eu-a', 'us-b', 'us-c'].map((id) => new GreeterServer(id).start()));
     const [euA, usB, usC] = servers as [GreeterServer, GreeterServer, GreeterServer];
     const discovery = (
-      await Discovery.create({ backend: 'mesh', backendConfig: { xdsServer: plane.url }, loadBalance: 'weighted_round_robin' }, { registry, firstSetTimeoutMs: 5_000 })
+      await Discovery.create(
+        { backend: 'mesh', backendConfig: { xdsServer: plane.url }, loadBalance: 'weighted_round_robin' },
+        { registry, firstSetTimeoutMs: 5_000 },
+      )
     ).serveGrpcTargets();
-    const stub = new greeterPackage.greeter.Greeter('discovery:///weighted', grpc.credentials.createInsecure()) as unknown as GreeterStub;
+    const stub = new greeterPackage.greeter.Greeter(
+      'discovery:///weighted',
+      grpc.credentials.createInsecure(),
+    ) as unknown as GreeterStub;
     try {
       // eu: weight 3, one endpoint; us: weight 1, two endpoints -> 3/4 of the calls to eu-a, 1/8 to each us endpoint.
       publish('weighted', [
@@ -167,7 +238,10 @@ describe('mesh backend, data mode: switchyard ADS client against the test contro
       expect([weightOf(euA.address), weightOf(usB.address), weightOf(usC.address)]).toEqual([6, 1, 1]);
 
       // The strategy itself, on the snapshot: exactly 6:1:1 per cycle of 8 picks.
-      const picker = new WeightedRoundRobinStrategy().build(weighted.latest!.endpoints, { loads: { load: () => ({ inFlight: 0, ewmaMs: 0, stampMs: 0 }) }, random: () => 0.5 });
+      const picker = new WeightedRoundRobinStrategy().build(weighted.latest!.endpoints, {
+        loads: { load: () => ({ inFlight: 0, ewmaMs: 0, stampMs: 0 }) },
+        random: () => 0.5,
+      });
       const picks = new Map<string, number>();
       for (let i = 0; i < 800; i++) {
         const address = picker.pick()!.address;
@@ -176,9 +250,14 @@ describe('mesh backend, data mode: switchyard ADS client against the test contro
       expect([picks.get(euA.address), picks.get(usB.address), picks.get(usC.address)]).toEqual([600, 100, 100]);
 
       // And real calls through discovery:/// follow the same shares.
-      await waitFor(async () => new Set(await Promise.all(Array.from({ length: 16 }, () => sayHello(stub, 'w').then((r) => r.instance)))).size === 3, {
-        what: 'all three servers answering',
-      });
+      await waitFor(
+        async () =>
+          new Set(await Promise.all(Array.from({ length: 16 }, () => sayHello(stub, 'w').then((r) => r.instance))))
+            .size === 3,
+        {
+          what: 'all three servers answering',
+        },
+      );
       for (const s of servers) s.calls = 0;
       for (let i = 0; i < 400; i++) await sayHello(stub, 'w');
       expect(euA.calls / 400).toBeCloseTo(0.75, 1);
@@ -201,18 +280,28 @@ describe('mesh backend, data mode: switchyard ADS client against the test contro
     // A port of 0 is invalid xDS (envoy's own validation rejects it).
     const nacksBefore = plane.requestsOf('nack', ENDPOINT_TYPE).length;
     plane.set(ENDPOINT_TYPE, loadAssignment('fragile', [{ region: 'eu', endpoints: [{ address: '127.0.0.1:0' }] }]));
-    const nack = await waitFor(() => plane.requestsOf('nack', ENDPOINT_TYPE)[nacksBefore], { what: 'the NACK of the port-0 assignment' });
+    const nack = await waitFor(() => plane.requestsOf('nack', ENDPOINT_TYPE)[nacksBefore], {
+      what: 'the NACK of the port-0 assignment',
+    });
     expect(nack.error?.code).toBe(3);
     expect(nack.error?.message).toMatch(/fragile.*port_value/);
     // The NACK carries the last accepted version, not the rejected one.
-    const lastAck = plane.requestsOf('ack', ENDPOINT_TYPE).filter((r) => r.resourceNames.includes('fragile')).at(-1)!;
+    const lastAck = plane
+      .requestsOf('ack', ENDPOINT_TYPE)
+      .filter((r) => r.resourceNames.includes('fragile'))
+      .at(-1)!;
     expect(nack.versionInfo).toBe(lastAck.versionInfo);
     expect(fragile.sets).toHaveLength(emitted);
     expect(fragile.addresses()).toEqual(['127.0.0.1:7401', '127.0.0.1:7402']);
 
     // Bytes that do not decode at all: NACKed too.
-    plane.setEncoded(ENDPOINT_TYPE, 'fragile', { type_url: ENDPOINT_TYPE, value: Buffer.from([0x0a, 0xff, 0xff, 0xff]) });
-    const second = await waitFor(() => plane.requestsOf('nack', ENDPOINT_TYPE)[nacksBefore + 1], { what: 'the NACK of undecodable bytes' });
+    plane.setEncoded(ENDPOINT_TYPE, 'fragile', {
+      type_url: ENDPOINT_TYPE,
+      value: Buffer.from([0x0a, 0xff, 0xff, 0xff]),
+    });
+    const second = await waitFor(() => plane.requestsOf('nack', ENDPOINT_TYPE)[nacksBefore + 1], {
+      what: 'the NACK of undecodable bytes',
+    });
     expect(second.error?.message).toMatch(/not a valid EDS resource/);
     expect(fragile.sets).toHaveLength(emitted);
     expect(logger.warnings().some((w) => w.includes('NACK'))).toBe(true);
@@ -224,11 +313,17 @@ describe('mesh backend, data mode: switchyard ADS client against the test contro
 
   it('answers empty at once for a service whose only version is invalid (NACKed, nothing to keep)', async () => {
     const nacksBefore = plane.requestsOf('nack', CLUSTER_TYPE).length;
-    plane.set(CLUSTER_TYPE, { name: 'broken', type: 'EDS', eds_cluster_config: { eds_config: { path_config_source: { path: '/etc/eds.yaml' } } } });
+    plane.set(CLUSTER_TYPE, {
+      name: 'broken',
+      type: 'EDS',
+      eds_cluster_config: { eds_config: { path_config_source: { path: '/etc/eds.yaml' } } },
+    });
     const broken = watch('broken');
     const first = await waitFor(() => broken.latest, { what: 'the first answer' });
     expect(first.state).toBe('empty');
-    const nack = await waitFor(() => plane.requestsOf('nack', CLUSTER_TYPE)[nacksBefore], { what: 'the NACK of the cluster' });
+    const nack = await waitFor(() => plane.requestsOf('nack', CLUSTER_TYPE)[nacksBefore], {
+      what: 'the NACK of the cluster',
+    });
     expect(nack.error?.message).toMatch(/broken.*only ADS/);
   });
 
@@ -239,13 +334,24 @@ describe('mesh backend, data mode: switchyard ADS client against the test contro
     const emitted = quiet.sets.length;
     const requestsBefore = plane.requests.length;
 
-    plane.sendUnsolicited('type.googleapis.com/example.v1.Unknown', [{ type_url: 'type.googleapis.com/example.v1.Unknown', value: Buffer.from('x') }]);
+    plane.sendUnsolicited('type.googleapis.com/example.v1.Unknown', [
+      { type_url: 'type.googleapis.com/example.v1.Unknown', value: Buffer.from('x') },
+    ]);
     plane.sendUnsolicited(LISTENER_TYPE, [encodeResource(LISTENER_TYPE, { name: 'nobody-asked' })]);
     // A cluster never subscribed, next to the subscribed ones: ignored, and the response is ACKed.
-    plane.sendUnsolicited(CLUSTER_TYPE, [encodeResource(CLUSTER_TYPE, edsCluster('never-asked'))], { withSubscribed: true, versionInfo: 'with-extra' });
-    await waitFor(() => plane.requests.slice(requestsBefore).find((r) => r.typeUrl === CLUSTER_TYPE && r.kind === 'ack' && r.versionInfo === 'with-extra'), {
-      what: 'the ACK of the CDS response with an extra cluster',
+    plane.sendUnsolicited(CLUSTER_TYPE, [encodeResource(CLUSTER_TYPE, edsCluster('never-asked'))], {
+      withSubscribed: true,
+      versionInfo: 'with-extra',
     });
+    await waitFor(
+      () =>
+        plane.requests
+          .slice(requestsBefore)
+          .find((r) => r.typeUrl === CLUSTER_TYPE && r.kind === 'ack' && r.versionInfo === 'with-extra'),
+      {
+        what: 'the ACK of the CDS response with an extra cluster',
+      },
+    );
     // A real change still flows afterwards, on the same stream.
     plane.set(ENDPOINT_TYPE, loadAssignment('quiet', [{ region: 'eu', endpoints: [{ address: '127.0.0.1:7502' }] }]));
     await waitFor(() => quiet.addresses().join() === '127.0.0.1:7502', { what: 'the next real change' });
@@ -269,7 +375,9 @@ describe('mesh backend, data mode: switchyard ADS client against the test contro
     expect(plane.subscribed(ENDPOINT_TYPE).has('leaving')).toBe(false);
 
     plane.set(CLUSTER_TYPE, edsCluster('leaving'));
-    await waitFor(() => leaving.latest?.state === 'ok' && leaving.latest.size === 1, { what: 'the cluster coming back' });
+    await waitFor(() => leaving.latest?.state === 'ok' && leaving.latest.size === 1, {
+      what: 'the cluster coming back',
+    });
   });
 
   it('reports a service the control plane does not know as empty, at once for CDS and after the resource timeout for EDS', async () => {
@@ -290,7 +398,12 @@ describe('mesh backend, data mode: switchyard ADS client against the test contro
     plane.set(CLUSTER_TYPE, {
       name: 'fixed',
       type: 'STATIC',
-      load_assignment: loadAssignment('fixed', [{ region: 'eu', endpoints: [{ address: '127.0.0.1:7701' }, { address: '127.0.0.1:7702', health: 'UNHEALTHY' }] }]),
+      load_assignment: loadAssignment('fixed', [
+        {
+          region: 'eu',
+          endpoints: [{ address: '127.0.0.1:7701' }, { address: '127.0.0.1:7702', health: 'UNHEALTHY' }],
+        },
+      ]),
     });
     const fixed = watch('fixed');
     await waitFor(() => fixed.latest, { what: 'the first set' });
@@ -309,7 +422,12 @@ describe('mesh backend, data mode: switchyard ADS client against the test contro
         ],
       },
     ]);
-    const gold1 = watch('filtered', { version: '^1.0.0', versionFormat: 'semver', versionRouting: true, tags: [{ key: 'tier', value: 'gold' }] });
+    const gold1 = watch('filtered', {
+      version: '^1.0.0',
+      versionFormat: 'semver',
+      versionRouting: true,
+      tags: [{ key: 'tier', value: 'gold' }],
+    });
     await waitFor(() => gold1.latest, { what: 'the filtered set' });
     expect(gold1.addresses()).toEqual(['127.0.0.1:7801']);
     const everything = watch('filtered', { namespace: 'production' });
@@ -330,7 +448,9 @@ describe('mesh backend, data mode: switchyard ADS client against the test contro
     expect(plane.subscribed(CLUSTER_TYPE)).toEqual(new Set(['alpha', 'beta']));
 
     beta.unsubscribe();
-    await waitFor(() => !plane.subscribed(CLUSTER_TYPE).has('beta') && !plane.subscribed(ENDPOINT_TYPE).has('beta'), { what: 'beta leaving the subscription' });
+    await waitFor(() => !plane.subscribed(CLUSTER_TYPE).has('beta') && !plane.subscribed(ENDPOINT_TYPE).has('beta'), {
+      what: 'beta leaving the subscription',
+    });
     alpha1.unsubscribe();
     // alpha still has a watcher: it stays subscribed and keeps receiving changes.
     plane.set(ENDPOINT_TYPE, loadAssignment('alpha', [{ region: 'eu', endpoints: [{ address: '127.0.0.1:7903' }] }]));

@@ -6,13 +6,23 @@ import type { Registry } from '../../../lib/registry/registry.interface.js';
 import { GreeterServer, greeterPackage, sayHello, type GreeterStub } from '../../support/grpc/greeter.js';
 import { waitFor } from '../../support/wait-for.js';
 import { XdsControlPlane } from '../../support/xds/xds-control-plane.js';
-import { apiListener, CLUSTER_TYPE, edsCluster, ENDPOINT_TYPE, LISTENER_TYPE, loadAssignment } from '../../support/xds/xds-resources.js';
+import {
+  apiListener,
+  CLUSTER_TYPE,
+  edsCluster,
+  ENDPOINT_TYPE,
+  LISTENER_TYPE,
+  loadAssignment,
+} from '../../support/xds/xds-resources.js';
 import { RecordingLogger, SetRecorder } from './mesh-test-kit.js';
 
 // Delegate mode registers @grpc/grpc-js-xds process-wide and exports its
 // bootstrap through the environment: this file runs alone in its process.
-describe("mesh backend, delegate mode: xds:/// targets handed to @grpc/grpc-js-xds", () => {
-  const saved = { GRPC_XDS_BOOTSTRAP: process.env.GRPC_XDS_BOOTSTRAP, GRPC_XDS_BOOTSTRAP_CONFIG: process.env.GRPC_XDS_BOOTSTRAP_CONFIG };
+describe('mesh backend, delegate mode: xds:/// targets handed to @grpc/grpc-js-xds', () => {
+  const saved = {
+    GRPC_XDS_BOOTSTRAP: process.env.GRPC_XDS_BOOTSTRAP,
+    GRPC_XDS_BOOTSTRAP_CONFIG: process.env.GRPC_XDS_BOOTSTRAP_CONFIG,
+  };
   let plane: XdsControlPlane;
   let server: GreeterServer;
   let registry: Registry;
@@ -28,7 +38,10 @@ describe("mesh backend, delegate mode: xds:/// targets handed to @grpc/grpc-js-x
     plane.set(CLUSTER_TYPE, edsCluster('greeter'));
     plane.set(ENDPOINT_TYPE, loadAssignment('greeter', [{ region: 'eu', endpoints: [{ address: server.address }] }]));
     registry = await createRegistry(
-      resolveDiscoveryConfig({ backend: 'mesh', backendConfig: { xdsServer: plane.url, nodeId: 'delegate-test', mode: 'delegate' } }),
+      resolveDiscoveryConfig({
+        backend: 'mesh',
+        backendConfig: { xdsServer: plane.url, nodeId: 'delegate-test', mode: 'delegate' },
+      }),
       logger,
     );
   });
@@ -51,7 +64,10 @@ describe("mesh backend, delegate mode: xds:/// targets handed to @grpc/grpc-js-x
     });
     expect(logger.lines.some((l) => l.message.includes('delegate mode: @grpc/grpc-js-xds registered'))).toBe(true);
 
-    stub = new greeterPackage.greeter.Greeter('xds:///greeter', grpc.credentials.createInsecure()) as unknown as GreeterStub;
+    stub = new greeterPackage.greeter.Greeter(
+      'xds:///greeter',
+      grpc.credentials.createInsecure(),
+    ) as unknown as GreeterStub;
     const reply = await waitFor(() => sayHello(stub!, 'delegate'), { what: 'a call through grpc-js-xds' });
     expect(reply.instance).toBe('delegated');
     expect(plane.requestsOf('ack', LISTENER_TYPE).some((r) => r.nodeId === 'delegate-test')).toBe(true);

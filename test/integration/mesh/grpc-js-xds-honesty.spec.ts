@@ -4,7 +4,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GreeterServer, greeterPackage, sayHello, type GreeterStub } from '../../support/grpc/greeter.js';
 import { waitFor } from '../../support/wait-for.js';
 import { XdsControlPlane } from '../../support/xds/xds-control-plane.js';
-import { apiListener, CLUSTER_TYPE, edsCluster, ENDPOINT_TYPE, LISTENER_TYPE, loadAssignment, ROUTE_TYPE, routeConfiguration } from '../../support/xds/xds-resources.js';
+import {
+  apiListener,
+  CLUSTER_TYPE,
+  edsCluster,
+  ENDPOINT_TYPE,
+  LISTENER_TYPE,
+  loadAssignment,
+  ROUTE_TYPE,
+  routeConfiguration,
+} from '../../support/xds/xds-resources.js';
 
 // gRPC's own xDS client registers the `xds:` scheme process-wide: this file
 // stays on its own so no other test shares a process with it.
@@ -53,7 +62,12 @@ describe('the test xDS control plane, checked with @grpc/grpc-js-xds', () => {
     const [s1, s2, s3] = servers as [GreeterServer, GreeterServer, GreeterServer];
     plane.set(LISTENER_TYPE, apiListener('greeter', { cluster: 'greeter-cluster' }));
     plane.set(CLUSTER_TYPE, edsCluster('greeter-cluster'));
-    plane.set(ENDPOINT_TYPE, loadAssignment('greeter-cluster', [{ region: 'eu', zone: 'eu-1', endpoints: [{ address: s1.address }, { address: s2.address }] }]));
+    plane.set(
+      ENDPOINT_TYPE,
+      loadAssignment('greeter-cluster', [
+        { region: 'eu', zone: 'eu-1', endpoints: [{ address: s1.address }, { address: s2.address }] },
+      ]),
+    );
     const stub = xdsStub('xds:///greeter');
 
     await waitFor(async () => (await answeredBy(stub, 6)).size === 2, { what: 's1 and s2 answering through xDS' });
@@ -62,8 +76,13 @@ describe('the test xDS control plane, checked with @grpc/grpc-js-xds', () => {
     expect(s3.calls).toBe(0);
 
     // The control plane moves the cluster to s3 alone: the reference client follows.
-    plane.set(ENDPOINT_TYPE, loadAssignment('greeter-cluster', [{ region: 'eu', zone: 'eu-1', endpoints: [{ address: s3.address }] }]));
-    await waitFor(async () => (await sayHello(stub, 'mesh')).instance === 's3', { what: 's3 receiving calls after the EDS update' });
+    plane.set(
+      ENDPOINT_TYPE,
+      loadAssignment('greeter-cluster', [{ region: 'eu', zone: 'eu-1', endpoints: [{ address: s3.address }] }]),
+    );
+    await waitFor(async () => (await sayHello(stub, 'mesh')).instance === 's3', {
+      what: 's3 receiving calls after the EDS update',
+    });
     expect([...(await answeredBy(stub, 10))]).toEqual(['s3']);
 
     // The reference client spoke the protocol we record: it subscribed to and ACKed all four types, as its node.
@@ -85,12 +104,16 @@ describe('the test xDS control plane, checked with @grpc/grpc-js-xds', () => {
     plane.set(LISTENER_TYPE, apiListener('greeter-rds', { rds: 'greeter-routes' }));
     const stub = xdsStub('xds:///greeter-rds');
 
-    await waitFor(async () => (await sayHello(stub, 'rds')).instance === 's1', { what: 'the RDS route to "left" (s1)' });
+    await waitFor(async () => (await sayHello(stub, 'rds')).instance === 's1', {
+      what: 'the RDS route to "left" (s1)',
+    });
     expect([...(await answeredBy(stub, 10))]).toEqual(['s1']);
     expect(plane.subscribed(ROUTE_TYPE).has('greeter-routes')).toBe(true);
 
     plane.set(ROUTE_TYPE, routeConfiguration('greeter-routes', 'right'));
-    await waitFor(async () => (await sayHello(stub, 'rds')).instance === 's2', { what: 'the route moving to "right" (s2)' });
+    await waitFor(async () => (await sayHello(stub, 'rds')).instance === 's2', {
+      what: 'the route moving to "right" (s2)',
+    });
     expect([...(await answeredBy(stub, 10))]).toEqual(['s2']);
   });
 
@@ -103,8 +126,13 @@ describe('the test xDS control plane, checked with @grpc/grpc-js-xds', () => {
     await waitFor(async () => (await sayHello(stub, 'x')).instance === 's1', { what: 'calls through nack-cluster' });
 
     const before = plane.requestsOf('nack', ENDPOINT_TYPE).length;
-    plane.setEncoded(ENDPOINT_TYPE, 'nack-cluster', { type_url: ENDPOINT_TYPE, value: Buffer.from([0x0a, 0xff, 0xff]) });
-    const nack = await waitFor(() => plane.requestsOf('nack', ENDPOINT_TYPE)[before], { what: 'the NACK of the undecodable assignment' });
+    plane.setEncoded(ENDPOINT_TYPE, 'nack-cluster', {
+      type_url: ENDPOINT_TYPE,
+      value: Buffer.from([0x0a, 0xff, 0xff]),
+    });
+    const nack = await waitFor(() => plane.requestsOf('nack', ENDPOINT_TYPE)[before], {
+      what: 'the NACK of the undecodable assignment',
+    });
     expect(nack.error?.message).toBeTruthy();
     expect((await sayHello(stub, 'x')).instance).toBe('s1');
   });

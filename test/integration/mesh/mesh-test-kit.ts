@@ -57,7 +57,8 @@ export class SetRecorder {
 
   /** The first emission at or after index `from` that satisfies `test`, with its arrival time. */
   find(test: (set: EndpointSet) => boolean, from = 0): { set: EndpointSet; at: number } | undefined {
-    for (let i = from; i < this.sets.length; i++) if (test(this.sets[i]!)) return { set: this.sets[i]!, at: this.times[i]! };
+    for (let i = from; i < this.sets.length; i++)
+      if (test(this.sets[i])) return { set: this.sets[i], at: this.times[i] };
     return undefined;
   }
 
@@ -71,6 +72,10 @@ export async function meshRegistry(
   backendConfig: Record<string, unknown>,
   options: { logger?: DiscoveryLogger; tuning?: MeshTuning; loadBalance?: string } = {},
 ): Promise<MeshRegistry> {
-  const config = resolveDiscoveryConfig({ backend: 'mesh', backendConfig, ...(options.loadBalance ? { loadBalance: options.loadBalance } : {}) });
+  const config = resolveDiscoveryConfig({
+    backend: 'mesh',
+    backendConfig,
+    ...(options.loadBalance ? { loadBalance: options.loadBalance } : {}),
+  });
   return createMeshRegistry(config, options.logger ?? new RecordingLogger(), options.tuning ?? FAST, {});
 }

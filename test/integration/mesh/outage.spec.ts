@@ -34,7 +34,12 @@ describe('mesh backend when the control plane goes away', () => {
   it('serves the last known set as stale while the control plane restarts, then re-subscribes on a new stream', async () => {
     const cp = await plane();
     cp.set(CLUSTER_TYPE, edsCluster('orders'));
-    cp.set(ENDPOINT_TYPE, loadAssignment('orders', [{ region: 'eu', endpoints: [{ address: '127.0.0.1:8101' }, { address: '127.0.0.1:8102' }] }]));
+    cp.set(
+      ENDPOINT_TYPE,
+      loadAssignment('orders', [
+        { region: 'eu', endpoints: [{ address: '127.0.0.1:8101' }, { address: '127.0.0.1:8102' }] },
+      ]),
+    );
     const logger = new RecordingLogger();
     const mesh = await registry(cp.url, logger);
     const states: AdsConnectionState[] = [];
@@ -53,9 +58,17 @@ describe('mesh backend when the control plane goes away', () => {
     expect(logger.warnings().some((w) => w.includes('registry unreachable'))).toBe(true);
 
     // While down the control plane changes (as after a rollout); the restarted one serves the new state.
-    cp.set(ENDPOINT_TYPE, loadAssignment('orders', [{ region: 'eu', endpoints: [{ address: '127.0.0.1:8102' }, { address: '127.0.0.1:8103' }] }]));
+    cp.set(
+      ENDPOINT_TYPE,
+      loadAssignment('orders', [
+        { region: 'eu', endpoints: [{ address: '127.0.0.1:8102' }, { address: '127.0.0.1:8103' }] },
+      ]),
+    );
     await cp.start();
-    const back = await waitFor(() => orders.find((s) => s.state === 'ok', orders.sets.indexOf(stale.set)), { timeoutMs: 15_000, what: 'the set after the restart' });
+    const back = await waitFor(() => orders.find((s) => s.state === 'ok', orders.sets.indexOf(stale.set)), {
+      timeoutMs: 15_000,
+      what: 'the set after the restart',
+    });
     expect(back.set.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:8102', '127.0.0.1:8103']);
     expect(mesh.connectionState.reachable).toBe(true);
     expect(states.map((s) => s.reachable)).toEqual([undefined, true, false, true]);
@@ -66,7 +79,7 @@ describe('mesh backend when the control plane goes away', () => {
       [CLUSTER_TYPE, ['orders']],
       [ENDPOINT_TYPE, ['orders']],
     ]);
-    expect(resubscribed[0]!.nodeId).toBe('outage-test');
+    expect(resubscribed[0].nodeId).toBe('outage-test');
     await waitFor(() => cp.settled(CLUSTER_TYPE) && cp.settled(ENDPOINT_TYPE), { what: 'the new stream ACKing' });
     // Exactly one stale emission in between, and nothing emitted twice.
     expect(orders.sets.filter((s) => s.state === 'stale')).toHaveLength(1);
@@ -93,7 +106,10 @@ describe('mesh backend when the control plane goes away', () => {
     const cp = await plane(port);
     cp.set(CLUSTER_TYPE, edsCluster('late'));
     cp.set(ENDPOINT_TYPE, loadAssignment('late', [{ region: 'eu', endpoints: [{ address: '127.0.0.1:8201' }] }]));
-    await waitFor(() => early.latest?.state === 'ok' && second.latest?.state === 'ok', { timeoutMs: 15_000, what: 'both watches served after start-up' });
+    await waitFor(() => early.latest?.state === 'ok' && second.latest?.state === 'ok', {
+      timeoutMs: 15_000,
+      what: 'both watches served after start-up',
+    });
     expect(early.addresses()).toEqual(['127.0.0.1:8201']);
     expect(cp.openStreams).toBe(1);
   });

@@ -63,7 +63,9 @@ export class SecretCapture implements DiscoveryLogger {
 
   /** Lines containing any of the secrets (empty when the run was clean). */
   leaks(secrets: readonly string[]): string[] {
-    return this.texts.filter((text) => secrets.some((secret) => secret.length > 0 && text.includes(secret))).map((t) => t.slice(0, 300));
+    return this.texts
+      .filter((text) => secrets.some((secret) => secret.length > 0 && text.includes(secret)))
+      .map((t) => t.slice(0, 300));
   }
 
   restoreConsole(): void {

@@ -42,10 +42,14 @@ export class GreeterServer {
   async start(port = 0): Promise<this> {
     const server = new grpc.Server({ 'grpc.so_reuseport': 0 });
     server.addService(greeterPackage.greeter.Greeter.service, {
-      SayHello: (call: grpc.ServerUnaryCall<{ name: string }, HelloReply>, callback: grpc.sendUnaryData<HelloReply>) => {
+      SayHello: (
+        call: grpc.ServerUnaryCall<{ name: string }, HelloReply>,
+        callback: grpc.sendUnaryData<HelloReply>,
+      ) => {
         this.calls++;
         const answer = () => {
-          if (this.options.failWith !== undefined) callback({ code: this.options.failWith, details: `${this.id} fails on purpose` });
+          if (this.options.failWith !== undefined)
+            callback({ code: this.options.failWith, details: `${this.id} fails on purpose` });
           else callback(null, { message: `Hello, ${call.request.name}!`, instance: this.id });
         };
         if (this.options.delayMs) setTimeout(answer, this.options.delayMs);
@@ -53,7 +57,9 @@ export class GreeterServer {
       },
     });
     this.port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+        error ? reject(error) : resolve(bound),
+      ),
     );
     this.server = server;
     return this;
@@ -74,20 +80,35 @@ export class GreeterServer {
 }
 
 export type GreeterStub = grpc.Client & {
-  SayHello(request: { name: string }, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply?: HelloReply) => void): grpc.ClientUnaryCall;
+  SayHello(
+    request: { name: string },
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: (error: grpc.ServiceError | null, reply?: HelloReply) => void,
+  ): grpc.ClientUnaryCall;
 };
 
 /** Promisified unary call. */
-export function sayHello(stub: GreeterStub, name: string, options: { key?: string; header?: string; deadlineMs?: number } = {}): Promise<HelloReply> {
+export function sayHello(
+  stub: GreeterStub,
+  name: string,
+  options: { key?: string; header?: string; deadlineMs?: number } = {},
+): Promise<HelloReply> {
   const metadata = new grpc.Metadata();
   if (options.key) metadata.set(options.header ?? 'x-hash-key', options.key);
   return new Promise((resolve, reject) =>
-    stub.SayHello({ name }, metadata, { deadline: Date.now() + (options.deadlineMs ?? 5_000) }, (error, reply) => (error ? reject(error) : resolve(reply!))),
+    stub.SayHello({ name }, metadata, { deadline: Date.now() + (options.deadlineMs ?? 5_000) }, (error, reply) =>
+      error ? reject(error) : resolve(reply!),
+    ),
   );
 }
 
 /** Starts a Greeter server in a child process (SIGKILL-able), tracked by the peer launcher. */
-export async function startGreeterProcess(id: string, options: { delayMs?: number } = {}, attempts = 3): Promise<{ peer: PeerProcess; address: string }> {
+export async function startGreeterProcess(
+  id: string,
+  options: { delayMs?: number } = {},
+  attempts = 3,
+): Promise<{ peer: PeerProcess; address: string }> {
   try {
     return await startGreeterProcessOnce(id, options);
   } catch (error) {
@@ -97,7 +118,10 @@ export async function startGreeterProcess(id: string, options: { delayMs?: numbe
   }
 }
 
-async function startGreeterProcessOnce(id: string, options: { delayMs?: number }): Promise<{ peer: PeerProcess; address: string }> {
+async function startGreeterProcessOnce(
+  id: string,
+  options: { delayMs?: number },
+): Promise<{ peer: PeerProcess; address: string }> {
   const port = await findFreePort();
   const peer = new PeerProcess({
     name: `greeter ${id}`,

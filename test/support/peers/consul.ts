@@ -52,7 +52,9 @@ export function consulBinary(): string | undefined {
       }
     }
     if (!binaryLookup) {
-      binaryLookup = isExecutable(CACHED_BINARY) ? { path: CACHED_BINARY } : { problem: `no executable at ${CACHED_BINARY} after running the install script` };
+      binaryLookup = isExecutable(CACHED_BINARY)
+        ? { path: CACHED_BINARY }
+        : { problem: `no executable at ${CACHED_BINARY} after running the install script` };
     }
   }
   if (binaryLookup.path) return binaryLookup.path;
@@ -89,7 +91,13 @@ export class ConsulAgent {
   static async start(options: ConsulAgentOptions = {}, binary = consulBinary()): Promise<ConsulAgent> {
     if (!binary) throw new Error('consul binary unavailable (see the warning above)');
     const [http, dns, server, serfLan, https] = (await distinctFreePorts(6)).filter((p) => p !== options.httpPort);
-    const ports = { http: options.httpPort ?? http!, dns: dns!, server: server!, serfLan: serfLan!, https: options.tls ? https! : -1 };
+    const ports = {
+      http: options.httpPort ?? http,
+      dns: dns,
+      server: server,
+      serfLan: serfLan,
+      https: options.tls ? https : -1,
+    };
     const agent = new ConsulAgent(binary, ports, options);
     await agent.launch();
     return agent;
@@ -133,7 +141,9 @@ export class ConsulAgent {
 
   private hcl(): string {
     const { http, dns, server, serfLan, https } = this.ports;
-    const lines = [`ports { http = ${http}, dns = ${dns}, server = ${server}, serf_lan = ${serfLan}, serf_wan = -1, grpc = -1, https = ${https} }`];
+    const lines = [
+      `ports { http = ${http}, dns = ${dns}, server = ${server}, serf_lan = ${serfLan}, serf_wan = -1, grpc = -1, https = ${https} }`,
+    ];
     const tls = this.options.tls;
     if (tls) {
       lines.push(

@@ -28,7 +28,8 @@ export function ensureDnsmasq(): { binary?: string; reason?: string } {
   if (!binary) {
     const run = spawnSync('bash', [INSTALL_SCRIPT], { encoding: 'utf8', timeout: 300_000 });
     binary = found();
-    if (!binary) reason = `dnsmasq is not installed and ${INSTALL_SCRIPT} failed (exit ${run.status}):\n${(run.stderr || run.stdout || '').slice(-2_000)}`;
+    if (!binary)
+      reason = `dnsmasq is not installed and ${INSTALL_SCRIPT} failed (exit ${run.status}):\n${(run.stderr || run.stdout || '').slice(-2_000)}`;
   }
   if (!binary && process.env.CI === 'true') throw new Error(`CI=true and the DNS peer cannot run: ${reason}`);
   if (!binary) console.warn(`[switchyard tests] SKIPPING DNS integration tests: ${reason}`);

@@ -24,10 +24,13 @@ export function ensureEtcdInstalled(): void {
     return;
   }
   if (process.env.CI === 'true') {
-    throw new Error(`etcd is not installed (${ETCD_BINARY} missing) and CI=true: run scripts/peers/install-etcd.sh before the tests`);
+    throw new Error(
+      `etcd is not installed (${ETCD_BINARY} missing) and CI=true: run scripts/peers/install-etcd.sh before the tests`,
+    );
   }
   execFileSync('bash', [INSTALL_SCRIPT], { stdio: 'inherit' });
-  if (!existsSync(ETCD_BINARY)) throw new Error(`scripts/peers/install-etcd.sh ran but ${ETCD_BINARY} is still missing`);
+  if (!existsSync(ETCD_BINARY))
+    throw new Error(`scripts/peers/install-etcd.sh ran but ${ETCD_BINARY} is still missing`);
   ensured = true;
 }
 
@@ -141,7 +144,7 @@ export class EtcdPeer {
   }
 
   get endpoint(): string {
-    return this.members[0]!.clientUrl;
+    return this.members[0].clientUrl;
   }
 
   /** Starts one member (`size` 1) or a cluster (`size` 3 for leader-loss tests). */
@@ -160,25 +163,40 @@ export class EtcdPeer {
         }
       }
     };
-    for (let i = 0; i < size; i++) ports.push({ name: `m${i}`, clientPort: await freshPort(), peerPort: await freshPort() });
+    for (let i = 0; i < size; i++)
+      ports.push({ name: `m${i}`, clientPort: await freshPort(), peerPort: await freshPort() });
     const initialCluster = ports.map((p) => `${p.name}=http://127.0.0.1:${p.peerPort}`).join(',');
     const tls = options.tls;
     const scheme = tls ? 'https' : 'http';
     const members = ports.map((p) => {
       const args = [
-        '--name', p.name,
-        '--data-dir', join(baseDir, p.name),
-        '--listen-client-urls', `${scheme}://127.0.0.1:${p.clientPort}`,
-        '--advertise-client-urls', `${scheme}://127.0.0.1:${p.clientPort}`,
-        '--listen-peer-urls', `http://127.0.0.1:${p.peerPort}`,
-        '--initial-advertise-peer-urls', `http://127.0.0.1:${p.peerPort}`,
-        '--initial-cluster', initialCluster,
-        '--initial-cluster-token', `switchyard-${process.pid}-${ports[0]!.clientPort}`,
-        '--initial-cluster-state', 'new',
-        '--logger', 'zap',
-        '--log-outputs', 'stderr',
-        '--log-level', 'warn',
-        ...(tls ? ['--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : []),
+        '--name',
+        p.name,
+        '--data-dir',
+        join(baseDir, p.name),
+        '--listen-client-urls',
+        `${scheme}://127.0.0.1:${p.clientPort}`,
+        '--advertise-client-urls',
+        `${scheme}://127.0.0.1:${p.clientPort}`,
+        '--listen-peer-urls',
+        `http://127.0.0.1:${p.peerPort}`,
+        '--initial-advertise-peer-urls',
+        `http://127.0.0.1:${p.peerPort}`,
+        '--initial-cluster',
+        initialCluster,
+        '--initial-cluster-token',
+        `switchyard-${process.pid}-${ports[0].clientPort}`,
+        '--initial-cluster-state',
+        'new',
+        '--logger',
+        'zap',
+        '--log-outputs',
+        'stderr',
+        '--log-level',
+        'warn',
+        ...(tls
+          ? ['--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, '--client-cert-auth']
+          : []),
         ...(options.extraArgs ?? []),
       ];
       return new EtcdMember(p.name, p.clientPort, p.peerPort, join(baseDir, p.name), args, tls);
@@ -208,11 +226,15 @@ export class EtcdPeer {
     for (const member of this.members) {
       if (!member.running) continue;
       try {
-        const out = execFileSync(ETCDCTL_BINARY, [`--endpoints=${member.clientUrl}`, 'endpoint', 'status', '-w', 'json'], {
-          env: { ...process.env, ETCDCTL_API: '3' },
-          encoding: 'utf8',
-          timeout: 5_000,
-        });
+        const out = execFileSync(
+          ETCDCTL_BINARY,
+          [`--endpoints=${member.clientUrl}`, 'endpoint', 'status', '-w', 'json'],
+          {
+            env: { ...process.env, ETCDCTL_API: '3' },
+            encoding: 'utf8',
+            timeout: 5_000,
+          },
+        );
         // Member ids are uint64: compare the digits, JSON numbers would round them.
         const memberId = /"member_id":(\d+)/.exec(out)?.[1];
         const leader = /"leader":(\d+)/.exec(out)?.[1];

@@ -61,11 +61,16 @@ export class PeerProcess {
     );
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
-      child.once('error', (e) => reject(new Error(`${this.spec.name}: cannot start ${this.spec.command}: ${e.message}`)));
+      child.once('error', (e) =>
+        reject(new Error(`${this.spec.name}: cannot start ${this.spec.command}: ${e.message}`)),
+      );
     });
     mkdirSync(PID_DIR, { recursive: true });
     // The owner is the vitest run (set by the global setup): concurrent runs never kill each other's peers.
-    writeFileSync(join(PID_DIR, String(child.pid)), `${this.spec.name}\n${process.env.SWITCHYARD_TEST_RUN_PID ?? process.pid}\n${basename(this.spec.command)}`);
+    writeFileSync(
+      join(PID_DIR, String(child.pid)),
+      `${this.spec.name}\n${process.env.SWITCHYARD_TEST_RUN_PID ?? process.pid}\n${basename(this.spec.command)}`,
+    );
     const deadline = Date.now() + (this.spec.readyTimeoutMs ?? 20_000);
     while (Date.now() < deadline) {
       if (exitedEarly) throw new Error(`${this.spec.name} exited during start-up:\n${this.log}`);
@@ -128,7 +133,7 @@ function isAlive(pid: number): boolean {
  */
 export function killRecordedPeers(owner?: number): string[] {
   const killed: string[] = [];
-  let entries: string[] = [];
+  let entries: string[];
   try {
     entries = readdirSync(PID_DIR);
   } catch {

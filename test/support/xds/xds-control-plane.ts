@@ -89,7 +89,8 @@ function protos(): PackageDefinition {
  * const any = encodeResource(CLUSTER_TYPE, edsCluster('orders'));
  */
 export function encodeResource(typeUrl: string, resource: object): AnyResource {
-  const message = protos()[typeUrl.slice(typeUrl.indexOf('/') + 1)] as { serialize?: (value: object) => Buffer } | undefined;
+  const message = protos()[typeUrl.slice(typeUrl.indexOf('/') + 1)] as
+    { serialize?: (value: object) => Buffer } | undefined;
   if (!message?.serialize) throw new Error(`unknown xDS resource type ${typeUrl}`);
   return { type_url: typeUrl, value: message.serialize(resource) };
 }
@@ -174,11 +175,16 @@ export class XdsControlPlane {
     server.addService(ads, {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, object>) => this.onStream(call),
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<object, object>) => {
-        call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'the test control plane speaks state of the world only' });
+        call.emit('error', {
+          code: grpc.status.UNIMPLEMENTED,
+          details: 'the test control plane speaks state of the world only',
+        });
       },
     });
     this.port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`127.0.0.1:${this.port}`, grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port))),
+      server.bindAsync(`127.0.0.1:${this.port}`, grpc.ServerCredentials.createInsecure(), (error, port) =>
+        error ? reject(error) : resolve(port),
+      ),
     );
     this.server = server;
   }
@@ -232,7 +238,9 @@ export class XdsControlPlane {
     for (const stream of this.streams) {
       const sub = stream.subscriptions.get(typeUrl);
       if (!sub?.lastNonce) continue;
-      const answered = this.requests.some((r) => r.stream === stream.id && r.typeUrl === typeUrl && r.nonce === sub.lastNonce && r.kind !== 'stale');
+      const answered = this.requests.some(
+        (r) => r.stream === stream.id && r.typeUrl === typeUrl && r.nonce === sub.lastNonce && r.kind !== 'stale',
+      );
       if (!answered) return false;
     }
     return true;
@@ -249,16 +257,28 @@ export class XdsControlPlane {
    * to the subscribed ones, so a full-state type deletes nothing). Returns
    * the nonces sent.
    */
-  sendUnsolicited(typeUrl: string, resources: AnyResource[], options: { withSubscribed?: boolean; versionInfo?: string } = {}): string[] {
+  sendUnsolicited(
+    typeUrl: string,
+    resources: AnyResource[],
+    options: { withSubscribed?: boolean; versionInfo?: string } = {},
+  ): string[] {
     const nonces: string[] = [];
     for (const stream of this.streams) {
       const nonce = `n${++this.nonceCount}`;
       nonces.push(nonce);
       const sub = stream.subscriptions.get(typeUrl);
       const table = this.resources.get(typeUrl);
-      const own = options.withSubscribed && sub && table ? [...table.entries()].filter(([n]) => sub.names === '*' || sub.names.has(n)).map(([, r]) => r) : [];
+      const own =
+        options.withSubscribed && sub && table
+          ? [...table.entries()].filter(([n]) => sub.names === '*' || sub.names.has(n)).map(([, r]) => r)
+          : [];
       if (sub) sub.lastNonce = nonce;
-      stream.call.write({ version_info: options.versionInfo ?? 'unsolicited', resources: [...own, ...resources], type_url: typeUrl, nonce });
+      stream.call.write({
+        version_info: options.versionInfo ?? 'unsolicited',
+        resources: [...own, ...resources],
+        type_url: typeUrl,
+        nonce,
+      });
     }
     return nonces;
   }
@@ -303,7 +323,9 @@ export class XdsControlPlane {
       versionInfo: request.version_info,
       nonce: request.response_nonce,
       resourceNames: [...request.resource_names],
-      ...(request.error_detail ? { error: { code: request.error_detail.code, message: request.error_detail.message } } : {}),
+      ...(request.error_detail
+        ? { error: { code: request.error_detail.code, message: request.error_detail.message } }
+        : {}),
       ...(stream.nodeId ? { nodeId: stream.nodeId } : {}),
       at: Date.now(),
     };
@@ -317,7 +339,11 @@ export class XdsControlPlane {
     this.requests.push(record);
     if (!this.resources.has(typeUrl)) return;
     const wildcard = !previous && request.resource_names.length === 0 && FULL_STATE_TYPES.has(typeUrl);
-    const names: Set<string> | '*' = wildcard ? '*' : previous?.names === '*' && request.resource_names.length === 0 ? '*' : new Set(request.resource_names);
+    const names: Set<string> | '*' = wildcard
+      ? '*'
+      : previous?.names === '*' && request.resource_names.length === 0
+        ? '*'
+        : new Set(request.resource_names);
     const changed = !previous || !sameNames(previous.names, names);
     stream.subscriptions.set(typeUrl, { names, lastNonce: previous?.lastNonce ?? '' });
     if (changed) this.respond(stream, typeUrl);
@@ -331,7 +357,12 @@ export class XdsControlPlane {
     const versionInfo = String(this.versions.get(typeUrl) ?? 0);
     sub.lastNonce = nonce;
     this.responses.push({ stream: stream.id, typeUrl, versionInfo, nonce, names, at: Date.now() });
-    stream.call.write({ version_info: versionInfo, resources: names.map((n) => table.get(n)!), type_url: typeUrl, nonce });
+    stream.call.write({
+      version_info: versionInfo,
+      resources: names.map((n) => table.get(n)!),
+      type_url: typeUrl,
+      nonce,
+    });
   }
 }
 

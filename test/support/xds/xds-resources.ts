@@ -8,7 +8,8 @@ export const LISTENER_TYPE = 'type.googleapis.com/envoy.config.listener.v3.Liste
 export const ROUTE_TYPE = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
 export const CLUSTER_TYPE = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
 export const ENDPOINT_TYPE = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
-export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+export const HCM_TYPE =
+  'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 
 /** The four resource types the test control plane serves, in the order gRPC subscribes to them. */
@@ -39,7 +40,8 @@ export function apiListener(name: string, target: { cluster: string } | { rds: s
     '@type': HCM_TYPE,
     http_filters: [{ name: 'router', typed_config: { '@type': ROUTER_TYPE } }],
   };
-  if ('rds' in target) hcm.rds = { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: target.rds };
+  if ('rds' in target)
+    hcm.rds = { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: target.rds };
   else hcm.route_config = { name: `${name}-route`, ...routes(`${name}-vh`, target.cluster) };
   return { name, api_listener: { api_listener: hcm } };
 }
@@ -54,7 +56,10 @@ export function edsCluster(name: string, options: { serviceName?: string; lbPoli
   return {
     name,
     type: 'EDS',
-    eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, ...(options.serviceName ? { service_name: options.serviceName } : {}) },
+    eds_cluster_config: {
+      eds_config: { ads: {}, resource_api_version: 'V3' },
+      ...(options.serviceName ? { service_name: options.serviceName } : {}),
+    },
     lb_policy: options.lbPolicy ?? 'ROUND_ROBIN',
   };
 }
@@ -105,7 +110,10 @@ function lbEndpoint(e: EndpointSpec): Plain {
   const host = e.address.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
   const port = Number(e.address.slice(colon + 1));
   const out: Plain = {
-    endpoint: { address: { socket_address: { address: host, port_value: port } }, ...(e.hostname ? { hostname: e.hostname } : {}) },
+    endpoint: {
+      address: { socket_address: { address: host, port_value: port } },
+      ...(e.hostname ? { hostname: e.hostname } : {}),
+    },
     health_status: e.health ?? 'HEALTHY',
   };
   if (e.weight !== undefined) out.load_balancing_weight = { value: e.weight };
@@ -121,7 +129,12 @@ function lbEndpoint(e: EndpointSpec): Plain {
 function struct(fields: Record<string, string | number | boolean>): Plain {
   const out: Plain = {};
   for (const [key, value] of Object.entries(fields)) {
-    out[key] = typeof value === 'string' ? { stringValue: value } : typeof value === 'number' ? { numberValue: value } : { boolValue: value };
+    out[key] =
+      typeof value === 'string'
+        ? { stringValue: value }
+        : typeof value === 'number'
+          ? { numberValue: value }
+          : { boolValue: value };
   }
   return { fields: out };
 }

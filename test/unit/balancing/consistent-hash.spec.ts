@@ -42,7 +42,12 @@ describe('consistent_hash (Maglev)', () => {
       const before = owners(strategy.build(base, buildContext(1)));
       // Remove one (a middle one, so it is not an edge case of ordering).
       const removed = base[Math.floor(n / 2)];
-      const without = owners(strategy.build(base.filter((e) => e !== removed), buildContext(1)));
+      const without = owners(
+        strategy.build(
+          base.filter((e) => e !== removed),
+          buildContext(1),
+        ),
+      );
       expect(movedShare(before, without)).toBeLessThanOrEqual(2 / n);
       // Only keys of the removed endpoint must move; they all do.
       before.forEach((owner, i) => {
@@ -76,8 +81,12 @@ describe('consistent_hash (Maglev)', () => {
 
   it('uses one fixed prime table size whatever the number of endpoints, overridable', () => {
     expect(DEFAULT_TABLE_SIZE).toBe(65_537);
-    for (const n of [1, 3, 700]) expect((strategy.build(makeEndpoints(n), buildContext(1)) as MaglevPicker).size).toBe(65_537);
-    const custom = new ConsistentHashStrategy({ tableSize: 1000 }).build(makeEndpoints(3), buildContext(1)) as MaglevPicker;
+    for (const n of [1, 3, 700])
+      expect((strategy.build(makeEndpoints(n), buildContext(1)) as MaglevPicker).size).toBe(65_537);
+    const custom = new ConsistentHashStrategy({ tableSize: 1000 }).build(
+      makeEndpoints(3),
+      buildContext(1),
+    ) as MaglevPicker;
     expect(custom.size).toBe(1009);
   });
 

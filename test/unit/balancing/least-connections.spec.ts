@@ -48,7 +48,13 @@ describe('least_connections (power of two choices)', () => {
     const slow = endpoints[0].key;
     const latencyMs = (e: { key: string }) => (e.key === slow ? 40 : 4);
     const balanced = buildContext(3);
-    const result = simulateCalls({ picker: strategy.build(endpoints, balanced), loads: balanced.loads, calls: 20_000, intervalMs: 1, latencyMs });
+    const result = simulateCalls({
+      picker: strategy.build(endpoints, balanced),
+      loads: balanced.loads,
+      calls: 20_000,
+      intervalMs: 1,
+      latencyMs,
+    });
     const rotating = buildContext(3);
     const baseline = simulateCalls({
       picker: new RoundRobinStrategy().build(endpoints, rotating),

@@ -76,7 +76,10 @@ describe('p2c_ewma', () => {
     const [a, b] = endpoints;
     const context = buildContext(8);
     const picker = strategy.build(endpoints, context);
-    for (const [endpoint, ms] of [[a, 5], [b, 5]] as const) {
+    for (const [endpoint, ms] of [
+      [a, 5],
+      [b, 5],
+    ] as const) {
       onCallStart(context.loads.load(endpoint));
       onCallEnd(context.loads.load(endpoint), ms, 1_000);
     }

@@ -12,7 +12,10 @@ import { ConsistentHashStrategy } from '../../../lib/balancing/consistent-hash.s
 import { ConfigurationError, STRATEGY_NAMES } from '../../../lib/core/index.js';
 import { buildContext, makeEndpoints } from './support/balancing-fixtures.js';
 
-const firstEndpoint: BalancingStrategy = { name: 'first_endpoint', build: (endpoints) => ({ pick: () => endpoints[0] }) };
+const firstEndpoint: BalancingStrategy = {
+  name: 'first_endpoint',
+  build: (endpoints) => ({ pick: () => endpoints[0] }),
+};
 
 describe('strategy registry', () => {
   afterEach(() => {
@@ -21,9 +24,21 @@ describe('strategy registry', () => {
   });
 
   it('offers exactly the built-in names that load_balance accepts', () => {
-    expect(builtInStrategies().map((s) => s.name).sort()).toEqual([...STRATEGY_NAMES].sort());
+    expect(
+      builtInStrategies()
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual([...STRATEGY_NAMES].sort());
     expect(new StrategyRegistry().names().sort()).toEqual(
-      ['round_robin', 'random', 'consistent_hash', 'least_connections', 'weighted_round_robin', 'weighted_random', 'p2c_ewma'].sort(),
+      [
+        'round_robin',
+        'random',
+        'consistent_hash',
+        'least_connections',
+        'weighted_round_robin',
+        'weighted_random',
+        'p2c_ewma',
+      ].sort(),
     );
     for (const name of STRATEGY_NAMES) expect(getStrategy(name).name).toBe(name);
   });
@@ -61,10 +76,10 @@ describe('strategy registry', () => {
 
   it('refuses to let a user strategy take over a built-in name, or a malformed strategy', () => {
     const registry = new StrategyRegistry();
-    expect(() => registry.register({ name: 'round_robin', build: firstEndpoint.build })).toThrow(/round_robin/);
+    expect(() => registry.register({ ...firstEndpoint, name: 'round_robin' })).toThrow(/round_robin/);
     expect(registry.unregister('round_robin')).toBe(false);
-    expect(() => registry.register({ name: '', build: firstEndpoint.build })).toThrow(ConfigurationError);
-    expect(() => registry.register({ name: 'x y', build: firstEndpoint.build })).toThrow(/"x y"/);
+    expect(() => registry.register({ ...firstEndpoint, name: '' })).toThrow(ConfigurationError);
+    expect(() => registry.register({ ...firstEndpoint, name: 'x y' })).toThrow(/"x y"/);
     expect(() => registry.register({ name: 'no_build' } as unknown as BalancingStrategy)).toThrow(/build/);
   });
 

@@ -29,13 +29,16 @@ describe('weighted_random', () => {
 
   it('builds an alias table whose exact probabilities equal the weight shares', () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: 0.01, max: 100, noNaN: true }), { minLength: 1, maxLength: 50 }), (weights) => {
-        const endpoints = makeEndpoints(weights.length, weights);
-        const picker = strategy.build(endpoints, buildContext(1)) as WeightedRandomPicker;
-        const total = weights.reduce((a, b) => a + b, 0);
-        const probabilities = picker.probabilities();
-        weights.forEach((w, i) => expect(probabilities[i]).toBeCloseTo(w / total, 9));
-      }),
+      fc.property(
+        fc.array(fc.double({ min: 0.01, max: 100, noNaN: true }), { minLength: 1, maxLength: 50 }),
+        (weights) => {
+          const endpoints = makeEndpoints(weights.length, weights);
+          const picker = strategy.build(endpoints, buildContext(1)) as WeightedRandomPicker;
+          const total = weights.reduce((a, b) => a + b, 0);
+          const probabilities = picker.probabilities();
+          weights.forEach((w, i) => expect(probabilities[i]).toBeCloseTo(w / total, 9));
+        },
+      ),
       { seed: 5, numRuns: 200 },
     );
   });

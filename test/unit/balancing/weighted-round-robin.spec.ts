@@ -61,38 +61,39 @@ describe('weighted_round_robin', () => {
 
   it('picks every endpoint exactly w times in any Σw consecutive picks', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 1, maxLength: 12 }), fc.nat(1000), (weights, seed) => {
-        const endpoints = makeEndpoints(weights.length, weights);
-        const picker = strategy.build(endpoints, buildContext(seed));
-        const total = weights.reduce((a, b) => a + b, 0);
-        const skipped = seed % total;
-        for (let i = 0; i < skipped; i++) picker.pick();
-        const counts = countPicks(() => picker.pick(), total);
-        endpoints.forEach((e, i) => expect(counts.get(e.key)).toBe(weights[i]));
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 1, maxLength: 12 }),
+        fc.nat(1000),
+        (weights, seed) => {
+          const endpoints = makeEndpoints(weights.length, weights);
+          const picker = strategy.build(endpoints, buildContext(seed));
+          const total = weights.reduce((a, b) => a + b, 0);
+          const skipped = seed % total;
+          for (let i = 0; i < skipped; i++) picker.pick();
+          const counts = countPicks(() => picker.pick(), total);
+          endpoints.forEach((e, i) => expect(counts.get(e.key)).toBe(weights[i]));
+        },
+      ),
       { seed: 42, numRuns: 200 },
     );
   });
 
   it('never sends more than ceil(w/Σw·n)+1 consecutive picks to one endpoint in a cycle', () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.integer({ min: 1, max: 100 }), { minLength: 1, maxLength: 16 }),
-        (weights) => {
-          const endpoints = makeEndpoints(weights.length, weights);
-          const total = weights.reduce((a, b) => a + b, 0);
-          const picker = strategy.build(endpoints, buildContext(1));
-          const cycle = indices(endpoints, () => picker.pick(), total);
-          const runs = longestRuns(cycle, weights.length);
-          weights.forEach((_, i) => expect(runs[i]).toBeLessThanOrEqual(runBound(weights, i)));
-          // Where the share bound is achievable (no endpoint above (n-1)/n of the weight) it holds as stated.
-          weights.forEach((w, i) => {
-            if (w / total <= 1 - 1 / weights.length) {
-              expect(runs[i]).toBeLessThanOrEqual(Math.ceil((w / total) * weights.length) + 1);
-            }
-          });
-        },
-      ),
+      fc.property(fc.array(fc.integer({ min: 1, max: 100 }), { minLength: 1, maxLength: 16 }), (weights) => {
+        const endpoints = makeEndpoints(weights.length, weights);
+        const total = weights.reduce((a, b) => a + b, 0);
+        const picker = strategy.build(endpoints, buildContext(1));
+        const cycle = indices(endpoints, () => picker.pick(), total);
+        const runs = longestRuns(cycle, weights.length);
+        weights.forEach((_, i) => expect(runs[i]).toBeLessThanOrEqual(runBound(weights, i)));
+        // Where the share bound is achievable (no endpoint above (n-1)/n of the weight) it holds as stated.
+        weights.forEach((w, i) => {
+          if (w / total <= 1 - 1 / weights.length) {
+            expect(runs[i]).toBeLessThanOrEqual(Math.ceil((w / total) * weights.length) + 1);
+          }
+        });
+      }),
       { seed: 7, numRuns: 300 },
     );
   });
@@ -101,7 +102,10 @@ describe('weighted_round_robin', () => {
     const weights = [100, 1, 1, 1, 1, 1, 1, 1, 1, 1];
     const endpoints = makeEndpoints(weights.length, weights);
     const picker = strategy.build(endpoints, buildContext(3));
-    const runs = longestRuns(indices(endpoints, () => picker.pick(), 109), 10);
+    const runs = longestRuns(
+      indices(endpoints, () => picker.pick(), 109),
+      10,
+    );
     expect(runs[0]).toBeLessThanOrEqual(12);
     expect(runs.slice(1).every((r) => r === 1)).toBe(true);
   });
@@ -135,7 +139,10 @@ describe('weighted_round_robin', () => {
   });
 
   it('starts at a random phase so clients built together do not move in lockstep', () => {
-    const endpoints = makeEndpoints(20, Array.from({ length: 20 }, (_, i) => 1 + (i % 3)));
+    const endpoints = makeEndpoints(
+      20,
+      Array.from({ length: 20 }, (_, i) => 1 + (i % 3)),
+    );
     const firsts = new Set<string>();
     for (let seed = 1; seed <= 20; seed++) firsts.add(strategy.build(endpoints, buildContext(seed)).pick()!.key);
     expect(firsts.size).toBeGreaterThan(5);
@@ -148,7 +155,10 @@ describe('weighted_round_robin', () => {
     const weights = Array.from({ length: 10_000 }, (_, i) => 1 + (i % 7));
     const many = makeEndpoints(10_000, weights);
     const picker = strategy.build(many, buildContext(2));
-    const counts = countPicks(() => picker.pick(), weights.reduce((a, b) => a + b, 0));
+    const counts = countPicks(
+      () => picker.pick(),
+      weights.reduce((a, b) => a + b, 0),
+    );
     expect(many.every((e, i) => counts.get(e.key) === weights[i])).toBe(true);
   });
 

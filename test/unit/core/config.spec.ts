@@ -2,7 +2,12 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigurationError, loadDiscoveryConfig, parseDiscoveryConfig, resolveDiscoveryConfig } from '../../../lib/core/index.js';
+import {
+  ConfigurationError,
+  loadDiscoveryConfig,
+  parseDiscoveryConfig,
+  resolveDiscoveryConfig,
+} from '../../../lib/core/index.js';
 
 const fixture = (name: string) => join(import.meta.dirname, '../../fixtures', name);
 
@@ -22,10 +27,19 @@ describe('loadDiscoveryConfig', () => {
 
   it('loads the seed consul, dns and mesh examples unchanged', async () => {
     const consul = await loadDiscoveryConfig(fixture('consul.toml'));
-    expect(consul).toMatchObject({ backend: 'consul', loadBalance: 'round_robin', serviceType: 'message-orchestrator' });
+    expect(consul).toMatchObject({
+      backend: 'consul',
+      loadBalance: 'round_robin',
+      serviceType: 'message-orchestrator',
+    });
     expect(consul.backendConfig.url).toBe('http://localhost:8500');
     const dns = await loadDiscoveryConfig(fixture('dns.toml'));
-    expect(dns).toMatchObject({ backend: 'dns', loadBalance: 'random', serviceType: 'storage-reader', refreshIntervalMs: 60_000 });
+    expect(dns).toMatchObject({
+      backend: 'dns',
+      loadBalance: 'random',
+      serviceType: 'storage-reader',
+      refreshIntervalMs: 60_000,
+    });
     expect(dns.backendConfig.addresses).toEqual(['127.0.0.1:8080', '127.0.0.1:8081']);
     const mesh = await loadDiscoveryConfig(fixture('mesh.toml'));
     expect(mesh).toMatchObject({ backend: 'mesh', loadBalance: 'least_connections', serviceType: 'session' });
@@ -37,19 +51,32 @@ describe('loadDiscoveryConfig', () => {
     expect(config.backend).toBe('local');
     expect(config.loadBalance).toBe('consistent_hash');
     expect(config.registration).toMatchObject({ ttlMs: 90_000, heartbeatMs: 30_000, deregisterOnShutdown: true });
-    expect(config.healthCheck).toMatchObject({ intervalMs: 10_000, timeoutMs: 5_000, failureThreshold: 3, successThreshold: 2, path: '/health' });
+    expect(config.healthCheck).toMatchObject({
+      intervalMs: 10_000,
+      timeoutMs: 5_000,
+      failureThreshold: 3,
+      successThreshold: 2,
+      path: '/health',
+    });
   });
 
   it('loads the same shape from JSON and YAML', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sy-config-'));
-    await writeFile(join(dir, 'd.json'), JSON.stringify({ discovery: { backend: 'static', backend_config: { addresses: ['127.0.0.1:1'] } } }));
-    await writeFile(join(dir, 'd.yaml'), 'discovery:\n  backend: consul\n  load_balance: random\n  backend_config:\n    url: http://127.0.0.1:1\n');
+    await writeFile(
+      join(dir, 'd.json'),
+      JSON.stringify({ discovery: { backend: 'static', backend_config: { addresses: ['127.0.0.1:1'] } } }),
+    );
+    await writeFile(
+      join(dir, 'd.yaml'),
+      'discovery:\n  backend: consul\n  load_balance: random\n  backend_config:\n    url: http://127.0.0.1:1\n',
+    );
     expect((await loadDiscoveryConfig(join(dir, 'd.json'))).backendConfig.addresses).toEqual(['127.0.0.1:1']);
     expect((await loadDiscoveryConfig(join(dir, 'd.yaml'))).loadBalance).toBe('random');
   });
 
   it('names the field path as written, the value and the expectation', () => {
-    const text = '[discovery]\nbackend = "etcd"\nload_balance = "fastest"\n[discovery.backend_config]\nttl = -3\nendpointz = ["x"]\n';
+    const text =
+      '[discovery]\nbackend = "etcd"\nload_balance = "fastest"\n[discovery.backend_config]\nttl = -3\nendpointz = ["x"]\n';
     let error: unknown;
     try {
       parseDiscoveryConfig(text, 'toml', 'bad.toml');
@@ -67,7 +94,9 @@ describe('loadDiscoveryConfig', () => {
   });
 
   it('rejects a heartbeat that is not below the TTL', () => {
-    expect(() => resolveDiscoveryConfig({ registration: { ttl: 10, heartbeatInterval: 10 } })).toThrow(/registration.heartbeatInterval.*smaller than the TTL/);
+    expect(() => resolveDiscoveryConfig({ registration: { ttl: 10, heartbeatInterval: 10 } })).toThrow(
+      /registration.heartbeatInterval.*smaller than the TTL/,
+    );
   });
 
   it('rejects a health timeout not below the interval and a path without a slash', () => {
@@ -76,7 +105,9 @@ describe('loadDiscoveryConfig', () => {
   });
 
   it('reports unknown top-level keys and unparsable files', async () => {
-    expect(() => parseDiscoveryConfig('[discovery]\nbackend="local"\nrefresh = 3\n', 'toml')).toThrow(/discovery.refresh: unknown key/);
+    expect(() => parseDiscoveryConfig('[discovery]\nbackend="local"\nrefresh = 3\n', 'toml')).toThrow(
+      /discovery.refresh: unknown key/,
+    );
     expect(() => parseDiscoveryConfig('[discovery\n', 'toml', 'x.toml')).toThrow(/x.toml[\s\S]*valid TOML/);
     await expect(loadDiscoveryConfig('/nonexistent/discovery.toml')).rejects.toThrow(/readable file/);
     await expect(loadDiscoveryConfig('discovery.ini')).rejects.toThrow(/\.toml, \.json, \.yaml/);

@@ -36,13 +36,25 @@ describe('addresses', () => {
 describe('ServiceInstance', () => {
   it('fills the seed defaults and freezes', () => {
     const i = createServiceInstance({ service: 'orders', address: '[fe80::1]:7' });
-    expect(i).toMatchObject({ namespace: 'default', weight: 1, healthy: true, host: 'fe80::1', port: 7, address: '[fe80::1]:7' });
+    expect(i).toMatchObject({
+      namespace: 'default',
+      weight: 1,
+      healthy: true,
+      host: 'fe80::1',
+      port: 7,
+      address: '[fe80::1]:7',
+    });
     expect(i.id).toMatch(/^orders-/);
     expect(Object.isFrozen(i)).toBe(true);
   });
 
   it('round-trips the seed JSON and tolerates extra fields', () => {
-    const i = inst('a1', { version: 'v1.2.0', tags: { tier: 'gold' }, metadata: { zone: 'z1', custom: { rack: '7' } }, weight: 3 });
+    const i = inst('a1', {
+      version: 'v1.2.0',
+      tags: { tier: 'gold' },
+      metadata: { zone: 'z1', custom: { rack: '7' } },
+      weight: 3,
+    });
     const record = toSeedRecord(i);
     expect(record).toMatchObject({ service_type: 'orders', instance_id: 'a1', metadata: { zone: 'z1', region: null } });
     expect(fromSeedRecord({ ...record, extra: true })).toEqual(i);
@@ -53,7 +65,9 @@ describe('ServiceInstance', () => {
     expect(() => createServiceInstance({ service: 'bad name', address: '1.2.3.4:5' })).toThrow(/service "bad name"/);
     expect(() => fromSeedRecord({ service_type: 'orders', address: '1.2.3.4:5' })).toThrow(/instance_id/);
     expect(() => fromSeedRecord({ service_type: 'orders', instance_id: 'x', address: 'nope' })).toThrow(/"nope"/);
-    expect(() => fromSeedRecord({ service_type: 'orders', instance_id: 'x', address: '1.2.3.4:5', metadata: { zone: { a: 1 } } })).toThrow(/metadata.zone/);
+    expect(() =>
+      fromSeedRecord({ service_type: 'orders', instance_id: 'x', address: '1.2.3.4:5', metadata: { zone: { a: 1 } } }),
+    ).toThrow(/metadata.zone/);
   });
 
   it('withChanges keeps the id and re-validates', () => {
@@ -99,11 +113,20 @@ describe('DiscoveryQuery', () => {
     inst('dddd', { version: 'v1.1.0', namespace: 'staging', tags: { env: 'prod' } }),
     inst('eeeee', { version: 'not-semver', tags: { env: 'prod' } }),
   ];
-  const ids = (q: Parameters<typeof compileQuery>[0]) => compileQuery(q).select(all).map((i) => i.id);
+  const ids = (q: Parameters<typeof compileQuery>[0]) =>
+    compileQuery(q)
+      .select(all)
+      .map((i) => i.id);
 
   it('routes semver ranges, accepting a leading v on both sides', () => {
-    expect(ids({ service: 'orders', version: '^1.0.0', versionFormat: 'semver', versionRouting: true })).toEqual(['a', 'bb']);
-    expect(ids({ service: 'orders', version: '>=v1.2.0', versionFormat: 'semver', versionRouting: true })).toEqual(['bb', 'ccc']);
+    expect(ids({ service: 'orders', version: '^1.0.0', versionFormat: 'semver', versionRouting: true })).toEqual([
+      'a',
+      'bb',
+    ]);
+    expect(ids({ service: 'orders', version: '>=v1.2.0', versionFormat: 'semver', versionRouting: true })).toEqual([
+      'bb',
+      'ccc',
+    ]);
     expect(ids({ service: 'orders', version: 'v1.0.0', versionFormat: 'semver', versionRouting: true })).toEqual(['a']);
   });
 
@@ -126,8 +149,12 @@ describe('DiscoveryQuery', () => {
   });
 
   it('rejects bad ranges and regexes naming the field', () => {
-    expect(() => compileQuery({ service: 'orders', version: 'one', versionFormat: 'semver', versionRouting: true })).toThrow(/query.version.*"one"/);
-    expect(() => compileQuery({ service: 'orders', tags: [{ key: 'x', value: '(', pattern: 'regex' }] })).toThrow(/query.tags\[0\].value/);
+    expect(() =>
+      compileQuery({ service: 'orders', version: 'one', versionFormat: 'semver', versionRouting: true }),
+    ).toThrow(/query.version.*"one"/);
+    expect(() => compileQuery({ service: 'orders', tags: [{ key: 'x', value: '(', pattern: 'regex' }] })).toThrow(
+      /query.tags\[0\].value/,
+    );
     expect(() => compileQuery({ service: 'orders', tags: [{ key: 'x' }] })).toThrow(/query.tags\[0\].value/);
   });
 });

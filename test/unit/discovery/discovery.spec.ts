@@ -35,7 +35,9 @@ describe('Discovery (framework-free)', () => {
   });
 
   async function add(service: string, id: string, port: number, extra: Record<string, unknown> = {}): Promise<void> {
-    registrations.push(await registry.register(createServiceInstance({ service, id, address: `127.0.0.1:${port}`, ...extra }), TIMING));
+    registrations.push(
+      await registry.register(createServiceInstance({ service, id, address: `127.0.0.1:${port}`, ...extra }), TIMING),
+    );
   }
 
   it('uses a strategy the user registers, chosen per service, with the module default as fallback', async () => {
@@ -46,7 +48,10 @@ describe('Discovery (framework-free)', () => {
         return { pick: () => best };
       },
     };
-    const discovery = await Discovery.create({ backend: 'memory', loadBalance: 'round_robin' }, { registry, strategies: [lowestPort], logger: quiet });
+    const discovery = await Discovery.create(
+      { backend: 'memory', loadBalance: 'round_robin' },
+      { registry, strategies: [lowestPort], logger: quiet },
+    );
     await add('orders', 'o1', 7003);
     await add('orders', 'o2', 7001);
     await add('orders', 'o3', 7002);
@@ -63,7 +68,9 @@ describe('Discovery (framework-free)', () => {
   });
 
   it('rejects an unknown strategy with the valid names', async () => {
-    await expect(Discovery.create({ backend: 'memory', loadBalance: 'fastest' }, { registry, logger: quiet })).rejects.toThrow(
+    await expect(
+      Discovery.create({ backend: 'memory', loadBalance: 'fastest' }, { registry, logger: quiet }),
+    ).rejects.toThrow(
       /loadBalance: one of round_robin, random, consistent_hash, least_connections, weighted_round_robin, weighted_random, p2c_ewma/,
     );
     const discovery = await Discovery.create({ backend: 'memory' }, { registry, logger: quiet });
@@ -73,12 +80,32 @@ describe('Discovery (framework-free)', () => {
 
   it('applies namespace, semver range, tag filters and zone preference from config and client options', async () => {
     const discovery = await Discovery.create(
-      { backend: 'memory', namespace: { default: 'prod' }, version: { format: 'semver', enableRouting: true }, tagFilters: [{ key: 'env', value: 'prod' }] },
+      {
+        backend: 'memory',
+        namespace: { default: 'prod' },
+        version: { format: 'semver', enableRouting: true },
+        tagFilters: [{ key: 'env', value: 'prod' }],
+      },
       { registry, logger: quiet },
     );
-    await add('pay', 'p1', 7101, { namespace: 'prod', version: 'v1.2.0', tags: { env: 'prod' }, metadata: { zone: 'a' } });
-    await add('pay', 'p2', 7102, { namespace: 'prod', version: 'v1.9.0', tags: { env: 'prod' }, metadata: { zone: 'b' } });
-    await add('pay', 'p3', 7103, { namespace: 'prod', version: 'v2.0.0', tags: { env: 'prod' }, metadata: { zone: 'a' } });
+    await add('pay', 'p1', 7101, {
+      namespace: 'prod',
+      version: 'v1.2.0',
+      tags: { env: 'prod' },
+      metadata: { zone: 'a' },
+    });
+    await add('pay', 'p2', 7102, {
+      namespace: 'prod',
+      version: 'v1.9.0',
+      tags: { env: 'prod' },
+      metadata: { zone: 'b' },
+    });
+    await add('pay', 'p3', 7103, {
+      namespace: 'prod',
+      version: 'v2.0.0',
+      tags: { env: 'prod' },
+      metadata: { zone: 'a' },
+    });
     await add('pay', 'p4', 7104, { namespace: 'dev', version: 'v1.5.0', tags: { env: 'prod' } });
     await add('pay', 'p5', 7105, { namespace: 'prod', version: 'v1.5.0', tags: { env: 'dev' } });
     const v1 = discovery.client({ name: 'pay', version: '^1.0.0' });
@@ -86,7 +113,7 @@ describe('Discovery (framework-free)', () => {
     expect(v1.snapshot().endpoints.map((e) => e.instance.id)).toEqual(['p1', 'p2']);
     const zoneA = discovery.client({ name: 'pay', version: '^1.0.0', zone: 'a' });
     await waitFor(() => zoneA.snapshot().size === 1, { what: 'zone a' });
-    expect(zoneA.snapshot().endpoints[0]!.instance.id).toBe('p1');
+    expect(zoneA.snapshot().endpoints[0].instance.id).toBe('p1');
     const zoneC = discovery.client({ name: 'pay', version: '^1.0.0', zone: 'c' });
     await waitFor(() => zoneC.snapshot().size === 2, { what: 'all zones when c has none' });
     await discovery.close();
@@ -103,7 +130,7 @@ describe('Discovery (framework-free)', () => {
     expect(client.snapshot().state).toBe('stale');
     expect(client.pick().port).toBe(7201);
     store.setReachable(true);
-    await registrations.splice(0)[0]!.deregister();
+    await registrations.splice(0)[0].deregister();
     expect(client.snapshot().state).toBe('empty');
     expect(() => client.pick()).toThrow(/reports zero instances/);
     store.setReachable(false);
@@ -134,7 +161,10 @@ describe('DiscoveryFactory (the seed entry points)', () => {
   });
 
   it('registerAndDiscover registers on the local backend and discovers itself; closing undoes it', async () => {
-    const { registry, client } = await DiscoveryFactory.registerAndDiscover('local', [dir], 'greeter', { port: 7301, id: 'greeter-f1' });
+    const { registry, client } = await DiscoveryFactory.registerAndDiscover('local', [dir], 'greeter', {
+      port: 7301,
+      id: 'greeter-f1',
+    });
     await client.ready({ timeoutMs: 5_000 });
     expect(client.pick().instance.id).toBe('greeter-f1');
     expect(registry.state).toBe('registered');
@@ -144,11 +174,18 @@ describe('DiscoveryFactory (the seed entry points)', () => {
   });
 
   it('createWithDefaults and createDiscover build clients from a backend name or a config', async () => {
-    const fromStatic = await DiscoveryFactory.createWithDefaults('static', ['127.0.0.1:7401', '127.0.0.1:7402'], 'reader');
+    const fromStatic = await DiscoveryFactory.createWithDefaults(
+      'static',
+      ['127.0.0.1:7401', '127.0.0.1:7402'],
+      'reader',
+    );
     await fromStatic.ready({ minEndpoints: 2 });
     expect(fromStatic.snapshot().endpoints.map((e) => e.address)).toEqual(['127.0.0.1:7401', '127.0.0.1:7402']);
     await fromStatic.close();
-    const fromConfig = await DiscoveryFactory.createDiscover({ backend: 'static', backendConfig: { serviceType: 'writer', addresses: ['127.0.0.1:7501'] } });
+    const fromConfig = await DiscoveryFactory.createDiscover({
+      backend: 'static',
+      backendConfig: { serviceType: 'writer', addresses: ['127.0.0.1:7501'] },
+    });
     await fromConfig.ready();
     expect(fromConfig.service).toBe('writer');
     await fromConfig.close();

@@ -11,7 +11,9 @@ describe('shutdownGracefully', () => {
     await shutdownGracefully({
       health,
       deregister: async () => {
-        steps.push(`deregister (health ${ServingStatus[health.getStatus('')!]}, orders ${ServingStatus[health.getStatus('orders')!]})`);
+        steps.push(
+          `deregister (health ${ServingStatus[health.getStatus('')!]}, orders ${ServingStatus[health.getStatus('orders')!]})`,
+        );
         deregisteredAt = performance.now();
         throw new Error('registry gone');
       },

@@ -28,16 +28,25 @@ describe('grpc.health.v1 message codec', () => {
   });
 
   it('round-trips every status', () => {
-    for (const status of [ServingStatus.UNKNOWN, ServingStatus.SERVING, ServingStatus.NOT_SERVING, ServingStatus.SERVICE_UNKNOWN]) {
+    for (const status of [
+      ServingStatus.UNKNOWN,
+      ServingStatus.SERVING,
+      ServingStatus.NOT_SERVING,
+      ServingStatus.SERVICE_UNKNOWN,
+    ]) {
       expect(decodeHealthCheckResponse(encodeHealthCheckResponse({ status }))).toEqual({ status });
     }
   });
 
   it('skips fields it does not know (newer peers may send more)', () => {
     // field 2 varint 150, field 3 fixed64, field 4 bytes "ab", field 5 fixed32, then status = SERVING
-    const message = Buffer.from([0x10, 0x96, 0x01, 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x22, 2, 0x61, 0x62, 0x2d, 1, 2, 3, 4, 0x08, 1]);
+    const message = Buffer.from([
+      0x10, 0x96, 0x01, 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x22, 2, 0x61, 0x62, 0x2d, 1, 2, 3, 4, 0x08, 1,
+    ]);
     expect(decodeHealthCheckResponse(message)).toEqual({ status: ServingStatus.SERVING });
-    expect(decodeHealthCheckRequest(Buffer.concat([message.subarray(0, 16), encodeHealthCheckRequest({ service: 'x' })]))).toEqual({ service: 'x' });
+    expect(
+      decodeHealthCheckRequest(Buffer.concat([message.subarray(0, 16), encodeHealthCheckRequest({ service: 'x' })])),
+    ).toEqual({ service: 'x' });
   });
 
   it('rejects truncated input instead of reading past it', () => {

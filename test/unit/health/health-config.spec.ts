@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigurationError, healthSettingsOf, parseDiscoveryConfig, resolveDiscoveryConfig } from '../../../lib/index.js';
+import {
+  ConfigurationError,
+  healthSettingsOf,
+  parseDiscoveryConfig,
+  resolveDiscoveryConfig,
+} from '../../../lib/index.js';
 
 function issuesOf(fn: () => unknown): ConfigurationError {
   try {
@@ -18,8 +23,23 @@ function toml(body: string) {
 describe('health configuration', () => {
   it('defaults: checks off (opt-in), seed timings, outlier detection on, panic at 50 %', () => {
     const settings = healthSettingsOf(resolveDiscoveryConfig({}));
-    expect(settings.active).toMatchObject({ enabled: false, kind: 'grpc', intervalMs: 10_000, timeoutMs: 5_000, failureThreshold: 3, successThreshold: 2, path: '/health', jitter: 0.1 });
-    expect(settings.outlier).toEqual({ enabled: true, consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 });
+    expect(settings.active).toMatchObject({
+      enabled: false,
+      kind: 'grpc',
+      intervalMs: 10_000,
+      timeoutMs: 5_000,
+      failureThreshold: 3,
+      successThreshold: 2,
+      path: '/health',
+      jitter: 0.1,
+    });
+    expect(settings.outlier).toEqual({
+      enabled: true,
+      consecutiveFailures: 5,
+      baseEjectionMs: 30_000,
+      maxEjectionMs: 300_000,
+      maxEjectionPercent: 50,
+    });
     expect(settings.panicThreshold).toBe(50);
   });
 
@@ -46,8 +66,22 @@ describe('health configuration', () => {
       'toml',
     );
     expect(healthSettingsOf(config)).toMatchObject({
-      active: { enabled: true, kind: 'http', path: '/healthz', intervalMs: 2_000, timeoutMs: 1_000, failureThreshold: 4, successThreshold: 1 },
-      outlier: { enabled: true, consecutiveFailures: 7, baseEjectionMs: 10_000, maxEjectionMs: 60_000, maxEjectionPercent: 30 },
+      active: {
+        enabled: true,
+        kind: 'http',
+        path: '/healthz',
+        intervalMs: 2_000,
+        timeoutMs: 1_000,
+        failureThreshold: 4,
+        successThreshold: 1,
+      },
+      outlier: {
+        enabled: true,
+        consecutiveFailures: 7,
+        baseEjectionMs: 10_000,
+        maxEjectionMs: 60_000,
+        maxEjectionPercent: 30,
+      },
       panicThreshold: 0,
     });
   });
@@ -76,7 +110,10 @@ describe('health configuration', () => {
     ['[discovery.outlier_detection]\nconsecutive_failures = 0', 'discovery.outlier_detection.consecutive_failures'],
     ['[discovery.outlier_detection]\nmax_ejection_percent = 120', 'discovery.outlier_detection.max_ejection_percent'],
     ['[discovery.outlier_detection]\nbase_ejection_time = 0', 'discovery.outlier_detection.base_ejection_time'],
-    ['[discovery.outlier_detection]\nbase_ejection_time = 60\nmax_ejection_time = 30', 'discovery.outlier_detection.max_ejection_time'],
+    [
+      '[discovery.outlier_detection]\nbase_ejection_time = 60\nmax_ejection_time = 30',
+      'discovery.outlier_detection.max_ejection_time',
+    ],
     ['panic_threshold = -1', 'discovery.panic_threshold'],
     ['panic_threshold = 101', 'discovery.panic_threshold'],
     ['[discovery.health_check]\njitter = 0.9', 'discovery.health_check.jitter'],

@@ -12,8 +12,24 @@ import {
 } from '../../../lib/index.js';
 
 const SETTINGS: HealthSettings = {
-  active: { enabled: true, kind: 'grpc', service: '', path: '/health', intervalMs: 1_000, timeoutMs: 500, failureThreshold: 3, successThreshold: 2, jitter: 0.1 },
-  outlier: { enabled: true, consecutiveFailures: 2, baseEjectionMs: 60_000, maxEjectionMs: 600_000, maxEjectionPercent: 50 },
+  active: {
+    enabled: true,
+    kind: 'grpc',
+    service: '',
+    path: '/health',
+    intervalMs: 1_000,
+    timeoutMs: 500,
+    failureThreshold: 3,
+    successThreshold: 2,
+    jitter: 0.1,
+  },
+  outlier: {
+    enabled: true,
+    consecutiveFailures: 2,
+    baseEjectionMs: 60_000,
+    maxEjectionMs: 600_000,
+    maxEjectionPercent: 50,
+  },
   panicThreshold: 50,
 };
 
@@ -26,7 +42,13 @@ class ScriptedCheckers implements CheckerSource {
     if (!entry) this.checkers.set(endpoint.address, (entry = { healthy: true, results: new Subject(), refs: 0 }));
     entry.refs++;
     const e = entry;
-    return { address: endpoint.address, get healthy() { return e.healthy; }, results$: e.results.asObservable() } as unknown as EndpointHealthChecker;
+    return {
+      address: endpoint.address,
+      get healthy() {
+        return e.healthy;
+      },
+      results$: e.results.asObservable(),
+    } as unknown as EndpointHealthChecker;
   }
 
   release(checker: EndpointHealthChecker): void {
@@ -37,7 +59,19 @@ class ScriptedCheckers implements CheckerSource {
   set(address: string, healthy: boolean): void {
     const entry = this.checkers.get(address)!;
     entry.healthy = healthy;
-    entry.results.next({ address, kind: 'grpc', target: '', ok: healthy, healthy, changed: true, detail: healthy ? undefined : 'NOT_SERVING', consecutiveFailures: healthy ? 0 : 3, consecutiveSuccesses: healthy ? 2 : 0, durationMs: 1, at: Date.now() });
+    entry.results.next({
+      address,
+      kind: 'grpc',
+      target: '',
+      ok: healthy,
+      healthy,
+      changed: true,
+      detail: healthy ? undefined : 'NOT_SERVING',
+      consecutiveFailures: healthy ? 0 : 3,
+      consecutiveSuccesses: healthy ? 2 : 0,
+      durationMs: 1,
+      at: Date.now(),
+    });
   }
 }
 
@@ -70,9 +104,12 @@ describe('HealthOverlay', () => {
     o.update(raw);
     expect(served.map(addrs)).toEqual([[1, 2, 3]]);
     checkers.set('127.0.0.1:2', false);
-    expect(served.map(addrs)).toEqual([[1, 2, 3], [1, 3]]);
-    expect(served[1]!.revision).toBeGreaterThan(served[0]!.revision);
-    expect(served[1]!.diff.removed.map((e) => e.port)).toEqual([2]);
+    expect(served.map(addrs)).toEqual([
+      [1, 2, 3],
+      [1, 3],
+    ]);
+    expect(served[1].revision).toBeGreaterThan(served[0].revision);
+    expect(served[1].diff.removed.map((e) => e.port)).toEqual([2]);
     // The registry re-sends the same instances: nothing new to serve.
     raw = raw.next(instances(1, 2, 3));
     o.update(raw);
@@ -150,15 +187,17 @@ describe('HealthOverlay', () => {
     const raw = EndpointSet.of('svc', instances(1, 2, 3));
     o.update(raw);
     const [e1, e2] = raw.endpoints;
-    o.recordOutcome(e1!, 'failure');
-    o.recordOutcome(e1!, 'failure');
+    o.recordOutcome(e1, 'failure');
+    o.recordOutcome(e1, 'failure');
     expect(addrs(served.at(-1)!)).toEqual([2, 3]);
-    o.recordOutcome(e2!, 'failure');
-    o.recordOutcome(e2!, 'failure');
+    o.recordOutcome(e2, 'failure');
+    o.recordOutcome(e2, 'failure');
     // 50 % of 3: one ejection at most.
     expect(addrs(served.at(-1)!)).toEqual([2, 3]);
-    expect(events.filter((e) => e.type === 'ejected')).toEqual([expect.objectContaining({ address: '127.0.0.1:1', consecutiveFailures: 2, durationMs: 60_000, ejections: 1 })]);
-    const stranger = EndpointSet.of('svc', instances(9)).endpoints[0]!;
+    expect(events.filter((e) => e.type === 'ejected')).toEqual([
+      expect.objectContaining({ address: '127.0.0.1:1', consecutiveFailures: 2, durationMs: 60_000, ejections: 1 }),
+    ]);
+    const stranger = EndpointSet.of('svc', instances(9)).endpoints[0];
     o.recordOutcome(stranger, 'failure');
     o.recordOutcome(stranger, 'failure');
     expect(o.status.ejected).toBe(1);
@@ -166,12 +205,15 @@ describe('HealthOverlay', () => {
   });
 
   it('passes registry sets through untouched when checks and outlier detection are both off', () => {
-    const { o, served } = overlay({ active: { ...SETTINGS.active, enabled: false }, outlier: { ...SETTINGS.outlier, enabled: false } });
+    const { o, served } = overlay({
+      active: { ...SETTINGS.active, enabled: false },
+      outlier: { ...SETTINGS.outlier, enabled: false },
+    });
     const raw = EndpointSet.of('svc', instances(1, 2));
     o.update(raw);
     expect(served[0]).toBe(raw);
-    o.recordOutcome(raw.endpoints[0]!, 'failure');
-    o.recordOutcome(raw.endpoints[0]!, 'failure');
+    o.recordOutcome(raw.endpoints[0], 'failure');
+    o.recordOutcome(raw.endpoints[0], 'failure');
     expect(served).toHaveLength(1);
   });
 });

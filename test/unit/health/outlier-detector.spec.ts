@@ -2,15 +2,24 @@ import { status } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { callOutcome, OutlierDetector, type OutlierSettings } from '../../../lib/index.js';
 
-const SETTINGS: OutlierSettings = { enabled: true, consecutiveFailures: 3, baseEjectionMs: 1_000, maxEjectionMs: 2_500, maxEjectionPercent: 50 };
+const SETTINGS: OutlierSettings = {
+  enabled: true,
+  consecutiveFailures: 3,
+  baseEjectionMs: 1_000,
+  maxEjectionMs: 2_500,
+  maxEjectionPercent: 50,
+};
 
 function detector(settings: Partial<OutlierSettings> = {}, mayEject = () => true) {
   const log: string[] = [];
-  const d = new OutlierDetector({ ...SETTINGS, ...settings }, {
-    mayEject,
-    ejected: (key, info) => log.push(`ejected ${key} ${info.durationMs} #${info.ejections}`),
-    returned: (key) => log.push(`returned ${key}`),
-  });
+  const d = new OutlierDetector(
+    { ...SETTINGS, ...settings },
+    {
+      mayEject,
+      ejected: (key, info) => log.push(`ejected ${key} ${info.durationMs} #${info.ejections}`),
+      returned: (key) => log.push(`returned ${key}`),
+    },
+  );
   return { d, log };
 }
 
@@ -23,7 +32,14 @@ describe('callOutcome', () => {
   });
 
   it('treats any other answer as proof the endpoint is alive, and says nothing for cancellations or foreign errors', () => {
-    for (const code of [status.OK, status.INVALID_ARGUMENT, status.NOT_FOUND, status.INTERNAL, status.PERMISSION_DENIED, status.RESOURCE_EXHAUSTED]) {
+    for (const code of [
+      status.OK,
+      status.INVALID_ARGUMENT,
+      status.NOT_FOUND,
+      status.INTERNAL,
+      status.PERMISSION_DENIED,
+      status.RESOURCE_EXHAUSTED,
+    ]) {
       expect(callOutcome(code)).toBe('success');
     }
     expect(callOutcome(null)).toBe('success');
@@ -66,7 +82,16 @@ describe('OutlierDetector', () => {
     vi.advanceTimersByTime(2_500);
     fail();
     vi.advanceTimersByTime(2_500);
-    expect(log).toEqual(['ejected a 1000 #1', 'returned a', 'ejected a 2000 #2', 'returned a', 'ejected a 2500 #3', 'returned a', 'ejected a 2500 #4', 'returned a']);
+    expect(log).toEqual([
+      'ejected a 1000 #1',
+      'returned a',
+      'ejected a 2000 #2',
+      'returned a',
+      'ejected a 2500 #3',
+      'returned a',
+      'ejected a 2500 #4',
+      'returned a',
+    ]);
     // Three base periods in service forgive three of the four ejections: the next one is #2 and lasts 2 × base.
     vi.advanceTimersByTime(3_000);
     fail();

@@ -40,7 +40,12 @@ function listen(port: number): Promise<Server> {
 
 function recordingLogger(): DiscoveryLogger & { lines: string[] } {
   const lines: string[] = [];
-  return { lines, log: (m) => lines.push(`log ${m}`), warn: (m) => lines.push(`warn ${m}`), error: (m) => lines.push(`error ${m}`) };
+  return {
+    lines,
+    log: (m) => lines.push(`log ${m}`),
+    warn: (m) => lines.push(`warn ${m}`),
+    error: (m) => lines.push(`error ${m}`),
+  };
 }
 
 async function createApp(options: DiscoveryModuleOptions): Promise<INestApplicationContext> {
@@ -73,7 +78,11 @@ describe('DiscoveryModule', () => {
       logger: recordingLogger(),
     });
     apps.push(provider);
-    const consumer = await createApp({ backend: 'memory', backendConfig: { store: 'nest' }, logger: recordingLogger() });
+    const consumer = await createApp({
+      backend: 'memory',
+      backendConfig: { store: 'nest' },
+      logger: recordingLogger(),
+    });
     apps.push(consumer);
     const self = provider.get(OrdersCaller).self;
     expect(self.state).toBe('unregistered');
@@ -117,7 +126,10 @@ describe('DiscoveryModule', () => {
   it('works for client-only apps and provides clients named by @InjectServiceClient without forFeature', async () => {
     const other = new MemoryRegistry(store);
     const { createServiceInstance } = await import('../../../lib/index.js');
-    const reg = await other.register(createServiceInstance({ service: 'orders', address: '127.0.0.1:7001' }), { ttlMs: 90_000, heartbeatMs: 30_000 });
+    const reg = await other.register(createServiceInstance({ service: 'orders', address: '127.0.0.1:7001' }), {
+      ttlMs: 90_000,
+      heartbeatMs: 30_000,
+    });
     const app = await createApp({ backend: 'memory', backendConfig: { store: 'nest' }, logger: recordingLogger() });
     apps.push(app);
     const caller = app.get(OrdersCaller);
@@ -136,7 +148,12 @@ describe('DiscoveryModule', () => {
         DiscoveryModule.forRootAsync({
           imports: [ConfigModule],
           inject: [ConfigService],
-          useFactory: (config: ConfigService) => ({ backend: 'memory', backendConfig: { store: config.get('DISCOVERY_STORE') }, loadBalance: config.get('LB'), logger: recordingLogger() }),
+          useFactory: (config: ConfigService) => ({
+            backend: 'memory',
+            backendConfig: { store: config.get('DISCOVERY_STORE') },
+            loadBalance: config.get('LB'),
+            logger: recordingLogger(),
+          }),
         }),
       ],
       providers: [OrdersCaller],
@@ -151,7 +168,12 @@ describe('DiscoveryModule', () => {
     @Injectable()
     class OptionsFactory implements DiscoveryOptionsFactory {
       createDiscoveryOptions(): DiscoveryModuleOptions {
-        return { backend: 'memory', backendConfig: { store: 'nest' }, loadBalance: 'round_robin', logger: recordingLogger() };
+        return {
+          backend: 'memory',
+          backendConfig: { store: 'nest' },
+          loadBalance: 'round_robin',
+          logger: recordingLogger(),
+        };
       }
     }
     @Module({ imports: [DiscoveryModule.forRootAsync({ useClass: OptionsFactory })], providers: [OrdersCaller] })
@@ -162,7 +184,10 @@ describe('DiscoveryModule', () => {
 
     @Module({ providers: [OptionsFactory], exports: [OptionsFactory] })
     class OptionsModule {}
-    @Module({ imports: [ServiceDiscoveryModule.forRootAsync({ imports: [OptionsModule], useExisting: OptionsFactory })], providers: [OrdersCaller] })
+    @Module({
+      imports: [ServiceDiscoveryModule.forRootAsync({ imports: [OptionsModule], useExisting: OptionsFactory })],
+      providers: [OrdersCaller],
+    })
     class WithExisting {}
     const b = await NestFactory.createApplicationContext(WithExisting, { logger: false, abortOnError: false });
     apps.push(b);
@@ -174,9 +199,18 @@ describe('DiscoveryModule', () => {
     class Feature {
       constructor(@Inject('SWITCHYARD:CLIENT:payments') readonly payments: ServiceClient) {}
     }
-    @Module({ imports: [DiscoveryModule.forFeature([{ name: 'payments', loadBalance: 'random', version: 'v2' }])], providers: [Feature], exports: [Feature] })
+    @Module({
+      imports: [DiscoveryModule.forFeature([{ name: 'payments', loadBalance: 'random', version: 'v2' }])],
+      providers: [Feature],
+      exports: [Feature],
+    })
     class PaymentsModule {}
-    @Module({ imports: [DiscoveryModule.forRoot({ backend: 'memory', backendConfig: { store: 'nest' }, logger: recordingLogger() }), PaymentsModule] })
+    @Module({
+      imports: [
+        DiscoveryModule.forRoot({ backend: 'memory', backendConfig: { store: 'nest' }, logger: recordingLogger() }),
+        PaymentsModule,
+      ],
+    })
     class App {}
     const app = await NestFactory.createApplicationContext(App, { logger: false, abortOnError: false });
     apps.push(app);
@@ -202,7 +236,12 @@ describe('DiscoveryModule', () => {
 
   it('rejects an advertised address that is not host:port at bootstrap', async () => {
     await expect(
-      createApp({ backend: 'memory', backendConfig: { store: 'nest' }, instance: { service: 'orders', address: 'http://x:1' }, logger: recordingLogger() }),
+      createApp({
+        backend: 'memory',
+        backendConfig: { store: 'nest' },
+        instance: { service: 'orders', address: 'http://x:1' },
+        logger: recordingLogger(),
+      }),
     ).rejects.toThrow(/Invalid address "http:\/\/x:1"/);
   });
 
@@ -217,7 +256,9 @@ describe('DiscoveryModule', () => {
       logger,
     });
     apps.push(app);
-    await waitFor(() => logger.lines.find((l) => l.startsWith('error') && l.includes(`127.0.0.1:${port}`)), { what: 'the never-listened error' });
+    await waitFor(() => logger.lines.find((l) => l.startsWith('error') && l.includes(`127.0.0.1:${port}`)), {
+      what: 'the never-listened error',
+    });
     expect(store.get('deaf')).toBeUndefined();
   });
 
@@ -226,7 +267,12 @@ describe('DiscoveryModule', () => {
     servers.push(await listen(port));
     const logger = recordingLogger();
     const readOnly = Object.assign(new MemoryRegistry(store), { readOnly: true, backend: 'static' });
-    const app = await createApp({ backend: 'memory', registry: readOnly, instance: { service: 'orders', port }, logger });
+    const app = await createApp({
+      backend: 'memory',
+      registry: readOnly,
+      instance: { service: 'orders', port },
+      logger,
+    });
     apps.push(app);
     expect(logger.lines.filter((l) => l.includes('read-only'))).toHaveLength(1);
     expect(store.list()).toEqual([]);

@@ -6,7 +6,11 @@ import { GreeterCaller } from './greeter-caller.service.js';
 @Module({
   imports: [
     DiscoveryModule.forRootAsync({
-      useFactory: () => ({ backend: 'local', backendConfig: { dir: process.env.DISCOVERY_DIR }, loadBalance: 'round_robin' }),
+      useFactory: () => ({
+        backend: 'local',
+        backendConfig: { dir: process.env.DISCOVERY_DIR },
+        loadBalance: 'round_robin',
+      }),
     }),
   ],
   providers: [GreeterCaller],

@@ -10,11 +10,17 @@ interface HelloReply {
 }
 
 type GreeterStub = grpc.Client & {
-  sayHello(request: { name: string }, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply?: HelloReply) => void): grpc.ClientUnaryCall;
+  sayHello(
+    request: { name: string },
+    options: grpc.CallOptions,
+    callback: (error: grpc.ServiceError | null, reply?: HelloReply) => void,
+  ): grpc.ClientUnaryCall;
 };
 
 const greeterPackage = grpc.loadPackageDefinition(loadSync(GREETER_PROTO)) as unknown as {
-  greeter: { Greeter: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => GreeterStub };
+  greeter: {
+    Greeter: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => GreeterStub;
+  };
 };
 
 /** Calls the greeter service through the `greeter` ServiceClient. */
@@ -28,12 +34,16 @@ export class GreeterCaller {
     const channel = await this.greeter.getChannel();
     let stub = this.stubs.get(channel);
     if (!stub) {
-      stub = new greeterPackage.greeter.Greeter('unused', grpc.credentials.createInsecure(), { channelOverride: channel });
+      stub = new greeterPackage.greeter.Greeter('unused', grpc.credentials.createInsecure(), {
+        channelOverride: channel,
+      });
       this.stubs.set(channel, stub);
     }
     const client = stub;
     return new Promise((resolve, reject) => {
-      client.sayHello({ name }, { deadline: Date.now() + 2_000 }, (error, reply) => (error ? reject(error) : resolve(reply!)));
+      client.sayHello({ name }, { deadline: Date.now() + 2_000 }, (error, reply) =>
+        error ? reject(error) : resolve(reply!),
+      );
     });
   }
 }

@@ -7,7 +7,12 @@ import { GreeterModule } from './greeter.module.js';
 // A greeter instance: PORT, INSTANCE_ID and DISCOVERY_DIR come from the launcher.
 const app = await NestFactory.createMicroservice<MicroserviceOptions>(GreeterModule, {
   transport: Transport.GRPC,
-  options: { package: 'greeter', protoPath: GREETER_PROTO, url: `127.0.0.1:${process.env.PORT}`, gracefulShutdown: true },
+  options: {
+    package: 'greeter',
+    protoPath: GREETER_PROTO,
+    url: `127.0.0.1:${process.env.PORT}`,
+    gracefulShutdown: true,
+  },
   logger: ['error', 'warn', 'log'],
 });
 app.enableShutdownHooks();

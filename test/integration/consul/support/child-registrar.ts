@@ -11,7 +11,9 @@ const CHILD_SCRIPT = join(import.meta.dirname, 'register-child.mjs');
 /** Fails with a clear message when dist/ was not built (`npm test` builds it first). */
 export function assertBuilt(): void {
   if (!existsSync(BUILT_ENTRY)) {
-    throw new Error(`${BUILT_ENTRY} is missing: run \`npx tsc -p tsconfig.build.json\` (npm test builds before running)`);
+    throw new Error(
+      `${BUILT_ENTRY} is missing: run \`npx tsc -p tsconfig.build.json\` (npm test builds before running)`,
+    );
   }
 }
 
@@ -20,7 +22,11 @@ export function assertBuilt(): void {
  * through the built backend; ready once it printed REGISTERED. Stop it with
  * `stop()` (SIGTERM: it deregisters first), stall it with `signal('SIGSTOP')`.
  */
-export async function startChildRegistrar(url: string, instance: ServiceInstanceInput, timing: RegistrationTiming): Promise<PeerProcess> {
+export async function startChildRegistrar(
+  url: string,
+  instance: ServiceInstanceInput,
+  timing: RegistrationTiming,
+): Promise<PeerProcess> {
   assertBuilt();
   const peer: PeerProcess = new PeerProcess({
     name: `consul registrar ${instance.id ?? instance.service}`,

@@ -1,9 +1,16 @@
 import type { Subscription } from 'rxjs';
-import { resolveDiscoveryConfig, type ResolvedDiscoveryConfig } from '../../../../lib/core/config/resolve-discovery-config.js';
+import {
+  resolveDiscoveryConfig,
+  type ResolvedDiscoveryConfig,
+} from '../../../../lib/core/config/resolve-discovery-config.js';
 import type { DiscoveryOptions } from '../../../../lib/core/config/discovery-options.js';
 import type { EndpointSet } from '../../../../lib/core/endpoint-set.js';
 import type { DiscoveryLogger, Registry } from '../../../../lib/registry/registry.interface.js';
-import { createConsulRegistry, type ConsulRegistry, type ConsulRegistryOptions } from '../../../../lib/registry/consul/consul.registry.js';
+import {
+  createConsulRegistry,
+  type ConsulRegistry,
+  type ConsulRegistryOptions,
+} from '../../../../lib/registry/consul/consul.registry.js';
 
 /** A logger that keeps every line (tests read them, e.g. to prove the token is never logged). */
 export class RecordingLogger implements DiscoveryLogger {
@@ -23,7 +30,11 @@ export class RecordingLogger implements DiscoveryLogger {
 }
 
 /** A resolved consul configuration for tests: 1 s blocking wait unless overridden. */
-export function consulConfig(url: string, backendConfig: Record<string, unknown> = {}, rest: Partial<DiscoveryOptions> = {}): ResolvedDiscoveryConfig {
+export function consulConfig(
+  url: string,
+  backendConfig: Record<string, unknown> = {},
+  rest: Partial<DiscoveryOptions> = {},
+): ResolvedDiscoveryConfig {
   return resolveDiscoveryConfig({
     ...rest,
     backend: 'consul',
@@ -75,13 +86,22 @@ export interface Collected {
 }
 
 /** A direct agent call (PUT with a JSON body), bypassing the code under test. */
-export async function agentPut(baseUrl: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: string }> {
+export async function agentPut(
+  baseUrl: string,
+  path: string,
+  body?: unknown,
+  token?: string,
+): Promise<{ status: number; body: string }> {
   const { request } = await import('node:http');
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? '' : JSON.stringify(body);
     const req = request(
       `${baseUrl}/v1${path}`,
-      { method: 'PUT', agent: false, headers: { 'content-length': Buffer.byteLength(payload), ...(token ? { 'x-consul-token': token } : {}) } },
+      {
+        method: 'PUT',
+        agent: false,
+        headers: { 'content-length': Buffer.byteLength(payload), ...(token ? { 'x-consul-token': token } : {}) },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -95,10 +115,19 @@ export async function agentPut(baseUrl: string, path: string, body?: unknown, to
 }
 
 /** Registers a service straight with the agent, passing TTL check included. */
-export async function registerDirect(baseUrl: string, definition: Record<string, unknown>, token?: string): Promise<void> {
-  const response = await agentPut(baseUrl, '/agent/service/register', {
-    Check: { CheckID: `service:${String(definition.ID)}`, TTL: '600s', Status: 'passing' },
-    ...definition,
-  }, token);
+export async function registerDirect(
+  baseUrl: string,
+  definition: Record<string, unknown>,
+  token?: string,
+): Promise<void> {
+  const response = await agentPut(
+    baseUrl,
+    '/agent/service/register',
+    {
+      Check: { CheckID: `service:${String(definition.ID)}`, TTL: '600s', Status: 'passing' },
+      ...definition,
+    },
+    token,
+  );
   if (response.status !== 200) throw new Error(`direct register failed: ${response.status} ${response.body}`);
 }

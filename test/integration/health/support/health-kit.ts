@@ -1,16 +1,33 @@
-import { createServiceInstance, type DiscoveryLogger, type EndpointSet, type MemoryRegistry, type Registration, type ServiceClient } from '../../../../lib/index.js';
+import {
+  createServiceInstance,
+  type DiscoveryLogger,
+  type EndpointSet,
+  type MemoryRegistry,
+  type Registration,
+  type ServiceClient,
+} from '../../../../lib/index.js';
 
 export const TIMING = { ttlMs: 90_000, heartbeatMs: 30_000 };
 
 /** Registers `address` as instance `id` of `service`. */
-export function register(registry: MemoryRegistry, service: string, id: string, address: string): Promise<Registration> {
+export function register(
+  registry: MemoryRegistry,
+  service: string,
+  id: string,
+  address: string,
+): Promise<Registration> {
   return registry.register(createServiceInstance({ service, id, address }), TIMING);
 }
 
 /** A logger that keeps its lines (tests assert on warnings) and prints nothing. */
 export function recordingLogger(): DiscoveryLogger & { lines: string[] } {
   const lines: string[] = [];
-  return { lines, log: (m) => lines.push(`log ${m}`), warn: (m) => lines.push(`warn ${m}`), error: (m) => lines.push(`error ${m}`) };
+  return {
+    lines,
+    log: (m) => lines.push(`log ${m}`),
+    warn: (m) => lines.push(`warn ${m}`),
+    error: (m) => lines.push(`error ${m}`),
+  };
 }
 
 /** Addresses in a set. */

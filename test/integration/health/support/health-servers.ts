@@ -27,7 +27,10 @@ export class HealthGreeterServer {
   async start(port = 0): Promise<this> {
     const server = new grpc.Server({ 'grpc.so_reuseport': 0 });
     server.addService(greeterPackage.greeter.Greeter.service, {
-      SayHello: (call: grpc.ServerUnaryCall<{ name: string }, HelloReply>, callback: grpc.sendUnaryData<HelloReply>) => {
+      SayHello: (
+        call: grpc.ServerUnaryCall<{ name: string }, HelloReply>,
+        callback: grpc.sendUnaryData<HelloReply>,
+      ) => {
         this.calls++;
         if (this.failWith !== undefined) callback({ code: this.failWith, details: `${this.id} fails on purpose` });
         else callback(null, { message: `Hello, ${call.request.name}!`, instance: this.id });
@@ -42,7 +45,9 @@ export class HealthGreeterServer {
       },
     });
     this.port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+        error ? reject(error) : resolve(bound),
+      ),
     );
     this.server = server;
     return this;

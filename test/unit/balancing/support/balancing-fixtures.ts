@@ -40,8 +40,13 @@ export function withRawWeight(endpoint: Endpoint, weight: number): Endpoint {
 }
 
 /** A build context with a seeded random source and a fresh LoadTracker unless given. */
-export function buildContext(seed: number, extra: Partial<PickerBuildContext> = {}): PickerBuildContext & { loads: LoadTracker } {
-  return { loads: new LoadTracker(), random: mulberry32(seed), ...extra } as PickerBuildContext & { loads: LoadTracker };
+export function buildContext(
+  seed: number,
+  extra: Partial<PickerBuildContext> = {},
+): PickerBuildContext & { loads: LoadTracker } {
+  return { loads: new LoadTracker(), random: mulberry32(seed), ...extra } as PickerBuildContext & {
+    loads: LoadTracker;
+  };
 }
 
 /** How many times each endpoint (by key) was returned over `picks` picks. */

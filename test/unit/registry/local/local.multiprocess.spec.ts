@@ -64,36 +64,57 @@ describe('LocalRegistry shared by several processes', () => {
     await waitFor(() => hasExactly(watcher, ['killed', 'stopped']), { timeoutMs: 5_000, what: 'both children' });
 
     // Two processes with the same live id: the second one is refused, naming the holder.
-    const duplicate = registry().register(createServiceInstance({ service: 'orders', id: 'killed', address: '127.0.0.1:7199' }), { ttlMs: TTL_MS, heartbeatMs: HEARTBEAT_MS });
+    const duplicate = registry().register(
+      createServiceInstance({ service: 'orders', id: 'killed', address: '127.0.0.1:7199' }),
+      { ttlMs: TTL_MS, heartbeatMs: HEARTBEAT_MS },
+    );
     await expect(duplicate).rejects.toThrow(RegistrationError);
-    await expect(duplicate).rejects.toThrow(new RegExp(`'killed' is already registered by a live instance .*pid ${killed.pid}`));
+    await expect(duplicate).rejects.toThrow(
+      new RegExp(`'killed' is already registered by a live instance .*pid ${killed.pid}`),
+    );
 
     killed.signal('SIGKILL');
     await killed.waitForExit();
     const killedAt = Date.now();
     // The last heartbeat was at most HEARTBEAT_MS before the kill, so the TTL runs out within TTL_MS of it.
-    await waitFor(() => hasExactly(watcher, ['stopped']), { timeoutMs: TTL_MS + 1_500, what: 'the killed child to expire' });
+    await waitFor(() => hasExactly(watcher, ['stopped']), {
+      timeoutMs: TTL_MS + 1_500,
+      what: 'the killed child to expire',
+    });
     expect(Date.now() - killedAt).toBeLessThan(TTL_MS + 1_500);
     expect(watcher.last()!.diff.removed.map((e) => e.instance.id)).toEqual(['killed']);
 
     // A clean stop deregisters: gone long before any TTL.
     await stopped.stop();
-    await waitFor(() => watcher.last()?.state === 'empty', { timeoutMs: 1_500, what: 'the stopped child to deregister' });
+    await waitFor(() => watcher.last()?.state === 'empty', {
+      timeoutMs: 1_500,
+      what: 'the stopped child to deregister',
+    });
     expect(existsSync(join(dir, 'default', 'orders', 'stopped.json'))).toBe(false);
 
     // The id of the killed child is free again once expired.
-    const reclaimed = await registry().register(createServiceInstance({ service: 'orders', id: 'killed', address: '127.0.0.1:7199' }), { ttlMs: TTL_MS, heartbeatMs: HEARTBEAT_MS });
+    const reclaimed = await registry().register(
+      createServiceInstance({ service: 'orders', id: 'killed', address: '127.0.0.1:7199' }),
+      { ttlMs: TTL_MS, heartbeatMs: HEARTBEAT_MS },
+    );
     await waitFor(() => hasExactly(watcher, ['killed']), { timeoutMs: 5_000 });
-    expect(watcher.last()!.instances[0]!.address).toBe('127.0.0.1:7199');
+    expect(watcher.last()!.instances[0].address).toBe('127.0.0.1:7199');
     await reclaimed.deregister();
   });
 
   it('refuses, in a child process, an id this process holds', async () => {
-    await registry().register(createServiceInstance({ service: 'orders', id: 'parent-held', address: '127.0.0.1:7201' }), { ttlMs: TTL_MS, heartbeatMs: HEARTBEAT_MS });
+    await registry().register(
+      createServiceInstance({ service: 'orders', id: 'parent-held', address: '127.0.0.1:7201' }),
+      { ttlMs: TTL_MS, heartbeatMs: HEARTBEAT_MS },
+    );
     const error = await startChild('parent-held', 7202).then(
       () => undefined,
       (e: Error) => e,
     );
-    expect(error?.message).toMatch(new RegExp(`REGISTER-FAILED RegistrationError: Instance id 'parent-held' is already registered .*pid ${process.pid}`));
+    expect(error?.message).toMatch(
+      new RegExp(
+        `REGISTER-FAILED RegistrationError: Instance id 'parent-held' is already registered .*pid ${process.pid}`,
+      ),
+    );
   });
 });

@@ -6,9 +6,18 @@ import type { Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolveDiscoveryConfig } from '../../../../lib/core/config/resolve-discovery-config.js';
 import { ClosedError, RegistrationError } from '../../../../lib/core/errors.js';
-import { createServiceInstance, toSeedRecord, withChanges, type ServiceInstanceInput } from '../../../../lib/core/service-instance.js';
+import {
+  createServiceInstance,
+  toSeedRecord,
+  withChanges,
+  type ServiceInstanceInput,
+} from '../../../../lib/core/service-instance.js';
 import { createRegistry } from '../../../../lib/registry/create-registry.js';
-import { LocalRegistry, pathSegment, type LocalRegistryOptions } from '../../../../lib/registry/local/local.registry.js';
+import {
+  LocalRegistry,
+  pathSegment,
+  type LocalRegistryOptions,
+} from '../../../../lib/registry/local/local.registry.js';
 import type { Registration, RegistrationEvent } from '../../../../lib/registry/registry.interface.js';
 import { waitFor } from '../../../support/wait-for.js';
 import { collect, hasExactly, recordingLogger } from './local-test-kit.js';
@@ -33,7 +42,12 @@ function instance(id: string, extra: Partial<ServiceInstanceInput> = {}) {
 }
 
 /** Writes an instance file the way an operator (or a crashed process) would leave it. */
-async function writeInstanceFile(name: string, record: object | string, namespace = 'default', service = 'orders'): Promise<string> {
+async function writeInstanceFile(
+  name: string,
+  record: object | string,
+  namespace = 'default',
+  service = 'orders',
+): Promise<string> {
   const folder = join(dir, namespace, service);
   await mkdir(folder, { recursive: true });
   const file = join(folder, name);
@@ -93,10 +107,13 @@ describe('LocalRegistry: registration seen by other registries', () => {
     await waitFor(() => hasExactly(watcher, ['a', 'b']), { what: 'both instances' });
 
     await a.update(withChanges(a.instance, { version: '1.1.0', tags: { tier: 'gold' } }));
-    await waitFor(() => watcher.last()?.instances.find((i) => i.id === 'a')?.version === '1.1.0', { timeoutMs: 5_000, what: 'update' });
+    await waitFor(() => watcher.last()?.instances.find((i) => i.id === 'a')?.version === '1.1.0', {
+      timeoutMs: 5_000,
+      what: 'update',
+    });
     const updated = watcher.last()!;
     expect(updated.diff.updated.map((e) => e.instance.id)).toEqual(['a']);
-    expect(updated.get(updated.diff.updated[0]!.key)!.instance.tags).toEqual({ tier: 'gold' });
+    expect(updated.get(updated.diff.updated[0].key)!.instance.tags).toEqual({ tier: 'gold' });
 
     await a.deregister();
     await a.deregister(); // idempotent
@@ -119,7 +136,12 @@ describe('LocalRegistry: registration seen by other registries', () => {
   });
 
   it('stores the seed JSON record plus TTL, heartbeat and owner in <dir>/<namespace>/<service>/<id>.json', async () => {
-    const me = instance('a', { namespace: 'production', version: 'v1.0.0', tags: { env: 'prod' }, metadata: { zone: 'z1' } });
+    const me = instance('a', {
+      namespace: 'production',
+      version: 'v1.0.0',
+      tags: { env: 'prod' },
+      metadata: { zone: 'z1' },
+    });
     const before = Date.now();
     await registry().register(me, { ttlMs: 9_000, heartbeatMs: 3_000 });
     const record = JSON.parse(await readFile(join(dir, 'production', 'orders', 'a.json'), 'utf8'));
@@ -129,7 +151,12 @@ describe('LocalRegistry: registration seen by other registries', () => {
   });
 
   it('keeps odd namespaces and ids inside the folder', async () => {
-    const odd = createServiceInstance({ service: 'orders', id: '..', namespace: '../../escape', address: '127.0.0.1:7000' });
+    const odd = createServiceInstance({
+      service: 'orders',
+      id: '..',
+      namespace: '../../escape',
+      address: '127.0.0.1:7000',
+    });
     const registration = await registry().register(odd, LONG);
     const path = (registration as unknown as { path: string }).path;
     expect(path.startsWith(dir)).toBe(true);
@@ -137,7 +164,10 @@ describe('LocalRegistry: registration seen by other registries', () => {
     const watcher = collect(registry().watch({ service: 'orders', namespace: '../../escape' }), subscriptions);
     await waitFor(() => hasExactly(watcher, ['..']));
     const longId = 'x'.repeat(256);
-    const long = await registry().register(createServiceInstance({ service: 'orders', id: longId, address: '127.0.0.1:7001' }), LONG);
+    const long = await registry().register(
+      createServiceInstance({ service: 'orders', id: longId, address: '127.0.0.1:7001' }),
+      LONG,
+    );
     expect(existsSync((long as unknown as { path: string }).path)).toBe(true);
   });
 
@@ -158,11 +188,27 @@ describe('LocalRegistry: filters', () => {
     await writer.register(instance('gold-old', { namespace: 'prod', version: 'v1.1.0', tags: { tier: 'gold' } }), LONG);
     await writer.register(instance('silver', { namespace: 'prod', version: 'v1.3.0', tags: { tier: 'silver' } }), LONG);
     await writer.register(instance('gold-dev', { namespace: 'dev', version: 'v1.2.3', tags: { tier: 'gold' } }), LONG);
-    await writer.register(instance('gold-2', { namespace: 'prod', version: '1.4.0', tags: { tier: 'gold-plus' } }), LONG);
+    await writer.register(
+      instance('gold-2', { namespace: 'prod', version: '1.4.0', tags: { tier: 'gold-plus' } }),
+      LONG,
+    );
 
     const reader = registry();
-    const exact = collect(reader.watch({ service: 'orders', namespace: 'prod', version: '^1.2.0', versionFormat: 'semver', versionRouting: true, tags: [{ key: 'tier', value: 'gold' }] }), subscriptions);
-    const prefix = collect(reader.watch({ service: 'orders', namespace: 'prod', tags: [{ key: 'tier', value: 'gold', pattern: 'prefix' }] }), subscriptions);
+    const exact = collect(
+      reader.watch({
+        service: 'orders',
+        namespace: 'prod',
+        version: '^1.2.0',
+        versionFormat: 'semver',
+        versionRouting: true,
+        tags: [{ key: 'tier', value: 'gold' }],
+      }),
+      subscriptions,
+    );
+    const prefix = collect(
+      reader.watch({ service: 'orders', namespace: 'prod', tags: [{ key: 'tier', value: 'gold', pattern: 'prefix' }] }),
+      subscriptions,
+    );
     const plain = collect(reader.watch({ service: 'orders', namespace: 'dev', version: 'v1.2.3' }), subscriptions);
     const none = collect(reader.watch({ service: 'orders', namespace: 'staging' }), subscriptions);
     await waitFor(() => exact.last() && prefix.last() && plain.last() && none.last());
@@ -181,21 +227,32 @@ describe('LocalRegistry: TTL, duplicates and bad files', () => {
     await expect(second).rejects.toThrow(/'dup' is already registered by a live instance .*127\.0\.0\.1:5003.*pid \d+/);
     await expect(second).rejects.toThrow(join(dir, 'default', 'orders', 'dup.json'));
     // In the same registry too.
-    const same = registries[0]!;
+    const same = registries[0];
     await expect(same.register(instance('dup'), LONG)).rejects.toThrow(/already registered/);
   });
 
   it('takes over the id of an expired instance file', async () => {
-    const file = await writeInstanceFile('old.json', { ...toSeedRecord(instance('old', { address: '127.0.0.1:1111' })), ttl_ms: 1_000, heartbeat_at: Date.now() - 10_000 });
+    const file = await writeInstanceFile('old.json', {
+      ...toSeedRecord(instance('old', { address: '127.0.0.1:1111' })),
+      ttl_ms: 1_000,
+      heartbeat_at: Date.now() - 10_000,
+    });
     await registry().register(instance('old', { address: '127.0.0.1:2222' }), LONG);
     expect(JSON.parse(await readFile(file, 'utf8')).address).toBe('127.0.0.1:2222');
   });
 
   it('stops serving an instance when its heartbeat is older than its TTL, then sweeps the file', async () => {
     const logger = recordingLogger();
-    const watcher = collect(registry({ rescanMs: NO_FALLBACK, sweepGraceMs: 200, logger }).watch({ service: 'orders' }), subscriptions);
+    const watcher = collect(
+      registry({ rescanMs: NO_FALLBACK, sweepGraceMs: 200, logger }).watch({ service: 'orders' }),
+      subscriptions,
+    );
     await registry().register(instance('live'), LONG);
-    const file = await writeInstanceFile('dying.json', { ...toSeedRecord(instance('dying')), ttl_ms: 600, heartbeat_at: Date.now() });
+    const file = await writeInstanceFile('dying.json', {
+      ...toSeedRecord(instance('dying')),
+      ttl_ms: 600,
+      heartbeat_at: Date.now(),
+    });
     await waitFor(() => hasExactly(watcher, ['dying', 'live']), { timeoutMs: 5_000 });
     // No fallback rescan and no file event: only the expiry timer can notice.
     await waitFor(() => hasExactly(watcher, ['live']), { timeoutMs: 5_000, what: 'expiry of dying' });
@@ -205,7 +262,11 @@ describe('LocalRegistry: TTL, duplicates and bad files', () => {
   });
 
   it('does not serve a file that was already expired when first read', async () => {
-    await writeInstanceFile('ghost.json', { ...toSeedRecord(instance('ghost')), ttl_ms: 1_000, heartbeat_at: Date.now() - 60_000 });
+    await writeInstanceFile('ghost.json', {
+      ...toSeedRecord(instance('ghost')),
+      ttl_ms: 1_000,
+      heartbeat_at: Date.now() - 60_000,
+    });
     await registry().register(instance('real'), LONG);
     const watcher = collect(registry({ sweepGraceMs: 60_000 }).watch({ service: 'orders' }), subscriptions);
     await waitFor(() => watcher.last()?.resolved);
@@ -215,7 +276,11 @@ describe('LocalRegistry: TTL, duplicates and bad files', () => {
   it('skips corrupt files with one warning per file version, naming the file, and serves the others', async () => {
     const logger = recordingLogger();
     const bad = await writeInstanceFile('bad.json', '{ not json');
-    const badAddress = await writeInstanceFile('bad-address.json', { ...toSeedRecord(instance('x')), instance_id: 'bad-address', address: 'not-an-address' });
+    const badAddress = await writeInstanceFile('bad-address.json', {
+      ...toSeedRecord(instance('x')),
+      instance_id: 'bad-address',
+      address: 'not-an-address',
+    });
     const writer = registry();
     await writer.register(instance('good'), LONG);
     const watcher = collect(registry({ logger, rescanMs: 50 }).watch({ service: 'orders' }), subscriptions);
@@ -238,7 +303,10 @@ describe('LocalRegistry: TTL, duplicates and bad files', () => {
     await writeFile(bad, '[1, 2');
     await waitFor(() => about(bad).length === 2, { timeoutMs: 5_000, what: 'second warning' });
     // Fixed by hand: served.
-    await writeFile(bad, JSON.stringify({ ...toSeedRecord(instance('fixed')), heartbeat_at: Date.now(), ttl_ms: 30_000 }));
+    await writeFile(
+      bad,
+      JSON.stringify({ ...toSeedRecord(instance('fixed')), heartbeat_at: Date.now(), ttl_ms: 30_000 }),
+    );
     await waitFor(() => hasExactly(watcher, ['fixed', 'good']), { timeoutMs: 5_000 });
   });
 });
@@ -257,7 +325,10 @@ describe('LocalRegistry: outages and unusable folders', () => {
   it('serves "stale" when the folder is not readable, and "empty" when only the service folder is missing', async () => {
     const plainFile = join(dir, 'plain-file');
     await writeFile(plainFile, 'not a folder');
-    const unreadable = collect(registry({ dir: join(plainFile, 'registry') }).watch({ service: 'orders' }), subscriptions);
+    const unreadable = collect(
+      registry({ dir: join(plainFile, 'registry') }).watch({ service: 'orders' }),
+      subscriptions,
+    );
     await waitFor(() => unreadable.last());
     expect(unreadable.last()!.state).toBe('stale');
     expect(unreadable.last()!.reason).toContain(join(plainFile, 'registry'));
@@ -298,7 +369,9 @@ describe('LocalRegistry: heartbeats', () => {
     const watcher = collect(registry().watch({ service: 'orders' }), subscriptions);
     await waitFor(() => hasExactly(watcher, ['hb']));
     const firstBeat = JSON.parse(await readFile(file, 'utf8')).heartbeat_at;
-    await waitFor(async () => JSON.parse(await readFile(file, 'utf8')).heartbeat_at > firstBeat, { what: 'a heartbeat rewrite' });
+    await waitFor(async () => JSON.parse(await readFile(file, 'utf8')).heartbeat_at > firstBeat, {
+      what: 'a heartbeat rewrite',
+    });
 
     await unlink(file);
     await waitFor(() => events.length >= 2, { timeoutMs: 5_000, what: 'lost and restored' });
@@ -313,25 +386,35 @@ describe('LocalRegistry: heartbeats', () => {
     const events: RegistrationEvent[] = [];
     mine.events$.subscribe((e) => events.push(e));
     const file = join(dir, 'default', 'orders', 'shared-id.json');
-    const intruder = { ...toSeedRecord(instance('shared-id', { address: '127.0.0.1:9999' })), ttl_ms: 1_000, heartbeat_at: Date.now(), owner: { token: 'someone-else', pid: 1 } };
+    const intruder = {
+      ...toSeedRecord(instance('shared-id', { address: '127.0.0.1:9999' })),
+      ttl_ms: 1_000,
+      heartbeat_at: Date.now(),
+      owner: { token: 'someone-else', pid: 1 },
+    };
     await writeFile(file, JSON.stringify(intruder));
     await mine.heartbeat();
     expect(events.map((e) => e.type)).toEqual(['lost']);
     expect(JSON.parse(await readFile(file, 'utf8')).address).toBe('127.0.0.1:9999');
     await waitFor(() => events.length === 2, { timeoutMs: 5_000, what: 'reclaim after the intruder expired' });
-    expect(events[1]!.type).toBe('restored');
+    expect(events[1].type).toBe('restored');
     expect(JSON.parse(await readFile(file, 'utf8')).address).toBe(mine.instance.address);
   });
 
   it('refuses bad timing', async () => {
-    await expect(registry().register(instance('t'), { ttlMs: 1_000, heartbeatMs: 1_000 })).rejects.toThrow(/heartbeatMs < ttlMs/);
+    await expect(registry().register(instance('t'), { ttlMs: 1_000, heartbeatMs: 1_000 })).rejects.toThrow(
+      /heartbeatMs < ttlMs/,
+    );
   });
 });
 
 describe('LocalRegistry: close', () => {
   it('removes every instance it registered, completes its watches and refuses new work', async () => {
     const r = registry();
-    const registrations: Registration[] = [await r.register(instance('c1'), LONG), await r.register(instance('c2'), LONG)];
+    const registrations: Registration[] = [
+      await r.register(instance('c1'), LONG),
+      await r.register(instance('c2'), LONG),
+    ];
     const own = collect(r.watch({ service: 'orders' }), subscriptions);
     const other = collect(registry().watch({ service: 'orders' }), subscriptions);
     await waitFor(() => hasExactly(other, ['c1', 'c2']) && hasExactly(own, ['c1', 'c2']));

@@ -19,12 +19,14 @@ describe('StaticRegistry', () => {
   it('serves every address as a healthy instance of the queried service, once', async () => {
     const registry = new StaticRegistry(['127.0.0.1:8080', 'localhost:8081', '[::1]:8082', '127.0.0.1:8080']);
     const sets: EndpointSet[] = [];
-    subscriptions.push(registry.watch({ service: 'storage-reader', namespace: 'production' }).subscribe((s) => sets.push(s)));
+    subscriptions.push(
+      registry.watch({ service: 'storage-reader', namespace: 'production' }).subscribe((s) => sets.push(s)),
+    );
     expect(sets).toHaveLength(1);
     const [set] = sets;
-    expect(set!.state).toBe('ok');
-    expect(set!.endpoints.map((e) => e.address).sort()).toEqual(['127.0.0.1:8080', '[::1]:8082', 'localhost:8081']);
-    for (const i of set!.instances) {
+    expect(set.state).toBe('ok');
+    expect(set.endpoints.map((e) => e.address).sort()).toEqual(['127.0.0.1:8080', '[::1]:8082', 'localhost:8081']);
+    for (const i of set.instances) {
       expect(i).toMatchObject({ service: 'storage-reader', namespace: 'production', healthy: true, weight: 1 });
       expect(i.id).toBe(`static-${i.address}`);
     }
@@ -49,20 +51,25 @@ describe('StaticRegistry', () => {
   });
 
   it('is what createRegistry builds for backend "static", rejecting bad addresses at construction', async () => {
-    const built = await createRegistry(resolveDiscoveryConfig({ backend: 'static', backendConfig: { addresses: ['127.0.0.1:1', '127.0.0.1:2'] } }), quiet);
+    const built = await createRegistry(
+      resolveDiscoveryConfig({ backend: 'static', backendConfig: { addresses: ['127.0.0.1:1', '127.0.0.1:2'] } }),
+      quiet,
+    );
     expect(built).toBeInstanceOf(StaticRegistry);
     const set = await firstValueFrom(built.watch({ service: 'api' }));
     expect(set.size).toBe(2);
-    await expect(createRegistry(resolveDiscoveryConfig({ backend: 'static', backendConfig: { addresses: ['bad'] } }), quiet)).rejects.toThrow(
-      /backend_config\.addresses\[0\].*"bad"/,
-    );
+    await expect(
+      createRegistry(resolveDiscoveryConfig({ backend: 'static', backendConfig: { addresses: ['bad'] } }), quiet),
+    ).rejects.toThrow(/backend_config\.addresses\[0\].*"bad"/);
   });
 
   it('emits once and then nothing; close completes open watches', async () => {
     const registry = new StaticRegistry(['127.0.0.1:8080']);
     let count = 0;
     let completed = false;
-    subscriptions.push(registry.watch({ service: 'orders' }).subscribe({ next: () => count++, complete: () => (completed = true) }));
+    subscriptions.push(
+      registry.watch({ service: 'orders' }).subscribe({ next: () => count++, complete: () => (completed = true) }),
+    );
     expect(count).toBe(1);
     expect(completed).toBe(false);
     await registry.close();
@@ -79,11 +86,18 @@ describe('StaticRegistry', () => {
 
 describe('staticInstances', () => {
   it('gives other backends a seed list with stable ids', () => {
-    const seeds = staticInstances('orders', ['10.0.0.1:50051', '10.0.0.2:50051'], 'production', 'backend_config.addresses');
+    const seeds = staticInstances(
+      'orders',
+      ['10.0.0.1:50051', '10.0.0.2:50051'],
+      'production',
+      'backend_config.addresses',
+    );
     expect(seeds.map((s) => [s.id, s.address, s.namespace])).toEqual([
       ['static-10.0.0.1:50051', '10.0.0.1:50051', 'production'],
       ['static-10.0.0.2:50051', '10.0.0.2:50051', 'production'],
     ]);
-    expect(() => staticInstances('orders', ['x'], 'default', 'backend_config.fallback')).toThrow(/backend_config\.fallback\[0\]/);
+    expect(() => staticInstances('orders', ['x'], 'default', 'backend_config.fallback')).toThrow(
+      /backend_config\.fallback\[0\]/,
+    );
   });
 });
