@@ -2,6 +2,7 @@ import type { Observable } from 'rxjs';
 import type { DiscoveryQuery } from '../core/discovery-query.js';
 import type { EndpointSet } from '../core/endpoint-set.js';
 import type { ServiceInstance } from '../core/service-instance.js';
+import type { Reachability } from './shared/reachability.js';
 
 /** Events of one registration: the backend lost it (lease expired, agent restarted) or restored it. */
 export type RegistrationEvent =
@@ -41,6 +42,11 @@ export interface Registry {
   register(instance: ServiceInstance, timing: RegistrationTiming): Promise<Registration>;
   /** Unfiltered-by-zone snapshots of instances matching the query (namespace, version, tags). */
   watch(query: DiscoveryQuery): Observable<EndpointSet>;
+  /**
+   * Whether the backend's server answers (see {@link Reachability}).
+   * Optional only while backends move onto `registry/shared`; every backend provides it.
+   */
+  readonly reachability?: Reachability;
   /** Stops every timer, stream and registration this registry opened. */
   close(): Promise<void>;
   /**
