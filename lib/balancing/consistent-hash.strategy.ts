@@ -219,7 +219,7 @@ export interface ConsistentHashOptions {
  * Weights scale an endpoint's share of keys and must be finite and > 0.
  *
  * @example
- * registerStrategy(new ConsistentHashStrategy({ name: 'bounded_hash', boundedLoadFactor: 1.25 }));
+ * DiscoveryModule.forRoot({ strategies: [new ConsistentHashStrategy({ name: 'bounded_hash', boundedLoadFactor: 1.25 })], loadBalance: 'bounded_hash' });
  */
 export class ConsistentHashStrategy implements BalancingStrategy {
   readonly name: string;

@@ -25,9 +25,9 @@ export function builtInStrategies(): BalancingStrategy[] {
 const STRATEGY_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
 /**
- * Strategies by name: the built-ins plus user strategies. A registry is
- * per-process state; the module-level functions below use one shared
- * instance.
+ * Strategies by name: the built-ins plus user strategies. Each Discovery
+ * holds its own, so two Discovery instances in one process never see each
+ * other's strategies.
  *
  * @example
  * const strategies = new StrategyRegistry(); strategies.register(myStrategy); strategies.get('my_strategy');
@@ -99,44 +99,25 @@ export class StrategyRegistry {
   }
 }
 
-const shared = new StrategyRegistry();
+/** The built-in strategies, read-only: user strategies belong to one Discovery (its `strategies` option). */
+const builtIns = new StrategyRegistry();
 
 /**
- * Makes a user strategy selectable by name (`load_balance = "<name>"`).
- *
- * @example
- * registerStrategy({ name: 'first', build: (endpoints) => ({ pick: () => endpoints[0] }) });
- */
-export function registerStrategy(strategy: BalancingStrategy): void {
-  shared.register(strategy);
-}
-
-/**
- * Removes a user strategy registered with {@link registerStrategy}.
- *
- * @example
- * unregisterStrategy('first');
- */
-export function unregisterStrategy(name: string): boolean {
-  return shared.unregister(name);
-}
-
-/**
- * The strategy for a `load_balance` name; throws a ConfigurationError that lists the valid names.
+ * The built-in strategy called `name`; throws a ConfigurationError that lists the valid names.
  *
  * @example
  * const picker = getStrategy('round_robin').build(set.endpoints, { loads, random: Math.random });
  */
 export function getStrategy(name: string): BalancingStrategy {
-  return shared.get(name);
+  return builtIns.get(name);
 }
 
 /**
- * Names of every selectable strategy, built-ins first.
+ * Names of the built-in strategies.
  *
  * @example
  * resolveDiscoveryConfig(options, { extraStrategies: listStrategies() });
  */
 export function listStrategies(): string[] {
-  return shared.names();
+  return builtIns.names();
 }

@@ -53,13 +53,14 @@ export class ConfigurationError extends DiscoveryError {
 }
 
 /** Why no endpoint could be picked. */
-export type NoEndpointsReason = 'empty' | 'unreachable' | 'pending' | 'filtered';
+export type NoEndpointsReason = 'empty' | 'unreachable' | 'pending' | 'filtered' | 'too-few';
 
 const REASON_TEXT: Record<NoEndpointsReason, string> = {
   empty: 'the registry reports zero instances',
   unreachable: 'the registry is unreachable and no last known endpoints exist',
   pending: 'no answer from the registry yet',
   filtered: 'every known instance was filtered out or is unhealthy',
+  'too-few': 'fewer endpoints are served than wanted',
 };
 
 /**

@@ -1,7 +1,8 @@
 import type { DiscoveryOptions } from '../core/config/discovery-options.js';
 import { resolveDiscoveryConfig, type ResolvedDiscoveryConfig } from '../core/config/resolve-discovery-config.js';
 import { ConfigurationError } from '../core/errors.js';
-import type { ServiceClient, ServiceClientOptions } from '../grpc/service-client.js';
+import type { ServiceClientOptions } from '../client/client-options.js';
+import type { ServiceClient } from '../client/service-client.js';
 import { createRegistry } from '../registry/create-registry.js';
 import type { DiscoveryLogger, Registry } from '../registry/registry.interface.js';
 import { Discovery, type InstanceOptions } from './discovery.js';

@@ -1,19 +1,13 @@
+import { Subject, type Observable, type Subscription } from 'rxjs';
 import { compileQuery, type DiscoveryQuery } from '../core/discovery-query.js';
 import type { DiscoveryOptions } from '../core/config/discovery-options.js';
 import { resolveDiscoveryConfig, type ResolvedDiscoveryConfig } from '../core/config/resolve-discovery-config.js';
 import { ClosedError, ConfigurationError } from '../core/errors.js';
 import { createServiceInstance, type ServiceInstance, type ServiceInstanceInput } from '../core/service-instance.js';
 import type { BalancingStrategy } from '../balancing/picker.js';
-import { getStrategy, listStrategies, registerStrategy } from '../balancing/strategy-registry.js';
+import { StrategyRegistry } from '../balancing/strategy-registry.js';
 import { createRegistry } from '../registry/create-registry.js';
 import { consoleLogger, type DiscoveryLogger, type Registry } from '../registry/registry.interface.js';
-import { ServiceClient, type ServiceClientOptions } from '../grpc/service-client.js';
-import { discoveryTargets, type DiscoveryTarget } from '../grpc/discovery-targets.js';
-import { installGrpcIntegration } from '../grpc/install-grpc-integration.js';
-import { resolveRetryOptions, type ResolvedRetryOptions, type RetryOptions } from '../grpc/retry-policy.js';
-import { ServiceRegistry } from './service-registry.js';
-// Health layer: shared active checkers, events, metrics and the health report.
-import { Subject, type Observable, type Subscription } from 'rxjs';
 import { CheckerLeases } from '../health/checker-leases.js';
 import type { DiscoveryEvent } from '../health/discovery-events.js';
 import { healthSettingsOf, type HealthSettings } from '../health/health-settings.js';
@@ -22,8 +16,15 @@ import {
   assessDiscoveryHealth,
   type DiscoveryHealthOptions,
   type DiscoveryHealthReport,
-  type DiscoveryHealthSource,
 } from '../health/discovery-health-report.js';
+import type { ServiceClientOptions } from '../client/client-options.js';
+import { resolveRetryOptions, type ResolvedRetryOptions, type RetryOptions } from '../client/retry-policy.js';
+import { ServiceClient } from '../client/service-client.js';
+import { discoveryTargets, type DiscoveryTarget } from '../transports/grpc/discovery-targets.js';
+import { GrpcChannels } from '../transports/grpc/grpc-client-transport.js';
+import { installGrpcIntegration } from '../transports/grpc/install-grpc-integration.js';
+import { ClientCatalog, type ClientDeclaration } from './client-catalog.js';
+import { ServiceRegistry } from './service-registry.js';
 
 /** The app's own instance: everything optional but the port (or address). */
 export type InstanceOptions = Partial<ServiceInstanceInput> & { port?: number; address?: string };
@@ -33,7 +34,7 @@ export interface DiscoveryExtras {
   /** Use this registry instead of creating one from `backend` (it is not closed by the Discovery). */
   registry?: Registry;
   logger?: DiscoveryLogger;
-  /** User strategies, selectable by name in `load_balance` / `loadBalance`. */
+  /** User strategies, selectable by name in `load_balance` / `loadBalance` (in this Discovery only). */
   strategies?: BalancingStrategy[];
   /** Random source for pickers (deterministic tests). */
   random?: () => number;
@@ -41,14 +42,17 @@ export interface DiscoveryExtras {
   retry?: RetryOptions | false;
   /** How long a `discovery:///` channel or getChannel() waits for the first endpoint set, ms. Default 10 000. */
   firstSetTimeoutMs?: number;
+  /** Per-service client options: what `client(name)`, `discovery:///<name>` and the Nest module use for that service. */
+  clients?: ServiceClientOptions[];
 }
 
 let discoverySequence = 0;
+let clientSequence = 0;
 
 /**
  * One configured backend and everything built on it: service clients
- * (cached per query) and the app's own registration. The Nest module is a
- * thin adapter over this class; plain Node programs use it directly.
+ * (shared per option set) and the app's own registration. The Nest module
+ * is a thin adapter over this class; plain Node programs use it directly.
  *
  * @example
  * const discovery = await Discovery.create({ backend: 'local' });
@@ -56,8 +60,8 @@ let discoverySequence = 0;
  * await orders.ready();
  * await discovery.close();
  */
-export class Discovery implements DiscoveryTarget, MetricsSource {
-  private readonly clients = new Map<string, ServiceClient>();
+export class Discovery implements MetricsSource {
+  private readonly catalog = new ClientCatalog();
   private readonly bus = new Subject<DiscoveryEvent>();
   /**
    * Every client's health, ejection, panic, registry-error and watch-lag
@@ -69,10 +73,8 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
   private readonly checkerLeases: CheckerLeases;
   private readonly selfSubscriptions: Subscription[] = [];
   private readonly attachedMetrics: DiscoveryMetrics[] = [];
-  /** The first client made for each service name: what `discovery:///<name>` channels use. */
-  private readonly byName = new Map<string, ServiceClient>();
   private readonly selves = new Set<ServiceRegistry>();
-  private readonly targetRemovals: Array<() => void> = [];
+  private readonly targetRemovals = new Map<string, () => void>();
   private closed = false;
   /** Unique authority of this Discovery in `discovery://<id>/<service>` targets. */
   readonly id = `d${++discoverySequence}`;
@@ -84,7 +86,9 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
     readonly registry: Registry,
     readonly logger: DiscoveryLogger,
     private readonly ownsRegistry: boolean,
-    private readonly extras: DiscoveryExtras,
+    private readonly strategies: StrategyRegistry,
+    private readonly random: (() => number) | undefined,
+    extras: DiscoveryExtras,
   ) {
     this.retry = resolveRetryOptions(extras.retry);
     this.firstSetTimeoutMs = extras.firstSetTimeoutMs ?? 10_000;
@@ -102,53 +106,54 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
     options: DiscoveryOptions | ResolvedDiscoveryConfig,
     extras: DiscoveryExtras = {},
   ): Promise<Discovery> {
-    for (const strategy of extras.strategies ?? []) registerStrategy(strategy);
-    const config = resolveDiscoveryConfig(options, { extraStrategies: listStrategies() });
+    const strategies = new StrategyRegistry();
+    for (const strategy of extras.strategies ?? []) strategies.register(strategy);
+    const config = resolveDiscoveryConfig(options, { extraStrategies: strategies.names() });
     const logger = extras.logger ?? consoleLogger;
     resolveRetryOptions(extras.retry);
     const registry = extras.registry ?? (await createRegistry(config, logger));
-    return new Discovery(config, registry, logger, !extras.registry, extras);
+    const discovery = new Discovery(config, registry, logger, !extras.registry, strategies, extras.random, extras);
+    try {
+      discovery.declareClients(
+        (extras.clients ?? []).map((options) => ({ options, source: 'Discovery.create({ clients })' })),
+      );
+    } catch (error) {
+      await discovery.close();
+      throw error;
+    }
+    return discovery;
   }
 
   /**
-   * The client of a service, created on first use and shared afterwards
-   * (per service and query).
+   * Declares per-service client options (what forFeature and forRoot's
+   * `clients` carry). Two different option sets for one service are a
+   * ConfigurationError naming both sources.
+   */
+  declareClients(declarations: readonly ClientDeclaration[]): void {
+    for (const { options } of declarations) this.queryFor(options);
+    this.catalog.declare(declarations);
+  }
+
+  /**
+   * The client of a service, created on first use and shared afterwards by
+   * every caller with the same options. A bare name gets the options
+   * declared for that service, if any.
    */
   client(nameOrOptions: string | ServiceClientOptions): ServiceClient {
     if (this.closed) throw new ClosedError('discovery is closed');
-    const options: ServiceClientOptions = typeof nameOrOptions === 'string' ? { name: nameOrOptions } : nameOrOptions;
+    const options = typeof nameOrOptions === 'string' ? this.catalog.optionsFor(nameOrOptions) : nameOrOptions;
     const query = this.queryFor(options);
-    const key = JSON.stringify([query, options.loadBalance ?? this.config.loadBalance]);
-    let client = this.clients.get(key);
-    if (!client) {
-      const strategy = getStrategy(options.loadBalance ?? this.config.loadBalance);
-      client = new ServiceClient(
-        { readyTimeoutMs: this.firstSetTimeoutMs, ...options },
-        {
-          registry: this.registry,
-          query: compileQuery(query, `clients.${options.name}`),
-          strategy,
-          logger: this.logger,
-          random: this.extras.random,
-          retry: this.retry,
-          balancedTarget: `discovery://${this.id}/${options.name}`,
-          health: {
-            settings: this.health,
-            checkers: this.checkerLeases,
-            // Check results reach events$ once per check from the leases, not once per client.
-            emit: (event) => event.type !== 'health-check' && this.bus.next(event),
-          },
-        },
-      );
-      this.clients.set(key, client);
-      if (!this.byName.has(options.name)) this.byName.set(options.name, client);
-    }
-    return client;
+    return this.catalog.get(options, () => this.createClient(options, query));
+  }
+
+  /** The client `discovery:///<name>` and `@InjectServiceClient(name)` use: the declared options, else the defaults. */
+  clientFor(name: string): ServiceClient {
+    return this.client(name);
   }
 
   /** Every client made so far. */
   listClients(): ServiceClient[] {
-    return [...this.clients.values()];
+    return this.catalog.list();
   }
 
   /** Backend name (for metrics labels). */
@@ -158,21 +163,20 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
 
   /** Picks so far per service and endpoint address, over every client. */
   *pickCounts(): Iterable<{ service: string; endpoint: string; count: number }> {
-    for (const client of this.clients.values()) {
+    for (const client of this.catalog.list()) {
       for (const [endpoint, count] of client.pickCounts()) yield { service: client.service, endpoint, count };
     }
   }
 
-  /**
-   * The backend's own reachability signal (etcd, Consul, mesh expose
-   * `reachable`; the memory store has `isReachable`); undefined when the
-   * backend has none.
-   */
+  /** Whether the backend's server answers now, and why not (see the registry's reachability contract). */
+  registryReachability(): { reachable: boolean; reason: string | undefined } | undefined {
+    const state = this.registry.reachability?.current;
+    return state ? { reachable: state.reachable, reason: state.reason } : undefined;
+  }
+
+  /** The backend's reachability as a boolean (undefined when the backend reports none). */
   registryReachable(): boolean | undefined {
-    const registry = this.registry as unknown as { reachable?: unknown; store?: { isReachable?: unknown } };
-    if (typeof registry.reachable === 'boolean') return registry.reachable;
-    if (typeof registry.store?.isReachable === 'boolean') return registry.store.isReachable;
-    return undefined;
+    return this.registryReachability()?.reachable;
   }
 
   /**
@@ -183,18 +187,19 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
    * const report = discovery.healthReport(self, { minEndpoints: { orders: 2 } });
    */
   healthReport(self?: ServiceRegistry, options: DiscoveryHealthOptions = {}): DiscoveryHealthReport {
-    const byName = this.byName;
-    const source: DiscoveryHealthSource = {
-      backend: this.registry.backend,
-      registryReachable: () => this.registryReachable(),
-      registration: () => {
-        const instance = self?.instance();
-        if (!self || !instance) return undefined;
-        return { state: self.state, instance: instance.id, service: instance.service };
+    return assessDiscoveryHealth(
+      {
+        backend: this.registry.backend,
+        registryReachable: () => this.registryReachable(),
+        registration: () => {
+          const instance = self?.instance();
+          if (!self || !instance) return undefined;
+          return { state: self.state, instance: instance.id, service: instance.service };
+        },
+        dependencies: () => this.catalog.list(),
       },
-      dependencies: () => byName.values(),
-    };
-    return assessDiscoveryHealth(source, options);
+      options,
+    );
   }
 
   /**
@@ -208,7 +213,7 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
     const metrics = DiscoveryMetrics.attach(this, options);
     this.attachedMetrics.push(metrics);
     // Clients made before metrics were enabled report their current state now.
-    for (const client of this.clients.values()) {
+    for (const client of this.catalog.list()) {
       const h = client.healthStatus;
       const set = client.snapshot();
       if (set.resolved || set.state === 'stale') {
@@ -231,34 +236,17 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
     return metrics;
   }
 
-  /** For the grpc resolver: the client configured for that service name (forFeature options), else a default one. */
-  clientForTarget(name: string): ServiceClient {
-    return this.byName.get(name) ?? this.client(name);
-  }
-
-  /** Retry policy grpc-js applies on `discovery:///<service>` channels. */
-  retryFor(service: string): ResolvedRetryOptions {
-    return this.byName.get(service)?.retryPolicy ?? this.retry;
-  }
-
   /**
    * Makes `discovery:///<service>` targets (and `discovery://<name>/<service>`)
    * resolve through this Discovery in every grpc-js client of the process.
-   * The Nest module calls it; plain programs call it themselves.
+   * The Nest module calls it; `getService()` does not need it.
    *
    * @example
    * discovery.serveGrpcTargets(); new grpc.Client('discovery:///greeter', grpc.credentials.createInsecure());
    */
   serveGrpcTargets(name = ''): this {
-    installGrpcIntegration((m) => this.logger.warn(m));
-    const target: DiscoveryTarget = {
-      client: (options) => this.clientForTarget(options.name),
-      retryFor: (service) => this.retryFor(service),
-      hashHeader: this.hashHeader,
-      firstSetTimeoutMs: this.firstSetTimeoutMs,
-    };
-    if (!this.targetRemovals.length) this.targetRemovals.push(discoveryTargets.add(this.id, target));
-    this.targetRemovals.push(discoveryTargets.add(name, target));
+    this.serveTarget(this.id);
+    this.serveTarget(name);
     return this;
   }
 
@@ -306,9 +294,77 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
       this.logger,
     );
     this.selves.add(self);
-    const me = self.instance();
-    if (me) this.selfSubscriptions.push(self.events$.subscribe(() => this.emitRegistration(self)));
+    if (self.instance()) this.selfSubscriptions.push(self.events$.subscribe(() => this.emitRegistration(self)));
     return self;
+  }
+
+  /**
+   * Closes own registrations (deregistering them unless
+   * `registration.deregister_on_shutdown` is false, in which case they
+   * expire by their TTL), every client and, if it opened it, the registry.
+   * Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const remove of this.targetRemovals.values()) remove();
+    this.targetRemovals.clear();
+    const deregister = this.config.registration.deregisterOnShutdown;
+    await Promise.allSettled([...this.selves].map((s) => s.close({ deregister })));
+    await Promise.allSettled(this.catalog.list().map((c) => c.close()));
+    this.catalog.clear();
+    this.checkerLeases.close();
+    this.selfSubscriptions.splice(0).forEach((s) => s.unsubscribe());
+    this.attachedMetrics.splice(0).forEach((m) => m.close());
+    this.bus.complete();
+    if (this.ownsRegistry) await this.registry.close();
+  }
+
+  private createClient(options: ServiceClientOptions, query: DiscoveryQuery): ServiceClient {
+    return new ServiceClient(
+      { readyTimeoutMs: this.firstSetTimeoutMs, ...options },
+      {
+        registry: this.registry,
+        query: compileQuery(query, `clients.${options.name}`),
+        strategy: this.strategies.get(options.loadBalance ?? this.config.loadBalance),
+        logger: this.logger,
+        random: this.random,
+        retry: this.retry,
+        health: {
+          settings: this.health,
+          checkers: this.checkerLeases,
+          // Check results reach events$ once per check from the leases, not once per client.
+          emit: (event) => event.type !== 'health-check' && this.bus.next(event),
+        },
+        transports: {
+          grpc: (client) => {
+            // getService() stubs balance through THIS client (its strategy,
+            // filters and outlier detection), so their target names it.
+            const authority = `${this.id}.${++clientSequence}`;
+            return new GrpcChannels(client, {
+              balancedTarget: `discovery://${authority}/${client.service}`,
+              serveTarget: () => this.serveTarget(authority, client),
+            });
+          },
+        },
+      },
+    );
+  }
+
+  /**
+   * Registers this Discovery under a target authority ('' = `discovery:///`),
+   * once; with `client`, the authority resolves that client's service to it.
+   */
+  private serveTarget(authority: string, client?: ServiceClient): void {
+    if (this.closed || this.targetRemovals.has(authority)) return;
+    installGrpcIntegration((m) => this.logger.warn(m));
+    const target: DiscoveryTarget = {
+      clientFor: (service) =>
+        client && !client.isClosed && client.service === service ? client : this.clientFor(service),
+      hashHeader: this.hashHeader,
+      firstSetTimeoutMs: this.firstSetTimeoutMs,
+    };
+    this.targetRemovals.set(authority, discoveryTargets.add(authority, target));
   }
 
   private emitRegistration(self: ServiceRegistry): void {
@@ -321,21 +377,5 @@ export class Discovery implements DiscoveryTarget, MetricsSource {
       state: self.state,
       at: Date.now(),
     });
-  }
-
-  /** Deregisters own instances, closes every client and (if it opened it) the registry. Idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.targetRemovals.splice(0).forEach((remove) => remove());
-    await Promise.allSettled([...this.selves].map((s) => s.close()));
-    await Promise.allSettled([...this.clients.values()].map((c) => c.close()));
-    this.clients.clear();
-    this.byName.clear();
-    this.checkerLeases.close();
-    this.selfSubscriptions.splice(0).forEach((s) => s.unsubscribe());
-    this.attachedMetrics.splice(0).forEach((m) => m.close());
-    this.bus.complete();
-    if (this.ownsRegistry) await this.registry.close();
   }
 }

@@ -3,6 +3,7 @@ import { Backoff } from '../core/backoff.js';
 import { ConfigurationError, NotSupportedError, RegistrationError } from '../core/errors.js';
 import type { ServiceInstance } from '../core/service-instance.js';
 import type { DiscoveryLogger, Registration, Registry, RegistrationTiming } from '../registry/registry.interface.js';
+import { abortableSleep } from '../registry/shared/abortable-sleep.js';
 
 /** Lifecycle events of the app's own instance. */
 export type ServiceRegistryEvent =
@@ -102,10 +103,31 @@ export class ServiceRegistry {
     }
   }
 
-  /** Deregisters (if registered) and completes `events$`. */
-  async close(): Promise<void> {
-    await this.deregister();
+  /**
+   * Ends this registration and completes `events$`. By default it
+   * deregisters; with `{ deregister: false }` (the configuration's
+   * `deregister_on_shutdown = false`) it only stops refreshing, and the
+   * registry drops the instance when its TTL runs out.
+   */
+  async close(options: { deregister?: boolean } = {}): Promise<void> {
+    if (options.deregister === false) await this.release();
+    else await this.deregister();
     this.events.complete();
+  }
+
+  /** Stops refreshing the registration without removing it (it expires by TTL). */
+  private async release(): Promise<void> {
+    this.abort.abort();
+    await this.starting?.catch(() => undefined);
+    const registration = this.registration;
+    this.registration = undefined;
+    this.registrationEvents?.unsubscribe();
+    if (!registration) return;
+    if (registration.release) await registration.release();
+    else await registration.deregister();
+    this.logger.log(
+      `'${registration.instance.id}' left registered (deregister_on_shutdown = false); it expires by TTL`,
+    );
   }
 
   private async registerWithRetry(): Promise<void> {
@@ -149,23 +171,8 @@ export class ServiceRegistry {
         this.logger.warn(
           `registration of '${instance.id}' in ${registry.backend} failed (${err.message}); retrying in ${delay} ms`,
         );
-        await sleep(delay, this.abort.signal);
+        await abortableSleep(delay, this.abort.signal);
       }
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }

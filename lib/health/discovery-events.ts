@@ -64,4 +64,5 @@ export type DiscoveryEvent =
   /** The app's own registration changed state. */
   | { type: 'registration'; service: string; instance: string; state: string; reason?: string; at: number };
 
+/** The kinds of {@link DiscoveryEvent}, e.g. `'ejected'` (for filtering `events$`). */
 export type DiscoveryEventType = DiscoveryEvent['type'];

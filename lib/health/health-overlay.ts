@@ -5,7 +5,8 @@ import type { DiscoveryLogger } from '../registry/registry.interface.js';
 import type { DiscoveryEvent } from './discovery-events.js';
 import type { ActiveCheckSettings, EndpointHealthChecker } from './endpoint-health-checker.js';
 import type { HealthSettings } from './health-settings.js';
-import { OutlierDetector, type CallOutcome } from './outlier-detector.js';
+import { endpointVerdict, type CallOutcome } from '../core/call-outcome.js';
+import { OutlierDetector } from './outlier-detector.js';
 
 /** Where an overlay gets its (shared) checkers from. */
 export interface CheckerSource {
@@ -75,11 +76,6 @@ export class HealthOverlay {
     return this.health;
   }
 
-  /** True when active checks are on. */
-  get activeChecks(): boolean {
-    return this.deps.settings.active.enabled;
-  }
-
   /** A new registry snapshot. */
   update(raw: EndpointSet): void {
     if (this.closed) return;
@@ -94,12 +90,13 @@ export class HealthOverlay {
     this.recompute();
   }
 
-  /** One call's outcome on `endpoint` (from ServiceClient.call() and the grpc LB policy). */
+  /** One call's outcome on `endpoint` (from every transport, through the client core). */
   recordOutcome(endpoint: Endpoint, outcome: CallOutcome): void {
-    if (this.closed || outcome === 'neutral' || !this.deps.settings.outlier.enabled) return;
+    if (this.closed || !this.deps.settings.outlier.enabled) return;
+    const verdict = endpointVerdict(outcome);
     // Ignore endpoints that already left (late answers of old calls).
-    if (!this.raw?.has(endpoint.key)) return;
-    this.detector.record(endpoint.key, outcome);
+    if (verdict === 'unknown' || !this.raw?.has(endpoint.key)) return;
+    this.detector.record(endpoint.key, verdict);
   }
 
   /** The registry's latest set, before health filtering (undefined before the first). */

@@ -1,5 +1,3 @@
-import { status as GrpcStatus } from '@grpc/grpc-js';
-
 /** Passive outlier detection settings, durations in ms. */
 export interface OutlierSettings {
   enabled: boolean;
@@ -13,32 +11,8 @@ export interface OutlierSettings {
   maxEjectionPercent: number;
 }
 
-/** How one call ended, as far as the endpoint's health is concerned. */
-export type CallOutcome = 'success' | 'failure' | 'neutral';
-
-const TRANSPORT_CODES = new Set<number>([GrpcStatus.UNAVAILABLE, GrpcStatus.DEADLINE_EXCEEDED]);
-const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ETIMEDOUT']);
-
-/**
- * Classifies a call's end for outlier detection: UNAVAILABLE,
- * DEADLINE_EXCEEDED and connection errors are the endpoint's failures; any
- * other gRPC status (OK or an application code such as INVALID_ARGUMENT)
- * proves the endpoint answered; CANCELLED (the caller gave up) and errors
- * that are not gRPC's say nothing.
- *
- * @example
- * callOutcome(grpc.status.INVALID_ARGUMENT); // 'success'
- */
-export function callOutcome(codeOrError: unknown): CallOutcome {
-  if (codeOrError === null || codeOrError === undefined) return 'success';
-  const code = typeof codeOrError === 'object' ? (codeOrError as { code?: unknown }).code : codeOrError;
-  if (typeof code === 'number') {
-    if (TRANSPORT_CODES.has(code)) return 'failure';
-    return code === (GrpcStatus.CANCELLED as number) ? 'neutral' : 'success';
-  }
-  if (typeof code === 'string') return CONNECTION_ERRORS.has(code) ? 'failure' : 'neutral';
-  return 'neutral';
-}
+/** What a call says about its endpoint (see `endpointVerdict` in core/call-outcome). */
+export type EndpointVerdict = 'failure' | 'answered' | 'unknown';
 
 interface EndpointRecord {
   failures: number;
@@ -65,7 +39,7 @@ export interface OutlierListener {
  * ejection. Any answer from the endpoint resets its failure count.
  *
  * @example
- * const detector = new OutlierDetector(settings, listener); detector.record(endpoint.key, callOutcome(error));
+ * const detector = new OutlierDetector(settings, listener); detector.record(endpoint.key, endpointVerdict(outcome));
  */
 export class OutlierDetector {
   private readonly records = new Map<string, EndpointRecord>();
@@ -94,10 +68,10 @@ export class OutlierDetector {
   }
 
   /** Feeds one call's outcome; returns true when it ejected the endpoint. */
-  record(key: string, outcome: CallOutcome): boolean {
-    if (!this.settings.enabled || outcome === 'neutral') return false;
+  record(key: string, verdict: EndpointVerdict): boolean {
+    if (!this.settings.enabled || verdict === 'unknown') return false;
     let record = this.records.get(key);
-    if (outcome === 'success') {
+    if (verdict === 'answered') {
       if (record) record.failures = 0;
       return false;
     }

@@ -1,14 +1,16 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
-import type { ServiceClientOptions } from '../grpc/service-client.js';
+import type { ServiceClientOptions } from '../client/client-options.js';
 import { DISCOVERY_INSTANCE, DISCOVERY_MODULE_OPTIONS, SERVICE_REGISTRY } from './discovery.constants.js';
 import { DiscoveryLifecycle } from './discovery-lifecycle.service.js';
 import { DiscoveryAdmin } from './admin/discovery-admin.service.js';
 import { DiscoveryHealthIndicator } from './health/discovery.health.js';
 import { GrpcHealthService } from '../health/grpc-health.service.js';
 import {
+  clientOptionsOf,
   createAsyncOptionsProviders,
   createClientProviders,
   createCoreProviders,
+  createFeatureDeclarationProvider,
   createOptionsProvider,
 } from './discovery.providers.js';
 import type {
@@ -31,31 +33,34 @@ import { requestedClients } from './utils/requested-clients.js';
 export class DiscoveryModule {
   /** Configures the module from options known up front. */
   static forRoot(options: DiscoveryModuleOptions = {}): DynamicModule {
-    const clients = createClientProviders([...requestedClients(), ...(options.clients ?? [])]);
+    const declared = (options.clients ?? []).map((c, i) => clientOptionsOf(c, `clients[${i}]`).name);
+    const clients = createClientProviders([...declared, ...requestedClients()], new Set(declared));
     return DiscoveryModule.root([createOptionsProvider(options)], clients, options.isGlobal);
   }
 
   /** Configures the module from a factory (ConfigService, a file, ...). */
   static forRootAsync(options: DiscoveryModuleAsyncOptions): DynamicModule {
-    const clients = createClientProviders([...requestedClients(), ...(options.clients ?? [])]);
+    const declared = (options.clients ?? []).map((c, i) => clientOptionsOf(c, `clients[${i}]`).name);
+    const clients = createClientProviders([...declared, ...requestedClients()], new Set(declared));
     const root = DiscoveryModule.root(createAsyncOptionsProviders(options), clients, options.isGlobal);
     return { ...root, imports: options.imports ?? [] };
   }
 
   /**
-   * Provides clients for these services in the importing module, with
-   * per-service options (strategy, version, tags, zone).
+   * Declares per-service options (strategy, version, tags, zone, retry,
+   * proto, credentials) and provides those clients in the importing module.
+   * The options reach every injection of the service in the app, whatever
+   * the import order; two different option sets for one service are a
+   * bootstrap error naming both.
    *
    * @example
    * DiscoveryModule.forFeature([{ name: 'orders', loadBalance: 'least_connections', version: '^2.0.0' }])
    */
   static forFeature(clients: Array<string | ServiceClientOptions>): DynamicModule {
-    const providers = createClientProviders(clients);
-    return {
-      module: DiscoveryFeatureModule,
-      providers,
-      exports: providers.map((p) => (p as { provide: string }).provide),
-    };
+    const options = clients.map((c, i) => clientOptionsOf(c, `forFeature[${i}]`));
+    const names = options.map((o) => o.name);
+    const providers = [createFeatureDeclarationProvider(options), ...createClientProviders(names, new Set(names))];
+    return { module: DiscoveryFeatureModule, providers, exports: names.map(getServiceClientToken) };
   }
 
   private static root(optionProviders: Provider[], clients: Provider[], isGlobal = true): DynamicModule {
@@ -94,5 +99,3 @@ export class DiscoveryFeatureModule {}
 
 /** Alias of {@link DiscoveryModule} that does not clash with `@nestjs/core`'s DiscoveryModule. */
 export const ServiceDiscoveryModule = DiscoveryModule;
-
-export { getServiceClientToken };

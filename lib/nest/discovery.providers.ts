@@ -1,9 +1,12 @@
 import type { Provider } from '@nestjs/common';
+import { ModulesContainer } from '@nestjs/core';
 import { loadDiscoveryConfig } from '../core/config/load-discovery-config.js';
 import { ConfigurationError } from '../core/errors.js';
+import type { ServiceClientOptions } from '../client/client-options.js';
+import type { ServiceClient } from '../client/service-client.js';
 import { Discovery } from '../discovery/discovery.js';
+import type { ClientDeclaration } from '../discovery/client-catalog.js';
 import type { ServiceRegistry } from '../discovery/service-registry.js';
-import type { ServiceClientOptions } from '../grpc/service-client.js';
 import { DISCOVERY_INSTANCE, DISCOVERY_MODULE_OPTIONS, SERVICE_REGISTRY } from './discovery.constants.js';
 import { nestDiscoveryLogger } from './discovery-logger.js';
 import type {
@@ -12,6 +15,7 @@ import type {
   DiscoveryOptionsFactory,
 } from './interfaces/discovery-module-options.interface.js';
 import { getServiceClientToken } from './utils/get-service-client-token.util.js';
+import { clientsUsedBy, featureDeclarations, FeatureClients } from './utils/requested-clients.js';
 
 /** Keys of DiscoveryModuleOptions that are not discovery configuration. */
 const MODULE_ONLY_KEYS = [
@@ -28,8 +32,14 @@ const MODULE_ONLY_KEYS = [
   'admin',
 ] as const;
 
-/** Builds the Discovery for the module; any invalid option fails bootstrap before anything opens. */
-export async function createDiscovery(options: DiscoveryModuleOptions): Promise<Discovery> {
+/**
+ * Builds the app's Discovery; any invalid option, and two different option
+ * sets for one service, fail bootstrap before anything stays open.
+ */
+export async function createDiscovery(
+  options: DiscoveryModuleOptions,
+  container?: ModulesContainer,
+): Promise<Discovery> {
   if (!options || typeof options !== 'object') {
     throw ConfigurationError.single('', options, 'an options object for DiscoveryModule');
   }
@@ -46,6 +56,13 @@ export async function createDiscovery(options: DiscoveryModuleOptions): Promise<
     }
     config = typeof options.config === 'string' ? await loadDiscoveryConfig(options.config) : options.config;
   }
+  const declarations: ClientDeclaration[] = [
+    ...(options.clients ?? []).map((entry) => ({
+      options: typeof entry === 'string' ? { name: entry } : entry,
+      source: 'DiscoveryModule.forRoot*({ clients })',
+    })),
+    ...(container ? featureDeclarations(container) : []),
+  ];
   const discovery = await Discovery.create(config as DiscoveryModuleOptions, {
     registry: options.registry,
     logger: options.logger ?? nestDiscoveryLogger(),
@@ -53,14 +70,13 @@ export async function createDiscovery(options: DiscoveryModuleOptions): Promise<
     retry: options.retry,
     firstSetTimeoutMs: options.firstSetTimeoutMs,
   });
-  // prom-client is optional: loaded only when metrics are asked for (an error here fails bootstrap with its reason).
-  if (options.metrics) {
-    try {
-      discovery.enableMetrics(options.metrics === true ? {} : options.metrics);
-    } catch (error) {
-      await discovery.close();
-      throw error;
-    }
+  try {
+    discovery.declareClients(declarations);
+    // prom-client is optional: loaded only when metrics are asked for (an error here fails bootstrap with its reason).
+    if (options.metrics) discovery.enableMetrics(options.metrics === true ? {} : options.metrics);
+  } catch (error) {
+    await discovery.close();
+    throw error;
   }
   // Importing the module makes discovery:///<service> targets work in every grpc-js client (ClientsModule included).
   return discovery.serveGrpcTargets();
@@ -73,7 +89,11 @@ export function createServiceRegistry(discovery: Discovery, options: DiscoveryMo
 
 export function createCoreProviders(): Provider[] {
   return [
-    { provide: DISCOVERY_INSTANCE, useFactory: createDiscovery, inject: [DISCOVERY_MODULE_OPTIONS] },
+    {
+      provide: DISCOVERY_INSTANCE,
+      useFactory: createDiscovery,
+      inject: [DISCOVERY_MODULE_OPTIONS, ModulesContainer],
+    },
     {
       provide: SERVICE_REGISTRY,
       useFactory: createServiceRegistry,
@@ -105,21 +125,37 @@ export function createAsyncOptionsProviders(options: DiscoveryModuleAsyncOptions
   return providers;
 }
 
-/** One provider per client; several modules asking for the same service share one client. */
-export function createClientProviders(clients: Array<string | ServiceClientOptions>): Provider[] {
-  const seen = new Map<string, Provider>();
-  for (const entry of clients) {
-    const options: ServiceClientOptions = typeof entry === 'string' ? { name: entry } : entry;
-    if (!options || typeof options.name !== 'string' || !options.name) {
-      throw ConfigurationError.single('clients[].name', options?.name, 'a service name');
-    }
-    // Explicit options win over a bare name recorded by the decorator.
-    if (seen.has(options.name) && typeof entry === 'string') continue;
-    seen.set(options.name, {
-      provide: getServiceClientToken(options.name),
-      useFactory: (discovery: Discovery) => discovery.client(options),
-      inject: [DISCOVERY_INSTANCE],
+/** Validates one `clients` / `forFeature` entry and returns its options. */
+export function clientOptionsOf(entry: string | ServiceClientOptions, path: string): ServiceClientOptions {
+  const options: ServiceClientOptions = typeof entry === 'string' ? { name: entry } : entry;
+  if (!options || typeof options.name !== 'string' || !options.name) {
+    throw ConfigurationError.single(`${path}.name`, options?.name, 'a service name');
+  }
+  return options;
+}
+
+/**
+ * One provider per service name. Every provider of a name, in the root
+ * module or a feature module, resolves to the same client: the one the
+ * Discovery holds for that name with its declared options. A name that only
+ * some other app's classes inject (decorators are process-wide) gets no
+ * client in this app.
+ */
+export function createClientProviders(names: Iterable<string>, always: ReadonlySet<string> = new Set()): Provider[] {
+  const providers = new Map<string, Provider>();
+  for (const name of names) {
+    if (providers.has(name)) continue;
+    providers.set(name, {
+      provide: getServiceClientToken(name),
+      useFactory: (discovery: Discovery, container: ModulesContainer): ServiceClient | undefined =>
+        always.has(name) || clientsUsedBy(container).has(name) ? discovery.clientFor(name) : undefined,
+      inject: [DISCOVERY_INSTANCE, ModulesContainer],
     });
   }
-  return [...seen.values()];
+  return [...providers.values()];
+}
+
+/** The provider that carries a forFeature() call's options to the root module. */
+export function createFeatureDeclarationProvider(clients: ServiceClientOptions[]): Provider {
+  return { provide: Symbol('SWITCHYARD:FEATURE_CLIENTS'), useValue: new FeatureClients(clients) };
 }

@@ -28,6 +28,11 @@ export interface Registration {
   update(instance: ServiceInstance): Promise<void>;
   /** Removes the instance; idempotent. */
   deregister(): Promise<void>;
+  /**
+   * Stops refreshing without removing the instance: the registry drops it
+   * when its TTL runs out (`deregister_on_shutdown = false`). Idempotent.
+   */
+  release?(): Promise<void>;
 }
 
 /**

@@ -13,9 +13,9 @@ import {
   EndpointSet,
   RegistrationError,
   resolveDiscoveryConfig,
-  toSeedRecord,
   type ServiceInstance,
 } from '../../lib/index.js';
+import { toSeedRecord } from '../../lib/core/service-instance.js';
 import { createRegistry } from '../../lib/registry/create-registry.js';
 import type { ConsulRegistry } from '../../lib/registry/consul/consul.registry.js';
 import type { EtcdRegistry } from '../../lib/registry/etcd/etcd.registry.js';

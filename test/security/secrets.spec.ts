@@ -4,11 +4,11 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import {
   Discovery,
   EndpointSet,
-  parseDiscoveryConfig,
   resolveDiscoveryConfig,
   type DiscoveryOptions,
   type ServiceClient,
 } from '../../lib/index.js';
+import { parseDiscoveryConfig } from '../../lib/core/config/load-discovery-config.js';
 import { createRegistry } from '../../lib/registry/create-registry.js';
 import type { Registry } from '../../lib/registry/registry.interface.js';
 import { reliabilityTest, ResultsFile, type ResultSpec } from '../faults/support/reliability-results.js';

@@ -3,8 +3,8 @@ import type { BalancingStrategy } from '../../balancing/picker.js';
 import type { DiscoveryOptions } from '../../core/config/discovery-options.js';
 import type { ResolvedDiscoveryConfig } from '../../core/config/resolve-discovery-config.js';
 import type { InstanceOptions } from '../../discovery/discovery.js';
-import type { ServiceClientOptions } from '../../grpc/service-client.js';
-import type { RetryOptions } from '../../grpc/retry-policy.js';
+import type { ServiceClientOptions } from '../../client/client-options.js';
+import type { RetryOptions } from '../../client/retry-policy.js';
 import type { DiscoveryMetricsOptions } from '../../health/discovery-metrics.js';
 import type { DiscoveryLogger, Registry } from '../../registry/registry.interface.js';
 
@@ -20,7 +20,7 @@ export interface DiscoveryModuleOptions extends DiscoveryOptions {
   config?: string | ResolvedDiscoveryConfig;
   /** This app's own instance; omit for client-only apps. `host` defaults to 127.0.0.1. */
   instance?: InstanceOptions;
-  /** Clients to provide (names or per-service options), besides those named by @InjectServiceClient. */
+  /** Per-service client options (and clients to provide), besides those named by @InjectServiceClient. */
   clients?: Array<string | ServiceClientOptions>;
   /** A ready-made registry (e.g. a shared MemoryRegistry in tests); the module does not close it. */
   registry?: Registry;
@@ -59,8 +59,11 @@ export interface DiscoveryModuleAsyncOptions extends Pick<ModuleMetadata, 'impor
   inject?: Array<InjectionToken | OptionalFactoryDependency>;
   useClass?: Type<DiscoveryOptionsFactory>;
   useExisting?: Type<DiscoveryOptionsFactory>;
-  /** Clients to provide; names only (their options come from `forFeature`). */
-  clients?: string[];
+  /**
+   * Clients to provide, known when the module is defined (names or options).
+   * Options may also come back from the factory as `clients`.
+   */
+  clients?: Array<string | ServiceClientOptions>;
   /** Default true: clients and the registry are injectable everywhere. */
   isGlobal?: boolean;
 }

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
-import { findFreePort } from 'switchyard';
+import { freePort } from './free-port.js';
 import { CallerModule } from './caller/caller.module.js';
 import { GreeterCaller } from './caller/greeter-caller.service.js';
 
@@ -36,7 +36,7 @@ function startGreeter(index: number, port: number): ChildProcess {
 }
 
 const started = Date.now();
-const ports = await Promise.all(Array.from({ length: INSTANCES }, () => findFreePort()));
+const ports = await Promise.all(Array.from({ length: INSTANCES }, () => freePort()));
 ports.forEach((port, i) => startGreeter(i + 1, port));
 
 const app = await NestFactory.createApplicationContext(CallerModule, { logger: ['error', 'warn', 'log'] });

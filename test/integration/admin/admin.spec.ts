@@ -8,16 +8,16 @@ import { NestFactory } from '@nestjs/core';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createRegistry,
   createServiceInstance,
   DiscoveryModule,
-  findFreePort,
   InjectServiceClient,
   resolveDiscoveryConfig,
-  type AdminState,
   type Registry,
   type ServiceClient,
 } from '../../../lib/index.js';
+import { createRegistry } from '../../../lib/registry/create-registry.js';
+import { findFreePort } from '../../../lib/core/tcp.js';
+import { type AdminState } from '../../../lib/admin/admin-state.js';
 import { GreeterServer, greeterPackage, type GreeterStub } from '../../support/grpc/greeter.js';
 import { ETCDCTL_BINARY, EtcdPeer } from '../../support/peers/etcd.js';
 import { waitFor } from '../../support/wait-for.js';

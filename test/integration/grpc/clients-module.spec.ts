@@ -4,13 +4,8 @@ import { NestFactory } from '@nestjs/core';
 import { ClientsModule, Transport, type ClientGrpc } from '@nestjs/microservices';
 import { firstValueFrom, type Observable } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createServiceInstance,
-  DiscoveryModule,
-  MemoryRegistry,
-  MemoryStore,
-  type Registration,
-} from '../../../lib/index.js';
+import { createServiceInstance, DiscoveryModule, type Registration } from '../../../lib/index.js';
+import { MemoryRegistry, MemoryStore } from '../../../lib/testing.js';
 import { GREETER_PROTO, GreeterServer } from '../../support/grpc/greeter.js';
 import { waitFor } from '../../support/wait-for.js';
 

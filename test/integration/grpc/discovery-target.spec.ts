@@ -1,13 +1,8 @@
 import 'reflect-metadata';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createServiceInstance,
-  Discovery,
-  MemoryRegistry,
-  MemoryStore,
-  type Registration,
-} from '../../../lib/index.js';
+import { createServiceInstance, Discovery, type Registration } from '../../../lib/index.js';
+import { MemoryRegistry, MemoryStore } from '../../../lib/testing.js';
 import {
   GreeterServer,
   greeterPackage,
@@ -90,7 +85,12 @@ describe('discovery:/// target in plain grpc-js clients', () => {
     await addServer('h1');
     await addServer('h2');
     await addServer('h3');
-    const hashing = discovery.client({ name: 'greeter-hash', loadBalance: 'consistent_hash' });
+    // discovery:/// uses the options declared for the service, not whichever client happened to be made first.
+    discovery.declareClients([
+      { options: { name: 'greeter-hash', loadBalance: 'consistent_hash' }, source: 'this test' },
+    ]);
+    const hashing = discovery.client('greeter-hash');
+    expect(hashing.strategy).toBe('consistent_hash');
     // A second service name registered on the same servers, balanced by hash.
     for (const s of servers)
       registrations.push(

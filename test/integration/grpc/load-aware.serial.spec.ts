@@ -1,11 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createServiceInstance,
-  Discovery,
-  MemoryRegistry,
-  MemoryStore,
-  type Registration,
-} from '../../../lib/index.js';
+import { createServiceInstance, Discovery, type Registration } from '../../../lib/index.js';
+import { MemoryRegistry, MemoryStore } from '../../../lib/testing.js';
 import { GREETER_PROTO, sayHello, startGreeterProcess, type GreeterStub } from '../../support/grpc/greeter.js';
 
 const TIMING = { ttlMs: 90_000, heartbeatMs: 30_000 };

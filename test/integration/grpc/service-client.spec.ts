@@ -1,13 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createServiceInstance,
-  Discovery,
-  MemoryRegistry,
-  MemoryStore,
-  type Registration,
-  type ServiceClient,
-} from '../../../lib/index.js';
+import { createServiceInstance, Discovery, type Registration, type ServiceClient } from '../../../lib/index.js';
+import { MemoryRegistry, MemoryStore } from '../../../lib/testing.js';
 import {
   GREETER_PROTO,
   GreeterServer,
@@ -182,6 +176,6 @@ describe('ServiceClient against real grpc servers', () => {
     );
     expect(replies).toHaveLength(1_000);
     expect(servers.reduce((n, s) => n + s.calls, 0)).toBe(1_000);
-    expect(client.loadTracker.totalInFlight()).toBe(0);
+    expect(client.loads.totalInFlight()).toBe(0);
   });
 });

@@ -1,13 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  Discovery,
-  healthCheckerPool,
-  MemoryRegistry,
-  MemoryStore,
-  type DiscoveryEvent,
-  type EndpointSet,
-  type Registration,
-} from '../../../lib/index.js';
+import { Discovery, type DiscoveryEvent, type EndpointSet, type Registration } from '../../../lib/index.js';
+import { healthCheckerPool } from '../../../lib/health/endpoint-health-checker.js';
+import { MemoryRegistry, MemoryStore } from '../../../lib/testing.js';
 import { GREETER_PROTO, sayHello, type GreeterStub } from '../../support/grpc/greeter.js';
 import { waitFor } from '../../support/wait-for.js';
 import { HealthGreeterServer, HttpHealthServer } from './support/health-servers.js';

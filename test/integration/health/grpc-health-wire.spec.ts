@@ -4,13 +4,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createProbe,
-  GrpcHealthService,
-  HealthClientConstructor,
-  ServingStatus,
-  type HealthCheckResponse,
-} from '../../../lib/index.js';
+import { GrpcHealthService, ServingStatus } from '../../../lib/index.js';
+import { createProbe } from '../../../lib/health/health-probe.js';
+import { HealthClientConstructor, type HealthCheckResponse } from '../../../lib/health/grpc-health-protocol.js';
 import { waitFor } from '../../support/wait-for.js';
 
 // The official grpc.health.v1 definition, so the hand-written codec is checked against protobufjs.

@@ -4,15 +4,9 @@ import { Controller, Get, Header, Inject, Module, type INestApplication } from '
 import { NestFactory } from '@nestjs/core';
 import { Registry as PromRegistry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  DiscoveryModule,
-  findFreePort,
-  getServiceClientToken,
-  MemoryRegistry,
-  MemoryStore,
-  type Registration,
-  type ServiceClient,
-} from '../../../lib/index.js';
+import { DiscoveryModule, getServiceClientToken, type Registration, type ServiceClient } from '../../../lib/index.js';
+import { findFreePort } from '../../../lib/core/tcp.js';
+import { MemoryRegistry, MemoryStore } from '../../../lib/testing.js';
 import {
   GREETER_PROTO,
   greeterPackage,

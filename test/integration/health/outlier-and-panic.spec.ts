@@ -2,14 +2,13 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   Discovery,
-  MemoryRegistry,
-  MemoryStore,
   NoEndpointsError,
   type DiscoveryEvent,
   type DiscoveryOptions,
   type Registration,
   type ServiceClient,
 } from '../../../lib/index.js';
+import { MemoryRegistry, MemoryStore } from '../../../lib/testing.js';
 import {
   GREETER_PROTO,
   greeterPackage,

@@ -7,16 +7,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Discovery, DiscoveryModule, GrpcHealthService, ServingStatus } from '../../../lib/index.js';
+import { findFreePort } from '../../../lib/core/tcp.js';
 import {
-  Discovery,
-  DiscoveryModule,
-  findFreePort,
-  GrpcHealthService,
   HealthClientConstructor,
-  ServingStatus,
   type HealthClient,
   type HealthCheckResponse,
-} from '../../../lib/index.js';
+} from '../../../lib/health/grpc-health-protocol.js';
 import { GREETER_PROTO } from '../../support/grpc/greeter.js';
 import { waitFor } from '../../support/wait-for.js';
 import { recordingLogger } from './support/health-kit.js';

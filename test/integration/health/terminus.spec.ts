@@ -6,12 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DiscoveryHealthIndicator,
   DiscoveryModule,
-  findFreePort,
-  MemoryRegistry,
-  MemoryStore,
   createServiceInstance,
   type Registration,
 } from '../../../lib/index.js';
+import { findFreePort } from '../../../lib/core/tcp.js';
+import { MemoryRegistry, MemoryStore } from '../../../lib/testing.js';
 import { waitFor } from '../../support/wait-for.js';
 import { recordingLogger, TIMING } from './support/health-kit.js';
 

@@ -1,12 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BalancingStrategy } from '../../../lib/balancing/picker.js';
 import {
   StrategyRegistry,
   builtInStrategies,
   getStrategy,
   listStrategies,
-  registerStrategy,
-  unregisterStrategy,
 } from '../../../lib/balancing/strategy-registry.js';
 import { ConsistentHashStrategy } from '../../../lib/balancing/consistent-hash.strategy.js';
 import { ConfigurationError, STRATEGY_NAMES } from '../../../lib/core/index.js';
@@ -18,11 +16,6 @@ const firstEndpoint: BalancingStrategy = {
 };
 
 describe('strategy registry', () => {
-  afterEach(() => {
-    unregisterStrategy('first_endpoint');
-    unregisterStrategy('bounded_hash');
-  });
-
   it('offers exactly the built-in names that load_balance accepts', () => {
     expect(
       builtInStrategies()
@@ -54,24 +47,28 @@ describe('strategy registry', () => {
     }
   });
 
-  it('registers a user strategy, selectable by name and listed with the built-ins', () => {
-    registerStrategy(firstEndpoint);
-    registerStrategy(firstEndpoint); // again on every Discovery.create: harmless
-    expect(getStrategy('first_endpoint')).toBe(firstEndpoint);
-    expect(listStrategies()).toContain('first_endpoint');
-    expect(() => getStrategy('nope')).toThrow(/first_endpoint/);
+  it('registers a user strategy, selectable by name and listed with the built-ins, in that registry only', () => {
+    const registry = new StrategyRegistry();
+    registry.register(firstEndpoint);
+    registry.register(firstEndpoint); // the same strategy again: harmless
+    expect(registry.get('first_endpoint')).toBe(firstEndpoint);
+    expect(registry.names()).toContain('first_endpoint');
+    expect(() => registry.get('nope')).toThrow(/first_endpoint/);
     const endpoints = makeEndpoints(3);
-    expect(getStrategy('first_endpoint').build(endpoints, buildContext(1)).pick()).toBe(endpoints[0]);
-    expect(unregisterStrategy('first_endpoint')).toBe(true);
-    expect(() => getStrategy('first_endpoint')).toThrow(ConfigurationError);
+    expect(registry.get('first_endpoint').build(endpoints, buildContext(1)).pick()).toBe(endpoints[0]);
+    expect(new StrategyRegistry().has('first_endpoint')).toBe(false);
+    expect(listStrategies()).not.toContain('first_endpoint');
+    expect(registry.unregister('first_endpoint')).toBe(true);
+    expect(() => registry.get('first_endpoint')).toThrow(ConfigurationError);
   });
 
   it('registers a configured built-in under its own name, leaving the built-in as it is', () => {
+    const registry = new StrategyRegistry();
     const bounded = new ConsistentHashStrategy({ name: 'bounded_hash', boundedLoadFactor: 1.25 });
-    registerStrategy(bounded);
-    expect(getStrategy('bounded_hash')).toBe(bounded);
-    expect(getStrategy('consistent_hash')).not.toBe(bounded);
-    expect(() => registerStrategy(new ConsistentHashStrategy({ boundedLoadFactor: 1.25 }))).toThrow(/consistent_hash/);
+    registry.register(bounded);
+    expect(registry.get('bounded_hash')).toBe(bounded);
+    expect(registry.get('consistent_hash')).not.toBe(bounded);
+    expect(() => registry.register(new ConsistentHashStrategy({ boundedLoadFactor: 1.25 }))).toThrow(/consistent_hash/);
   });
 
   it('refuses to let a user strategy take over a built-in name, or a malformed strategy', () => {

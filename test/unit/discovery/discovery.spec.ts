@@ -7,12 +7,10 @@ import {
   createServiceInstance,
   Discovery,
   DiscoveryFactory,
-  MemoryRegistry,
-  MemoryStore,
-  unregisterStrategy,
   type BalancingStrategy,
   type Registration,
 } from '../../../lib/index.js';
+import { MemoryRegistry, MemoryStore } from '../../../lib/testing.js';
 import { waitFor } from '../../support/wait-for.js';
 
 const TIMING = { ttlMs: 90_000, heartbeatMs: 30_000 };
@@ -31,7 +29,6 @@ describe('Discovery (framework-free)', () => {
 
   afterEach(async () => {
     await Promise.all(registrations.splice(0).map((r) => r.deregister()));
-    unregisterStrategy('lowest_port');
   });
 
   async function add(service: string, id: string, port: number, extra: Record<string, unknown> = {}): Promise<void> {

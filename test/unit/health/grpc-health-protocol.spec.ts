@@ -1,12 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ServingStatus } from '../../../lib/index.js';
 import {
   decodeHealthCheckRequest,
   decodeHealthCheckResponse,
   encodeHealthCheckRequest,
   encodeHealthCheckResponse,
-  ServingStatus,
-} from '../../../lib/index.js';
+} from '../../../lib/health/grpc-health-protocol.js';
 
 describe('grpc.health.v1 message codec', () => {
   it('encodes the request as protobuf field 1 (length-delimited) and leaves the default out', () => {

@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ConfigurationError,
-  healthSettingsOf,
-  parseDiscoveryConfig,
-  resolveDiscoveryConfig,
-} from '../../../lib/index.js';
+import { ConfigurationError, resolveDiscoveryConfig } from '../../../lib/index.js';
+import { healthSettingsOf } from '../../../lib/health/health-settings.js';
+import { parseDiscoveryConfig } from '../../../lib/core/config/load-discovery-config.js';
 
 function issuesOf(fn: () => unknown): ConfigurationError {
   try {

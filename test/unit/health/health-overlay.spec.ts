@@ -1,15 +1,9 @@
 import { Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import {
-  createServiceInstance,
-  EndpointSet,
-  HealthOverlay,
-  type CheckerSource,
-  type DiscoveryEvent,
-  type EndpointHealthChecker,
-  type HealthCheckResult,
-  type HealthSettings,
-} from '../../../lib/index.js';
+import { createServiceInstance, EndpointSet, type DiscoveryEvent } from '../../../lib/index.js';
+import { HealthOverlay, type CheckerSource } from '../../../lib/health/health-overlay.js';
+import { type EndpointHealthChecker, type HealthCheckResult } from '../../../lib/health/endpoint-health-checker.js';
+import { type HealthSettings } from '../../../lib/health/health-settings.js';
 
 const SETTINGS: HealthSettings = {
   active: {
@@ -187,19 +181,19 @@ describe('HealthOverlay', () => {
     const raw = EndpointSet.of('svc', instances(1, 2, 3));
     o.update(raw);
     const [e1, e2] = raw.endpoints;
-    o.recordOutcome(e1, 'failure');
-    o.recordOutcome(e1, 'failure');
+    o.recordOutcome(e1, 'connection-failure');
+    o.recordOutcome(e1, 'connection-failure');
     expect(addrs(served.at(-1)!)).toEqual([2, 3]);
-    o.recordOutcome(e2, 'failure');
-    o.recordOutcome(e2, 'failure');
+    o.recordOutcome(e2, 'connection-failure');
+    o.recordOutcome(e2, 'connection-failure');
     // 50 % of 3: one ejection at most.
     expect(addrs(served.at(-1)!)).toEqual([2, 3]);
     expect(events.filter((e) => e.type === 'ejected')).toEqual([
       expect.objectContaining({ address: '127.0.0.1:1', consecutiveFailures: 2, durationMs: 60_000, ejections: 1 }),
     ]);
     const stranger = EndpointSet.of('svc', instances(9)).endpoints[0];
-    o.recordOutcome(stranger, 'failure');
-    o.recordOutcome(stranger, 'failure');
+    o.recordOutcome(stranger, 'connection-failure');
+    o.recordOutcome(stranger, 'connection-failure');
     expect(o.status.ejected).toBe(1);
     o.close();
   });
@@ -212,8 +206,8 @@ describe('HealthOverlay', () => {
     const raw = EndpointSet.of('svc', instances(1, 2));
     o.update(raw);
     expect(served[0]).toBe(raw);
-    o.recordOutcome(raw.endpoints[0], 'failure');
-    o.recordOutcome(raw.endpoints[0], 'failure');
+    o.recordOutcome(raw.endpoints[0], 'connection-failure');
+    o.recordOutcome(raw.endpoints[0], 'connection-failure');
     expect(served).toHaveLength(1);
   });
 });

@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { createServiceInstance, EndpointSet } from '../../../lib/index.js';
 import {
   assessDiscoveryHealth,
-  createServiceInstance,
-  EndpointSet,
   type DiscoveryHealthSource,
   type HealthReportDependency,
-} from '../../../lib/index.js';
+} from '../../../lib/health/discovery-health-report.js';
 
 function dependency(service: string, set: EndpointSet, minEndpoints?: number): HealthReportDependency {
   return {

@@ -1,6 +1,5 @@
-import { status } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { callOutcome, OutlierDetector, type OutlierSettings } from '../../../lib/index.js';
+import { OutlierDetector, type OutlierSettings } from '../../../lib/health/outlier-detector.js';
 
 const SETTINGS: OutlierSettings = {
   enabled: true,
@@ -23,32 +22,6 @@ function detector(settings: Partial<OutlierSettings> = {}, mayEject = () => true
   return { d, log };
 }
 
-describe('callOutcome', () => {
-  it('counts only transport failures against an endpoint', () => {
-    expect(callOutcome(status.UNAVAILABLE)).toBe('failure');
-    expect(callOutcome(status.DEADLINE_EXCEEDED)).toBe('failure');
-    expect(callOutcome({ code: 'ECONNREFUSED' })).toBe('failure');
-    expect(callOutcome({ code: status.UNAVAILABLE, details: 'x' })).toBe('failure');
-  });
-
-  it('treats any other answer as proof the endpoint is alive, and says nothing for cancellations or foreign errors', () => {
-    for (const code of [
-      status.OK,
-      status.INVALID_ARGUMENT,
-      status.NOT_FOUND,
-      status.INTERNAL,
-      status.PERMISSION_DENIED,
-      status.RESOURCE_EXHAUSTED,
-    ]) {
-      expect(callOutcome(code)).toBe('success');
-    }
-    expect(callOutcome(null)).toBe('success');
-    expect(callOutcome(status.CANCELLED)).toBe('neutral');
-    expect(callOutcome(new TypeError('bug in the caller'))).toBe('neutral');
-    expect(callOutcome({ code: 'ENOENT' })).toBe('neutral');
-  });
-});
-
 describe('OutlierDetector', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
@@ -57,11 +30,11 @@ describe('OutlierDetector', () => {
     const { d, log } = detector();
     d.record('a', 'failure');
     d.record('a', 'failure');
-    d.record('a', 'success');
+    d.record('a', 'answered');
     d.record('a', 'failure');
     d.record('a', 'failure');
     expect(d.isEjected('a')).toBe(false);
-    d.record('a', 'neutral');
+    d.record('a', 'unknown');
     expect(d.record('a', 'failure')).toBe(true);
     expect(d.isEjected('a')).toBe(true);
     expect(d.ejected).toBe(1);

@@ -6,14 +6,10 @@ import { NestFactory } from '@nestjs/core';
 import { firstValueFrom, filter } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  canConnect,
   ConfigurationError,
   DiscoveryModule,
-  findFreePort,
   InjectServiceClient,
   InjectServiceRegistry,
-  MemoryRegistry,
-  MemoryStore,
   ServiceClient,
   ServiceDiscoveryModule,
   ServiceRegistry,
@@ -21,6 +17,8 @@ import {
   type DiscoveryModuleOptions,
   type DiscoveryOptionsFactory,
 } from '../../../lib/index.js';
+import { canConnect, findFreePort } from '../../../lib/core/tcp.js';
+import { MemoryRegistry, MemoryStore } from '../../../lib/testing.js';
 import { waitFor } from '../../support/wait-for.js';
 
 @Injectable()

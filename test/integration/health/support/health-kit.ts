@@ -2,10 +2,10 @@ import {
   createServiceInstance,
   type DiscoveryLogger,
   type EndpointSet,
-  type MemoryRegistry,
   type Registration,
   type ServiceClient,
 } from '../../../../lib/index.js';
+import { type MemoryRegistry } from '../../../../lib/testing.js';
 
 export const TIMING = { ttlMs: 90_000, heartbeatMs: 30_000 };
 

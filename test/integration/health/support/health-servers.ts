@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createServer, type Server as HttpServer } from 'node:http';
-import { HEALTH_SERVICE_DEFINITION, GrpcHealthService, ServingStatus } from '../../../../lib/index.js';
+import { GrpcHealthService, ServingStatus } from '../../../../lib/index.js';
+import { HEALTH_SERVICE_DEFINITION } from '../../../../lib/health/grpc-health-protocol.js';
 import { greeterPackage, type HelloReply } from '../../../support/grpc/greeter.js';
 
 /**

@@ -1,7 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import type { Subscription } from 'rxjs';
-import { NoEndpointsError } from '../core/errors.js';
-import type { EndpointSet } from '../core/endpoint-set.js';
+import { NoEndpointsError } from '../../core/errors.js';
+import type { EndpointSet } from '../../core/endpoint-set.js';
+import type { ServiceClient } from '../../client/service-client.js';
 import { discoveryTargets, type DiscoveryTarget } from './discovery-targets.js';
 import {
   LB_ATTRIBUTE_KEY,
@@ -12,8 +13,7 @@ import {
   type GrpcResolverListener,
   type GrpcUri,
 } from './grpc-adapter.js';
-import { serviceConfigFor } from './retry-policy.js';
-import type { ServiceClient } from './service-client.js';
+import { serviceConfigFor } from './service-config.js';
 
 /** What the resolver hands the LB policy along with the addresses. */
 export interface EndpointSetAttribute {
@@ -90,9 +90,9 @@ export class DiscoveryResolver implements GrpcResolver {
 
   private follow(target: DiscoveryTarget): void {
     if (this.destroyed) return;
-    const client = target.client({ name: this.service });
+    const client = target.clientFor(this.service);
     this.client = client;
-    const retry = target.retryFor(this.service);
+    const retry = client.retryPolicy;
     const serviceConfig = statusOrFromValue(
       serviceConfigFor({ service: this.service, authority: this.authority, hashHeader: target.hashHeader }, retry),
     );

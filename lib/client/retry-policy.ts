@@ -1,4 +1,3 @@
-import type { ServiceConfig } from '@grpc/grpc-js';
 import { ConfigurationError } from '../core/errors.js';
 
 /**
@@ -91,27 +90,7 @@ export function resolveRetryOptions(retry: RetryOptions | false | undefined, pat
   return out;
 }
 
-/** The service config the resolver hands grpc-js: our LB policy plus gRPC's retry policy and throttling. */
-export function serviceConfigFor(lbConfig: Record<string, unknown>, retry: ResolvedRetryOptions): ServiceConfig {
-  const seconds = (ms: number) => `${(ms / 1000).toFixed(3)}s`;
-  const config: ServiceConfig = { loadBalancingConfig: [{ switchyard: lbConfig }], methodConfig: [] };
-  if (retry.maxAttempts > 1) {
-    config.methodConfig.push({
-      name: [{}],
-      retryPolicy: {
-        maxAttempts: retry.maxAttempts,
-        initialBackoff: seconds(retry.initialBackoffMs),
-        maxBackoff: seconds(retry.maxBackoffMs),
-        backoffMultiplier: retry.backoffMultiplier,
-        retryableStatusCodes: retry.retryableStatusCodes,
-      },
-    });
-    config.retryThrottling = { maxTokens: retry.budget.maxTokens, tokenRatio: retry.budget.tokenRatio };
-  }
-  return config;
-}
-
-/** A token bucket with gRPC's retry-throttling semantics, for ServiceClient.call(). */
+/** A token bucket with gRPC's retry-throttling semantics: the retry budget of one client, shared by its transports. */
 export class RetryBudget {
   private tokens: number;
 

@@ -4,11 +4,12 @@ import {
   type Metadata,
   type status as Status,
 } from '@grpc/grpc-js';
-import { endpointOf, type Endpoint } from '../core/endpoint.js';
-import { createServiceInstance } from '../core/service-instance.js';
-import type { BalancingStrategy, PickContext, Picker } from '../balancing/picker.js';
-import { onCallEnd, onCallStart, LoadTracker } from '../balancing/endpoint-load.js';
-import { getStrategy } from '../balancing/strategy-registry.js';
+import type { Endpoint } from '../../core/endpoint.js';
+import type { PickContext } from '../../balancing/picker.js';
+import type { CallHandle } from '../../client/call-handle.js';
+import type { ServiceClient } from '../../client/service-client.js';
+import { MAX_RECONNECT_BACKOFF_MS } from './channel-pool.js';
+import type { EndpointSetAttribute } from './discovery-resolver.js';
 import {
   createChildChannelControlHelper,
   LB_ATTRIBUTE_KEY,
@@ -26,22 +27,15 @@ import {
   type GrpcStatusOr,
   type GrpcTypedLoadBalancingConfig,
 } from './grpc-adapter.js';
-import type { EndpointSetAttribute } from './discovery-resolver.js';
-import type { ServiceClient } from './service-client.js';
-import { callOutcome } from '../health/outlier-detector.js';
+import { grpcOutcome } from './grpc-outcome.js';
 
 export const LB_POLICY_NAME = 'switchyard';
-
-/** Longest wait between reconnect attempts to a listed endpoint. */
-export const MAX_RECONNECT_BACKOFF_MS = 1_000;
 
 /** LB config carried in the resolver's service config. */
 export class DiscoveryLoadBalancingConfig implements GrpcTypedLoadBalancingConfig {
   constructor(
     readonly service: string,
     readonly hashHeader: string,
-    /** Only used when the resolver is not ours (no ServiceClient attached). */
-    readonly strategy: string,
   ) {}
 
   getLoadBalancerName(): string {
@@ -49,14 +43,13 @@ export class DiscoveryLoadBalancingConfig implements GrpcTypedLoadBalancingConfi
   }
 
   toJsonObject(): object {
-    return { [LB_POLICY_NAME]: { service: this.service, hashHeader: this.hashHeader, strategy: this.strategy } };
+    return { [LB_POLICY_NAME]: { service: this.service, hashHeader: this.hashHeader } };
   }
 
   static createFromJson(obj: Record<string, unknown>): DiscoveryLoadBalancingConfig {
     const service = typeof obj.service === 'string' ? obj.service : '';
     const hashHeader = typeof obj.hashHeader === 'string' ? obj.hashHeader.toLowerCase() : 'x-hash-key';
-    const strategy = typeof obj.strategy === 'string' ? obj.strategy : 'round_robin';
-    return new DiscoveryLoadBalancingConfig(service, hashHeader, strategy);
+    return new DiscoveryLoadBalancingConfig(service, hashHeader);
   }
 }
 
@@ -68,16 +61,16 @@ interface Child {
 /**
  * The `switchyard` LB policy: one pick-first leaf (one subchannel) per
  * endpoint, kept across endpoint-set updates (only joins and leaves touch
- * subchannels), and a picker that runs the service's strategy over the
- * READY endpoints for every call, feeding in-flight and latency back to it.
+ * subchannels). It does not balance by itself: every call is picked by the
+ * service's own ServiceClient picker — the same picker, load records and
+ * random source that `call()` and `getChannel()` use — and the leaf of the
+ * picked endpoint carries the call. One balancing path per service.
  */
 export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
   private readonly children = new Map<string, Child>();
   private readonly helper: GrpcChannelControlHelper;
   private config: DiscoveryLoadBalancingConfig | undefined;
-  private attribute: EndpointSetAttribute | undefined;
-  private fallbackLoads = new LoadTracker();
-  private previousPicker: Picker | undefined;
+  private client: ServiceClient | undefined;
   private paused = false;
   private lastError = '';
   private note = '';
@@ -85,7 +78,7 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
 
   constructor(private readonly parent: GrpcChannelControlHelper) {
     this.helper = createChildChannelControlHelper(parent, {
-      updateState: (state, _picker, error) => {
+      updateState: (_state, _picker, error) => {
         if (error) this.lastError = error;
         this.update();
       },
@@ -134,13 +127,18 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
       }
       return true;
     }
-    this.attribute = options[LB_ATTRIBUTE_KEY] as EndpointSetAttribute | undefined;
-    const endpoints = this.attribute?.set.endpoints ?? endpointList.value.map(toEndpoint);
+    const attribute = options[LB_ATTRIBUTE_KEY] as EndpointSetAttribute | undefined;
+    if (!attribute) {
+      const details = `the '${LB_POLICY_NAME}' LB policy balances only discovery: targets (service '${lbConfig.service}')`;
+      this.publish(ConnectivityState.TRANSIENT_FAILURE, new UnavailablePicker({ details }), details);
+      return true;
+    }
+    this.client = attribute.client;
     const leafOptions: ChannelOptions = { ...options };
     delete leafOptions[LB_ATTRIBUTE_KEY];
     const wanted = new Set<string>();
     this.paused = true;
-    for (const endpoint of endpoints) {
+    for (const endpoint of attribute.set.endpoints) {
       wanted.add(endpoint.address);
       const existing = this.children.get(endpoint.address);
       if (existing) {
@@ -183,45 +181,28 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
   }
 
   private update(): void {
-    if (this.paused || !this.config) return;
-    // Pickers span READY and CONNECTING endpoints so that a hash key keeps its
-    // endpoint while connections come up (the pick then queues briefly);
-    // endpoints in TRANSIENT_FAILURE are left out until they recover.
-    const usable: Child[] = [];
-    let ready = 0;
+    if (this.paused || !this.config || !this.client) return;
+    const ready = new Map<string, GrpcPicker>();
+    const readyList: Array<{ endpoint: Endpoint; leaf: GrpcPicker }> = [];
+    const connecting = new Set<string>();
     for (const child of this.children.values()) {
       const state = child.leaf.getConnectivityState();
       if (state === ConnectivityState.READY) {
-        ready++;
-        usable.push(child);
-      } else if (state === ConnectivityState.CONNECTING) usable.push(child);
-      else if (state === ConnectivityState.IDLE) {
+        const leaf = child.leaf.getPicker();
+        ready.set(child.endpoint.key, leaf);
+        readyList.push({ endpoint: child.endpoint, leaf });
+      } else if (state === ConnectivityState.CONNECTING) {
+        connecting.add(child.endpoint.key);
+      } else if (state === ConnectivityState.IDLE) {
         // Keep every endpoint connected, as round_robin does.
         child.leaf.exitIdle();
-        usable.push(child);
+        connecting.add(child.endpoint.key);
       }
     }
-    const connecting = usable.length - ready;
-    if (ready > 0) {
-      const client = this.attribute?.client;
-      const strategy: BalancingStrategy = client ? client.balancingStrategy : getStrategy(this.config.strategy);
-      const loads = client ? client.loadTracker : this.fallbackLoads;
-      const picker = strategy.build(
-        usable.map((c) => c.endpoint),
-        { loads, random: Math.random, previous: this.previousPicker },
-      );
-      this.previousPicker = picker;
-      const leafPickers = new Map<string, GrpcPicker>();
-      for (const c of usable) {
-        if (c.leaf.getConnectivityState() === ConnectivityState.READY)
-          leafPickers.set(c.endpoint.key, c.leaf.getPicker());
-      }
-      this.publish(
-        ConnectivityState.READY,
-        new DiscoveryPicker(picker, leafPickers, this.config.hashHeader, loads, client),
-        null,
-      );
-    } else if (connecting > 0) {
+    if (ready.size > 0) {
+      const picker = new DiscoveryPicker(this.client, ready, readyList, connecting, this.config.hashHeader);
+      this.publish(ConnectivityState.READY, picker, null);
+    } else if (connecting.size > 0) {
       this.publish(ConnectivityState.CONNECTING, new QueuePicker(this), null);
     } else {
       const details =
@@ -233,62 +214,75 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
   }
 
   private publish(state: ConnectivityState, picker: GrpcPicker, error: string | null): void {
-    if (state !== ConnectivityState.READY && this.currentState === ConnectivityState.READY)
+    if (state !== ConnectivityState.READY && this.currentState === ConnectivityState.READY) {
       this.parent.requestReresolution();
+    }
     this.currentState = state;
     this.parent.updateState(state, picker, error);
   }
 }
 
+/** Picks again this many times when the picked endpoint has no ready subchannel. */
+const REPICKS = 3;
+
 /**
- * Per-call pick: the strategy chooses among READY endpoints (hash key from
- * the configured metadata header), the endpoint's leaf supplies the
- * subchannel, and the call's start and end feed the load records.
+ * Per-call pick: the ServiceClient's picker chooses (hash key from the
+ * configured metadata header), the endpoint's leaf supplies the subchannel.
+ * An endpoint whose subchannel is still connecting keeps a keyed call (it
+ * waits, so the key does not move); otherwise a pick that lands on an
+ * endpoint without a ready subchannel picks again, then falls back to the
+ * ready endpoints in turn. The call's start and end feed the client's load
+ * records and outlier detection through a CallHandle.
  */
-class DiscoveryPicker implements GrpcPicker {
+export class DiscoveryPicker implements GrpcPicker {
   private readonly context: PickContext = { key: undefined };
+  private fallback = 0;
 
   constructor(
-    private readonly picker: Picker,
-    private readonly leaves: Map<string, GrpcPicker>,
+    private readonly client: ServiceClient,
+    private readonly ready: ReadonlyMap<string, GrpcPicker>,
+    private readonly readyList: ReadonlyArray<{ endpoint: Endpoint; leaf: GrpcPicker }>,
+    private readonly connecting: ReadonlySet<string>,
     private readonly hashHeader: string,
-    private readonly loads: LoadTracker,
-    /** The service's client, when the resolver is ours: picks and call outcomes feed its metrics and outlier detection. */
-    private readonly client?: ServiceClient,
   ) {}
 
   pick(args: GrpcPickArgs): GrpcPickResult {
     const values = args.metadata.get(this.hashHeader);
     const key = values.length > 0 ? String(values[0]) : undefined;
-    this.context.key = key;
-    let endpoint = this.picker.pick(this.context);
-    let leaf = endpoint && this.leaves.get(endpoint.key);
-    // A keyless pick that landed on a still-connecting endpoint tries again;
-    // a keyed one waits for its endpoint (QUEUE) so the key does not move.
-    for (let i = 0; i < 3 && endpoint && !leaf && key === undefined; i++) {
-      endpoint = this.picker.pick(this.context);
-      leaf = endpoint && this.leaves.get(endpoint.key);
+    const context = this.context;
+    context.key = key;
+    let endpoint = this.client.picker.pick(context);
+    for (let i = 0; endpoint !== undefined; i++) {
+      const leaf = this.ready.get(endpoint.key);
+      if (leaf !== undefined) return this.complete(leaf, endpoint, args);
+      if (key !== undefined && this.connecting.has(endpoint.key)) return QUEUE_RESULT;
+      if (i === REPICKS) break;
+      // A keyed call whose endpoint failed moves to a derived key: the same
+      // key always lands on the same replacement.
+      context.key = key === undefined ? undefined : `${key}#${i + 1}`;
+      endpoint = this.client.picker.pick(context);
     }
-    if (!endpoint || !leaf) return QUEUE_RESULT;
+    const list = this.readyList;
+    if (list.length === 0) return QUEUE_RESULT;
+    const next = list[this.fallback++ % list.length];
+    return this.complete(next.leaf, next.endpoint, args);
+  }
+
+  private complete(leaf: GrpcPicker, endpoint: Endpoint, args: GrpcPickArgs): GrpcPickResult {
     const result = leaf.pick(args);
     if (result.pickResultType !== PickResultType.COMPLETE) return result;
-    const load = this.loads.load(endpoint);
+    // grpc-js may drop a completed pick before the call starts (and then
+    // never ends it): count the call only once it has started.
     const client = this.client;
-    client?.recordPick(endpoint);
-    let started = 0;
-    return {
-      ...result,
-      onCallStarted: () => {
-        started = performance.now();
-        onCallStart(load);
-      },
-      onCallEnded: (code: Status, _details: string, _metadata: Metadata) => {
-        const now = performance.now();
-        onCallEnd(load, started ? now - started : -1, now);
-        // Passive outlier detection: transport failures count against the endpoint, application codes do not.
-        client?.reportCallOutcome(endpoint, callOutcome(code));
-      },
+    let call: CallHandle | undefined;
+    // The leaf's pick result is a fresh object per pick: completing it in place saves a copy per call.
+    result.onCallStarted = () => {
+      call = client.startCall(endpoint);
     };
+    result.onCallEnded = (code: Status, _details: string, _metadata: Metadata) => {
+      call?.complete(grpcOutcome(code));
+    };
+    return result;
   }
 }
 
@@ -303,16 +297,4 @@ const QUEUE_RESULT: GrpcPickResult = {
 function resetSubchannelBackoff(subchannel: { getRealSubchannel?: () => unknown }): void {
   const real = subchannel.getRealSubchannel?.() as { resetBackoff?: () => void } | undefined;
   real?.resetBackoff?.();
-}
-
-function toEndpoint(endpoint: GrpcEndpoint): Endpoint {
-  const address = endpoint.addresses[0] as { host: string; port: number };
-  return endpointOf(
-    createServiceInstance({
-      service: 'unknown',
-      host: address.host,
-      port: address.port,
-      id: `${address.host}:${address.port}`,
-    }),
-  );
 }

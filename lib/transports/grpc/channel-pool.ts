@@ -1,6 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
-import type { Endpoint } from '../core/endpoint.js';
-import type { EndpointSet } from '../core/endpoint-set.js';
+import type { Endpoint } from '../../core/endpoint.js';
+import type { EndpointSet } from '../../core/endpoint-set.js';
+
+/** Longest wait between reconnect attempts to a listed endpoint, for pooled channels and the balanced channel's subchannels alike. */
+export const MAX_RECONNECT_BACKOFF_MS = 1_000;
 
 /** How channels to endpoints are made. */
 export interface ChannelFactoryOptions {
@@ -104,8 +107,8 @@ export class ChannelPool {
   private create(address: string): grpc.Channel {
     // Same reconnect cap as the balanced channel: a listed endpoint that restarts is used again within a second.
     const options = {
-      'grpc.max_reconnect_backoff_ms': 1_000,
-      'grpc.initial_reconnect_backoff_ms': 1_000,
+      'grpc.max_reconnect_backoff_ms': MAX_RECONNECT_BACKOFF_MS,
+      'grpc.initial_reconnect_backoff_ms': MAX_RECONNECT_BACKOFF_MS,
       ...this.options.channelOptions,
     };
     return new grpc.Channel(channelTarget(address), this.credentials, options);

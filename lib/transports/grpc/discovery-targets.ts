@@ -1,12 +1,10 @@
 import { BehaviorSubject } from 'rxjs';
-import type { ServiceClient, ServiceClientOptions } from './service-client.js';
-import type { ResolvedRetryOptions } from './retry-policy.js';
+import type { ServiceClient } from '../../client/service-client.js';
 
 /** What the `discovery:` resolver needs from a configured Discovery. */
 export interface DiscoveryTarget {
-  client(options: ServiceClientOptions): ServiceClient;
-  /** Retry policy of a service (feature options, else module default). */
-  retryFor(service: string): ResolvedRetryOptions;
+  /** The client configured for a service name (its declared options, else the defaults); its retry policy goes to grpc-js. */
+  clientFor(service: string): ServiceClient;
   /** Metadata header carrying the consistent-hash key. */
   readonly hashHeader: string;
   /** How long a channel waits for the first endpoint set before failing calls UNAVAILABLE, ms. */

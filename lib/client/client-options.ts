@@ -1,0 +1,77 @@
+import type { ChannelCredentials, ChannelOptions, GrpcObject } from '@grpc/grpc-js';
+import type { RetryOptions } from './retry-policy.js';
+
+/** A proto file (or loaded package) for `getService(name)`. */
+export interface ProtoSource {
+  /** .proto file(s), loaded with @grpc/proto-loader (keepCase, longs as String, enums as String, defaults, oneofs). */
+  path?: string | string[];
+  /** proto-loader options (include dirs, ...). */
+  loaderOptions?: Record<string, unknown>;
+  /** Or a package already loaded with grpc.loadPackageDefinition. */
+  grpcObject?: GrpcObject;
+}
+
+/** A tag filter on the instances of a service. */
+export interface TagFilterOption {
+  key: string;
+  value?: string;
+  pattern?: 'exact' | 'prefix' | 'regex' | 'exists';
+}
+
+/**
+ * Per-service client options: what `forFeature`, `forRoot({ clients })` and
+ * `Discovery.client()` take.
+ *
+ * @example
+ * DiscoveryModule.forFeature([{ name: 'orders', loadBalance: 'least_connections', version: '^2.0.0', retry: { maxAttempts: 2 } }])
+ */
+export interface ServiceClientOptions {
+  /** The service to discover. */
+  name: string;
+  /** Default: the configuration's `namespace.default`. */
+  namespace?: string;
+  /** Exact version, or a semver range when version routing is on. */
+  version?: string;
+  /** Extra tag filters, added to the configuration's `tag_filters`. */
+  tags?: readonly TagFilterOption[];
+  /** Prefer endpoints in this zone (all zones when it has none). */
+  zone?: string;
+  /** Strategy name; default the configuration's `load_balance`. */
+  loadBalance?: string;
+  /** Default bound of `ready()`, ms. Default the module's `firstSetTimeoutMs` (10 000). */
+  readyTimeoutMs?: number;
+  /** Retries for `call()` and for grpc-js clients on `discovery:///<name>`; `false` disables. */
+  retry?: RetryOptions | false;
+  /** Below this many served endpoints the Terminus indicator reports the service `degraded`. Default 1. */
+  minEndpoints?: number;
+  /** gRPC: the proto that `getService(name)` builds stubs from. */
+  proto?: ProtoSource;
+  /** gRPC: channel credentials (default insecure). */
+  credentials?: ChannelCredentials;
+  /** gRPC: grpc-js channel options (keepalive, message sizes, ...). */
+  channelOptions?: ChannelOptions;
+  /**
+   * How long the connection of an endpoint that left stays open, ms (default
+   * 5 000): a call picked just before the endpoint left still starts, and the
+   * server (which deregistered first and is draining) still answers it.
+   */
+  channelLingerMs?: number;
+}
+
+/** Options of `ServiceClient.ready()`. */
+export interface ReadyOptions {
+  /** Wait until at least this many endpoints are served. Default 1. */
+  minEndpoints?: number;
+  /** Give up after this long (rejects with NoEndpointsError). Default the client's readyTimeoutMs. */
+  timeoutMs?: number;
+}
+
+/** Options of `ServiceClient.call()`. */
+export interface CallOptions {
+  /** Consistent-hash key. */
+  key?: string;
+  /** Retry settings for this call; default the client's. `false` disables retries. */
+  retry?: RetryOptions | false;
+  /** Overall deadline for all attempts, ms from now. */
+  timeoutMs?: number;
+}

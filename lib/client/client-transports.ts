@@ -1,0 +1,34 @@
+import type { Channel, Client, ServiceClientConstructor } from '@grpc/grpc-js';
+import type { Endpoint } from '../core/endpoint.js';
+import type { PickContext } from '../balancing/picker.js';
+import type { CallOptions } from './client-options.js';
+import type { ServiceClient } from './service-client.js';
+
+/** What `call()` hands its function on each attempt. */
+export interface CallAttempt {
+  channel: Channel;
+  endpoint: Endpoint;
+  /** The call's overall deadline (pass it to the stub). */
+  deadline: Date | undefined;
+  /** 1 for the first attempt. */
+  attempt: number;
+}
+
+/** The gRPC side of a ServiceClient (lib/transports/grpc implements it). */
+export interface GrpcClientTransport {
+  getChannel(context?: PickContext): Promise<Channel>;
+  getService<T = Client>(service: string | ServiceClientConstructor): T;
+  call<T>(fn: (attempt: CallAttempt) => Promise<T>, options?: CallOptions): Promise<T>;
+  /** grpc-js target of the balanced channel, e.g. `discovery://d1/orders`. */
+  readonly balancedTarget: string;
+  close(): void;
+}
+
+/**
+ * Transports a ServiceClient can use, each made on first use. The client
+ * core knows only these shapes; the discovery layer supplies the
+ * implementations, so the core never imports a transport.
+ */
+export interface ClientTransports {
+  grpc?: (client: ServiceClient) => GrpcClientTransport;
+}

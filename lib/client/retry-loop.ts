@@ -1,0 +1,78 @@
+import { backoffDelay } from '../core/backoff.js';
+import type { CallOutcome } from '../core/call-outcome.js';
+import type { Endpoint } from '../core/endpoint.js';
+import type { PickContext } from '../balancing/picker.js';
+import { abortableSleep } from '../registry/shared/abortable-sleep.js';
+import type { CallHandle } from './call-handle.js';
+import type { ResolvedRetryOptions, RetryBudget } from './retry-policy.js';
+
+/** What one transport contributes to a retried call. */
+export interface AttemptPlan<T> {
+  /** Sends one attempt to `endpoint`. */
+  run(endpoint: Endpoint, attempt: number, deadline: Date | undefined): Promise<T>;
+  /** The transport's mapping of a failure onto the shared outcomes. */
+  classify(error: unknown): CallOutcome;
+  /** May this failure be retried on another endpoint? (the transport's safety rules) */
+  retryable(error: unknown, outcome: CallOutcome, retry: ResolvedRetryOptions): boolean;
+}
+
+/** The client core, as the retry loop uses it. */
+export interface AttemptHost {
+  readonly service: string;
+  readonly random: () => number;
+  readonly budget: RetryBudget;
+  /** Aborted when the client closes: a backoff in progress ends at once. */
+  readonly closing: AbortSignal;
+  /** Waits for the first endpoints (bounded by the client's ready timeout). */
+  ready(): Promise<void>;
+  hasEndpoints(): boolean;
+  /** A pick that avoids endpoints this call already failed on, when others exist. */
+  pickAvoiding(context: PickContext, tried: ReadonlySet<string>): Endpoint;
+  startCall(endpoint: Endpoint): CallHandle;
+}
+
+/**
+ * Runs a call with retries on other endpoints: exponential backoff with full
+ * jitter, at most `maxAttempts`, within the call's deadline and the client's
+ * retry budget (gRPC retry throttling). Every attempt is counted in the
+ * endpoint's load and its outcome reaches outlier detection. Shared by every
+ * transport, so "retried" means the same over gRPC, HTTP and TCP.
+ */
+export async function runWithRetries<T>(
+  host: AttemptHost,
+  plan: AttemptPlan<T>,
+  retry: ResolvedRetryOptions,
+  options: { key?: string; timeoutMs?: number },
+): Promise<T> {
+  const deadline = options.timeoutMs !== undefined ? new Date(Date.now() + options.timeoutMs) : undefined;
+  const context: PickContext = { key: options.key };
+  const tried = new Set<string>();
+  for (let attempt = 1; ; attempt++) {
+    if (!host.hasEndpoints()) await host.ready();
+    const call = host.startCall(host.pickAvoiding(context, tried));
+    try {
+      const result = await plan.run(call.endpoint, attempt, deadline);
+      call.complete('success');
+      host.budget.onSuccess();
+      return result;
+    } catch (error) {
+      const outcome = plan.classify(error);
+      call.complete(outcome);
+      const retryable = plan.retryable(error, outcome, retry);
+      if (retryable) host.budget.onFailure();
+      tried.add(call.endpoint.key);
+      const delay = backoffDelay(attempt - 1, {
+        initialMs: retry.initialBackoffMs,
+        maxMs: retry.maxBackoffMs,
+        factor: retry.backoffMultiplier,
+        random: host.random,
+      });
+      const outOfTime = deadline !== undefined && Date.now() + delay >= deadline.getTime();
+      if (!retryable || attempt >= retry.maxAttempts || outOfTime || !host.budget.canRetry() || host.closing.aborted) {
+        throw error;
+      }
+      await abortableSleep(delay, host.closing);
+      if (host.closing.aborted) throw error;
+    }
+  }
+}
