@@ -55,7 +55,7 @@ export function collectAdminState(discovery: Discovery, self?: ServiceRegistry):
   return {
     generatedAt: Date.now(),
     backend: discovery.backendName,
-    registry: { reachable: discovery.registryReachable(), reason: registryReason(discovery) },
+    registry: { reachable: discovery.registryReachable(), reason: discovery.registryReachability()?.reason },
     self:
       instance && self
         ? {
@@ -104,13 +104,4 @@ export function collectAdminState(discovery: Discovery, self?: ServiceRegistry):
       };
     }),
   };
-}
-
-function registryReason(discovery: Discovery): string | undefined {
-  const registry = discovery.registry as unknown as {
-    connectionStatus?: { reason?: unknown };
-    connectionState?: { reason?: unknown };
-  };
-  const reason = registry.connectionStatus?.reason ?? registry.connectionState?.reason;
-  return typeof reason === 'string' ? reason : undefined;
 }

@@ -1,3 +1,6 @@
+// The public face of a service's client: each method is a short, documented
+// delegate to the core (served endpoints, call handles, retries) or to a
+// transport. Its length is its JSDoc; splitting it would scatter the API.
 import type { Channel, Client, ServiceClientConstructor } from '@grpc/grpc-js';
 import { filter, firstValueFrom, Subject, timeout, type Observable, type Subscription } from 'rxjs';
 import { endpointVerdict, type CallOutcome } from '../core/call-outcome.js';
@@ -10,7 +13,7 @@ import type { LoadTracker } from '../balancing/endpoint-load.js';
 import type { DiscoveryEvent } from '../health/discovery-events.js';
 import { healthCheckerPool } from '../health/endpoint-health-checker.js';
 import type { CheckerSource, ServiceHealth } from '../health/health-overlay.js';
-import type { HealthSettings } from '../health/health-settings.js';
+import { PASS_THROUGH_HEALTH, type HealthSettings } from '../health/health-settings.js';
 import type { DiscoveryLogger, Registry } from '../registry/registry.interface.js';
 import { CallHandle, type OutcomeSink } from './call-handle.js';
 import type { CallOptions, ReadyOptions, ServiceClientOptions } from './client-options.js';
@@ -37,29 +40,6 @@ export interface ServiceClientDeps {
 
 /** Picks again this many times to avoid an endpoint a call already failed on. */
 const REPICKS = 3;
-
-/** Settings that turn the health overlay into a pass-through. */
-const NO_HEALTH: HealthSettings = {
-  active: {
-    enabled: false,
-    kind: 'grpc',
-    service: '',
-    path: '/health',
-    intervalMs: 10_000,
-    timeoutMs: 5_000,
-    failureThreshold: 3,
-    successThreshold: 2,
-    jitter: 0.1,
-  },
-  outlier: {
-    enabled: false,
-    consecutiveFailures: 5,
-    baseEjectionMs: 30_000,
-    maxEjectionMs: 300_000,
-    maxEjectionPercent: 50,
-  },
-  panicThreshold: 0,
-};
 
 /** One endpoint as the admin view shows it. */
 export interface EndpointReport {
@@ -131,7 +111,7 @@ export class ServiceClient implements AttemptHost, OutcomeSink {
       strategy: deps.strategy,
       random: this.random,
       logger: deps.logger,
-      health: deps.health?.settings ?? NO_HEALTH,
+      health: deps.health?.settings ?? PASS_THROUGH_HEALTH,
       checkers: deps.health?.checkers ?? healthCheckerPool,
       emit: (event) => this.emit(event),
     });

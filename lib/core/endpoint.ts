@@ -3,7 +3,7 @@ import type { ServiceInstance } from './service-instance.js';
 /**
  * Something a client can send calls to: one instance's address plus what
  * the balancers need. `key` identifies the endpoint across snapshots
- * (instance id and address), `index` is its position in the snapshot.
+ * (instance id and address).
  */
 export interface Endpoint {
   readonly key: string;

@@ -1,3 +1,6 @@
+// The framework-free facade: configuration, the registry, clients, own
+// registrations, grpc targets, events, metrics and the health report meet
+// here, each as a few documented lines over the object that does the work.
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import { compileQuery, type DiscoveryQuery } from '../core/discovery-query.js';
 import type { DiscoveryOptions } from '../core/config/discovery-options.js';

@@ -1,7 +1,6 @@
-import { createRequire } from 'node:module';
 import type { Observable, Subscription } from 'rxjs';
+import { requireOptionalPeer } from '../core/optional-peer.js';
 import type * as Prom from 'prom-client';
-import { DiscoveryError } from '../core/errors.js';
 import type { DiscoveryEvent } from './discovery-events.js';
 
 /** What the metrics read (a Discovery fits). */
@@ -230,12 +229,6 @@ export class DiscoveryMetrics {
 }
 
 function loadPromClient(): typeof Prom {
-  try {
-    // Optional peer: only users who ask for metrics need it installed.
-    return createRequire(import.meta.url)('prom-client') as typeof Prom;
-  } catch (error) {
-    throw new DiscoveryError(
-      `metrics need the optional package 'prom-client' (npm install prom-client): ${(error as Error).message}`,
-    );
-  }
+  // Optional peer: only users who ask for metrics need it installed.
+  return requireOptionalPeer<typeof Prom>('prom-client', 'metrics');
 }

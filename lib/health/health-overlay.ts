@@ -1,3 +1,5 @@
+// One cohesive state machine (checks, ejections, panic, the served chain of
+// snapshots); its log and event texts make up much of its length.
 import type { Subscription } from 'rxjs';
 import type { Endpoint } from '../core/endpoint.js';
 import { EndpointSet, type EndpointSetState } from '../core/endpoint-set.js';

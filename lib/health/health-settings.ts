@@ -11,6 +11,29 @@ export interface HealthSettings {
   panicThreshold: number;
 }
 
+/** Settings under which the health overlay serves the registry's sets as they are (no checks, no ejection). */
+export const PASS_THROUGH_HEALTH: Readonly<HealthSettings> = Object.freeze<HealthSettings>({
+  active: {
+    enabled: false,
+    kind: 'grpc',
+    service: '',
+    path: '/health',
+    intervalMs: 10_000,
+    timeoutMs: 5_000,
+    failureThreshold: 3,
+    successThreshold: 2,
+    jitter: 0.1,
+  },
+  outlier: {
+    enabled: false,
+    consecutiveFailures: 5,
+    baseEjectionMs: 30_000,
+    maxEjectionMs: 300_000,
+    maxEjectionPercent: 50,
+  },
+  panicThreshold: 0,
+});
+
 /**
  * The health settings a resolved configuration describes.
  *

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Discovery } from '../../discovery/discovery.js';
+import { importOptionalPeer } from '../../core/optional-peer.js';
 import type { ServiceRegistry } from '../../discovery/service-registry.js';
 import type {
   DiscoveryHealthOptions,
@@ -21,11 +22,13 @@ let terminus: Promise<TerminusModule> | undefined;
 
 /** @nestjs/terminus is an optional peer: loaded on the first check only. */
 function loadTerminus(): Promise<TerminusModule> {
-  terminus ??= import('@nestjs/terminus').catch((error: Error) => {
+  terminus ??= importOptionalPeer(
+    '@nestjs/terminus',
+    'DiscoveryHealthIndicator',
+    () => import('@nestjs/terminus'),
+  ).catch((error: unknown) => {
     terminus = undefined;
-    throw new Error(
-      `DiscoveryHealthIndicator needs the optional package '@nestjs/terminus' (npm install @nestjs/terminus): ${error.message}`,
-    );
+    throw error;
   });
   return terminus;
 }
