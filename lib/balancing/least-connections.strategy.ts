@@ -52,6 +52,8 @@ export class LeastConnectionsPicker implements Picker {
  */
 export class LeastConnectionsStrategy implements BalancingStrategy {
   readonly name = 'least_connections';
+  /** Picks ignore `context.key`. */
+  readonly usesKey = false;
 
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
     if (endpoints.length === 0) return EMPTY_PICKER;

@@ -79,6 +79,8 @@ export interface P2cEwmaOptions {
  */
 export class P2cEwmaStrategy implements BalancingStrategy {
   readonly name: string;
+  /** Picks ignore `context.key`. */
+  readonly usesKey = false;
   private readonly decayMs: number;
 
   constructor(options: P2cEwmaOptions = {}) {

@@ -56,5 +56,10 @@ export interface PickerBuildContext {
  */
 export interface BalancingStrategy {
   readonly name: string;
+  /**
+   * False when picks ignore `context.key`, so transports need not read a
+   * key per call (every built-in but consistent_hash). Default true.
+   */
+  readonly usesKey?: boolean;
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker;
 }

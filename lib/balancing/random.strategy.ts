@@ -29,6 +29,8 @@ export class RandomPicker implements Picker {
  */
 export class RandomStrategy implements BalancingStrategy {
   readonly name = 'random';
+  /** Picks ignore `context.key`. */
+  readonly usesKey = false;
 
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
     if (endpoints.length === 0) return EMPTY_PICKER;

@@ -40,6 +40,8 @@ export class RoundRobinPicker implements Picker {
  */
 export class RoundRobinStrategy implements BalancingStrategy {
   readonly name = 'round_robin';
+  /** Picks ignore `context.key`. */
+  readonly usesKey = false;
 
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
     if (endpoints.length === 0) return EMPTY_PICKER;

@@ -89,6 +89,8 @@ export class WeightedRandomPicker implements Picker {
  */
 export class WeightedRandomStrategy implements BalancingStrategy {
   readonly name = 'weighted_random';
+  /** Picks ignore `context.key`. */
+  readonly usesKey = false;
 
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
     if (endpoints.length === 0) return EMPTY_PICKER;

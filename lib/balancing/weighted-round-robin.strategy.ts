@@ -160,6 +160,8 @@ export class WeightedRoundRobinSchedulePicker implements Picker {
  */
 export class WeightedRoundRobinStrategy implements BalancingStrategy {
   readonly name = 'weighted_round_robin';
+  /** Picks ignore `context.key`. */
+  readonly usesKey = false;
 
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
     if (endpoints.length === 0) return EMPTY_PICKER;

@@ -1,11 +1,13 @@
 import type { CallOutcome } from '../core/call-outcome.js';
 import type { Endpoint } from '../core/endpoint.js';
-import { onCallEnd, onCallStart } from '../balancing/endpoint-load.js';
 import type { EndpointLoad } from '../balancing/picker.js';
 
-/** Where a finished call's outcome goes (the client core: outlier detection, activity counters). */
-export interface OutcomeSink {
-  callFinished(endpoint: Endpoint, outcome: CallOutcome): void;
+/** The client core's two ends of a call (ServiceClient implements it). */
+export interface CallTracker {
+  /** Counts the pick and the call in flight; returns the endpoint's load record. */
+  callStarted(endpoint: Endpoint): EndpointLoad;
+  /** Ends the call: in flight -1, latency to the EWMA (negative: none), outcome to outlier detection. */
+  callEnded(endpoint: Endpoint, load: EndpointLoad, latencyMs: number, outcome: CallOutcome): void;
 }
 
 /**
@@ -21,14 +23,14 @@ export interface OutcomeSink {
  */
 export class CallHandle {
   private done = false;
+  private readonly load: EndpointLoad;
   private readonly startedAt: number;
 
   constructor(
     readonly endpoint: Endpoint,
-    private readonly load: EndpointLoad,
-    private readonly sink: OutcomeSink,
+    private readonly tracker: CallTracker,
   ) {
-    onCallStart(load);
+    this.load = tracker.callStarted(endpoint);
     this.startedAt = performance.now();
   }
 
@@ -36,8 +38,7 @@ export class CallHandle {
   complete(outcome: CallOutcome): void {
     if (this.done) return;
     this.done = true;
-    const now = performance.now();
-    onCallEnd(this.load, outcome === 'neutral' ? -1 : now - this.startedAt, now);
-    this.sink.callFinished(this.endpoint, outcome);
+    const latency = outcome === 'neutral' ? -1 : performance.now() - this.startedAt;
+    this.tracker.callEnded(this.endpoint, this.load, latency, outcome);
   }
 }

@@ -8,14 +8,15 @@ import type { CompiledQuery, DiscoveryQuery } from '../core/discovery-query.js';
 import type { Endpoint } from '../core/endpoint.js';
 import type { EndpointSet } from '../core/endpoint-set.js';
 import { ClosedError, DiscoveryError, NoEndpointsError } from '../core/errors.js';
-import type { BalancingStrategy, PickContext, Picker } from '../balancing/picker.js';
+import type { BalancingStrategy, EndpointLoad, PickContext, Picker } from '../balancing/picker.js';
+import { onCallEnd, onCallStart } from '../balancing/endpoint-load.js';
 import type { LoadTracker } from '../balancing/endpoint-load.js';
 import type { DiscoveryEvent } from '../health/discovery-events.js';
 import { healthCheckerPool } from '../health/endpoint-health-checker.js';
 import type { CheckerSource, ServiceHealth } from '../health/health-overlay.js';
 import { PASS_THROUGH_HEALTH, type HealthSettings } from '../health/health-settings.js';
 import type { DiscoveryLogger, Registry } from '../registry/registry.interface.js';
-import { CallHandle, type OutcomeSink } from './call-handle.js';
+import { CallHandle, type CallTracker } from './call-handle.js';
 import type { CallOptions, ReadyOptions, ServiceClientOptions } from './client-options.js';
 import type { CallAttempt, ClientTransports, GrpcClientTransport } from './client-transports.js';
 import { EndpointActivity } from './endpoint-activity.js';
@@ -65,7 +66,7 @@ export interface EndpointReport {
  * constructor(@InjectServiceClient('orders') private readonly orders: ServiceClient) {}
  * const channel = await this.orders.getChannel({ key: customerId });
  */
-export class ServiceClient implements AttemptHost, OutcomeSink {
+export class ServiceClient implements AttemptHost, CallTracker {
   readonly service: string;
   readonly strategy: string;
   readonly random: () => number;
@@ -205,12 +206,25 @@ export class ServiceClient implements AttemptHost, OutcomeSink {
    * const call = client.startCall(client.pickEndpoint({ key })); ...; call.complete('success');
    */
   startCall(endpoint: Endpoint): CallHandle {
-    this.activity.picked(endpoint);
-    return new CallHandle(endpoint, this.served.loads.load(endpoint), this);
+    return new CallHandle(endpoint, this);
   }
 
-  /** @internal Completion of a CallHandle. */
-  callFinished(endpoint: Endpoint, outcome: CallOutcome): void {
+  /** @internal The start of a call, for transports that track calls without a handle per call. */
+  callStarted(endpoint: Endpoint): EndpointLoad {
+    this.activity.picked(endpoint);
+    const load = this.served.loads.load(endpoint);
+    onCallStart(load);
+    return load;
+  }
+
+  /** @internal The end of a call started with {@link callStarted}. */
+  callEnded(endpoint: Endpoint, load: EndpointLoad, latencyMs: number, outcome: CallOutcome): void {
+    onCallEnd(load, latencyMs, performance.now());
+    this.callFinished(endpoint, outcome);
+  }
+
+  /** Feeds an outcome into outlier detection and the failure counters. */
+  private callFinished(endpoint: Endpoint, outcome: CallOutcome): void {
     if (endpointVerdict(outcome) === 'failure') this.activity.failed(endpoint);
     this.served.recordOutcome(endpoint, outcome);
   }

@@ -5,8 +5,7 @@ import {
   type status as Status,
 } from '@grpc/grpc-js';
 import type { Endpoint } from '../../core/endpoint.js';
-import type { PickContext } from '../../balancing/picker.js';
-import type { CallHandle } from '../../client/call-handle.js';
+import type { EndpointLoad, PickContext } from '../../balancing/picker.js';
 import type { ServiceClient } from '../../client/service-client.js';
 import { MAX_RECONNECT_BACKOFF_MS } from './channel-pool.js';
 import type { EndpointSetAttribute } from './discovery-resolver.js';
@@ -71,6 +70,7 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
   private readonly helper: GrpcChannelControlHelper;
   private config: DiscoveryLoadBalancingConfig | undefined;
   private client: ServiceClient | undefined;
+  private slots: CallSlots | undefined;
   private paused = false;
   private lastError = '';
   private note = '';
@@ -133,6 +133,7 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
       this.publish(ConnectivityState.TRANSIENT_FAILURE, new UnavailablePicker({ details }), details);
       return true;
     }
+    if (this.client !== attribute.client) this.slots = new CallSlots(attribute.client);
     this.client = attribute.client;
     const leafOptions: ChannelOptions = { ...options };
     delete leafOptions[LB_ATTRIBUTE_KEY];
@@ -200,7 +201,7 @@ export class DiscoveryLoadBalancer implements GrpcLoadBalancer {
       }
     }
     if (ready.size > 0) {
-      const picker = new DiscoveryPicker(this.client, ready, readyList, connecting, this.config.hashHeader);
+      const picker = new DiscoveryPicker(this.client, ready, readyList, connecting, this.config.hashHeader, this.slots);
       this.publish(ConnectivityState.READY, picker, null);
     } else if (connecting.size > 0) {
       this.publish(ConnectivityState.CONNECTING, new QueuePicker(this), null);
@@ -232,7 +233,7 @@ const REPICKS = 3;
  * waits, so the key does not move); otherwise a pick that lands on an
  * endpoint without a ready subchannel picks again, then falls back to the
  * ready endpoints in turn. The call's start and end feed the client's load
- * records and outlier detection through a CallHandle.
+ * records and outlier detection through pooled call slots.
  */
 export class DiscoveryPicker implements GrpcPicker {
   private readonly context: PickContext = { key: undefined };
@@ -244,10 +245,16 @@ export class DiscoveryPicker implements GrpcPicker {
     private readonly readyList: ReadonlyArray<{ endpoint: Endpoint; leaf: GrpcPicker }>,
     private readonly connecting: ReadonlySet<string>,
     private readonly hashHeader: string,
-  ) {}
+    private readonly slots: CallSlots = new CallSlots(client),
+  ) {
+    this.readsKey = client.balancingStrategy.usesKey !== false;
+  }
+
+  private readonly readsKey: boolean;
 
   pick(args: GrpcPickArgs): GrpcPickResult {
-    const values = args.metadata.get(this.hashHeader);
+    // Strategies that ignore keys are spared the header lookup (it allocates).
+    const values = this.readsKey ? args.metadata.get(this.hashHeader) : NO_VALUES;
     const key = values.length > 0 ? String(values[0]) : undefined;
     const context = this.context;
     context.key = key;
@@ -271,20 +278,63 @@ export class DiscoveryPicker implements GrpcPicker {
   private complete(leaf: GrpcPicker, endpoint: Endpoint, args: GrpcPickArgs): GrpcPickResult {
     const result = leaf.pick(args);
     if (result.pickResultType !== PickResultType.COMPLETE) return result;
-    // grpc-js may drop a completed pick before the call starts (and then
-    // never ends it): count the call only once it has started.
-    const client = this.client;
-    let call: CallHandle | undefined;
     // The leaf's pick result is a fresh object per pick: completing it in place saves a copy per call.
-    result.onCallStarted = () => {
-      call = client.startCall(endpoint);
-    };
-    result.onCallEnded = (code: Status, _details: string, _metadata: Metadata) => {
-      call?.complete(grpcOutcome(code));
-    };
+    const slot = this.slots.acquire(endpoint);
+    result.onCallStarted = slot.started;
+    result.onCallEnded = slot.ended;
     return result;
   }
 }
+
+/**
+ * The per-call callbacks grpc-js gets, pooled: each slot's two functions
+ * are made once and reused call after call, so tracking a call allocates
+ * nothing. grpc-js may drop a completed pick before the call starts (and
+ * then calls neither): such a slot is simply not returned to the pool, and
+ * the call is counted only once it has started.
+ */
+class CallSlots {
+  private readonly free: CallSlot[] = [];
+
+  constructor(private readonly client: ServiceClient) {}
+
+  acquire(endpoint: Endpoint): CallSlot {
+    const slot = this.free.pop() ?? new CallSlot(this.client, this.free);
+    slot.endpoint = endpoint;
+    return slot;
+  }
+}
+
+class CallSlot {
+  endpoint: Endpoint | undefined;
+  private load: EndpointLoad | undefined;
+  private startedAt = 0;
+
+  constructor(
+    private readonly client: ServiceClient,
+    private readonly pool: CallSlot[],
+  ) {}
+
+  readonly started = (): void => {
+    this.load = this.client.callStarted(this.endpoint!);
+    this.startedAt = performance.now();
+  };
+
+  readonly ended = (code: Status, _details: string, _metadata: Metadata): void => {
+    const load = this.load;
+    const endpoint = this.endpoint;
+    this.load = undefined;
+    this.endpoint = undefined;
+    if (load === undefined || endpoint === undefined) return;
+    this.client.callEnded(endpoint, load, performance.now() - this.startedAt, grpcOutcome(code));
+    if (this.pool.length < MAX_FREE_SLOTS) this.pool.push(this);
+  };
+}
+
+/** Free slots kept per picker lineage (about the concurrency of the busiest moment). */
+const MAX_FREE_SLOTS = 1024;
+
+const NO_VALUES: readonly unknown[] = [];
 
 const QUEUE_RESULT: GrpcPickResult = {
   pickResultType: PickResultType.QUEUE,
