@@ -44,14 +44,9 @@ export type { CallAttempt, CallOptions, ProtoSource } from './grpc/service-clien
 export * from './health/index.js';
 export { DiscoveryHealthIndicator, type DiscoveryIndicatorResult } from './nest/health/discovery.health.js';
 // Mesh (xDS) backend, usable directly.
-export {
-  MeshRegistry,
-  createMeshRegistry,
-  resolveMeshSettings,
-  parseXdsServer,
-  MissingPeerDependencyError,
-} from './registry/mesh/mesh.registry.js';
-export type { MeshSettings, MeshTuning, AdsConnectionState } from './registry/mesh/mesh.registry.js';
+export { MeshRegistry, createMeshRegistry, parseXdsServer } from './registry/mesh/mesh.registry.js';
+export type { MeshSettings, MeshTuning } from './registry/mesh/mesh.registry.js';
+export { MissingPeerDependencyError } from './core/optional-peer.js';
 // Admin view (what this process sees), also used by the CLI-free JSON endpoint.
 export {
   collectAdminState,

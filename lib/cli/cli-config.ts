@@ -58,9 +58,8 @@ export async function loadCliConfig(options: CliOptions, env: NodeJS.ProcessEnv 
     fileText && !changed
       ? parseDiscoveryConfig(fileText.text, fileText.format, source)
       : parseDiscoveryConfig(JSON.stringify(root), 'json', source);
-  const backendConfig = config.backendConfig as { token?: unknown; auth?: { password?: unknown } };
-  if (typeof backendConfig.token === 'string') secrets.add(backendConfig.token);
-  if (typeof backendConfig.auth?.password === 'string') secrets.add(backendConfig.auth.password);
+  if (config.backend === 'consul' && config.backendConfig.token) secrets.add(config.backendConfig.token);
+  if (config.backend === 'etcd' && config.backendConfig.auth) secrets.add(config.backendConfig.auth.password);
   return { config, source, secrets: [...secrets].filter((s) => s.length > 0) };
 }
 

@@ -59,9 +59,9 @@ export class PrefixWatch {
     this.prefix = layout.prefixOf(service, namespace);
     this.backoff = new Backoff({ initialMs: 100, maxMs: Math.max(1_000, connection.settings.probeIntervalMs) });
     this.releaseConnection = connection.acquire();
-    this.statusSubscription = connection.status$.subscribe((status) => {
-      if (status.state === 'unreachable') this.markStale(`registry unreachable: ${status.reason ?? 'no answer'}`);
-      else if (status.state === 'reachable' && (this.current.kind === 'stale' || this.needsRead)) this.read();
+    this.statusSubscription = connection.reachability.state$.subscribe((state) => {
+      if (!state.reachable) this.markStale(`registry unreachable: ${state.reason ?? 'no answer'}`);
+      else if (this.current.kind === 'stale' || this.needsRead) this.read();
     });
     this.read();
   }
