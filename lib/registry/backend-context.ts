@@ -1,7 +1,4 @@
-import type {
-  ResolvedConfigOf,
-  ResolvedDiscoveryConfig,
-} from '../core/config/resolve-discovery-config.js';
+import type { ResolvedConfigOf, ResolvedDiscoveryConfig } from '../core/config/resolve-discovery-config.js';
 import type { ResolvedBackendName } from '../core/config/backend-schemas.js';
 import { DiscoveryError } from '../core/errors.js';
 import type { DiscoveryLogger, Registry } from './registry.interface.js';

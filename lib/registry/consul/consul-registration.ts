@@ -126,7 +126,11 @@ export class ConsulRegistration extends RegistrationBase {
       if (this.deps.settings.check.kind === 'ttl') {
         await this.deps.api.passCheck(checkIdOf(this.current.id), this.signal);
       } else if (!(await this.deps.api.hasService(this.current.id, this.signal))) {
-        throw new ConsulRequestError('not-found', 404, `instance '${this.current.id}' is not registered with the agent`);
+        throw new ConsulRequestError(
+          'not-found',
+          404,
+          `instance '${this.current.id}' is not registered with the agent`,
+        );
       }
     } catch (error) {
       if (!this.active || !(error instanceof ConsulRequestError)) throw error;

@@ -193,7 +193,9 @@ export class LocalRegistration extends RegistrationBase {
       }
       this.lost(`instance file '${this.file}' was taken over by another registration, which has expired since`);
     } else if (current.state === 'ok' && current.entry.expiresAt <= now) {
-      this.lost(`heartbeat came too late: the TTL of ${this.timing.ttlMs} ms expired, so watchers dropped the instance`);
+      this.lost(
+        `heartbeat came too late: the TTL of ${this.timing.ttlMs} ms expired, so watchers dropped the instance`,
+      );
     }
     try {
       await writeFileAtomic(this.file, this.encode(this.current));

@@ -1,12 +1,13 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadDiscoveryConfig } from '../../../lib/core/config/load-discovery-config.js';
+import { loadDiscoveryConfig, parseDiscoveryConfig } from '../../../lib/core/config/load-discovery-config.js';
 import { resolveDiscoveryConfig } from '../../../lib/core/config/resolve-discovery-config.js';
 import { ConfigurationError, NotSupportedError } from '../../../lib/core/errors.js';
+import { configFor } from '../../../lib/registry/backend-context.js';
 import { createRegistry } from '../../../lib/registry/create-registry.js';
-import { MeshRegistry, parseXdsServer, resolveMeshSettings } from '../../../lib/registry/mesh/mesh.registry.js';
+import { MeshRegistry, parseXdsServer } from '../../../lib/registry/mesh/mesh.registry.js';
 import { createServiceInstance } from '../../../lib/core/service-instance.js';
 import { loadXdsProtos } from '../../../lib/registry/mesh/xds-protos.js';
 import { waitFor } from '../../support/wait-for.js';
@@ -16,8 +17,9 @@ import { RecordingLogger, SetRecorder } from './mesh-test-kit.js';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/mesh.toml');
 
+/** The mesh backend's settings, as the configuration loader resolves them (with `env` as the environment). */
 function settings(backendConfig: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) {
-  return resolveMeshSettings(resolveDiscoveryConfig({ backend: 'mesh', backendConfig }), env);
+  return configFor(resolveDiscoveryConfig({ backend: 'mesh', backendConfig }, { env }), 'mesh').backendConfig;
 }
 
 function configError(run: () => unknown): ConfigurationError {
@@ -74,10 +76,8 @@ describe('mesh backend configuration', () => {
 
     // The same file with only the server moved to the test control plane serves its service.
     const plane = await XdsControlPlane.start();
-    const registry = await createRegistry(
-      { ...config, backendConfig: { ...config.backendConfig, xdsServer: plane.url } },
-      new RecordingLogger(),
-    );
+    const moved = readFileSync(FIXTURE, 'utf8').replace('http://localhost:8080', plane.url);
+    const registry = await createRegistry(parseDiscoveryConfig(moved, 'toml', FIXTURE), new RecordingLogger());
     try {
       plane.set(CLUSTER_TYPE, edsCluster('session'));
       plane.set(
@@ -123,27 +123,27 @@ describe('mesh backend configuration', () => {
     'http://control-plane:18000/v3/discovery',
     'http://',
     'dns:///',
-  ])('rejects xds_server %j with an error naming backend_config.xds_server', (value) => {
+  ])('rejects xds_server %j with an error naming the field (backendConfig.xdsServer, as written)', (value) => {
     const error = configError(() => settings({ xdsServer: value }));
     expect(error.issues).toHaveLength(1);
-    expect(error.issues[0].path).toBe('backend_config.xds_server');
-    expect(error.message).toContain('backend_config.xds_server');
+    expect(error.issues[0].path).toBe('backendConfig.xdsServer');
+    expect(error.message).toContain('backendConfig.xdsServer');
     expect(error.message).toContain('http://host:port');
     expect(error.message).toContain(JSON.stringify(value));
   });
 
-  it('rejects through createRegistry too, before opening anything', async () => {
-    await expect(
-      createRegistry(
-        resolveDiscoveryConfig({ backend: 'mesh', backendConfig: { xdsServer: 'not a url' } }),
-        new RecordingLogger(),
+  it('rejects in the configuration, before anything is opened, naming the field as the file spells it', () => {
+    expect(() =>
+      parseDiscoveryConfig(
+        '[discovery]\nbackend = "mesh"\n[discovery.backend_config]\nxds_server = "not a url"\n',
+        'toml',
       ),
-    ).rejects.toThrow(/backend_config\.xds_server/);
+    ).toThrow(/discovery\.backend_config\.xds_server: an xDS server/);
   });
 
   it('needs a server: xds_server, a bootstrap file or GRPC_XDS_BOOTSTRAP', () => {
     const error = configError(() => settings({}));
-    expect(error.issues[0].path).toBe('backend_config.xds_server');
+    expect(error.issues[0].path).toBe('backendConfig.xdsServer');
     expect(error.message).toMatch(/backend_config\.bootstrap/);
   });
 
@@ -256,7 +256,7 @@ describe('mesh backend configuration', () => {
     });
     expect(istio.clusterTemplate).toBe('outbound|50051||{service}.{namespace}.svc.cluster.local');
     expect(configError(() => settings({ xdsServer: '127.0.0.1:1', clusterTemplate: 'fixed' })).issues[0].path).toBe(
-      'backend_config.cluster_template',
+      'backendConfig.clusterTemplate',
     );
     expect(
       configError(() => settings({ xdsServer: '127.0.0.1:1', clusterTemplate: '{service}.{zone}' })).message,
@@ -265,7 +265,7 @@ describe('mesh backend configuration', () => {
 
   it('refuses a TLS xds_server in delegate mode (grpc-js-xds cannot speak it from a generated bootstrap)', () => {
     const error = configError(() => settings({ xdsServer: 'https://xds.example.com:443', mode: 'delegate' }));
-    expect(error.issues[0].path).toBe('backend_config.xds_server');
+    expect(error.issues[0].path).toBe('backendConfig.xdsServer');
     expect(error.message).toMatch(/delegate/);
   });
 });
