@@ -41,6 +41,11 @@ export function toMs(valueSeconds: number): number {
 
 /** Issue parameter naming a path outside the configuration (a bootstrap file, an environment variable), shown as is. */
 export const DISPLAY_PATH_PARAM = 'displayPath';
+/**
+ * Issue parameter holding the value a schema's own check quotes, or none
+ * (zod would otherwise quote the whole object being checked).
+ */
+export const QUOTED_VALUE_PARAM = 'quotedValue';
 
 /**
  * Reports a problem found by a schema's own check, at `path` below the
@@ -56,7 +61,12 @@ export function reportIssue(
   message: string,
   input?: unknown,
 ): void {
-  ctx.addIssue({ code: 'custom', message, path: [...path], ...(input !== undefined ? { input } : {}) });
+  ctx.addIssue({
+    code: 'custom',
+    message,
+    path: [...path],
+    params: { [QUOTED_VALUE_PARAM]: input },
+  });
 }
 
 /** Reports a problem at a path outside the configuration, shown exactly as `displayPath`. */
@@ -64,8 +74,7 @@ export function reportIssueAt(ctx: z.RefinementCtx, displayPath: string, message
   ctx.addIssue({
     code: 'custom',
     message,
-    params: { [DISPLAY_PATH_PARAM]: displayPath },
-    ...(input !== undefined ? { input } : {}),
+    params: { [DISPLAY_PATH_PARAM]: displayPath, [QUOTED_VALUE_PARAM]: input },
   });
 }
 

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { ConfigurationError, type ConfigIssue } from '../errors.js';
 import type { BackendSchemaContext } from './backend-schema.js';
 import { backendSelectionSchema, type BackendSelection, type ResolvedBackendName } from './backend-schemas.js';
-import { DISPLAY_PATH_PARAM, seconds } from './config-fields.js';
+import { DISPLAY_PATH_PARAM, QUOTED_VALUE_PARAM, seconds } from './config-fields.js';
 import { discoveryConfigSchema, STRATEGY_NAMES } from './discovery-options.js';
 
 /** Maps a converted (camelCase) path back to what the user wrote. */
@@ -221,9 +221,13 @@ function zodIssues(
         out.push({ path: name([...path, key]), message: 'unknown key (not a known option here)' });
       continue;
     }
-    const input = (issue as { input?: unknown }).input;
-    // A path outside the configuration (a bootstrap file, an environment variable) is shown as the backend named it.
-    const given = issue.code === 'custom' ? (issue.params?.[DISPLAY_PATH_PARAM] as string | undefined) : undefined;
+    // A schema's own check says which value it quotes (if any), and may name a path outside the
+    // configuration (a bootstrap file, an environment variable), shown as the backend named it.
+    const params: Record<string, unknown> = (issue.code === 'custom' && issue.params) || {};
+    const input = Object.hasOwn(params, QUOTED_VALUE_PARAM)
+      ? params[QUOTED_VALUE_PARAM]
+      : (issue as { input?: unknown }).input;
+    const given = params[DISPLAY_PATH_PARAM] as string | undefined;
     out.push({
       path: given ?? name(path),
       message: expectation(issue),

@@ -14,7 +14,7 @@ export interface ConsulRegistrationDeps {
   settings: ConsulSettings;
   logger: DiscoveryLogger;
   /** Called once the registration is deregistered or stopped. */
-  onEnd: () => void;
+  onEnd: (registration: ConsulRegistration) => void;
 }
 
 const DEREGISTER_ATTEMPTS = 3;
@@ -44,7 +44,7 @@ export class ConsulRegistration extends RegistrationBase {
   ) {
     super(instance, timing, {
       backoff: { initialMs: 200, maxMs: Math.max(200, timing.heartbeatMs) },
-      onEnd: deps.onEnd,
+      onEnd: () => deps.onEnd(this),
     });
     this.definition = toServiceDefinition(instance, deps.settings, timing);
   }

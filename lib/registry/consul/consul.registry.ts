@@ -76,7 +76,7 @@ export class ConsulRegistry implements Registry {
       api: this.api,
       settings: this.settings,
       logger: this.logger,
-      onEnd: () => this.registrations.delete(registration),
+      onEnd: (ended) => this.registrations.delete(ended),
     });
     this.registrations.add(registration);
     return registration;

@@ -90,7 +90,9 @@ export const consulConfigSchema = (context: BackendSchemaContext) =>
       if (check.kind === 'http' && !checkPath.startsWith('/') && !/^https?:\/\//.test(checkPath)) {
         reportIssue(ctx, ['check', 'path'], 'a path starting with "/" or a full http(s):// URL', checkPath);
       }
-      const intervalMs = check.interval !== undefined ? toMs(check.interval) : context.healthCheck.intervalMs;
+      // Consul runs checks at most every 100 ms: an explicit interval must respect it, one taken from health_check is raised to it.
+      const intervalMs =
+        check.interval !== undefined ? toMs(check.interval) : Math.max(100, context.healthCheck.intervalMs);
       if (intervalMs < 100)
         reportIssue(ctx, ['check', 'interval'], 'an interval of at least 0.1 seconds', check.interval);
 

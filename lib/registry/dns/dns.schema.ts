@@ -20,6 +20,8 @@ import { InvalidAddressError } from '../../core/errors.js';
 export const DEFAULT_SRV_TEMPLATE = '_grpc._tcp.{service}.{domain}';
 
 const KNOWN_PLACEHOLDERS = new Set(['service', 'domain']);
+/** Shortest re-resolve interval when `ttl_floor` is not given, seconds (less when the ceiling is lower). */
+const DEFAULT_TTL_FLOOR_S = 1;
 
 /**
  * How the `dns` backend asks: `srv` follows SRV records (priority, weight,
@@ -47,7 +49,7 @@ export const dnsConfigSchema = (context: BackendSchemaContext) =>
       nameservers: z.array(z.unknown()).default([]),
       srv: z.union([z.boolean(), z.strictObject({ template: nonEmpty.optional() })]).optional(),
       port: z.number().int().min(1).max(65535).optional(),
-      ttlFloor: seconds.default(1),
+      ttlFloor: seconds.optional(),
       ttlCeiling: seconds.optional(),
       timeout: seconds.default(2),
       tries: z.number().int().min(1).default(2),
@@ -100,12 +102,14 @@ export const dnsConfigSchema = (context: BackendSchemaContext) =>
       }
 
       const ceilingS = raw.ttlCeiling ?? context.refreshIntervalMs / 1000;
-      if (raw.ttlFloor > ceilingS) {
+      // A floor the user did not set gives way to a short ceiling; one they set must fit under it.
+      const floorS = raw.ttlFloor ?? Math.min(DEFAULT_TTL_FLOOR_S, ceilingS);
+      if (floorS > ceilingS) {
         reportIssue(
           ctx,
           ['ttlFloor'],
           `at most the TTL ceiling (${ceilingS} s${raw.ttlCeiling === undefined ? ', from refresh_interval' : ''})`,
-          raw.ttlFloor,
+          floorS,
         );
       }
 
@@ -120,7 +124,7 @@ export const dnsConfigSchema = (context: BackendSchemaContext) =>
         nameservers,
         /** Normalised fallback addresses (see the README's DNS section for when they are served). */
         addresses: raw.addresses ?? [],
-        ttlFloorMs: toMs(raw.ttlFloor),
+        ttlFloorMs: toMs(floorS),
         ttlCeilingMs: toMs(ceilingS),
         /** Per-try timeout of one DNS query. */
         timeoutMs: toMs(raw.timeout),

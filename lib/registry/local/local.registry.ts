@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Observable } from 'rxjs';
 import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
@@ -143,16 +143,17 @@ export class LocalRegistry implements Registry {
   }
 }
 
-/** Resolves when the folder (or, before it exists, its nearest existing parent) can be read. */
+/** Resolves when the folder (or, before it exists, its nearest existing parent) is a folder that can be read. */
 async function checkReadable(root: string): Promise<void> {
   for (let path = root; ; path = dirname(path)) {
     try {
+      if (!(await stat(path)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
       await access(path, constants.R_OK | constants.X_OK);
       return;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' || dirname(path) === path) {
-        throw new Error(`local registry directory '${path}' is not readable (${describeFsError(error)})`);
+        throw new Error(`local registry directory '${root}' is not readable (${describeFsError(error)})`);
       }
     }
   }

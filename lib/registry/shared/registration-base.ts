@@ -32,31 +32,33 @@ type LostEvent = Extract<RegistrationEvent, { type: 'lost' }>;
  * class FileRegistration extends RegistrationBase { protected async refresh() { await touch(this.file); } ... }
  */
 export abstract class RegistrationBase implements Registration {
-  private readonly events = new Subject<RegistrationEvent>();
+  readonly #events = new Subject<RegistrationEvent>();
   readonly events$: Observable<RegistrationEvent>;
-  private lostEvent: LostEvent | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
-  private ended = false;
+  #lostEvent: LostEvent | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #ended = false;
   /** Set by `begin`: a registration that never began (memory) has no timer. */
-  private heartbeating = false;
-  private ending: Promise<void> | undefined;
-  private readonly abortController = new AbortController();
+  #heartbeating = false;
+  #ending: Promise<void> | undefined;
+  readonly #abortController = new AbortController();
+  readonly #options: RegistrationBaseOptions;
   protected readonly backoff: Backoff;
 
   protected constructor(
     protected current: ServiceInstance,
     readonly timing: RegistrationTiming,
-    private readonly options: RegistrationBaseOptions = {},
+    options: RegistrationBaseOptions = {},
   ) {
+    this.#options = options;
     this.backoff = new Backoff({
       initialMs: Math.min(100, timing.heartbeatMs / 4),
       maxMs: timing.heartbeatMs,
       ...options.backoff,
     });
     this.events$ = new Observable<RegistrationEvent>((subscriber) => {
-      if (this.lostEvent) subscriber.next(this.lostEvent);
-      return this.events.subscribe(subscriber);
+      if (this.#lostEvent) subscriber.next(this.#lostEvent);
+      return this.#events.subscribe(subscriber);
     });
   }
 
@@ -66,14 +68,14 @@ export abstract class RegistrationBase implements Registration {
 
   /** True until `deregister()` or `stop()`. */
   get active(): boolean {
-    return !this.ended;
+    return !this.#ended;
   }
 
   /** Refreshes the registration now (serialised with the timer's heartbeats); rejects when the refresh fails. */
   heartbeat(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    return this.serial(() => this.tick(true));
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    return this.serial(() => this.#tick(true));
   }
 
   /** Replaces the registered instance (same id), serialised with heartbeats. */
@@ -87,7 +89,7 @@ export abstract class RegistrationBase implements Registration {
 
   /** Stops the heartbeat and removes the instance from the registry; idempotent (later calls wait for the first). */
   deregister(): Promise<void> {
-    return this.end(true);
+    return this.#end(true);
   }
 
   /**
@@ -95,7 +97,7 @@ export abstract class RegistrationBase implements Registration {
    * it when its TTL runs out (`deregister_on_shutdown = false`). Idempotent.
    */
   stop(): Promise<void> {
-    return this.end(false);
+    return this.#end(false);
   }
 
   /** One refresh of the registration; throws when it failed (the base retries). */
@@ -115,12 +117,12 @@ export abstract class RegistrationBase implements Registration {
 
   /** Aborted when the registration ends (before `remove` runs): requests given it stop with it. */
   protected get signal(): AbortSignal {
-    return this.abortController.signal;
+    return this.#abortController.signal;
   }
 
   /** True between a `lost` event and the `restored` that follows it. */
   protected get isLost(): boolean {
-    return this.lostEvent !== undefined;
+    return this.#lostEvent !== undefined;
   }
 
   /**
@@ -129,88 +131,88 @@ export abstract class RegistrationBase implements Registration {
    * reason) and retries in the background, `fail` ends it and throws.
    */
   protected async begin(first: () => Promise<void>, onFailure: (error: unknown) => FirstAttemptOutcome): Promise<void> {
-    this.heartbeating = true;
+    this.#heartbeating = true;
     try {
       await this.serial(first);
     } catch (error) {
       const outcome = onFailure(error);
       if ('fail' in outcome) {
-        await this.end(false);
+        await this.#end(false);
         throw outcome.fail;
       }
       this.markLost(outcome.pending);
-      this.schedule(this.backoff.next());
+      this.#schedule(this.backoff.next());
       return;
     }
-    this.schedule(this.timing.heartbeatMs);
+    this.#schedule(this.timing.heartbeatMs);
   }
 
   /** Emits `lost` unless the registration is already lost or ended; true when it did. */
   protected markLost(reason: string): boolean {
-    if (this.lostEvent || !this.active) return false;
-    this.lostEvent = { type: 'lost', instance: this.current, reason, at: Date.now() };
-    this.events.next(this.lostEvent);
+    if (this.#lostEvent || !this.active) return false;
+    this.#lostEvent = { type: 'lost', instance: this.current, reason, at: Date.now() };
+    this.#events.next(this.#lostEvent);
     return true;
   }
 
   /** Emits `restored` after a loss; returns how long the loss lasted (ms), undefined when nothing was lost. */
   protected markRestored(): number | undefined {
-    const lost = this.lostEvent;
+    const lost = this.#lostEvent;
     if (!lost || !this.active) return undefined;
-    this.lostEvent = undefined;
-    this.events.next({ type: 'restored', instance: this.current, at: Date.now() });
+    this.#lostEvent = undefined;
+    this.#events.next({ type: 'restored', instance: this.current, at: Date.now() });
     return Date.now() - lost.at;
   }
 
   /** Runs operations one at a time, in call order. */
   protected serial<T>(operation: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(operation, operation);
-    this.queue = run.catch(() => undefined);
+    const run = this.#queue.then(operation, operation);
+    this.#queue = run.catch(() => undefined);
     return run;
   }
 
-  private async tick(manual: boolean): Promise<void> {
+  async #tick(manual: boolean): Promise<void> {
     if (!this.active) return;
     try {
       await this.refresh();
     } catch (error) {
       if (!this.active) return;
-      this.schedule(this.retryDelay(error));
+      this.#schedule(this.retryDelay(error));
       if (manual) throw error;
       return;
     }
     this.backoff.reset();
-    this.schedule(this.timing.heartbeatMs);
+    this.#schedule(this.timing.heartbeatMs);
   }
 
-  private schedule(delayMs: number): void {
-    if (!this.active || !this.heartbeating) return;
-    clearTimeout(this.timer);
+  #schedule(delayMs: number): void {
+    if (!this.active || !this.#heartbeating) return;
+    clearTimeout(this.#timer);
     // A chain of timeouts, not an interval: a slow registry never stacks heartbeats.
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.serial(() => this.tick(false));
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.serial(() => this.#tick(false));
     }, delayMs);
     // A registration must not keep a process alive on its own.
-    this.timer.unref();
+    this.#timer.unref();
   }
 
-  private end(remove: boolean): Promise<void> {
-    if (!this.ending) {
-      this.ended = true;
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      this.abortController.abort();
-      this.ending = this.finish(remove);
+  #end(remove: boolean): Promise<void> {
+    if (!this.#ending) {
+      this.#ended = true;
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#abortController.abort();
+      this.#ending = this.#finish(remove);
     }
-    return this.ending;
+    return this.#ending;
   }
 
-  private async finish(remove: boolean): Promise<void> {
-    await this.queue;
+  async #finish(remove: boolean): Promise<void> {
+    await this.#queue;
     if (remove) await this.remove();
-    this.lostEvent = undefined;
-    this.events.complete();
-    this.options.onEnd?.();
+    this.#lostEvent = undefined;
+    this.#events.complete();
+    this.#options.onEnd?.();
   }
 }

@@ -9,7 +9,9 @@ import { configFor } from '../../../lib/registry/backend-context.js';
 import { createRegistry } from '../../../lib/registry/create-registry.js';
 import { MeshRegistry, parseXdsServer } from '../../../lib/registry/mesh/mesh.registry.js';
 import { createServiceInstance } from '../../../lib/core/service-instance.js';
-import { loadXdsProtos } from '../../../lib/registry/mesh/xds-protos.js';
+import { MissingPeerDependencyError } from '../../../lib/core/optional-peer.js';
+import { registerGrpcJsXds } from '../../../lib/registry/mesh/xds-delegate.js';
+import { loadProtoLoader, loadXdsProtos, xdsProtoIncludeDirs } from '../../../lib/registry/mesh/xds-protos.js';
 import { waitFor } from '../../support/wait-for.js';
 import { XdsControlPlane } from '../../support/xds/xds-control-plane.js';
 import { CLUSTER_TYPE, edsCluster, ENDPOINT_TYPE, loadAssignment } from '../../support/xds/xds-resources.js';
@@ -267,5 +269,46 @@ describe('mesh backend configuration', () => {
     const error = configError(() => settings({ xdsServer: 'https://xds.example.com:443', mode: 'delegate' }));
     expect(error.issues[0].path).toBe('backendConfig.xdsServer');
     expect(error.message).toMatch(/delegate/);
+  });
+
+  it('names the missing package and how to install it, for each package the mesh backend may need', async () => {
+    const notFound = (specifier: string, code = 'MODULE_NOT_FOUND') =>
+      Object.assign(new Error(`Cannot find module '${specifier}'`), { code });
+    const xds = (() => {
+      try {
+        xdsProtoIncludeDirs((specifier) => {
+          throw notFound(specifier);
+        });
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(xds).toBeInstanceOf(MissingPeerDependencyError);
+    expect((xds as Error).message).toBe(
+      "backend 'mesh' needs the package @grpc/grpc-js-xds: npm install @grpc/grpc-js-xds@^1.14.0",
+    );
+
+    const loader = await loadProtoLoader(() =>
+      Promise.reject(notFound('@grpc/proto-loader', 'ERR_MODULE_NOT_FOUND')),
+    ).catch((error: unknown) => error);
+    expect(loader).toBeInstanceOf(MissingPeerDependencyError);
+    expect((loader as Error).message).toBe(
+      "backend 'mesh' needs the package @grpc/proto-loader: npm install @grpc/proto-loader@^0.8.0",
+    );
+
+    const delegate = await registerGrpcJsXds(
+      settings({ xdsServer: '127.0.0.1:1', mode: 'delegate' }),
+      new RecordingLogger(),
+      {},
+      () => Promise.reject(notFound('@grpc/grpc-js-xds', 'ERR_MODULE_NOT_FOUND')),
+    ).catch((error: unknown) => error);
+    expect(delegate).toBeInstanceOf(MissingPeerDependencyError);
+    expect((delegate as Error).message).toBe(
+      "backend 'mesh' needs the package @grpc/grpc-js-xds: npm install @grpc/grpc-js-xds@^1.14.0",
+    );
+
+    // A package that is there but misses one of its own dependencies is not reported as missing.
+    const broken = await loadProtoLoader(() => Promise.reject(notFound('protobufjs'))).catch((error: unknown) => error);
+    expect(broken).not.toBeInstanceOf(MissingPeerDependencyError);
   });
 });

@@ -77,6 +77,16 @@ describe('StaticRegistry', () => {
     expect(count).toBe(1);
   });
 
+  it('is always reachable: its source is the configuration itself', async () => {
+    const registry = new StaticRegistry(['127.0.0.1:8080']);
+    expect(registry.reachability.current).toMatchObject({ reachable: true, reason: undefined });
+    expect(await registry.reachability.probe()).toMatchObject({ reachable: true });
+    let completed = false;
+    registry.reachability.state$.subscribe({ complete: () => (completed = true) });
+    await registry.close();
+    expect(completed).toBe(true);
+  });
+
   it('serves an empty list as "empty"', async () => {
     const set = await firstValueFrom(new StaticRegistry([]).watch({ service: 'orders' }));
     expect(set.state).toBe('empty');
