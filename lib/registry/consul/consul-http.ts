@@ -130,7 +130,7 @@ export class ConsulHttp {
       await this.send({ method: 'GET', path: '/status/leader', what: 'read the cluster leader' });
     } catch (error) {
       if (error instanceof ConsulRequestError && error.noAnswer) {
-        throw new Error(this.unreachableReason(error.detail || error.kind));
+        throw new Error(this.unreachableReason(error.detail || error.kind), { cause: error });
       }
     }
   }

@@ -22,6 +22,8 @@ export type ConsulCheckKind = 'ttl' | 'http' | 'grpc';
 
 /** Consul raises DeregisterCriticalServiceAfter below this to this. */
 export const CONSUL_MIN_DEREGISTER_MS = 60_000;
+/** Smallest gap between the starts of two health queries of one watcher, ms (tests shorten it). */
+const MIN_QUERY_INTERVAL_MS: number = 250;
 /** Consul's blocking queries accept at most 10 minutes. */
 const MAX_WAIT_S = 600;
 
@@ -119,7 +121,7 @@ export const consulConfigSchema = (context: BackendSchemaContext) =>
         /** Datacenter queried for discovery (`dc=`); registration always goes to the local agent. */
         datacenter: raw.datacenter,
         check: Object.freeze({
-          kind: check.kind as ConsulCheckKind,
+          kind: check.kind,
           /** HTTP check path (or full URL); default `health_check.path`. */
           path: checkPath,
           /** Interval of HTTP / gRPC checks. */
@@ -139,7 +141,7 @@ export const consulConfigSchema = (context: BackendSchemaContext) =>
         /** Deadline of non-blocking requests (register, check pass, deregister). */
         requestTimeoutMs: clamp(heartbeatMs, 1_000, 5_000),
         /** Smallest gap between the starts of two health queries of one watcher. */
-        minQueryIntervalMs: 250 as number,
+        minQueryIntervalMs: MIN_QUERY_INTERVAL_MS,
         /** When true, an unreachable agent fails start-up and the first registration. */
         strict: raw.strict,
       });

@@ -214,7 +214,7 @@ export async function probeNameservers(
     if (settings.domain) await lookup.resolveSoa(name);
     else await lookup.resolveSrv(name);
   } catch (error) {
-    if (!isNegative(error)) throw new Error(`DNS query for ${name} failed: ${codeOf(error)}`);
+    if (!isNegative(error)) throw new Error(`DNS query for ${name} failed: ${codeOf(error)}`, { cause: error });
   }
 }
 

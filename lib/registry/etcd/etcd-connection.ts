@@ -130,7 +130,7 @@ export class EtcdConnection {
       await this.call('status', (options) => this.client.maintenance.status(options));
     } catch (error) {
       // An answer that refuses the call still proves etcd is there.
-      if (this.isNoAnswer(error)) throw new Error(describeError(error));
+      if (this.isNoAnswer(error)) throw new Error(describeError(error), { cause: error });
     }
   }
 

@@ -106,7 +106,7 @@ export const etcdConfigSchema = (context: BackendSchemaContext) =>
         hosts: Object.freeze(hosts),
         credentials,
         auth: raw.auth,
-        layout: raw.layout as EtcdLayoutName,
+        layout: raw.layout,
         /** Key prefix; for `seed` it is put before `/{namespace}/services/...`, for `grpc-naming` before `/{service}/...`. */
         prefix,
         separator: context.namespace.separator,

@@ -153,7 +153,9 @@ async function checkReadable(root: string): Promise<void> {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' || dirname(path) === path) {
-        throw new Error(`local registry directory '${root}' is not readable (${describeFsError(error)})`);
+        throw new Error(`local registry directory '${root}' is not readable (${describeFsError(error)})`, {
+          cause: error,
+        });
       }
     }
   }

@@ -121,7 +121,7 @@ export const meshConfigSchema = (context: BackendSchemaContext) =>
 
       return {
         serviceType: raw.serviceType,
-        mode: raw.mode as 'data' | 'delegate',
+        mode: raw.mode,
         // Only undefined when an issue was reported (and the parse fails).
         server: server!,
         node,

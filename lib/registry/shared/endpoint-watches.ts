@@ -41,22 +41,21 @@ export class EndpointWatches {
         return undefined;
       }
       const publisher = new EndpointSetPublisher(service);
-      let stopFeeding: (() => void) | undefined;
-      let stopped = false;
+      const feed: { stop?: () => void; stopped: boolean } = { stopped: false };
       const entry: OpenWatch = {
         publisher,
         stop: () => {
-          if (stopped) return;
-          stopped = true;
+          if (feed.stopped) return;
+          feed.stopped = true;
           this.open.delete(entry);
-          stopFeeding?.();
+          feed.stop?.();
         },
       };
       this.open.add(entry);
       const subscription = publisher.sets$.subscribe(subscriber);
-      stopFeeding = start(publisher) ?? undefined;
+      feed.stop = start(publisher) ?? undefined;
       // `start` may have found the registry closing meanwhile.
-      if (stopped) stopFeeding?.();
+      if (feed.stopped) feed.stop?.();
       return () => {
         entry.stop();
         publisher.close();
