@@ -17,7 +17,7 @@ interface OpenWatch {
  * stream at once (what `Registry.close()` promises).
  *
  * @example
- * watch(query) { return this.watches.open(query.service, (publisher) => { const w = new ServiceWatch(publisher); w.start(); return () => w.stop(); }); }
+ * watch(query) { return this.watches.stream(query.service, (publisher) => { const w = new ServiceWatch(publisher); w.start(); return () => w.stop(); }); }
  */
 export class EndpointWatches {
   private readonly open = new Set<OpenWatch>();

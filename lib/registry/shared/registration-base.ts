@@ -120,11 +120,6 @@ export abstract class RegistrationBase implements Registration {
     return this.#abortController.signal;
   }
 
-  /** True between a `lost` event and the `restored` that follows it. */
-  protected get isLost(): boolean {
-    return this.#lostEvent !== undefined;
-  }
-
   /**
    * The first registration. On success the heartbeat starts; on failure
    * `onFailure` decides: `pending` marks the registration lost (with that
