@@ -39,6 +39,7 @@ export async function loadCliConfig(options: CliOptions, env: NodeJS.ProcessEnv 
   let section: Doc = root;
   let source = 'command-line flags';
   let fileText: { text: string; format: Format } | undefined;
+  let fileError: ConfigurationError | undefined;
   if (options.config !== undefined) {
     source = options.config;
     const format = formatOf(options.config);
@@ -46,21 +47,32 @@ export async function loadCliConfig(options: CliOptions, env: NodeJS.ProcessEnv 
     const text = await readFile(options.config, 'utf8').catch((error: NodeJS.ErrnoException) => {
       throw new UsageError(`cannot read config file ${options.config} (${error.code ?? error.message})`);
     });
-    // The file alone first, so its own mistakes are reported with its own key names.
-    parseDiscoveryConfig(text, format, source);
+    // The file alone first, so its own mistakes are reported as the file spells them (unless the flags complete
+    // it: a backend's required keys, such as mesh's xds_server, may come from --url).
+    try {
+      parseDiscoveryConfig(text, format, source);
+    } catch (error) {
+      if (!(error instanceof ConfigurationError)) throw error;
+      fileError = error;
+    }
     fileText = { text, format };
     root = parseDocument(text, format);
     section = Object.hasOwn(root, 'discovery') ? (root.discovery as Doc) : root;
   }
   const secrets = new Set<string>();
   const changed = applyFlags(section, options, env, secrets);
-  const config =
-    fileText && !changed
-      ? parseDiscoveryConfig(fileText.text, fileText.format, source)
-      : parseDiscoveryConfig(JSON.stringify(root), 'json', source);
-  const backendConfig = config.backendConfig as { token?: unknown; auth?: { password?: unknown } };
-  if (typeof backendConfig.token === 'string') secrets.add(backendConfig.token);
-  if (typeof backendConfig.auth?.password === 'string') secrets.add(backendConfig.auth.password);
+  if (fileError && !changed) throw fileError;
+  let config: ResolvedDiscoveryConfig;
+  try {
+    config =
+      fileText && !changed
+        ? parseDiscoveryConfig(fileText.text, fileText.format, source)
+        : parseDiscoveryConfig(JSON.stringify(root), 'json', source);
+  } catch (error) {
+    throw fileError ?? error;
+  }
+  if (config.backend === 'consul' && config.backendConfig.token) secrets.add(config.backendConfig.token);
+  if (config.backend === 'etcd' && config.backendConfig.auth) secrets.add(config.backendConfig.auth.password);
   return { config, source, secrets: [...secrets].filter((s) => s.length > 0) };
 }
 

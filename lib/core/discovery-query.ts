@@ -36,10 +36,8 @@ export interface DiscoveryQuery {
 export interface CompiledQuery {
   readonly query: Readonly<DiscoveryQuery>;
   readonly namespace: string;
-  /** True when the instance matches namespace, version and tags (zone is a preference, not a filter). */
+  /** True when the instance matches namespace, version and tags (zone is a preference, applied by the client). */
   readonly matches: (instance: ServiceInstance) => boolean;
-  /** Applies the filters, then the zone preference. */
-  select(instances: readonly ServiceInstance[]): ServiceInstance[];
 }
 
 /** Strips a leading `v` so `v1.0.0` and `1.0.0` compare equal under semver. */
@@ -60,18 +58,7 @@ export function compileQuery(query: DiscoveryQuery, fieldPrefix = 'query'): Comp
     for (const test of tagTests) if (!test(instance.tags)) return false;
     return true;
   };
-  const zone = query.zone;
-  return Object.freeze({
-    query: Object.freeze({ ...query }),
-    namespace,
-    matches,
-    select(instances: readonly ServiceInstance[]): ServiceInstance[] {
-      const kept = instances.filter(matches);
-      if (!zone) return kept;
-      const local = kept.filter((i) => i.metadata.zone === zone);
-      return local.length > 0 ? local : kept;
-    },
-  });
+  return Object.freeze({ query: Object.freeze({ ...query }), namespace, matches });
 }
 
 function compileVersion(query: DiscoveryQuery, prefix: string): ((v: string) => boolean) | undefined {

@@ -46,7 +46,10 @@ function isMissing(error: unknown, packageName: string): boolean {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') return false;
   // A package that is installed but misses one of its own dependencies is a different problem: rethrow that.
-  return typeof message === 'string' && (message.includes(`'${packageName}'`) || message.includes(`"${packageName}"`));
+  if (typeof message !== 'string') return false;
+  return [`'${packageName}'`, `"${packageName}"`, `'${packageName}/`, `"${packageName}/`].some((quoted) =>
+    message.includes(quoted),
+  );
 }
 
 /**
@@ -79,6 +82,28 @@ export async function importOptionalPeer<T>(
 export function requireOptionalPeer<T>(packageName: string, feature: string): T {
   try {
     return require(packageName) as T;
+  } catch (error) {
+    if (isMissing(error, packageName)) throw new MissingPeerDependencyError(feature, packageName, { cause: error });
+    throw error;
+  }
+}
+
+/**
+ * Resolves a file inside an optional peer package without loading the
+ * package (e.g. to find the files it ships), or throws
+ * {@link MissingPeerDependencyError}. `resolve` is substitutable for tests.
+ *
+ * @example
+ * const root = dirname(resolveOptionalPeer('@grpc/grpc-js-xds', "backend 'mesh'", 'package.json'));
+ */
+export function resolveOptionalPeer(
+  packageName: string,
+  feature: string,
+  subpath: string,
+  resolve: (specifier: string) => string = (specifier) => require.resolve(specifier),
+): string {
+  try {
+    return resolve(`${packageName}/${subpath}`);
   } catch (error) {
     if (isMissing(error, packageName)) throw new MissingPeerDependencyError(feature, packageName, { cause: error });
     throw error;

@@ -110,21 +110,20 @@ export class ServiceRegistry {
    * registry drops the instance when its TTL runs out.
    */
   async close(options: { deregister?: boolean } = {}): Promise<void> {
-    if (options.deregister === false) await this.release();
+    if (options.deregister === false) await this.stopRefreshing();
     else await this.deregister();
     this.events.complete();
   }
 
   /** Stops refreshing the registration without removing it (it expires by TTL). */
-  private async release(): Promise<void> {
+  private async stopRefreshing(): Promise<void> {
     this.abort.abort();
     await this.starting?.catch(() => undefined);
     const registration = this.registration;
     this.registration = undefined;
     this.registrationEvents?.unsubscribe();
     if (!registration) return;
-    if (registration.release) await registration.release();
-    else await registration.deregister();
+    await registration.stop();
     this.logger.log(
       `'${registration.instance.id}' left registered (deregister_on_shutdown = false); it expires by TTL`,
     );

@@ -32,7 +32,7 @@ export interface Registration {
    * Stops refreshing without removing the instance: the registry drops it
    * when its TTL runs out (`deregister_on_shutdown = false`). Idempotent.
    */
-  release?(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 /**
@@ -48,10 +48,10 @@ export interface Registry {
   /** Unfiltered-by-zone snapshots of instances matching the query (namespace, version, tags). */
   watch(query: DiscoveryQuery): Observable<EndpointSet>;
   /**
-   * Whether the backend's server answers (see {@link Reachability}).
-   * Optional only while backends move onto `registry/shared`; every backend provides it.
+   * Whether the backend's server answers: the current state, its changes
+   * and an on-demand probe, the same for every backend (see {@link Reachability}).
    */
-  readonly reachability?: Reachability;
+  readonly reachability: Reachability;
   /** Stops every timer, stream and registration this registry opened. */
   close(): Promise<void>;
   /**

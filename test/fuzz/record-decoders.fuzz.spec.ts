@@ -10,7 +10,7 @@ import {
 } from '../../lib/core/index.js';
 import { decodeMetaKey, encodeMetaKey, fromHealthEntry } from '../../lib/registry/consul/consul-service-codec.js';
 import { resolveService, type DnsLookup } from '../../lib/registry/dns/dns-resolution.js';
-import { resolveDnsSettings } from '../../lib/registry/dns/dns-settings.js';
+import { dnsSettings as resolveDnsSettings } from '../integration/dns/dns-test-kit.js';
 import { GrpcNamingLayout, SeedLayout, type DecodeResult } from '../../lib/registry/etcd/etcd-key-layout.js';
 import { decodeInstanceFile } from '../../lib/registry/local/instance-file.js';
 import { parseCluster, type ClusterMessage } from '../../lib/registry/mesh/xds-cluster.js';

@@ -57,7 +57,7 @@ describe('security: secrets in configuration errors', () => {
     async () => {
       const capture = new SecretCapture();
       await provoke(capture, { backend: 'consul', backendConfig: { url: 'http://127.0.0.1:1', token: `${secret}\n` } });
-      expect(capture.texts.join('\n')).toMatch(/backend_config\.token: a token on one line/);
+      expect(capture.texts.join('\n')).toMatch(/backendConfig\.token: a token on one line/);
       expect(capture.leaks([secret])).toEqual([]);
     },
   );

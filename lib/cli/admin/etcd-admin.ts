@@ -104,11 +104,9 @@ export class EtcdAdmin implements RegistryAdmin {
     const root = this.root(namespace);
     const where = `etcd at ${this.target}`;
     // The registry's own probe says whether etcd answers at all (a refusal is an answer).
-    const answered = await withDeadline(this.registry.checkReachable(), this.timeoutMs, where).catch(() => false);
-    if (!answered) {
-      const reason = cleanReason(
-        this.registry.connectionStatus.reason ?? `no answer within ${formatSeconds(this.timeoutMs)}`,
-      );
+    const state = await withDeadline(this.registry.reachability.probe(), this.timeoutMs, where).catch(() => undefined);
+    if (!state?.reachable) {
+      const reason = cleanReason(state?.reason ?? `no answer within ${formatSeconds(this.timeoutMs)}`);
       return { ok: false, message: `${where} is unreachable: ${reason}`, detail: { reachable: false, reason } };
     }
     try {

@@ -23,23 +23,10 @@ export class GenericAdmin implements RegistryAdmin {
     private readonly timeoutMs: number,
   ) {
     this.backend = registry.backend;
-    const bc = config.backendConfig as {
-      addresses?: string[];
-      nameservers?: string[];
-      xdsServer?: string;
-      domain?: string;
-    };
-    this.target =
-      registry.backend === 'static'
-        ? `addresses ${(bc.addresses ?? []).join(',') || '(none)'}`
-        : registry.backend === 'dns'
-          ? `nameservers ${(bc.nameservers ?? []).join(',') || '(system)'}${bc.domain ? `, domain ${bc.domain}` : ''}`
-          : registry.backend === 'mesh'
-            ? `xDS server ${bc.xdsServer ?? '(bootstrap)'}`
-            : 'this process';
-    if (registry.backend === 'static') {
-      this.listServices = async () =>
-        config.serviceType ? [{ name: config.serviceType, instances: (bc.addresses ?? []).length }] : [];
+    this.target = targetOf(config);
+    if (config.backend === 'static') {
+      const count = config.backendConfig.addresses.length;
+      this.listServices = async () => (config.serviceType ? [{ name: config.serviceType, instances: count }] : []);
     }
   }
 
@@ -76,5 +63,21 @@ export class GenericAdmin implements RegistryAdmin {
 
   async close(): Promise<void> {
     // The registry is closed by the session.
+  }
+}
+
+/** What the backend asks, for messages: its addresses, nameservers or xDS server. */
+function targetOf(config: ResolvedDiscoveryConfig): string {
+  switch (config.backend) {
+    case 'static':
+      return `addresses ${config.backendConfig.addresses.join(',') || '(none)'}`;
+    case 'dns': {
+      const { nameservers, domain } = config.backendConfig;
+      return `nameservers ${nameservers.join(',') || '(system)'}${domain ? `, domain ${domain}` : ''}`;
+    }
+    case 'mesh':
+      return `xDS server ${config.backendConfig.server.display}`;
+    default:
+      return 'this process';
   }
 }

@@ -1,20 +1,15 @@
 import type { z } from 'zod';
 import { ConfigurationError, type ConfigIssue } from '../errors.js';
-import {
-  BACKEND_CONFIG_SCHEMAS,
-  discoveryConfigSchema,
-  STRATEGY_NAMES,
-  type BackendName,
-} from './discovery-options.js';
+import type { BackendSchemaContext } from './backend-schema.js';
+import { backendSelectionSchema, type BackendSelection, type ResolvedBackendName } from './backend-schemas.js';
+import { DISPLAY_PATH_PARAM, QUOTED_VALUE_PARAM, seconds } from './config-fields.js';
+import { discoveryConfigSchema, STRATEGY_NAMES } from './discovery-options.js';
 
 /** Maps a converted (camelCase) path back to what the user wrote. */
 export type PathNames = Map<string, string>;
 
-/** Configuration after validation, with every default applied and durations in milliseconds. */
-export interface ResolvedDiscoveryConfig {
-  backend: Exclude<BackendName, 'xds'>;
-  /** Validated by the backend's schema; its shape depends on `backend`. */
-  backendConfig: Record<string, any>;
+/** What every resolved configuration holds besides its backend's part. */
+export interface ResolvedCommonConfig {
   /** The service this configuration discovers / registers as, when given. */
   serviceType: string | undefined;
   namespace: { default: string; separator: string };
@@ -55,6 +50,18 @@ export interface ResolvedDiscoveryConfig {
   };
 }
 
+/**
+ * Configuration after validation, with every default applied and durations
+ * in milliseconds. `backend` discriminates `backendConfig`: each backend's
+ * settings as its schema produced them (`config.backend === 'etcd'` narrows
+ * `config.backendConfig` to the etcd settings).
+ */
+export type ResolvedDiscoveryConfig = ResolvedCommonConfig & BackendSelection;
+
+/** The resolved configuration of one backend. */
+export type ResolvedConfigOf<B extends ResolvedBackendName> = ResolvedCommonConfig &
+  Extract<BackendSelection, { backend: B }>;
+
 export interface ResolveOptions {
   /** Names the error messages use for the file or option object. */
   source?: string;
@@ -64,6 +71,8 @@ export interface ResolveOptions {
   pathNames?: PathNames;
   /** Strategy names registered by the user, accepted besides the built-ins. */
   extraStrategies?: readonly string[];
+  /** Environment read by backends that honour their client library's variables (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
 }
 
 const DEFAULT_TTL_S = 90;
@@ -92,45 +101,25 @@ export function resolveDiscoveryConfig(input: unknown, options: ResolveOptions =
   }
   const cfg = parsed.data;
   const backend = cfg.backend === 'xds' ? 'mesh' : cfg.backend;
-  const backendSchema = BACKEND_CONFIG_SCHEMAS[backend] as z.ZodType<Record<string, any>>;
-  const backendParsed = backendSchema.safeParse(cfg.backendConfig, { reportInput: true });
-  let backendConfig: Record<string, any> = {};
-  if (!backendParsed.success) issues.push(...zodIssues(backendParsed.error.issues, ['backendConfig'], name));
-  else backendConfig = backendParsed.data;
 
-  const strategies = new Set<string>([...STRATEGY_NAMES, ...(options.extraStrategies ?? [])]);
-  if (!strategies.has(cfg.loadBalance)) {
-    issues.push({
-      path: name(['loadBalance']),
-      value: cfg.loadBalance,
-      message: `one of ${[...strategies].join(', ')}`,
-    });
-  }
-
-  // TTL: registration.ttl wins, then backend_config.ttl (the seed's etcd example), then 90 s.
-  const ttlS =
-    cfg.registration.ttl ?? (typeof backendConfig.ttl === 'number' ? backendConfig.ttl : undefined) ?? DEFAULT_TTL_S;
+  // TTL: registration.ttl wins, then backend_config.ttl (the seed's etcd
+  // example; the etcd schema reports it when invalid), then 90 s.
+  const seedTtl = backend === 'etcd' ? seconds.safeParse(cfg.backendConfig.ttl).data : undefined;
+  const ttlS = cfg.registration.ttl ?? seedTtl ?? DEFAULT_TTL_S;
   const ttlPath = cfg.registration.ttl !== undefined ? ['registration', 'ttl'] : ['backendConfig', 'ttl'];
+  const timingIssues: ConfigIssue[] = [];
   if (ttlS < 2 && backend !== 'memory')
-    issues.push({ path: name(ttlPath), value: ttlS, message: 'a TTL of at least 2 seconds' });
+    timingIssues.push({ path: name(ttlPath), value: ttlS, message: 'a TTL of at least 2 seconds' });
   let heartbeatS = cfg.registration.heartbeatInterval;
   if (heartbeatS === undefined) heartbeatS = Math.min(DEFAULT_HEARTBEAT_S, ttlS / 3);
   else if (heartbeatS >= ttlS) {
-    issues.push({
+    timingIssues.push({
       path: name(['registration', 'heartbeatInterval']),
       value: heartbeatS,
       message: `a heartbeat interval smaller than the TTL (${ttlS} s)`,
     });
   }
-  if (cfg.version.enableRouting && cfg.version.format !== 'semver' && cfg.version.default !== undefined) {
-    // Plain versions route by exact match; nothing to check.
-  }
-  if (issues.length) throw new ConfigurationError(issues, options.source);
-
-  const resolved: ResolvedDiscoveryConfig = {
-    backend,
-    backendConfig,
-    serviceType: backendConfig.serviceType,
+  const common = {
     namespace: cfg.namespace,
     version: { default: cfg.version.default, format: cfg.version.format, enableRouting: cfg.version.enableRouting },
     tagFilters: cfg.tagFilters,
@@ -164,6 +153,37 @@ export function resolveDiscoveryConfig(input: unknown, options: ResolveOptions =
       drainMs: cfg.registration.drainMs,
       awaitListenMs: cfg.registration.awaitListenMs,
     },
+  };
+
+  // The backend's own schema, with what it may derive its defaults from.
+  const context: BackendSchemaContext = {
+    registration: common.registration,
+    refreshIntervalMs: common.refreshIntervalMs,
+    healthCheck: common.healthCheck,
+    namespace: common.namespace,
+    env: options.env ?? process.env,
+  };
+  const selection = backendSelectionSchema(context).safeParse(
+    { backend, backendConfig: cfg.backendConfig },
+    { reportInput: true },
+  );
+  if (!selection.success) issues.push(...zodIssues(selection.error.issues, [], name));
+
+  const strategies = new Set<string>([...STRATEGY_NAMES, ...(options.extraStrategies ?? [])]);
+  if (!strategies.has(cfg.loadBalance)) {
+    issues.push({
+      path: name(['loadBalance']),
+      value: cfg.loadBalance,
+      message: `one of ${[...strategies].join(', ')}`,
+    });
+  }
+  issues.push(...timingIssues);
+  if (issues.length || !selection.success) throw new ConfigurationError(issues, options.source);
+
+  const resolved: ResolvedDiscoveryConfig = {
+    ...selection.data,
+    serviceType: selection.data.backendConfig.serviceType,
+    ...common,
   };
   Object.defineProperty(resolved, RESOLVED, { value: true, enumerable: false });
   return resolved;
@@ -201,8 +221,18 @@ function zodIssues(
         out.push({ path: name([...path, key]), message: 'unknown key (not a known option here)' });
       continue;
     }
-    const input = (issue as { input?: unknown }).input;
-    out.push({ path: name(path), message: expectation(issue), ...(input !== undefined ? { value: input } : {}) });
+    // A schema's own check says which value it quotes (if any), and may name a path outside the
+    // configuration (a bootstrap file, an environment variable), shown as the backend named it.
+    const params: Record<string, unknown> = (issue.code === 'custom' && issue.params) || {};
+    const input = Object.hasOwn(params, QUOTED_VALUE_PARAM)
+      ? params[QUOTED_VALUE_PARAM]
+      : (issue as { input?: unknown }).input;
+    const given = params[DISPLAY_PATH_PARAM] as string | undefined;
+    out.push({
+      path: given ?? name(path),
+      message: expectation(issue),
+      ...(input !== undefined ? { value: input } : {}),
+    });
   }
   return out;
 }

@@ -8,8 +8,8 @@ export type ConsulClient = Consul;
 
 /**
  * The agent endpoints the backend uses, each with a deadline and
- * cancellation, all failing with {@link ConsulRequestError}. Check passes,
- * deregistration and the leader probe go through the `consul` client;
+ * cancellation, all failing with {@link ConsulRequestError}. Check passes
+ * and deregistration go through the `consul` client;
  * registration and service reads through {@link ConsulHttp} (see there why).
  *
  * @example
@@ -62,15 +62,6 @@ export class ConsulAgentApi {
     return this.http.viaClient(`deregister instance '${id}'`, () =>
       withCancel(signal, (ctx) =>
         this.client.agent.service.deregister({ id, timeout: this.http.settings.requestTimeoutMs, ctx } as never),
-      ),
-    );
-  }
-
-  /** `GET /v1/status/leader`: needs no ACL token, so it tells "reachable" apart from "forbidden". */
-  leader(signal?: AbortSignal): Promise<string> {
-    return this.http.viaClient('read the cluster leader', () =>
-      withCancel(signal, (ctx) =>
-        this.client.status.leader({ timeout: this.http.settings.requestTimeoutMs, ctx } as never),
       ),
     );
   }

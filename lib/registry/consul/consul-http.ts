@@ -1,8 +1,8 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { BehaviorSubject, distinctUntilChanged, type Observable } from 'rxjs';
 import { DiscoveryError } from '../../core/errors.js';
-import type { ConsulSettings } from './consul-settings.js';
+import { ReachabilityTracker } from '../shared/reachability.js';
+import type { ConsulSettings } from './consul.schema.js';
 
 /** How a request to the agent failed. */
 export type ConsulFailureKind =
@@ -47,15 +47,6 @@ export class ConsulRequestError extends DiscoveryError {
   }
 }
 
-/** What the health layer reads: can the agent be reached, and if not why. */
-export interface ConsulConnectionState {
-  /** Undefined until the first request finished. */
-  readonly reachable: boolean | undefined;
-  /** For `reachable === false`: `registry unreachable: ...`. */
-  readonly reason?: string;
-  readonly since: number;
-}
-
 /** One HTTP answer of the agent. */
 export interface ConsulResponse {
   readonly status: number;
@@ -82,7 +73,9 @@ const MAX_BODY_BYTES = 64 * 1024 * 1024;
 /**
  * The connection to one Consul agent: a keep-alive HTTP(S) agent carrying
  * the TLS material, the ACL token header, deadlines, cancellation, and the
- * reachability state every request updates.
+ * registry's reachability, which every request updates (any HTTP answer
+ * counts, a 403 too; while the agent does not answer the reason starts
+ * with `registry unreachable:`).
  *
  * Node's own `http`/`https` are used here, not the `consul` client, for
  * the calls the client serves poorly: blocking health queries need an
@@ -96,14 +89,8 @@ const MAX_BODY_BYTES = 64 * 1024 * 1024;
 export class ConsulHttp {
   /** Shared with the `consul` client so both use one pool and one TLS setup. */
   readonly agent: HttpAgent | HttpsAgent;
-  private readonly stateSubject = new BehaviorSubject<ConsulConnectionState>({
-    reachable: undefined,
-    since: Date.now(),
-  });
-  /** Emits when reachability flips (and once with the current state on subscribe). */
-  readonly state$: Observable<ConsulConnectionState> = this.stateSubject.pipe(
-    distinctUntilChanged((a, b) => a.reachable === b.reachable && a.reason === b.reason),
-  );
+  /** Whether the agent answered the latest request; `probe()` asks for the cluster leader (needs no ACL token). */
+  readonly reachability = new ReachabilityTracker(() => this.checkAgent());
 
   constructor(readonly settings: ConsulSettings) {
     const common = { keepAlive: true, keepAliveMsecs: 1_000 };
@@ -118,10 +105,6 @@ export class ConsulHttp {
       : new HttpAgent(common);
   }
 
-  get state(): ConsulConnectionState {
-    return this.stateSubject.value;
-  }
-
   /** Removes the token from any text that might reach a log or an error. */
   redact(text: string): string {
     const token = this.settings.token;
@@ -130,18 +113,26 @@ export class ConsulHttp {
 
   /** Records the outcome of a request made outside {@link send} (the `consul` client). */
   noteAnswered(): void {
-    if (this.stateSubject.value.reachable !== true) this.stateSubject.next({ reachable: true, since: Date.now() });
+    this.reachability.reachable();
   }
 
   noteUnreachable(detail: string): void {
-    const reason = `registry unreachable: consul agent at ${this.settings.displayUrl} (${this.redact(detail)})`;
-    const current = this.stateSubject.value;
-    if (current.reachable === false && current.reason === reason) return;
-    this.stateSubject.next({
-      reachable: false,
-      reason,
-      since: current.reachable === false ? current.since : Date.now(),
-    });
+    this.reachability.unreachable(this.unreachableReason(detail));
+  }
+
+  private unreachableReason(detail: string): string {
+    return `registry unreachable: consul agent at ${this.settings.displayUrl} (${this.redact(detail)})`;
+  }
+
+  /** `GET /v1/status/leader`: any answer proves the agent is there; rejects only when none came. */
+  private async checkAgent(): Promise<void> {
+    try {
+      await this.send({ method: 'GET', path: '/status/leader', what: 'read the cluster leader' });
+    } catch (error) {
+      if (error instanceof ConsulRequestError && error.noAnswer) {
+        throw new Error(this.unreachableReason(error.detail || error.kind), { cause: error });
+      }
+    }
   }
 
   /**
@@ -288,8 +279,9 @@ export class ConsulHttp {
     }
   }
 
-  /** Closes pooled sockets; in-flight requests are aborted by their owners first. */
+  /** Closes pooled sockets (in-flight requests are aborted by their owners first) and ends `reachability`. */
   close(): void {
+    this.reachability.close();
     this.agent.destroy();
   }
 }

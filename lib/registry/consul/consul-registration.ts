@@ -1,19 +1,20 @@
-import { Observable, Subject } from 'rxjs';
-import { Backoff } from '../../core/backoff.js';
 import { RegistrationError } from '../../core/errors.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
-import type { DiscoveryLogger, Registration, RegistrationEvent, RegistrationTiming } from '../registry.interface.js';
+import type { DiscoveryLogger, RegistrationTiming } from '../registry.interface.js';
+import { abortableSleep } from '../shared/abortable-sleep.js';
+import { RegistrationBase } from '../shared/registration-base.js';
+import { Backoff } from '../../core/backoff.js';
 import type { ConsulAgentApi } from './consul-agent-api.js';
 import { ConsulRequestError } from './consul-http.js';
 import { checkIdOf, toServiceDefinition, type ConsulServiceDefinition } from './consul-service-codec.js';
-import type { ConsulSettings } from './consul-settings.js';
+import type { ConsulSettings } from './consul.schema.js';
 
 export interface ConsulRegistrationDeps {
   api: ConsulAgentApi;
   settings: ConsulSettings;
   logger: DiscoveryLogger;
   /** Called once the registration is deregistered or stopped. */
-  onDone: (registration: ConsulRegistration) => void;
+  onEnd: (registration: ConsulRegistration) => void;
 }
 
 const DEREGISTER_ATTEMPTS = 3;
@@ -26,39 +27,26 @@ const DEREGISTER_ATTEMPTS = 3;
  * and `lost` then `restored` are emitted. Failures are retried with jittered
  * backoff, never slower than the heartbeat.
  *
- * `events$` replays the current `lost` event to a new subscriber, so one
- * that subscribes after `register()` returned still learns that the
- * registration is pending (agent down at start-up).
- *
  * @example
  * const registration = await registry.register(instance, { ttlMs: 9_000, heartbeatMs: 3_000 });
  * registration.events$.subscribe((e) => console.log(e.type));
  */
-export class ConsulRegistration implements Registration {
-  private readonly events = new Subject<RegistrationEvent>();
-  readonly events$: Observable<RegistrationEvent>;
+export class ConsulRegistration extends RegistrationBase {
   private definition: ConsulServiceDefinition;
   /** The agent must be sent the definition again (never registered, or it forgot us). */
   private needsPut = true;
-  private lostEvent: Extract<RegistrationEvent, { type: 'lost' }> | undefined;
   private lastSuccessAt = Date.now();
-  private timer: NodeJS.Timeout | undefined;
-  private chain: Promise<unknown> = Promise.resolve();
-  private readonly abort = new AbortController();
-  private readonly backoff: Backoff;
-  private stopped = false;
 
   private constructor(
-    private current: ServiceInstance,
-    readonly timing: RegistrationTiming,
+    instance: ServiceInstance,
+    timing: RegistrationTiming,
     private readonly deps: ConsulRegistrationDeps,
   ) {
-    this.definition = toServiceDefinition(current, deps.settings, timing);
-    this.backoff = new Backoff({ initialMs: 200, maxMs: Math.max(200, timing.heartbeatMs) });
-    this.events$ = new Observable<RegistrationEvent>((subscriber) => {
-      if (this.lostEvent) subscriber.next(this.lostEvent);
-      return this.events.subscribe(subscriber);
+    super(instance, timing, {
+      backoff: { initialMs: 200, maxMs: Math.max(200, timing.heartbeatMs) },
+      onEnd: () => deps.onEnd(this),
     });
+    this.definition = toServiceDefinition(instance, deps.settings, timing);
   }
 
   /**
@@ -73,55 +61,36 @@ export class ConsulRegistration implements Registration {
     deps: ConsulRegistrationDeps,
   ): Promise<ConsulRegistration> {
     const registration = new ConsulRegistration(instance, timing, deps);
-    try {
-      await registration.put();
-      registration.schedule(timing.heartbeatMs);
-    } catch (error) {
-      if (!(error instanceof ConsulRequestError) || !error.transient || deps.settings.strict) {
-        registration.stop();
-        throw toRegistrationError(instance, error);
-      }
-      deps.logger.warn(
-        `consul: instance '${instance.id}' of '${instance.service}' not registered yet (${error.message}); retrying with backoff`,
-      );
-      registration.markLost(`registration pending: ${error.message}`);
-      registration.schedule(registration.backoff.next());
-    }
+    await registration.begin(
+      () => registration.put(),
+      (error) => {
+        if (!(error instanceof ConsulRequestError) || !error.transient || deps.settings.strict) {
+          return { fail: toRegistrationError(instance, error) };
+        }
+        deps.logger.warn(
+          `consul: instance '${instance.id}' of '${instance.service}' not registered yet (${error.message}); retrying with backoff`,
+        );
+        const reason = `registration pending: ${error.message}`;
+        deps.logger.warn(`consul: instance '${instance.id}' of '${instance.service}' lost: ${reason}`);
+        return { pending: reason };
+      },
+    );
     return registration;
   }
 
-  get instance(): ServiceInstance {
-    return this.current;
+  protected override checkUpdate(instance: ServiceInstance): void {
+    // A value Consul cannot store throws here, before anything changes.
+    toServiceDefinition(instance, this.deps.settings, this.timing);
   }
 
-  /** True while the agent holds the registration as far as this process knows. */
-  get registered(): boolean {
-    return !this.stopped && !this.needsPut && this.lostEvent === undefined;
-  }
-
-  heartbeat(): Promise<void> {
-    return this.enqueue(() => this.beat());
-  }
-
-  async update(instance: ServiceInstance): Promise<void> {
-    if (instance.id !== this.current.id) {
-      throw new RegistrationError(`update must keep instance id '${this.current.id}' (got '${instance.id}')`);
-    }
-    // Validate before anything changes: a value Consul cannot store throws here.
-    const definition = toServiceDefinition(instance, this.deps.settings, this.timing);
+  protected async write(instance: ServiceInstance): Promise<void> {
     this.current = instance;
-    this.definition = definition;
+    this.definition = toServiceDefinition(instance, this.deps.settings, this.timing);
     this.needsPut = true;
-    await this.enqueue(async () => {
-      if (this.stopped || !this.needsPut) return;
-      await this.put();
-    });
+    if (this.active) await this.put();
   }
 
-  async deregister(): Promise<void> {
-    if (this.stopped) return;
-    this.stop();
-    await this.chain.catch(() => undefined);
+  protected async remove(): Promise<void> {
     const id = this.current.id;
     const backoff = new Backoff({ initialMs: 100, maxMs: 1_000 });
     for (let attempt = 1; ; attempt++) {
@@ -138,59 +107,25 @@ export class ConsulRegistration implements Registration {
           );
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, backoff.next()));
+        await abortableSleep(backoff.next());
       }
     }
   }
 
-  /** Stops the heartbeat and completes `events$` without deregistering (the check then expires). */
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.abort.abort();
-    this.events.complete();
-    this.deps.onDone(this);
+  protected override retryDelay(error: unknown): number {
+    this.deps.logger.debug?.(`consul: heartbeat of instance '${this.current.id}' failed: ${(error as Error).message}`);
+    return super.retryDelay(error);
   }
 
-  private enqueue<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(task, task);
-    this.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.heartbeat().then(
-        () => {
-          this.backoff.reset();
-          this.schedule(this.timing.heartbeatMs);
-        },
-        (error: unknown) => {
-          if (this.stopped) return;
-          this.deps.logger.debug?.(
-            `consul: heartbeat of instance '${this.current.id}' failed: ${(error as Error).message}`,
-          );
-          this.schedule(Math.min(this.timing.heartbeatMs, this.backoff.next()));
-        },
-      );
-    }, delayMs);
-    // The registration must not keep a process alive on its own.
-    this.timer.unref();
-  }
-
-  private async beat(): Promise<void> {
-    if (this.stopped) return;
+  protected async refresh(): Promise<void> {
     if (this.needsPut) {
       await this.put();
       return;
     }
     try {
       if (this.deps.settings.check.kind === 'ttl') {
-        await this.deps.api.passCheck(checkIdOf(this.current.id), this.abort.signal);
-      } else if (!(await this.deps.api.hasService(this.current.id, this.abort.signal))) {
+        await this.deps.api.passCheck(checkIdOf(this.current.id), this.signal);
+      } else if (!(await this.deps.api.hasService(this.current.id, this.signal))) {
         throw new ConsulRequestError(
           'not-found',
           404,
@@ -198,10 +133,10 @@ export class ConsulRegistration implements Registration {
         );
       }
     } catch (error) {
-      if (this.stopped || !(error instanceof ConsulRequestError)) throw error;
+      if (!this.active || !(error instanceof ConsulRequestError)) throw error;
       if (await this.agentForgotUs(error)) {
         this.needsPut = true;
-        this.markLost(
+        this.lost(
           `consul agent lost the registration (${error.status === undefined ? error.kind : `HTTP ${error.status}`}); registering again`,
         );
         await this.put();
@@ -209,7 +144,7 @@ export class ConsulRegistration implements Registration {
       }
       // Past the TTL without a successful heartbeat the check has expired, whatever the cause (agent down, token revoked).
       if (Date.now() - this.lastSuccessAt > this.timing.ttlMs) {
-        this.markLost(`no heartbeat succeeded for longer than the TTL (${this.timing.ttlMs} ms): ${error.message}`);
+        this.lost(`no heartbeat succeeded for longer than the TTL (${this.timing.ttlMs} ms): ${error.message}`);
       }
       throw error;
     }
@@ -225,7 +160,7 @@ export class ConsulRegistration implements Registration {
     if (error.kind === 'not-found') return true;
     if (error.kind !== 'server') return false;
     try {
-      return !(await this.deps.api.hasService(this.current.id, this.abort.signal));
+      return !(await this.deps.api.hasService(this.current.id, this.signal));
     } catch {
       return false;
     }
@@ -233,27 +168,23 @@ export class ConsulRegistration implements Registration {
 
   /** Sends the definition; a TTL check is passed at once (re-registering keeps its old status). */
   private async put(): Promise<void> {
-    await this.deps.api.registerService(this.definition, this.abort.signal);
-    if (this.deps.settings.check.kind === 'ttl')
-      await this.deps.api.passCheck(checkIdOf(this.current.id), this.abort.signal);
+    await this.deps.api.registerService(this.definition, this.signal);
+    if (this.deps.settings.check.kind === 'ttl') await this.deps.api.passCheck(checkIdOf(this.current.id), this.signal);
     this.needsPut = false;
     this.succeeded();
   }
 
   private succeeded(): void {
     this.lastSuccessAt = Date.now();
-    if (this.lostEvent && !this.stopped) {
-      this.lostEvent = undefined;
+    if (this.markRestored() !== undefined) {
       this.deps.logger.log(`consul: instance '${this.current.id}' of '${this.current.service}' is registered again`);
-      this.events.next({ type: 'restored', instance: this.current, at: Date.now() });
     }
   }
 
-  private markLost(reason: string): void {
-    if (this.lostEvent || this.stopped) return;
-    this.lostEvent = { type: 'lost', instance: this.current, reason, at: Date.now() };
-    this.deps.logger.warn(`consul: instance '${this.current.id}' of '${this.current.service}' lost: ${reason}`);
-    this.events.next(this.lostEvent);
+  private lost(reason: string): void {
+    if (this.markLost(reason)) {
+      this.deps.logger.warn(`consul: instance '${this.current.id}' of '${this.current.service}' lost: ${reason}`);
+    }
   }
 }
 

@@ -2,7 +2,7 @@ import { formatAddress } from '../../core/address.js';
 import { RegistrationError, describeValue } from '../../core/errors.js';
 import { createServiceInstance, type ServiceInstance } from '../../core/service-instance.js';
 import type { RegistrationTiming } from '../registry.interface.js';
-import { CONSUL_MIN_DEREGISTER_MS, type ConsulSettings } from './consul-settings.js';
+import { CONSUL_MIN_DEREGISTER_MS, type ConsulSettings } from './consul.schema.js';
 
 /*
  * How an instance is stored in Consul.

@@ -1,21 +1,23 @@
-import { setMaxListeners } from 'node:events';
 import type { Observable } from 'rxjs';
 import type { ResolvedDiscoveryConfig } from '../../core/config/resolve-discovery-config.js';
 import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
 import type { EndpointSet } from '../../core/endpoint-set.js';
 import { ClosedError, DiscoveryError, RegistrationError } from '../../core/errors.js';
+import { importOptionalPeer } from '../../core/optional-peer.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
-import type { BackendFactory } from '../backend-context.js';
+import { configFor, type BackendFactory } from '../backend-context.js';
 import type { DiscoveryLogger, Registration, RegistrationTiming, Registry } from '../registry.interface.js';
+import { EndpointWatches } from '../shared/endpoint-watches.js';
+import type { Reachability } from '../shared/reachability.js';
 import { ConsulAgentApi, type ConsulClient } from './consul-agent-api.js';
-import { ConsulHttp, ConsulRequestError, type ConsulConnectionState } from './consul-http.js';
+import { ConsulHttp, ConsulRequestError } from './consul-http.js';
 import { ConsulRegistration } from './consul-registration.js';
-import { watchConsulService } from './consul-service-watch.js';
-import { CONSUL_MIN_DEREGISTER_MS, resolveConsulSettings, type ConsulSettings } from './consul-settings.js';
+import { followConsulService } from './consul-service-watch.js';
+import { CONSUL_MIN_DEREGISTER_MS, type ConsulSettings } from './consul.schema.js';
 
-export { ConsulRequestError, type ConsulConnectionState } from './consul-http.js';
+export { ConsulRequestError } from './consul-http.js';
 export { ConsulRegistration } from './consul-registration.js';
-export type { ConsulSettings } from './consul-settings.js';
+export type { ConsulSettings } from './consul.schema.js';
 
 /** Tuning that has no configuration key (tests shorten it). */
 export interface ConsulRegistryOptions {
@@ -26,12 +28,9 @@ export interface ConsulRegistryOptions {
 /**
  * The `consul` backend: registers instances with the local Consul agent
  * (TTL, HTTP or gRPC check) and discovers passing instances through
- * blocking health queries with a server-side filter.
- *
- * For the health layer: `reachable` / `connectionState` / `connectionState$`
- * tell whether the agent answered the last request (any HTTP answer counts,
- * a 403 too); `checkReachability()` probes on demand. While unreachable,
- * `connectionState.reason` starts with `registry unreachable:`.
+ * blocking health queries with a server-side filter. `reachability` says
+ * whether the agent answered the last request (any HTTP answer counts, a
+ * 403 too); while it does not, its reason starts with `registry unreachable:`.
  *
  * @example
  * const registry = await createRegistry({ config: resolveDiscoveryConfig({ backend: 'consul', backendConfig: { url: 'http://127.0.0.1:8500' } }), logger: consoleLogger });
@@ -40,13 +39,12 @@ export class ConsulRegistry implements Registry {
   readonly backend = 'consul';
   readonly readOnly = false;
   readonly settings: ConsulSettings;
-  /** Reachability changes of the agent (replays the current state). */
-  readonly connectionState$: Observable<ConsulConnectionState>;
   private readonly http: ConsulHttp;
   private readonly api: ConsulAgentApi;
   private readonly logger: DiscoveryLogger;
   private readonly registrations = new Set<ConsulRegistration>();
-  private readonly closing = new AbortController();
+  private readonly watches = new EndpointWatches();
+  private closed = false;
 
   constructor(
     private readonly config: ResolvedDiscoveryConfig,
@@ -58,32 +56,14 @@ export class ConsulRegistry implements Registry {
     this.http = http;
     this.api = new ConsulAgentApi(http, client);
     this.logger = logger;
-    this.connectionState$ = http.state$;
-    // Every watcher listens for close; many watchers are normal, not a leak.
-    setMaxListeners(0, this.closing.signal);
   }
 
-  /** False once a request found the agent unreachable, until one gets an answer again. */
-  get reachable(): boolean {
-    return this.http.state.reachable === true;
-  }
-
-  get connectionState(): ConsulConnectionState {
-    return this.http.state;
-  }
-
-  /** Asks the agent for the cluster leader (needs no ACL token) and returns the resulting state. */
-  async checkReachability(): Promise<ConsulConnectionState> {
-    try {
-      await this.api.leader(this.closing.signal);
-    } catch {
-      // The state records the failure.
-    }
-    return this.http.state;
+  get reachability(): Reachability {
+    return this.http.reachability;
   }
 
   async register(instance: ServiceInstance, timing: RegistrationTiming): Promise<Registration> {
-    if (this.closing.signal.aborted) throw new ClosedError('consul registry is closed');
+    if (this.closed) throw new ClosedError('consul registry is closed');
     for (const existing of this.registrations) {
       // The agent would silently merge two registrations of one id into one.
       if (existing.instance.id === instance.id) {
@@ -96,7 +76,7 @@ export class ConsulRegistry implements Registry {
       api: this.api,
       settings: this.settings,
       logger: this.logger,
-      onDone: (r) => this.registrations.delete(r),
+      onEnd: (ended) => this.registrations.delete(ended),
     });
     this.registrations.add(registration);
     return registration;
@@ -105,7 +85,9 @@ export class ConsulRegistry implements Registry {
   watch(query: DiscoveryQuery): Observable<EndpointSet> {
     // Validated here, so a bad query throws to the caller instead of erroring the stream.
     const compiled = compileQuery(query);
-    return watchConsulService(query, compiled, { http: this.http, logger: this.logger, closed: this.closing.signal });
+    return this.watches.stream(query.service, (publisher) =>
+      followConsulService(query, compiled, { http: this.http, logger: this.logger }, publisher),
+    );
   }
 
   /**
@@ -114,38 +96,27 @@ export class ConsulRegistry implements Registry {
    * their checks expire on their own.
    */
   async close(): Promise<void> {
-    if (this.closing.signal.aborted) return;
-    this.closing.abort();
-    const registrations = [...this.registrations];
-    if (this.config.registration.deregisterOnShutdown) await Promise.all(registrations.map((r) => r.deregister()));
-    else for (const r of registrations) r.stop();
+    if (this.closed) return;
+    this.closed = true;
+    this.watches.close();
+    const deregister = this.config.registration.deregisterOnShutdown;
+    await Promise.all([...this.registrations].map((r) => (deregister ? r.deregister() : r.stop())));
     this.client.destroy();
     this.http.close();
   }
 }
 
 /**
- * Loads the optional `consul` package. A missing package is a
- * {@link DiscoveryError} that says how to install it.
+ * Loads the optional `consul` package, or throws MissingPeerDependencyError
+ * saying how to install it.
+ *
+ * @example
+ * const Consul = await loadConsulClass();
  */
 export async function loadConsulClass(
   importer: () => Promise<unknown> = () => import('consul'),
 ): Promise<new (options: object) => ConsulClient> {
-  let module: unknown;
-  try {
-    module = await importer();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-      throw new DiscoveryError(
-        "The 'consul' backend needs the 'consul' package (version 2.x), which is not installed: run `npm install consul@^2`",
-        {
-          cause: error,
-        },
-      );
-    }
-    throw error;
-  }
+  const module = await importOptionalPeer('consul', "backend 'consul'", importer);
   const candidate = (module as { default?: unknown }).default ?? module;
   if (typeof candidate !== 'function') {
     throw new DiscoveryError(
@@ -166,9 +137,11 @@ export async function createConsulRegistry(
   logger: DiscoveryLogger,
   options: ConsulRegistryOptions = {},
 ): Promise<ConsulRegistry> {
-  let settings = resolveConsulSettings(config);
-  if (options.minQueryIntervalMs !== undefined)
-    settings = Object.freeze({ ...settings, minQueryIntervalMs: options.minQueryIntervalMs });
+  const configured: ConsulSettings = configFor(config, 'consul').backendConfig;
+  const settings: ConsulSettings =
+    options.minQueryIntervalMs === undefined
+      ? configured
+      : Object.freeze({ ...configured, minQueryIntervalMs: options.minQueryIntervalMs });
   const Consul = await loadConsulClass();
   const http = new ConsulHttp(settings);
   const log = redactingLogger(logger, (text) => http.redact(text));
@@ -185,8 +158,8 @@ export async function createConsulRegistry(
   ) {
     log.warn(`consul: backend_config.check.deregister_critical_after is below 1 minute; Consul raises it to 1 minute`);
   }
-  const state = await registry.checkReachability();
-  if (state.reachable === false) {
+  const state = await registry.reachability.probe();
+  if (!state.reachable) {
     if (settings.strict) {
       await registry.close();
       throw new ConsulRequestError('unreachable', undefined, `${state.reason} (backend_config.strict is on)`);

@@ -2,7 +2,7 @@ import type { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import { formatAddress } from '../../core/address.js';
 import { createServiceInstance, type ServiceInstance } from '../../core/service-instance.js';
-import { queryName, type DnsSettings } from './dns-settings.js';
+import type { DnsSettings } from './dns.schema.js';
 
 /**
  * The weight an SRV record of weight 0 gets. RFC 2782: such targets "should
@@ -10,6 +10,14 @@ import { queryName, type DnsSettings } from './dns-settings.js';
  * equal chance among themselves; endpoint weights must be > 0.
  */
 export const SRV_ZERO_WEIGHT = 0.01;
+
+/** The name asked for `service`: the SRV template, or `{service}.{domain}` for A/AAAA. */
+export function queryName(settings: DnsSettings, service: string): string {
+  const template = settings.mode === 'srv' ? settings.srvTemplate : '{service}.{domain}';
+  return template
+    .replace(/\{service\}/g, service)
+    .replace(/\.?\{domain\}/g, (m) => (settings.domain ? m.replace('{domain}', settings.domain) : ''));
+}
 
 /** What one round of queries for a service found. */
 export type DnsAnswer =
@@ -186,6 +194,28 @@ function minTtl(ttls: Array<number | undefined>): number | undefined {
   let min: number | undefined;
   for (const ttl of ttls) if (ttl !== undefined && (min === undefined || ttl < min)) min = ttl;
   return min;
+}
+
+/**
+ * Asks the nameservers one cheap question (the SOA of the domain, or the
+ * name of a service that does not exist) and resolves when they answered,
+ * "no such name" included; rejects with the reason when they did not.
+ *
+ * @example
+ * await probeNameservers(resolver, settings);
+ */
+export async function probeNameservers(
+  lookup: Pick<dns.Resolver, 'resolveSoa' | 'resolveSrv'>,
+  settings: DnsSettings,
+): Promise<void> {
+  if (settings.mode === 'static') return;
+  const name = settings.domain ?? queryName(settings, 'switchyard-probe');
+  try {
+    if (settings.domain) await lookup.resolveSoa(name);
+    else await lookup.resolveSrv(name);
+  } catch (error) {
+    if (!isNegative(error)) throw new Error(`DNS query for ${name} failed: ${codeOf(error)}`, { cause: error });
+  }
 }
 
 function isNegative(error: unknown): boolean {

@@ -1,24 +1,22 @@
 import { promises as dns } from 'node:dns';
-import type { Subscriber } from 'rxjs';
 import { Backoff } from '../../core/backoff.js';
 import type { CompiledQuery } from '../../core/discovery-query.js';
-import { EndpointSet } from '../../core/endpoint-set.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
 import type { DiscoveryLogger } from '../registry.interface.js';
+import type { EndpointSetPublisher } from '../shared/endpoint-set-publisher.js';
+import type { ReachabilityTracker } from '../shared/reachability.js';
 import { resolveService, type DnsAnswer } from './dns-resolution.js';
-import type { DnsSettings } from './dns-settings.js';
+import type { DnsSettings } from './dns.schema.js';
 
 /**
- * One subscription's resolve loop: asks DNS, emits on change, sleeps for
- * the records' TTL (clamped to floor..ceiling), retries with backoff while
- * the nameservers fail. Owns its own Resolver so `stop()` can cancel exactly
- * its pending queries.
+ * One subscription's resolve loop: asks DNS, publishes on change, sleeps
+ * for the records' TTL (clamped to floor..ceiling), retries with backoff
+ * while the nameservers fail (and tells the registry's reachability). Owns
+ * its own Resolver so `stop()` can cancel exactly its pending queries.
  */
 export class DnsServiceWatch {
   private readonly resolver: dns.Resolver;
   private readonly backoff: Backoff;
-  private current: EndpointSet;
-  private emitted = false;
   private stopped = false;
   private inFlight = false;
   private timer: NodeJS.Timeout | undefined;
@@ -33,19 +31,19 @@ export class DnsServiceWatch {
     private readonly query: CompiledQuery,
     /** Fallback addresses as instances of this service (may be empty). */
     private readonly seeds: readonly ServiceInstance[],
-    private readonly subscriber: Subscriber<EndpointSet>,
+    private readonly publisher: EndpointSetPublisher,
+    private readonly reachability: ReachabilityTracker,
     private readonly logger: DiscoveryLogger,
   ) {
-    this.current = EndpointSet.initial(service);
     this.resolver = new dns.Resolver({ timeout: settings.timeoutMs, tries: settings.tries });
     if (settings.nameservers.length > 0) this.resolver.setServers(settings.nameservers);
     this.backoff = new Backoff({ initialMs: settings.ttlFloorMs, maxMs: settings.ttlCeilingMs });
   }
 
   start(): void {
-    if (this.seeds.length > 0) this.emitInstances(this.seeds);
+    if (this.seeds.length > 0) this.publishInstances(this.seeds);
     if (this.settings.mode === 'static') {
-      if (!this.emitted) this.emitInstances([]);
+      if (!this.publisher.hasPublished) this.publishInstances([]);
       return;
     }
     void this.resolveNow();
@@ -107,19 +105,20 @@ export class DnsServiceWatch {
   private apply(answer: DnsAnswer): number {
     const { ttlFloorMs, ttlCeilingMs } = this.settings;
     if (answer.kind === 'unreachable') {
-      if (!this.emitted || this.current.state !== 'stale') {
-        const known =
-          this.current.size > 0 ? `serving the last known ${this.current.size} endpoint(s)` : 'no endpoints known yet';
-        this.logger.warn(`dns: '${this.service}' is unreachable (${answer.reason}); ${known}`);
-        this.emit(this.current.stale(answer.reason));
+      this.reachability.unreachable(answer.reason);
+      const known = this.publisher.latest.size;
+      if (this.publisher.publishStale(answer.reason)) {
+        const serving = known > 0 ? `serving the last known ${known} endpoint(s)` : 'no endpoints known yet';
+        this.logger.warn(`dns: '${this.service}' is unreachable (${answer.reason}); ${serving}`);
       }
       return Math.max(ttlFloorMs, this.backoff.next());
     }
-    const wasStale = this.emitted && this.current.state === 'stale';
+    this.reachability.reachable();
+    const wasStale = this.publisher.hasPublished && this.publisher.latest.state === 'stale';
     this.backoff.reset();
     this.warnSkipped(answer.name, answer.skippedTargets);
     if (answer.kind === 'records') {
-      this.emitInstances(answer.instances);
+      this.publishInstances(answer.instances);
       if (wasStale)
         this.logger.log(
           `dns: '${this.service}' answers again (${answer.instances.length} record(s) for ${answer.name})`,
@@ -129,21 +128,14 @@ export class DnsServiceWatch {
       return Math.min(ttlCeilingMs, Math.max(ttlFloorMs, ttlMs));
     }
     // NXDOMAIN / no data: zero instances, unless fallback addresses are configured.
-    this.emitInstances(this.seeds);
+    this.publishInstances(this.seeds);
     if (wasStale) this.logger.log(`dns: '${this.service}' answers again (${answer.detail})`);
     // A negative answer has no TTL node can read; ask again at the ceiling.
     return ttlCeilingMs;
   }
 
-  private emitInstances(instances: readonly ServiceInstance[]): void {
-    this.emit(this.current.next(instances.filter(this.query.matches)));
-  }
-
-  private emit(next: EndpointSet): void {
-    if (next === this.current && this.emitted) return;
-    this.current = next;
-    this.emitted = true;
-    this.subscriber.next(next);
+  private publishInstances(instances: readonly ServiceInstance[]): void {
+    if (!this.stopped) this.publisher.publish(instances.filter(this.query.matches));
   }
 
   private schedule(delayMs: number): void {

@@ -1,12 +1,18 @@
-import { Observable } from 'rxjs';
+import { promises as dns } from 'node:dns';
+import type { Observable } from 'rxjs';
 import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
 import type { EndpointSet } from '../../core/endpoint-set.js';
 import { NotSupportedError } from '../../core/errors.js';
-import type { BackendFactory } from '../backend-context.js';
+import { configFor, type BackendFactory } from '../backend-context.js';
 import { consoleLogger, type DiscoveryLogger, type Registration, type Registry } from '../registry.interface.js';
+import { EndpointWatches } from '../shared/endpoint-watches.js';
+import { ReachabilityTracker } from '../shared/reachability.js';
 import { staticInstances } from '../static/static-instances.js';
+import { probeNameservers, queryName } from './dns-resolution.js';
 import { DnsServiceWatch } from './dns-service-watch.js';
-import { queryName, resolveDnsSettings, type DnsSettings } from './dns-settings.js';
+import type { DnsSettings } from './dns.schema.js';
+
+export { DEFAULT_SRV_TEMPLATE, type DnsSettings } from './dns.schema.js';
 
 /**
  * The `dns` backend: discovers services from SRV records (priority groups,
@@ -14,21 +20,29 @@ import { queryName, resolveDnsSettings, type DnsSettings } from './dns-settings.
  * Kubernetes headless services publish them. Re-resolves at the records'
  * TTL (clamped to a floor and a ceiling) and early through {@link refresh}.
  * Read-only: DNS records are published by the platform, so `register`
- * throws NotSupportedError.
+ * throws NotSupportedError. `reachability` says whether the nameservers
+ * answered the last query ("no such name" is an answer).
  *
  * @example
- * const registry = new DnsRegistry(resolveDnsSettings({ backendConfig: { domain: 'svc.cluster.local' }, refreshIntervalMs: 30_000 }));
+ * const registry = new DnsRegistry(resolveDiscoveryConfig({ backend: 'dns', backendConfig: { domain: 'svc.cluster.local' } }).backendConfig as DnsSettings);
  */
 export class DnsRegistry implements Registry {
   readonly backend = 'dns';
   readonly readOnly = true;
-  private readonly watches = new Set<{ watch: DnsServiceWatch; complete: () => void }>();
-  private closed = false;
+  readonly reachability: ReachabilityTracker;
+  private readonly serviceWatches = new Set<DnsServiceWatch>();
+  private readonly watches = new EndpointWatches();
+  /** The resolver of an on-demand probe, cancelled by close(). */
+  private readonly probeResolver: dns.Resolver;
 
   constructor(
     readonly settings: DnsSettings,
     private readonly logger: DiscoveryLogger = consoleLogger,
-  ) {}
+  ) {
+    this.probeResolver = new dns.Resolver({ timeout: settings.timeoutMs, tries: settings.tries });
+    if (settings.nameservers.length > 0) this.probeResolver.setServers(settings.nameservers);
+    this.reachability = new ReachabilityTracker(() => probeNameservers(this.probeResolver, settings));
+  }
 
   async register(): Promise<Registration> {
     throw new NotSupportedError(
@@ -38,11 +52,7 @@ export class DnsRegistry implements Registry {
 
   watch(query: DiscoveryQuery): Observable<EndpointSet> {
     const compiled = compileQuery(query);
-    return new Observable<EndpointSet>((subscriber) => {
-      if (this.closed) {
-        subscriber.complete();
-        return undefined;
-      }
+    return this.watches.stream(query.service, (publisher) => {
       if (
         (query.version !== undefined && query.version !== '' && query.version !== '*') ||
         (query.tags?.length ?? 0) > 0
@@ -52,13 +62,20 @@ export class DnsRegistry implements Registry {
         );
       }
       const seeds = staticInstances(query.service, this.settings.addresses, compiled.namespace);
-      const watch = new DnsServiceWatch(query.service, this.settings, compiled, seeds, subscriber, this.logger);
-      const entry = { watch, complete: () => subscriber.complete() };
-      this.watches.add(entry);
+      const watch = new DnsServiceWatch(
+        query.service,
+        this.settings,
+        compiled,
+        seeds,
+        publisher,
+        this.reachability,
+        this.logger,
+      );
+      this.serviceWatches.add(watch);
       watch.start();
       return () => {
         watch.stop();
-        this.watches.delete(entry);
+        this.serviceWatches.delete(watch);
       };
     });
   }
@@ -74,7 +91,7 @@ export class DnsRegistry implements Registry {
    */
   refresh(service: string): boolean {
     let moved = false;
-    for (const { watch } of this.watches) if (watch.service === service && watch.requestRefresh()) moved = true;
+    for (const watch of this.serviceWatches) if (watch.service === service && watch.requestRefresh()) moved = true;
     return moved;
   }
 
@@ -85,24 +102,20 @@ export class DnsRegistry implements Registry {
 
   /** Stops every watch (timers cleared, pending queries cancelled) and completes their streams. */
   async close(): Promise<void> {
-    this.closed = true;
-    const entries = [...this.watches];
-    this.watches.clear();
-    for (const { watch, complete } of entries) {
-      watch.stop();
-      complete();
-    }
+    this.watches.close();
+    this.probeResolver.cancel();
+    this.reachability.close();
   }
 }
 
-/** Entry point used by createRegistry: validates `backend_config` (throws ConfigurationError) and builds a {@link DnsRegistry}. */
+/** Entry point used by createRegistry: builds a {@link DnsRegistry} from the validated settings. */
 export const createRegistry: BackendFactory = ({ config, logger }) => {
-  const settings = resolveDnsSettings(config);
+  const settings = configFor(config, 'dns').backendConfig;
   if (settings.mode === 'static') {
     logger.log(
       `dns: no domain configured; serving backend_config.addresses (${settings.addresses.length}) without asking DNS`,
     );
-  } else if (settings.mode === 'srv' && config.backendConfig.port !== undefined) {
+  } else if (settings.mode === 'srv' && settings.port !== undefined) {
     logger.warn(
       'dns: backend_config.port is ignored in SRV mode (SRV records carry the port); set srv = false for A/AAAA lookups',
     );

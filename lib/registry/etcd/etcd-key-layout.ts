@@ -6,7 +6,7 @@ import {
   toSeedRecord,
   type ServiceInstance,
 } from '../../core/service-instance.js';
-import type { EtcdLayoutName, EtcdSettings } from './etcd-settings.js';
+import type { EtcdLayoutName, EtcdSettings } from './etcd.schema.js';
 
 /** What a stored value decodes to: an instance, nothing (a tombstone record), or a reason to skip it. */
 export type DecodeResult = { instance: ServiceInstance } | { absent: true } | { skip: string };

@@ -2,6 +2,7 @@ import type { IEvent, IKeyValue, Watcher } from 'etcd3';
 import { Backoff } from '../../core/backoff.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
 import type { DiscoveryLogger } from '../registry.interface.js';
+import { abortableSleep } from '../shared/abortable-sleep.js';
 import { describeError, type EtcdConnection } from './etcd-connection.js';
 import type { EtcdKeyLayout } from './etcd-key-layout.js';
 
@@ -59,9 +60,9 @@ export class PrefixWatch {
     this.prefix = layout.prefixOf(service, namespace);
     this.backoff = new Backoff({ initialMs: 100, maxMs: Math.max(1_000, connection.settings.probeIntervalMs) });
     this.releaseConnection = connection.acquire();
-    this.statusSubscription = connection.status$.subscribe((status) => {
-      if (status.state === 'unreachable') this.markStale(`registry unreachable: ${status.reason ?? 'no answer'}`);
-      else if (status.state === 'reachable' && (this.current.kind === 'stale' || this.needsRead)) this.read();
+    this.statusSubscription = connection.reachability.state$.subscribe((state) => {
+      if (!state.reachable) this.markStale(`registry unreachable: ${state.reason ?? 'no answer'}`);
+      else if (this.current.kind === 'stale' || this.needsRead) this.read();
     });
     this.read();
   }
@@ -233,10 +234,14 @@ export class PrefixWatch {
     const watcher = this.watcher;
     this.watcher = undefined;
     if (watcher) {
-      // cancel() waits for etcd's confirmation; never longer than a request.
+      // cancel() waits for etcd's confirmation; never longer than a request (and no timer outlives it).
+      const cancelled = new AbortController();
       await Promise.race([
-        watcher.cancel().catch(() => undefined),
-        new Promise((r) => setTimeout(r, this.connection.settings.requestTimeoutMs).unref()),
+        watcher
+          .cancel()
+          .catch(() => undefined)
+          .finally(() => cancelled.abort()),
+        abortableSleep(this.connection.settings.requestTimeoutMs, cancelled.signal),
       ]);
     }
   }

@@ -1,11 +1,20 @@
-import { Subject } from 'rxjs';
 import type { IKeyValue } from 'etcd3';
-import { Backoff } from '../../core/backoff.js';
 import { RegistrationError } from '../../core/errors.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
-import type { DiscoveryLogger, Registration, RegistrationEvent, RegistrationTiming } from '../registry.interface.js';
+import type { DiscoveryLogger, RegistrationTiming } from '../registry.interface.js';
+import { RegistrationBase } from '../shared/registration-base.js';
 import { describeError, type EtcdConnection } from './etcd-connection.js';
 import type { EtcdKeyLayout } from './etcd-key-layout.js';
+import {
+  advertisedBy,
+  deleteIfLeased,
+  grantLease,
+  keepAliveOnce,
+  putUnderLease,
+  putUnlessLeased,
+  revokeLease,
+  revokeLeaseQuietly,
+} from './etcd-lease-requests.js';
 
 /**
  * One instance registered in etcd: its key is put under a lease of the
@@ -20,9 +29,7 @@ import type { EtcdKeyLayout } from './etcd-key-layout.js';
  * const registration = await registry.register(instance, { ttlMs: 30_000, heartbeatMs: 10_000 });
  * registration.events$.subscribe((e) => console.log(e.type)); await registration.deregister();
  */
-export class EtcdRegistration implements Registration {
-  private readonly events = new Subject<RegistrationEvent>();
-  readonly events$ = this.events.asObservable();
+export class EtcdRegistration extends RegistrationBase {
   private key: string;
   private leaseId: string | undefined;
   /** Leases given up locally that may still exist in etcd; revoked once a new lease holds the key. */
@@ -30,31 +37,28 @@ export class EtcdRegistration implements Registration {
   private lastRenewedAt = 0;
   /** The key holds the current instance value under the current lease (as far as we know). */
   private keyCurrent = false;
-  /** A `lost` event was emitted and no `restored` yet. */
-  private lostSince: number | undefined;
-  private active = true;
-  private timer: NodeJS.Timeout | undefined;
-  private inflight: Promise<void> | undefined;
-  private readonly backoff: Backoff;
+  /** The last refresh found the lease gone: retry at once, with a new lease. */
+  private retryNow = false;
   private unreachableLogged = false;
   private warnedForeignLease: string | undefined;
   private readonly releaseConnection: () => void;
 
   constructor(
-    private current: ServiceInstance,
-    private readonly timing: RegistrationTiming,
+    instance: ServiceInstance,
+    timing: RegistrationTiming,
     private readonly connection: EtcdConnection,
     private readonly layout: EtcdKeyLayout,
     private readonly logger: DiscoveryLogger,
-    private readonly onDone: (registration: EtcdRegistration) => void,
+    onEnd: () => void,
   ) {
-    this.key = layout.keyOf(current);
-    this.backoff = new Backoff({ initialMs: Math.min(100, timing.heartbeatMs / 4), maxMs: timing.heartbeatMs });
+    super(instance, timing, {
+      onEnd: () => {
+        this.releaseConnection();
+        onEnd();
+      },
+    });
+    this.key = layout.keyOf(instance);
     this.releaseConnection = connection.acquire();
-  }
-
-  get instance(): ServiceInstance {
-    return this.current;
   }
 
   /** The etcd key holding this instance. */
@@ -67,64 +71,51 @@ export class EtcdRegistration implements Registration {
     return this.leaseId;
   }
 
-  /** True while the key is believed present under a live lease. */
-  get registered(): boolean {
-    return this.active && this.leaseId !== undefined && this.keyCurrent && this.lostSince === undefined;
-  }
-
   /**
    * First attempt. In strict mode a failure is thrown; otherwise it is
    * logged, reported as `lost`, and retried in the background.
    */
-  async start(strict: boolean): Promise<void> {
-    try {
-      await this.run(() => this.establish());
-      this.schedule(this.timing.heartbeatMs);
-    } catch (error) {
-      if (strict) {
-        await this.stop();
-        throw new RegistrationError(
-          `Could not register ${this.describe()} in etcd (backend_config.strict is set): ${describeError(error)}`,
-          { cause: error },
+  start(strict: boolean): Promise<void> {
+    return this.begin(
+      () => this.establish(),
+      (error) => {
+        if (strict) {
+          return {
+            fail: new RegistrationError(
+              `Could not register ${this.describe()} in etcd (backend_config.strict is set): ${describeError(error)}`,
+              { cause: error },
+            ),
+          };
+        }
+        this.logger.warn(
+          `Could not register ${this.describe()} in etcd yet (${describeError(error)}); retrying in the background`,
         );
-      }
-      this.logger.warn(
-        `Could not register ${this.describe()} in etcd yet (${describeError(error)}); retrying in the background`,
-      );
-      this.unreachableLogged = true;
-      this.markLost(`registry unreachable: ${describeError(error)}`);
-      this.schedule(this.backoff.next());
-    }
+        this.unreachableLogged = true;
+        const reason = `registry unreachable: ${describeError(error)}`;
+        this.logger.warn(`etcd registration of ${this.describe()} lost: ${reason}`);
+        return { pending: reason };
+      },
+    );
   }
 
-  async heartbeat(): Promise<void> {
-    if (!this.active) return;
-    clearTimeout(this.timer);
-    await this.inflight?.catch(() => undefined);
-    await this.beat();
-  }
-
-  async update(instance: ServiceInstance): Promise<void> {
-    if (instance.id !== this.current.id) {
-      throw new RegistrationError(`update must keep instance id '${this.current.id}' (got '${instance.id}')`);
-    }
+  protected override checkUpdate(instance: ServiceInstance): void {
     const size = Buffer.byteLength(this.layout.encode(instance));
     if (size > this.connection.settings.maxValueBytes) {
       throw new RegistrationError(
         `Instance '${instance.id}' encodes to ${size} bytes, over the ${this.connection.settings.maxValueBytes}-byte limit (trim tags or metadata)`,
       );
     }
-    await this.inflight?.catch(() => undefined);
+  }
+
+  protected async write(instance: ServiceInstance): Promise<void> {
     const oldKey = this.key;
     this.current = instance;
     this.key = this.layout.keyOf(instance);
     this.keyCurrent = false;
     if (!this.active || this.leaseId === undefined) return;
     try {
-      await this.run(async () => {
-        await this.putKey();
-        if (oldKey !== this.key) await this.deleteIfOurs(oldKey);
-      });
+      await this.putKey();
+      if (oldKey !== this.key) await this.deleteIfOurs(oldKey);
     } catch (error) {
       if (!this.connection.isNoAnswer(error)) throw error;
       // The next heartbeat puts the new value (keyCurrent is false).
@@ -134,17 +125,13 @@ export class EtcdRegistration implements Registration {
     }
   }
 
-  async deregister(): Promise<void> {
-    if (!this.active) return;
-    await this.stop();
+  protected async remove(): Promise<void> {
     const lease = this.leaseId;
     this.leaseId = undefined;
     if (lease !== undefined) {
       try {
         // Revoking deletes the key with it, at once, for every watcher.
-        await this.connection.call('lease revoke', (options) =>
-          this.connection.client.leaseClient.leaseRevoke({ ID: lease }, options),
-        );
+        await revokeLease(this.connection, lease);
       } catch (error) {
         this.logger.warn(
           `Could not revoke the lease of ${this.describe()} (${describeError(error)}); its key expires within ${this.timing.ttlMs} ms`,
@@ -152,76 +139,55 @@ export class EtcdRegistration implements Registration {
       }
     }
     this.revokeAbandoned();
-    this.events.complete();
   }
 
-  /** Stops the timers and waits for a heartbeat in progress, without touching etcd. */
-  private async stop(): Promise<void> {
-    this.active = false;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.inflight?.catch(() => undefined);
-    this.releaseConnection();
-    this.onDone(this);
-  }
-
-  private schedule(delayMs: number): void {
-    if (!this.active) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.beat(), delayMs);
-  }
-
-  /** Runs one step, remembered so deregister/update wait for it instead of racing it. */
-  private run(step: () => Promise<void>): Promise<void> {
-    const promise = step();
-    this.inflight = promise;
-    return promise.finally(() => {
-      if (this.inflight === promise) this.inflight = undefined;
-    });
-  }
-
-  private async beat(): Promise<void> {
-    this.timer = undefined;
-    if (!this.active) return;
+  protected async refresh(): Promise<void> {
     try {
-      await this.run(() => this.renewOrEstablish());
-      if (this.unreachableLogged) this.logger.log(`etcd registration of ${this.describe()} is current again`);
-      this.unreachableLogged = false;
-      this.backoff.reset();
-      this.schedule(this.timing.heartbeatMs);
+      await this.renewOrEstablish();
     } catch (error) {
-      if (!this.active) return;
-      const sinceRenewal = Date.now() - this.lastRenewedAt;
-      if (this.leaseId !== undefined && this.connection.isLeaseGone(error)) {
-        // A put under a lease etcd no longer has: start over at once.
-        this.leaseLost(describeError(error));
-        this.schedule(0);
-        return;
-      }
-      if (this.leaseId !== undefined && sinceRenewal >= this.timing.ttlMs) {
-        // etcd has dropped the lease (and our key) by now, whether or not we
-        // can hear it say so.
-        this.leaseLost(
-          `no lease keepalive succeeded for ${sinceRenewal} ms (TTL ${this.timing.ttlMs} ms): ${describeError(error)}`,
-        );
-      } else if (this.leaseId === undefined && this.lostSince === undefined) {
-        this.markLost(`registry unreachable: ${describeError(error)}`);
-      }
-      if (!this.unreachableLogged) {
-        this.logger.warn(
-          `etcd heartbeat for ${this.describe()} failed (${describeError(error)}); retrying with backoff`,
-        );
-        this.unreachableLogged = true;
-      }
-      // Never wait longer than a heartbeat: once etcd answers again the key
-      // must be back within one heartbeat.
-      this.schedule(Math.min(this.backoff.next(), this.timing.heartbeatMs));
+      if (this.active) this.onRefreshFailure(error);
+      throw error;
+    }
+    if (this.unreachableLogged) this.logger.log(`etcd registration of ${this.describe()} is current again`);
+    this.unreachableLogged = false;
+  }
+
+  protected override retryDelay(error: unknown): number {
+    if (this.retryNow) {
+      this.retryNow = false;
+      return 0;
+    }
+    // Never wait longer than a heartbeat: once etcd answers again the key
+    // must be back within one heartbeat.
+    return super.retryDelay(error);
+  }
+
+  private onRefreshFailure(error: unknown): void {
+    const sinceRenewal = Date.now() - this.lastRenewedAt;
+    if (this.leaseId !== undefined && this.connection.isLeaseGone(error)) {
+      // A put under a lease etcd no longer has: start over at once.
+      this.leaseLost(describeError(error));
+      this.retryNow = true;
+      return;
+    }
+    if (this.leaseId !== undefined && sinceRenewal >= this.timing.ttlMs) {
+      // etcd has dropped the lease (and our key) by now, whether or not we
+      // can hear it say so.
+      this.leaseLost(
+        `no lease keepalive succeeded for ${sinceRenewal} ms (TTL ${this.timing.ttlMs} ms): ${describeError(error)}`,
+      );
+    } else if (this.leaseId === undefined) {
+      this.lost(`registry unreachable: ${describeError(error)}`);
+    }
+    if (!this.unreachableLogged) {
+      this.logger.warn(`etcd heartbeat for ${this.describe()} failed (${describeError(error)}); retrying with backoff`);
+      this.unreachableLogged = true;
     }
   }
 
   private async renewOrEstablish(): Promise<void> {
     if (this.leaseId === undefined) return this.establish();
-    const ttl = await this.keepAliveOnce(this.leaseId);
+    const ttl = await keepAliveOnce(this.connection, this.leaseId);
     if (!this.active) return;
     if (ttl <= 0) {
       this.leaseLost('etcd reports the lease expired');
@@ -234,43 +200,21 @@ export class EtcdRegistration implements Registration {
   /** Grants a fresh lease and puts the key under it. */
   private async establish(): Promise<void> {
     const ttlSeconds = Math.max(1, Math.ceil(this.timing.ttlMs / 1000));
-    const grant = await this.connection.call('lease grant', (options) =>
-      this.connection.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 }, options),
-    );
+    const lease = await grantLease(this.connection, ttlSeconds);
     if (!this.active) {
       // Deregistered meanwhile: give the new lease back.
-      void this.connection.client.leaseClient.leaseRevoke({ ID: grant.ID }).catch(() => undefined);
+      revokeLeaseQuietly(this.connection, lease);
       return;
     }
-    this.leaseId = grant.ID;
+    this.leaseId = lease;
     this.lastRenewedAt = Date.now();
     this.keyCurrent = false;
     await this.putKey();
     this.revokeAbandoned();
-    if (this.lostSince !== undefined) {
-      const outage = Date.now() - this.lostSince;
-      this.lostSince = undefined;
-      this.logger.log(`etcd registration of ${this.describe()} restored under lease ${grant.ID} after ${outage} ms`);
-      this.events.next({ type: 'restored', instance: this.current, at: Date.now() });
+    const outage = this.markRestored();
+    if (outage !== undefined) {
+      this.logger.log(`etcd registration of ${this.describe()} restored under lease ${lease} after ${outage} ms`);
     }
-  }
-
-  /** One keepalive over a short-lived stream; resolves with the TTL etcd answered (0: lease gone). */
-  private keepAliveOnce(leaseId: string): Promise<number> {
-    return this.connection.call('lease keepalive', async (options) => {
-      const stream = await this.connection.client.leaseClient.leaseKeepAlive(options);
-      return new Promise<number>((resolve, reject) => {
-        stream.on('data', (response) => {
-          resolve(Number(response.TTL));
-          // Half-close: etcd ends the stream cleanly (a cancel would be
-          // reported as a host failure and reset every stream of the host).
-          stream.end();
-        });
-        stream.on('error', reject);
-        stream.on('end', () => reject(new Error('lease keepalive stream ended without an answer')));
-        stream.write({ ID: leaseId });
-      });
-    });
   }
 
   /**
@@ -279,44 +223,29 @@ export class EtcdRegistration implements Registration {
    * the key (returning what was there) when it is not.
    */
   private async ensureKey(): Promise<void> {
-    const lease = this.leaseId!;
     if (!this.keyCurrent) return this.putKey();
-    const key = Buffer.from(this.key);
-    const txn = await this.connection.call('txn', (options) =>
-      this.connection.client.kv.txn(
-        {
-          compare: [{ key, target: 'Lease', result: 'Equal', lease }],
-          success: [],
-          failure: [
-            { request_put: { key, value: Buffer.from(this.layout.encode(this.current)), lease, prev_kv: true } },
-          ],
-        },
-        options,
-      ),
+    const { ours, previous } = await putUnlessLeased(
+      this.connection,
+      this.key,
+      this.layout.encode(this.current),
+      this.leaseId!,
     );
-    if (txn.succeeded) return;
-    const previous = txn.responses[0]?.response_put?.prev_kv;
+    if (ours) return;
     this.reportReplaced(previous, 'heartbeat');
     if (!previous) {
       // Deleted behind our back (etcdctl del, a compaction tool, ...): back now.
       this.logger.warn(
         `etcd key ${this.key} of ${this.describe()} had disappeared while its lease was alive; put it back`,
       );
-      this.events.next({ type: 'lost', instance: this.current, reason: `key ${this.key} was deleted`, at: Date.now() });
-      this.events.next({ type: 'restored', instance: this.current, at: Date.now() });
+      this.markLost(`key ${this.key} was deleted`);
+      this.markRestored();
     }
   }
 
   private async putKey(): Promise<void> {
-    const lease = this.leaseId!;
-    const response = await this.connection.call('put', (options) =>
-      this.connection.client.kv.put(
-        { key: Buffer.from(this.key), value: Buffer.from(this.layout.encode(this.current)), lease, prev_kv: true },
-        options,
-      ),
-    );
+    const previous = await putUnderLease(this.connection, this.key, this.layout.encode(this.current), this.leaseId!);
     this.keyCurrent = true;
-    this.reportReplaced(response.prev_kv, 'register');
+    this.reportReplaced(previous, 'register');
   }
 
   /** Logs when the key we just overwrote belonged to a live lease that is not ours. */
@@ -325,54 +254,31 @@ export class EtcdRegistration implements Registration {
     if (previous.lease === this.leaseId || this.abandonedLeases.has(previous.lease)) return;
     if (this.warnedForeignLease === previous.lease) return;
     this.warnedForeignLease = previous.lease;
-    let holder = '';
-    const value = previous.value?.toString('utf8') ?? '';
-    try {
-      const parsed = JSON.parse(value) as Record<string, unknown>;
-      holder = ` (it advertised ${JSON.stringify(parsed.address ?? parsed.Addr ?? 'an unknown address')})`;
-    } catch {
-      // not JSON: name only the lease
-    }
     this.logger.warn(
-      `etcd key ${this.key} was held by another writer under lease ${previous.lease}${holder} at ${when}: ` +
+      `etcd key ${this.key} was held by another writer under lease ${previous.lease}${advertisedBy(previous)} at ${when}: ` +
         `two processes register instance id '${this.current.id}'; this one (${this.current.address}, lease ${this.leaseId}) took it back`,
     );
   }
 
-  private async deleteIfOurs(key: string): Promise<void> {
-    const k = Buffer.from(key);
-    await this.connection.call('txn', (options) =>
-      this.connection.client.kv.txn(
-        {
-          compare: [{ key: k, target: 'Lease', result: 'Equal', lease: this.leaseId! }],
-          success: [{ request_delete_range: { key: k } }],
-          failure: [],
-        },
-        options,
-      ),
-    );
+  private deleteIfOurs(key: string): Promise<void> {
+    return deleteIfLeased(this.connection, key, this.leaseId!);
   }
 
   private leaseLost(reason: string): void {
     if (this.leaseId !== undefined) this.abandonedLeases.add(this.leaseId);
     this.leaseId = undefined;
     this.keyCurrent = false;
-    this.markLost(`lease lost: ${reason}`);
+    this.lost(`lease lost: ${reason}`);
   }
 
-  private markLost(reason: string): void {
-    if (this.lostSince !== undefined) return;
-    this.lostSince = Date.now();
-    this.logger.warn(`etcd registration of ${this.describe()} lost: ${reason}`);
-    this.events.next({ type: 'lost', instance: this.current, reason, at: Date.now() });
+  private lost(reason: string): void {
+    if (this.markLost(reason)) this.logger.warn(`etcd registration of ${this.describe()} lost: ${reason}`);
   }
 
   private revokeAbandoned(): void {
     for (const lease of this.abandonedLeases) {
       this.abandonedLeases.delete(lease);
-      void this.connection.client.leaseClient
-        .leaseRevoke({ ID: lease }, { deadline: Date.now() + this.connection.settings.requestTimeoutMs })
-        .catch(() => undefined);
+      revokeLeaseQuietly(this.connection, lease);
     }
   }
 

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Subject } from 'rxjs';
 import { RegistrationError } from '../../core/errors.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
-import type { DiscoveryLogger, Registration, RegistrationEvent, RegistrationTiming } from '../registry.interface.js';
+import type { DiscoveryLogger, RegistrationTiming } from '../registry.interface.js';
+import { RegistrationBase } from '../shared/registration-base.js';
 import {
   decodeInstanceFile,
   encodeInstanceFile,
@@ -20,8 +20,8 @@ export interface LocalRegistrationContext {
   logger: DiscoveryLogger;
   /** TTL assumed for files that do not state one. */
   defaultTtlMs: number;
-  /** Called once the registration is gone (deregistered). */
-  onDone(registration: LocalRegistration): void;
+  /** Called once the registration ends (deregistered or stopped). */
+  onEnd(): void;
 }
 
 /** The state of an instance file as read from disk. */
@@ -68,23 +68,17 @@ export async function readInstanceFile(file: string, defaultTtlMs: number): Prom
  * @example
  * const registration = await new LocalRegistry({ dir }).register(me, { ttlMs: 6_000, heartbeatMs: 2_000 });
  */
-export class LocalRegistration implements Registration {
-  private readonly events = new Subject<RegistrationEvent>();
-  readonly events$ = this.events.asObservable();
+export class LocalRegistration extends RegistrationBase {
   private file: string;
   private readonly owner: InstanceFileOwner = newOwner(randomUUID());
   private readonly registeredAt = Date.now();
-  private timer: NodeJS.Timeout | undefined;
-  private active = false;
-  private lostReason: string | undefined;
-  // Heartbeats, updates and deregistration run one at a time, in call order.
-  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
-    public instance: ServiceInstance,
-    private readonly timing: RegistrationTiming,
+    instance: ServiceInstance,
+    timing: RegistrationTiming,
     private readonly context: LocalRegistrationContext,
   ) {
+    super(instance, timing, { onEnd: () => context.onEnd() });
     this.file = context.directory.instanceFile(instance.namespace, instance.service, instance.id);
   }
 
@@ -93,82 +87,44 @@ export class LocalRegistration implements Registration {
     return this.file;
   }
 
-  /** True while registered (until deregister). */
-  get isActive(): boolean {
-    return this.active;
-  }
-
   /** Claims the instance file and starts the heartbeat timer. Throws RegistrationError. */
-  async start(): Promise<void> {
-    await this.claim(this.file, this.instance);
-    this.active = true;
-    this.scheduleHeartbeat();
+  start(): Promise<void> {
+    return this.begin(
+      () => this.claim(this.file, this.current),
+      (error) => ({ fail: error }),
+    );
   }
 
-  heartbeat(): Promise<void> {
-    return this.serial(() => this.beat());
-  }
-
-  update(instance: ServiceInstance): Promise<void> {
-    return this.serial(async () => {
-      if (instance.id !== this.instance.id) {
-        throw new RegistrationError(`update must keep instance id '${this.instance.id}' (got '${instance.id}')`);
-      }
-      if (!this.active) {
-        this.instance = instance;
-        return;
-      }
-      const file = this.context.directory.instanceFile(instance.namespace, instance.service, instance.id);
-      if (file !== this.file) {
-        // Namespace or service changed: the instance moves to another folder.
-        await this.claim(file, instance);
-        await this.removeOwnFile(this.file);
-        this.file = file;
-      } else {
-        try {
-          await writeFileAtomic(file, this.encode(instance));
-        } catch (error) {
-          throw new RegistrationError(
-            `Cannot update instance '${instance.id}': writing '${file}' failed (${describeFsError(error)})`,
-          );
-        }
-      }
-      this.instance = instance;
-    });
-  }
-
-  deregister(): Promise<void> {
-    return this.serial(async () => {
-      if (!this.active) return;
-      this.active = false;
-      clearTimeout(this.timer);
-      this.timer = undefined;
+  protected async write(instance: ServiceInstance): Promise<void> {
+    if (!this.active) {
+      this.current = instance;
+      return;
+    }
+    const file = this.context.directory.instanceFile(instance.namespace, instance.service, instance.id);
+    if (file !== this.file) {
+      // Namespace or service changed: the instance moves to another folder.
+      await this.claim(file, instance);
       await this.removeOwnFile(this.file);
-      this.events.complete();
-      this.context.onDone(this);
-    });
+      this.file = file;
+    } else {
+      try {
+        await writeFileAtomic(file, this.encode(instance));
+      } catch (error) {
+        throw new RegistrationError(
+          `Cannot update instance '${instance.id}': writing '${file}' failed (${describeFsError(error)})`,
+        );
+      }
+    }
+    this.current = instance;
   }
 
-  private serial<T>(operation: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(operation, operation);
-    this.queue = run.catch(() => undefined);
-    return run;
+  protected remove(): Promise<void> {
+    return this.removeOwnFile(this.file);
   }
 
-  private scheduleHeartbeat(): void {
-    if (!this.active) return;
-    // A chain of timeouts, not an interval: a slow disk never stacks beats.
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.heartbeat()
-        .catch((error) =>
-          this.context.logger.warn(
-            `local registry heartbeat of '${this.instance.id}' failed: ${(error as Error).message}`,
-          ),
-        )
-        .finally(() => this.scheduleHeartbeat());
-    }, this.timing.heartbeatMs);
-    this.timer.unref();
+  protected override retryDelay(error: unknown): number {
+    this.context.logger.warn(`local registry heartbeat of '${this.current.id}' failed: ${(error as Error).message}`);
+    return super.retryDelay(error);
   }
 
   private encode(instance: ServiceInstance): string {
@@ -220,46 +176,42 @@ export class LocalRegistration implements Registration {
     }
   }
 
-  private async beat(): Promise<void> {
-    if (!this.active) return;
+  protected async refresh(): Promise<void> {
     const current = await readInstanceFile(this.file, this.context.defaultTtlMs);
     const now = Date.now();
     if (current.state === 'missing') {
-      this.markLost(`instance file '${this.file}' was removed`);
+      this.lost(`instance file '${this.file}' was removed`);
     } else if (current.state === 'corrupt') {
-      this.markLost(`instance file '${this.file}' was overwritten with unusable content (${current.reason})`);
+      this.lost(`instance file '${this.file}' was overwritten with unusable content (${current.reason})`);
     } else if (current.state === 'ok' && current.entry.ownerToken !== this.owner.token) {
       if (current.entry.expiresAt > now) {
         // Another live registration took the id while we were expired: leave it be until it expires.
-        this.markLost(
-          `instance id '${this.instance.id}' was taken over by another registration (pid ${current.entry.ownerPid ?? 'unknown'})`,
+        this.lost(
+          `instance id '${this.current.id}' was taken over by another registration (pid ${current.entry.ownerPid ?? 'unknown'})`,
         );
         return;
       }
-      this.markLost(`instance file '${this.file}' was taken over by another registration, which has expired since`);
+      this.lost(`instance file '${this.file}' was taken over by another registration, which has expired since`);
     } else if (current.state === 'ok' && current.entry.expiresAt <= now) {
-      this.markLost(
+      this.lost(
         `heartbeat came too late: the TTL of ${this.timing.ttlMs} ms expired, so watchers dropped the instance`,
       );
     }
     try {
-      await writeFileAtomic(this.file, this.encode(this.instance));
+      await writeFileAtomic(this.file, this.encode(this.current));
     } catch (error) {
-      this.markLost(`cannot write instance file '${this.file}' (${describeFsError(error)})`);
+      this.lost(`cannot write instance file '${this.file}' (${describeFsError(error)})`);
       return;
     }
-    if (this.lostReason !== undefined) {
-      this.lostReason = undefined;
-      this.context.logger.log(`local registry: instance '${this.instance.id}' restored in '${this.file}'`);
-      this.events.next({ type: 'restored', instance: this.instance, at: Date.now() });
+    if (this.markRestored() !== undefined) {
+      this.context.logger.log(`local registry: instance '${this.current.id}' restored in '${this.file}'`);
     }
   }
 
-  private markLost(reason: string): void {
-    if (this.lostReason !== undefined) return;
-    this.lostReason = reason;
-    this.context.logger.warn(`local registry: registration of '${this.instance.id}' lost: ${reason}`);
-    this.events.next({ type: 'lost', instance: this.instance, reason, at: Date.now() });
+  private lost(reason: string): void {
+    if (this.markLost(reason)) {
+      this.context.logger.warn(`local registry: registration of '${this.current.id}' lost: ${reason}`);
+    }
   }
 
   /** Removes the file unless another registration owns it now. */

@@ -1,9 +1,12 @@
-import { Observable } from 'rxjs';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Observable } from 'rxjs';
 import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
 import type { EndpointSet } from '../../core/endpoint-set.js';
 import { ClosedError, RegistrationError } from '../../core/errors.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
-import type { BackendFactory } from '../backend-context.js';
+import { configFor, type BackendFactory } from '../backend-context.js';
 import {
   consoleLogger,
   type DiscoveryLogger,
@@ -11,9 +14,12 @@ import {
   type Registry,
   type RegistrationTiming,
 } from '../registry.interface.js';
+import { EndpointWatches } from '../shared/endpoint-watches.js';
+import { ReachabilityTracker } from '../shared/reachability.js';
+import { CorruptFileWarnings } from './corrupt-file-warnings.js';
 import { LocalRegistration } from './local-registration.js';
-import { RegistryDirectory, defaultLocalDirectory } from './registry-directory.js';
-import { CorruptFileWarnings, ServiceFolderWatch, type FolderWatchTiming } from './service-folder-watch.js';
+import { RegistryDirectory, defaultLocalDirectory, describeFsError } from './registry-directory.js';
+import { ServiceFolderWatch, type FolderWatchDeps, type FolderWatchTiming } from './service-folder-watch.js';
 
 export { LocalRegistration } from './local-registration.js';
 export { defaultLocalDirectory, pathSegment, RegistryDirectory } from './registry-directory.js';
@@ -31,6 +37,8 @@ export interface LocalRegistryOptions {
   rescanMs?: number;
   /** How long past its TTL a file is kept before a watcher deletes it. Default 5 000 ms. */
   sweepGraceMs?: number;
+  /** Whether `close()` removes this registry's instance files (default true); false leaves them to expire. */
+  deregisterOnClose?: boolean;
 }
 
 const DEFAULTS = { defaultTtlMs: 90_000, debounceMs: 25, rescanMs: 1_000, sweepGraceMs: 5_000 } as const;
@@ -45,6 +53,10 @@ const DEFAULTS = { defaultTtlMs: 90_000, debounceMs: 25, rescanMs: 1_000, sweepG
  * (debounced) with a periodic rescan as fallback. Several processes on one
  * machine share a folder.
  *
+ * Its source is the folder: it is reachable while the folder can be read
+ * (watch scans and `reachability.probe()` tell); a folder that cannot be
+ * written shows as `lost` registrations.
+ *
  * @example
  * const registry = new LocalRegistry({ dir: '/var/run/myapp/discovery' });
  */
@@ -52,23 +64,32 @@ export class LocalRegistry implements Registry {
   readonly backend = 'local';
   readonly readOnly = false;
   readonly directory: RegistryDirectory;
+  readonly reachability: ReachabilityTracker;
   private readonly logger: DiscoveryLogger;
-  private readonly timing: FolderWatchTiming;
-  private readonly warnings: CorruptFileWarnings;
+  private readonly watchDeps: FolderWatchDeps;
   private readonly registrations = new Set<LocalRegistration>();
-  private readonly watches = new Set<{ stop(): void }>();
-  private closed = false;
+  private readonly watches = new EndpointWatches();
+  private readonly deregisterOnClose: boolean;
 
   constructor(options: LocalRegistryOptions = {}) {
-    this.directory = new RegistryDirectory(options.dir ?? defaultLocalDirectory());
+    const directory = new RegistryDirectory(options.dir ?? defaultLocalDirectory());
+    this.directory = directory;
     this.logger = options.logger ?? consoleLogger;
-    this.timing = {
+    this.deregisterOnClose = options.deregisterOnClose ?? true;
+    this.reachability = new ReachabilityTracker(() => checkReadable(directory.root));
+    const timing: FolderWatchTiming = {
       defaultTtlMs: options.defaultTtlMs ?? DEFAULTS.defaultTtlMs,
       debounceMs: options.debounceMs ?? DEFAULTS.debounceMs,
       rescanMs: options.rescanMs ?? DEFAULTS.rescanMs,
       sweepGraceMs: options.sweepGraceMs ?? DEFAULTS.sweepGraceMs,
     };
-    this.warnings = new CorruptFileWarnings(this.logger);
+    this.watchDeps = {
+      directory,
+      timing,
+      logger: this.logger,
+      warnings: new CorruptFileWarnings(this.logger),
+      reachability: this.reachability,
+    };
   }
 
   /** The shared folder (absolute). */
@@ -82,16 +103,16 @@ export class LocalRegistry implements Registry {
    * the folder cannot be written (the message names it).
    */
   async register(instance: ServiceInstance, timing: RegistrationTiming): Promise<Registration> {
-    if (this.closed) throw new ClosedError('local registry is closed');
+    if (this.watches.isClosed) throw new ClosedError('local registry is closed');
     checkTiming(instance, timing);
-    const registration = new LocalRegistration(instance, timing, {
+    const registration: LocalRegistration = new LocalRegistration(instance, timing, {
       directory: this.directory,
       logger: this.logger,
-      defaultTtlMs: this.timing.defaultTtlMs,
-      onDone: (done) => this.registrations.delete(done),
+      defaultTtlMs: this.watchDeps.timing.defaultTtlMs,
+      onEnd: () => this.registrations.delete(registration),
     });
     await registration.start();
-    if (this.closed) {
+    if (this.watches.isClosed) {
       // close() ran while the file was being written: do not leave it behind.
       await registration.deregister();
       throw new ClosedError('local registry is closed');
@@ -102,40 +123,41 @@ export class LocalRegistry implements Registry {
 
   watch(query: DiscoveryQuery): Observable<EndpointSet> {
     const compiled = compileQuery(query);
-    return new Observable<EndpointSet>((subscriber) => {
-      if (this.closed) {
-        subscriber.complete();
-        return;
-      }
-      const folderWatch = new ServiceFolderWatch(
-        this.directory,
-        compiled,
-        this.timing,
-        this.logger,
-        this.warnings,
-        (set) => subscriber.next(set),
-      );
-      const handle = {
-        stop: () => {
-          folderWatch.stop();
-          subscriber.complete();
-        },
-      };
-      this.watches.add(handle);
+    return this.watches.stream(query.service, (publisher) => {
+      const folderWatch = new ServiceFolderWatch(compiled, this.watchDeps, publisher);
       folderWatch.start();
-      return () => {
-        this.watches.delete(handle);
-        folderWatch.stop();
-      };
+      return () => folderWatch.stop();
     });
   }
 
-  /** Stops every watch and removes every instance this registry registered. */
+  /**
+   * Stops every watch and removes every instance this registry registered
+   * (or, with `deregisterOnClose: false`, stops their heartbeats and leaves
+   * the files to expire).
+   */
   async close(): Promise<void> {
-    this.closed = true;
-    for (const handle of [...this.watches]) handle.stop();
-    this.watches.clear();
-    await Promise.all([...this.registrations].map((r) => r.deregister()));
+    this.watches.close();
+    const registrations = [...this.registrations];
+    await Promise.all(registrations.map((r) => (this.deregisterOnClose ? r.deregister() : r.stop())));
+    this.reachability.close();
+  }
+}
+
+/** Resolves when the folder (or, before it exists, its nearest existing parent) is a folder that can be read. */
+async function checkReadable(root: string): Promise<void> {
+  for (let path = root; ; path = dirname(path)) {
+    try {
+      if (!(await stat(path)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      await access(path, constants.R_OK | constants.X_OK);
+      return;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' || dirname(path) === path) {
+        throw new Error(`local registry directory '${root}' is not readable (${describeFsError(error)})`, {
+          cause: error,
+        });
+      }
+    }
   }
 }
 
@@ -148,9 +170,12 @@ function checkTiming(instance: ServiceInstance, timing: RegistrationTiming): voi
   }
 }
 
-export const createRegistry: BackendFactory = ({ config, logger }) =>
-  new LocalRegistry({
-    dir: config.backendConfig.dir,
+export const createRegistry: BackendFactory = ({ config, logger }) => {
+  const local = configFor(config, 'local');
+  return new LocalRegistry({
+    dir: local.backendConfig.dir,
     logger,
-    defaultTtlMs: config.registration.ttlMs,
+    defaultTtlMs: local.registration.ttlMs,
+    deregisterOnClose: local.registration.deregisterOnShutdown,
   });
+};

@@ -1,11 +1,14 @@
-import { constants, watch, type FSWatcher } from 'node:fs';
+import { constants } from 'node:fs';
 import { open, readdir, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { CompiledQuery } from '../../core/discovery-query.js';
-import { EndpointSet } from '../../core/endpoint-set.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
 import type { DiscoveryLogger } from '../registry.interface.js';
+import type { EndpointSetPublisher } from '../shared/endpoint-set-publisher.js';
+import type { ReachabilityTracker } from '../shared/reachability.js';
 import { decodeInstanceFile, type InstanceFileEntry } from './instance-file.js';
+import type { CorruptFileWarnings } from './corrupt-file-warnings.js';
+import { NearestFolderWatcher } from './nearest-folder-watcher.js';
 import { describeFsError, isInstanceFileName, isTempFileName, type RegistryDirectory } from './registry-directory.js';
 
 /** Instance files larger than this are refused (a record is a few hundred bytes). */
@@ -23,30 +26,6 @@ export interface FolderWatchTiming {
   defaultTtlMs: number;
 }
 
-/**
- * Remembers which version of which file was already reported as unusable,
- * so a corrupt file is warned about once, not on every rescan. Shared by
- * the watches of one registry.
- *
- * @example
- * warnings.warn(file, `${ino}:${size}:${mtimeMs}`, `skipping instance file '${file}'`);
- */
-export class CorruptFileWarnings {
-  private readonly reported = new Map<string, string>();
-
-  constructor(private readonly logger: DiscoveryLogger) {}
-
-  warn(file: string, version: string, message: string): void {
-    if (this.reported.get(file) === version) return;
-    this.reported.set(file, version);
-    this.logger.warn(message);
-  }
-
-  forget(file: string): void {
-    this.reported.delete(file);
-  }
-}
-
 interface CachedFile {
   /** inode, size and mtime: a rename-into-place always changes the inode. */
   version: string;
@@ -56,30 +35,38 @@ interface CachedFile {
 // Temporary files older than this are leftovers of a crashed writer.
 const TEMP_FILE_MAX_AGE_MS = 60_000;
 
+/** What a folder watch shares with the other watches of its registry. */
+export interface FolderWatchDeps {
+  readonly directory: RegistryDirectory;
+  readonly timing: FolderWatchTiming;
+  readonly logger: DiscoveryLogger;
+  readonly warnings: CorruptFileWarnings;
+  /** Told whether the registry's folder could be read. */
+  readonly reachability: ReachabilityTracker;
+}
+
 /**
- * Watches one service folder (`<root>/<namespace>/<service>`) and emits an
- * EndpointSet whenever the live, matching instances change. Events from
- * fs.watch trigger a debounced rescan; a periodic rescan (and one at the
- * earliest TTL expiry) covers missed events and expiries. While the folder
- * does not exist, the nearest existing parent is watched instead so the
- * first registration is still seen at once.
+ * Watches one service folder (`<root>/<namespace>/<service>`) and publishes
+ * the live, matching instances whenever they change. Events from fs.watch
+ * trigger a debounced rescan; a periodic rescan (and one at the earliest
+ * TTL expiry) covers missed events and expiries. While the folder does not
+ * exist, the nearest existing parent is watched instead so the first
+ * registration is still seen at once.
  *
  * Like an open socket, an active watch keeps the process alive (a script
  * awaiting the first instance must not exit early); `stop()` releases
  * everything.
  *
  * @example
- * const w = new ServiceFolderWatch(directory, compileQuery({ service: 'orders' }), timing, logger, warnings, (set) => subscriber.next(set)); w.start();
+ * const w = new ServiceFolderWatch(compileQuery({ service: 'orders' }), deps, publisher); w.start();
  */
 export class ServiceFolderWatch {
-  private current: EndpointSet;
   private readonly cache = new Map<string, CachedFile>();
   private readonly serviceDir: string;
-  private watcher: FSWatcher | undefined;
-  private watchedPath: string | undefined;
-  private watchedIno: number | undefined;
-  /** When a parent is watched: the only child name whose events matter. */
-  private watchedChild: string | undefined;
+  private readonly folderWatcher: NearestFolderWatcher;
+  private readonly timing: FolderWatchTiming;
+  private readonly logger: DiscoveryLogger;
+  private readonly warnings: CorruptFileWarnings;
   private debounceTimer: NodeJS.Timeout | undefined;
   private fallbackTimer: NodeJS.Timeout | undefined;
   private scanning = false;
@@ -88,15 +75,17 @@ export class ServiceFolderWatch {
   private nextExpiry = Infinity;
 
   constructor(
-    private readonly directory: RegistryDirectory,
     private readonly query: CompiledQuery,
-    private readonly timing: FolderWatchTiming,
-    private readonly logger: DiscoveryLogger,
-    private readonly warnings: CorruptFileWarnings,
-    private readonly emit: (set: EndpointSet) => void,
+    private readonly deps: FolderWatchDeps,
+    private readonly publisher: EndpointSetPublisher,
   ) {
-    this.current = EndpointSet.initial(query.query.service);
+    ({ timing: this.timing, logger: this.logger, warnings: this.warnings } = deps);
+    const { directory } = deps;
     this.serviceDir = directory.serviceDir(query.namespace, query.query.service);
+    this.folderWatcher = new NearestFolderWatcher(
+      [this.serviceDir, dirname(this.serviceDir), directory.root, dirname(directory.root)],
+      () => this.requestScan(),
+    );
   }
 
   start(): void {
@@ -108,7 +97,7 @@ export class ServiceFolderWatch {
     clearTimeout(this.debounceTimer);
     clearTimeout(this.fallbackTimer);
     this.debounceTimer = this.fallbackTimer = undefined;
-    this.closeWatcher();
+    this.folderWatcher.close();
   }
 
   private async runScan(): Promise<void> {
@@ -153,7 +142,7 @@ export class ServiceFolderWatch {
 
   private async scanOnce(): Promise<void> {
     // Watch first, list second: a file written in between is not missed.
-    await this.ensureWatcher();
+    await this.folderWatcher.attach();
     let names: string[];
     try {
       names = await readdir(this.serviceDir);
@@ -165,7 +154,9 @@ export class ServiceFolderWatch {
         this.nextExpiry = Infinity;
         this.publish([]);
       } else {
-        this.publishStale(`local registry directory '${this.serviceDir}' is not readable (${describeFsError(error)})`);
+        const reason = `local registry directory '${this.serviceDir}' is not readable (${describeFsError(error)})`;
+        this.deps.reachability.unreachable(reason);
+        this.publishStale(reason);
       }
       return;
     }
@@ -297,95 +288,16 @@ export class ServiceFolderWatch {
 
   private publish(instances: ServiceInstance[]): void {
     if (this.stopped) return;
-    const next = this.current.next(instances);
-    if (next === this.current) return;
-    this.current = next;
-    this.emit(next);
+    this.deps.reachability.reachable();
+    this.publisher.publish(instances);
   }
 
   private publishStale(reason: string): void {
-    if (this.stopped) return;
-    const next = this.current.stale(reason);
-    if (next === this.current) return;
+    if (this.stopped || !this.publisher.publishStale(reason)) return;
     this.logger.warn(`local registry: ${reason}; serving the last known endpoints of '${this.query.query.service}'`);
-    this.current = next;
-    this.emit(next);
-  }
-
-  /** Watches the service folder, or its nearest existing parent while it does not exist. */
-  private async ensureWatcher(): Promise<void> {
-    const chain = [this.serviceDir, dirname(this.serviceDir), this.directory.root, dirname(this.directory.root)];
-    // A folder created between the stat and the watch would never be
-    // announced to a parent watcher: check again and move down if so.
-    for (let attempt = 0; attempt < chain.length; attempt++) {
-      const level = await this.watchLowestExisting(chain);
-      if (level <= 0 || this.stopped) return;
-      if (!(await isDirectory(chain[level - 1]))) return;
-    }
-  }
-
-  /** Attaches the watcher to the most specific existing folder of `chain`; returns its level, -1 for none. */
-  private async watchLowestExisting(chain: readonly string[]): Promise<number> {
-    for (let level = 0; level < chain.length; level++) {
-      const path = chain[level];
-      let ino: number;
-      try {
-        const info = await stat(path);
-        if (!info.isDirectory()) continue;
-        ino = info.ino;
-      } catch {
-        continue;
-      }
-      if (this.stopped) return -1;
-      // Same folder (same inode: not removed and re-created): keep the watcher.
-      if (this.watcher && this.watchedPath === path && this.watchedIno === ino) return level;
-      this.closeWatcher();
-      try {
-        const watcher = watch(path, (_event, filename) => this.onEvent(filename));
-        watcher.on('error', () => {
-          if (this.watcher === watcher) this.closeWatcher();
-          this.requestScan();
-        });
-        this.watcher = watcher;
-      } catch {
-        continue;
-      }
-      this.watchedPath = path;
-      this.watchedIno = ino;
-      this.watchedChild = level === 0 ? undefined : basename(chain[level - 1]);
-      return level;
-    }
-    this.closeWatcher();
-    return -1;
-  }
-
-  private onEvent(filename: string | Buffer | null): void {
-    if (this.stopped) return;
-    const name = filename === null ? undefined : String(filename);
-    if (name !== undefined) {
-      // In a parent, only the folder on the way to the service matters; in the
-      // service folder, dot files are temporaries (their rename is reported under the final name).
-      if (this.watchedChild !== undefined ? name !== this.watchedChild : name.startsWith('.')) return;
-    }
-    this.requestScan();
-  }
-
-  private closeWatcher(): void {
-    const watcher = this.watcher;
-    this.watcher = undefined;
-    this.watchedPath = this.watchedIno = this.watchedChild = undefined;
-    watcher?.close();
   }
 }
 
 function versionOf(info: { ino: number | bigint; size: number | bigint; mtimeMs: number | bigint }): string {
   return `${info.ino}:${info.size}:${info.mtimeMs}`;
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
 }

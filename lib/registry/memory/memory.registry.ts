@@ -1,15 +1,22 @@
-import { Observable, Subject } from 'rxjs';
+import type { Observable, Subscription } from 'rxjs';
 import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
-import { EndpointSet } from '../../core/endpoint-set.js';
+import type { EndpointSet } from '../../core/endpoint-set.js';
 import { ClosedError, RegistrationError } from '../../core/errors.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
-import type { BackendFactory } from '../backend-context.js';
-import type { Registration, RegistrationEvent, RegistrationTiming, Registry } from '../registry.interface.js';
-import { MemoryStore } from './memory.store.js';
+import { configFor, type BackendFactory } from '../backend-context.js';
+import type { Registration, RegistrationTiming, Registry } from '../registry.interface.js';
+import { EndpointWatches } from '../shared/endpoint-watches.js';
+import { ReachabilityTracker } from '../shared/reachability.js';
+import { RegistrationBase } from '../shared/registration-base.js';
+import { MEMORY_STORE_UNREACHABLE, MemoryStore } from './memory.store.js';
+
+/** Registrations in memory have no TTL; a timing is only needed by the base class. */
+const NO_TIMING: RegistrationTiming = { ttlMs: 90_000, heartbeatMs: 30_000 };
 
 /**
  * The `memory` backend: one process, no I/O. For tests and for examples;
- * registrations live until deregistered or the registry is closed.
+ * registrations live until deregistered or the registry is closed. Its
+ * reachability is its store's (`MemoryStore.setReachable`).
  *
  * @example
  * const registry = new MemoryRegistry(); // or DiscoveryFactory.createBackend({ backend: 'memory' })
@@ -17,20 +24,33 @@ import { MemoryStore } from './memory.store.js';
 export class MemoryRegistry implements Registry {
   readonly backend = 'memory';
   readonly readOnly = false;
+  readonly reachability: ReachabilityTracker;
   private readonly registrations = new Set<MemoryRegistration>();
-  private closed = false;
+  private readonly watches = new EndpointWatches();
+  private readonly mirror: Subscription;
 
-  constructor(readonly store: MemoryStore = MemoryStore.named()) {}
+  constructor(readonly store: MemoryStore = MemoryStore.named()) {
+    this.reachability = new ReachabilityTracker(async () => {
+      const state = store.reachability.current;
+      if (!state.reachable) throw new Error(state.reason ?? MEMORY_STORE_UNREACHABLE);
+    });
+    this.mirror = store.reachability.state$.subscribe((state) => {
+      if (state.reachable) this.reachability.reachable();
+      else this.reachability.unreachable(state.reason ?? MEMORY_STORE_UNREACHABLE);
+    });
+  }
 
-  async register(instance: ServiceInstance, _timing?: RegistrationTiming): Promise<Registration> {
-    if (this.closed) throw new ClosedError('memory registry is closed');
+  async register(instance: ServiceInstance, timing?: RegistrationTiming): Promise<Registration> {
+    if (this.watches.isClosed) throw new ClosedError('memory registry is closed');
     const existing = this.store.get(instance.id);
     if (existing) {
       throw new RegistrationError(
         `Instance id '${instance.id}' is already registered (service '${existing.service}' at ${existing.address})`,
       );
     }
-    const registration = new MemoryRegistration(instance, this.store, () => this.registrations.delete(registration));
+    const registration = new MemoryRegistration(instance, timing ?? NO_TIMING, this.store, () =>
+      this.registrations.delete(registration),
+    );
     this.registrations.add(registration);
     this.store.put(instance);
     return registration;
@@ -38,70 +58,55 @@ export class MemoryRegistry implements Registry {
 
   watch(query: DiscoveryQuery): Observable<EndpointSet> {
     const compiled = compileQuery(query);
-    return new Observable<EndpointSet>((subscriber) => {
-      let current = EndpointSet.initial(query.service);
-      const emit = () => {
-        const next = this.store.isReachable
-          ? current.next(this.store.list().filter(compiled.matches))
-          : current.stale('memory store marked unreachable');
-        if (next !== current || next.revision === 0) {
-          current = next;
-          subscriber.next(current);
-        }
+    return this.watches.stream(query.service, (publisher) => {
+      const render = () => {
+        const { reachable, reason } = this.store.reachability.current;
+        if (reachable) publisher.publish(this.store.list().filter(compiled.matches));
+        else publisher.publishStale(reason ?? MEMORY_STORE_UNREACHABLE);
       };
-      emit();
-      const subscription = this.store.changes$.subscribe(emit);
+      render();
+      const subscription = this.store.changes$.subscribe(render);
       return () => subscription.unsubscribe();
     });
   }
 
+  /** Ends every watch and removes every instance this registry registered (memory has no TTL to expire them). */
   async close(): Promise<void> {
-    this.closed = true;
+    this.watches.close();
     await Promise.all([...this.registrations].map((r) => r.deregister()));
+    this.mirror.unsubscribe();
+    this.reachability.close();
   }
 }
 
-class MemoryRegistration implements Registration {
-  private readonly events = new Subject<RegistrationEvent>();
-  readonly events$ = this.events.asObservable();
-  private active = true;
-
+/** One instance in a memory store; a heartbeat puts it back if someone removed it. */
+class MemoryRegistration extends RegistrationBase {
   constructor(
-    public instance: ServiceInstance,
+    instance: ServiceInstance,
+    timing: RegistrationTiming,
     private readonly store: MemoryStore,
-    private readonly onDone: () => void,
-  ) {}
-
-  async heartbeat(): Promise<void> {
-    if (!this.active) return;
-    if (!this.store.get(this.instance.id)) {
-      // Someone removed us behind our back: put it back and say so.
-      this.events.next({
-        type: 'lost',
-        instance: this.instance,
-        reason: 'instance missing from the store',
-        at: Date.now(),
-      });
-      this.store.put(this.instance);
-      this.events.next({ type: 'restored', instance: this.instance, at: Date.now() });
-    }
+    onEnd: () => void,
+  ) {
+    super(instance, timing, { onEnd });
   }
 
-  async update(instance: ServiceInstance): Promise<void> {
-    if (instance.id !== this.instance.id)
-      throw new RegistrationError(`update must keep instance id '${this.instance.id}' (got '${instance.id}')`);
-    this.instance = instance;
+  protected async refresh(): Promise<void> {
+    if (this.store.get(this.current.id)) return;
+    // Someone removed us behind our back: put it back and say so.
+    this.markLost('instance missing from the store');
+    this.store.put(this.current);
+    this.markRestored();
+  }
+
+  protected async write(instance: ServiceInstance): Promise<void> {
+    this.current = instance;
     if (this.active) this.store.put(instance);
   }
 
-  async deregister(): Promise<void> {
-    if (!this.active) return;
-    this.active = false;
-    this.store.delete(this.instance.id);
-    this.events.complete();
-    this.onDone();
+  protected async remove(): Promise<void> {
+    this.store.delete(this.current.id);
   }
 }
 
 export const createRegistry: BackendFactory = ({ config }) =>
-  new MemoryRegistry(MemoryStore.named(config.backendConfig.store));
+  new MemoryRegistry(MemoryStore.named(configFor(config, 'memory').backendConfig.store));

@@ -1,14 +1,20 @@
 import { Subject } from 'rxjs';
 import type { ServiceInstance } from '../../core/service-instance.js';
+import { ReachabilityTracker } from '../shared/reachability.js';
+
+/** Why watchers of an unreachable memory store serve their last set as `stale`. */
+export const MEMORY_STORE_UNREACHABLE = 'memory store marked unreachable';
 
 /**
  * A process-wide instance table shared by every `memory` registry that
  * names the same store: two Nest apps in one test process see each other.
+ * `setReachable(false)` simulates an outage of the "server".
  */
 export class MemoryStore {
   private static readonly stores = new Map<string, MemoryStore>();
   private readonly instances = new Map<string, ServiceInstance>();
-  private reachable = true;
+  /** Whether the store "answers"; every registry on it reports this as its own reachability. */
+  readonly reachability = new ReachabilityTracker();
   /** Fires after every change (and reachability flip). */
   readonly changes$ = new Subject<void>();
 
@@ -23,14 +29,11 @@ export class MemoryStore {
     MemoryStore.stores.delete(name);
   }
 
-  get isReachable(): boolean {
-    return this.reachable;
-  }
-
-  /** Simulates an outage: watchers serve their last set as `stale`. */
-  setReachable(reachable: boolean): void {
-    if (this.reachable === reachable) return;
-    this.reachable = reachable;
+  /** Simulates an outage: watchers serve their last set as `stale`, and reachability says why. */
+  setReachable(reachable: boolean, reason = MEMORY_STORE_UNREACHABLE): void {
+    if (this.reachability.current.reachable === reachable) return;
+    if (reachable) this.reachability.reachable();
+    else this.reachability.unreachable(reason);
     this.changes$.next();
   }
 

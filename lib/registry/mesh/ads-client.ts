@@ -1,36 +1,31 @@
+// One file of ~350 lines on purpose: the stream, the per-type ACK state and
+// the resource timers are one state machine, each step touching all three.
+// What is separable lives beside it: decoding a response (xds-response.ts)
+// and the per-type bookkeeping (xds-type-subscription.ts).
 import * as grpc from '@grpc/grpc-js';
-import { BehaviorSubject, distinctUntilChanged, type Observable } from 'rxjs';
 import { Backoff } from '../../core/backoff.js';
 import type { DiscoveryLogger } from '../registry.interface.js';
-import type { MeshTuning, XdsServerTarget } from './mesh-settings.js';
-import { XdsResourceError } from './xds-load-assignment.js';
-import {
-  RESOURCE_WRAPPER_TYPE_URL,
-  type AnyMessage,
-  type DiscoveryRequestMessage,
-  type DiscoveryResponseMessage,
-  type NodeMessage,
-  type XdsProtos,
-} from './xds-protos.js';
+import { ReachabilityTracker } from '../shared/reachability.js';
+import type { XdsServerTarget } from './mesh.schema.js';
+import type { DiscoveryRequestMessage, DiscoveryResponseMessage, NodeMessage, XdsProtos } from './xds-protos.js';
 import type { XdsResourceType } from './xds-resource-type.js';
+import { decodeResponse } from './xds-response.js';
+import { TypeSubscription, type ResourceWatcher } from './xds-type-subscription.js';
 
-/** What a subscriber of one resource hears. */
-export interface ResourceWatcher<T> {
-  /** A new valid version (or the current one, replayed to a new watcher). */
-  onResource(resource: T): void;
-  /** The control plane says the resource does not exist (absent from a full-state response, or never sent). */
-  onDoesNotExist(): void;
-  /** The stream broke; fresh data follows once it is back. */
-  onUnreachable(reason: string): void;
-}
+export type { ResourceWatcher } from './xds-type-subscription.js';
 
-/** Reachability of the control plane, as the health layer reads it. */
-export interface AdsConnectionState {
-  /** Undefined until the first stream answered or failed. */
-  readonly reachable: boolean | undefined;
-  /** For `reachable === false`: `registry unreachable: ...`. */
-  readonly reason?: string;
-  readonly since: number;
+/** Tuning that has no configuration key (tests shorten it). */
+export interface MeshTuning {
+  /** Reconnect backoff of the ADS stream, ms. Default 500 .. 30 000. */
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /**
+   * How long a subscribed resource may stay unanswered on a connected
+   * stream before it counts as "does not exist" (gRPC's 15 s). Default 15 000.
+   */
+  resourceTimeoutMs?: number;
+  /** Deadline of `reachability.probe()` while no stream is open, ms. Default 5 000. */
+  probeTimeoutMs?: number;
 }
 
 export interface AdsClientOptions {
@@ -43,57 +38,6 @@ export interface AdsClientOptions {
 
 const INVALID_ARGUMENT = 3;
 const DEFAULT_RESOURCE_TIMEOUT_MS = 15_000;
-
-/** Per type URL: who wants which resource, what this stream delivered, and the ACK state. */
-class TypeSubscription {
-  readonly watchers = new Map<string, Set<ResourceWatcher<unknown>>>();
-  /** Valid resources received on the current stream, with their bytes to skip identical resends. */
-  readonly cache = new Map<string, { bytes: Buffer; value: unknown }>();
-  /** Resources the control plane said (or showed, by silence) do not exist, on the current stream. */
-  readonly missing = new Set<string>();
-  readonly timers = new Map<string, NodeJS.Timeout>();
-  /** Names sent in a request on the current stream. */
-  readonly requested = new Set<string>();
-  /**
-   * Names whose absence from a full-state response means "deleted": those
-   * the stream has seen, and those of the type's first request on the
-   * stream. A name added later may meet a response the server built before
-   * it read the new subscription; for those, only the resource timer decides.
-   */
-  readonly authoritative = new Set<string>();
-  /** Last accepted version and last nonce seen, on the current stream. */
-  version = '';
-  nonce = '';
-  sentOnStream = false;
-
-  constructor(readonly type: XdsResourceType<unknown>) {}
-
-  forget(name: string): void {
-    this.cache.delete(name);
-    this.missing.delete(name);
-    this.requested.delete(name);
-    this.authoritative.delete(name);
-    this.clearTimer(name);
-  }
-
-  clearTimer(name: string): void {
-    const timer = this.timers.get(name);
-    if (timer) clearTimeout(timer);
-    this.timers.delete(name);
-  }
-
-  resetStream(): void {
-    for (const timer of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
-    this.cache.clear();
-    this.missing.clear();
-    this.requested.clear();
-    this.authoritative.clear();
-    this.version = '';
-    this.nonce = '';
-    this.sentOnStream = false;
-  }
-}
 
 /**
  * switchyard's own xDS v3 client: one Aggregated Discovery Service stream
@@ -111,11 +55,8 @@ export class AdsClient {
   private readonly types = new Map<string, TypeSubscription>();
   private readonly backoff: Backoff;
   private readonly resourceTimeoutMs: number;
-  private readonly state = new BehaviorSubject<AdsConnectionState>({ reachable: undefined, since: Date.now() });
-  /** Reachability changes (replays the current state on subscribe). */
-  readonly connectionState$: Observable<AdsConnectionState> = this.state.pipe(
-    distinctUntilChanged((a, b) => a.reachable === b.reachable && a.reason === b.reason),
-  );
+  /** Whether the control plane answers: the ADS stream while one is open, a connection check otherwise. */
+  readonly reachability = new ReachabilityTracker(() => this.checkControlPlane());
   private client: grpc.Client | undefined;
   private call: grpc.ClientDuplexStream<DiscoveryRequestMessage, DiscoveryResponseMessage> | undefined;
   private answered = false;
@@ -129,10 +70,6 @@ export class AdsClient {
     const tuning = options.tuning ?? {};
     this.backoff = new Backoff({ initialMs: tuning.backoffInitialMs ?? 500, maxMs: tuning.backoffMaxMs ?? 30_000 });
     this.resourceTimeoutMs = tuning.resourceTimeoutMs ?? DEFAULT_RESOURCE_TIMEOUT_MS;
-  }
-
-  get connectionState(): AdsConnectionState {
-    return this.state.value;
   }
 
   /** True while a stream is open or being retried. */
@@ -173,7 +110,7 @@ export class AdsClient {
     this.types.clear();
     this.client?.close();
     this.client = undefined;
-    this.state.complete();
+    this.reachability.close();
   }
 
   private unwatch(sub: TypeSubscription, name: string, watcher: ResourceWatcher<unknown>): void {
@@ -194,22 +131,10 @@ export class AdsClient {
   private startStream(): void {
     this.reconnectTimer = undefined;
     if (this.closed) return;
-    const { server, protos } = this.options;
-    this.client ??= new grpc.Client(
-      server.target,
-      server.secure ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(),
-      {
-        // Let the channel's own reconnects follow the same pace as the stream's.
-        'grpc.initial_reconnect_backoff_ms': this.options.tuning?.backoffInitialMs ?? 500,
-        'grpc.max_reconnect_backoff_ms': this.options.tuning?.backoffMaxMs ?? 30_000,
-        // Notice a control plane that vanished without closing the connection; gRPC
-        // servers refuse pings more often than every 5 minutes by default.
-        'grpc.keepalive_time_ms': 330_000,
-        'grpc.keepalive_timeout_ms': 20_000,
-      },
-    );
+    const { protos } = this.options;
+    const client = this.channel();
     for (const sub of this.types.values()) sub.resetStream();
-    const call = this.client.makeBidiStreamRequest(
+    const call = client.makeBidiStreamRequest(
       protos.ads.path,
       protos.ads.requestSerialize,
       protos.ads.responseDeserialize,
@@ -233,6 +158,46 @@ export class AdsClient {
       this.onStreamEnd(status);
     });
     for (const sub of this.types.values()) if (sub.watchers.size > 0) this.sendRequest(sub);
+  }
+
+  private channel(): grpc.Client {
+    const { server, tuning } = this.options;
+    this.client ??= new grpc.Client(
+      server.target,
+      server.secure ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(),
+      {
+        // Let the channel's own reconnects follow the same pace as the stream's.
+        'grpc.initial_reconnect_backoff_ms': tuning?.backoffInitialMs ?? 500,
+        'grpc.max_reconnect_backoff_ms': tuning?.backoffMaxMs ?? 30_000,
+        // Notice a control plane that vanished without closing the connection; gRPC
+        // servers refuse pings more often than every 5 minutes by default.
+        'grpc.keepalive_time_ms': 330_000,
+        'grpc.keepalive_timeout_ms': 20_000,
+      },
+    );
+    return this.client;
+  }
+
+  /**
+   * The probe: while a stream is open it is the truth (an outage it saw is
+   * the answer); otherwise the channel must connect within the probe deadline.
+   */
+  private async checkControlPlane(): Promise<void> {
+    if (this.unreachable !== undefined) throw new Error(this.unreachable);
+    if (this.active) return;
+    const timeoutMs = this.options.tuning?.probeTimeoutMs ?? 5_000;
+    const client = this.channel();
+    await new Promise<void>((resolve, reject) =>
+      client.waitForReady(Date.now() + timeoutMs, (error) =>
+        error
+          ? reject(
+              new Error(
+                `registry unreachable: xDS control plane at ${this.options.server.display} (not connected within ${timeoutMs} ms)`,
+              ),
+            )
+          : resolve(),
+      ),
+    );
   }
 
   private stopStream(): void {
@@ -261,7 +226,7 @@ export class AdsClient {
   private markUnreachable(reason: string): void {
     if (this.unreachable !== undefined) return;
     this.unreachable = reason;
-    this.state.next({ reachable: false, reason, since: Date.now() });
+    this.reachability.unreachable(reason);
     this.options.logger.warn(`mesh: ${reason}; serving the last known endpoints and retrying with backoff`);
     for (const sub of this.types.values()) {
       for (const watchers of [...sub.watchers.values()])
@@ -276,7 +241,7 @@ export class AdsClient {
       if (this.unreachable !== undefined)
         this.options.logger.log(`mesh: the xDS control plane at ${this.options.server.display} answers again`);
       this.unreachable = undefined;
-      if (this.state.value.reachable !== true) this.state.next({ reachable: true, since: Date.now() });
+      this.reachability.reachable();
     }
     const sub = this.types.get(response.type_url);
     if (!sub || !sub.sentOnStream) {
@@ -285,44 +250,13 @@ export class AdsClient {
       return;
     }
     const { type } = sub;
-    const errors: string[] = [];
-    const received = new Map<string, { bytes: Buffer; value: unknown }>();
-    const invalid = new Set<string>();
-    let unnamed = false;
-    (response.resources ?? []).forEach((wrapped, i) => {
-      const any = this.unwrap(wrapped, i, errors);
-      if (!any) {
-        unnamed = true;
-        return;
-      }
-      if (any.type_url !== type.typeUrl) {
-        errors.push(`resources[${i}]: a ${any.type_url} resource in a ${type.typeUrl} response`);
-        unnamed = true;
-        return;
-      }
-      let message: unknown;
-      try {
-        message = this.options.protos.decoder(type.typeUrl)!(any.value);
-      } catch (error) {
-        errors.push(`resources[${i}]: not a valid ${type.label} resource (${(error as Error).message})`);
-        unnamed = true;
-        return;
-      }
-      const name = type.nameOf(message);
-      if (!sub.watchers.has(name)) return; // never asked for: ignored
-      if (received.has(name) || invalid.has(name)) {
-        errors.push(`${type.label} resource '${name}' appears twice`);
-        return;
-      }
-      try {
-        received.set(name, { bytes: any.value, value: type.parse(message) });
-      } catch (error) {
-        if (!(error instanceof XdsResourceError)) throw error;
-        invalid.add(name);
-        sub.authoritative.add(name);
-        errors.push(`${type.label} resource '${name}': ${error.message}`);
-      }
-    });
+    const { received, invalid, unnamed, errors } = decodeResponse(
+      response,
+      type,
+      (name) => sub.watchers.has(name),
+      this.options.protos,
+    );
+    for (const name of invalid) sub.authoritative.add(name);
     // An invalid resource with no valid version before it: nothing usable exists, say so now.
     for (const name of invalid) if (!sub.cache.has(name) && !sub.missing.has(name)) this.markMissing(sub, name);
 
@@ -355,21 +289,6 @@ export class AdsClient {
       );
       this.sendRequest(sub, { code: INVALID_ARGUMENT, message });
     }
-  }
-
-  /** Unwraps `envoy.service.discovery.v3.Resource` envelopes; undefined (with an error noted) when that fails. */
-  private unwrap(any: AnyMessage, index: number, errors: string[]): AnyMessage | undefined {
-    if (any.type_url !== RESOURCE_WRAPPER_TYPE_URL) return any;
-    try {
-      const wrapper = this.options.protos.decoder(RESOURCE_WRAPPER_TYPE_URL)!(any.value) as {
-        resource?: AnyMessage | null;
-      };
-      if (wrapper.resource) return wrapper.resource;
-      errors.push(`resources[${index}]: an empty Resource wrapper`);
-    } catch (error) {
-      errors.push(`resources[${index}]: not a valid Resource wrapper (${(error as Error).message})`);
-    }
-    return undefined;
   }
 
   private markMissing(sub: TypeSubscription, name: string): void {

@@ -1,8 +1,7 @@
-import type { Subscriber } from 'rxjs';
 import type { CompiledQuery } from '../../core/discovery-query.js';
-import { EndpointSet } from '../../core/endpoint-set.js';
 import { createServiceInstance, type ServiceInstance } from '../../core/service-instance.js';
 import type { DiscoveryLogger } from '../registry.interface.js';
+import type { EndpointSetPublisher } from '../shared/endpoint-set-publisher.js';
 import type { AdsClient } from './ads-client.js';
 import type { MeshCluster } from './xds-cluster.js';
 import type { MeshEndpoint, MeshLoadAssignment } from './xds-load-assignment.js';
@@ -10,14 +9,12 @@ import { CLUSTER_RESOURCE, ENDPOINT_RESOURCE } from './xds-resource-type.js';
 
 /**
  * One `watch()` of the mesh backend: follows the service's Cluster (CDS)
- * and, for EDS clusters, its ClusterLoadAssignment, and emits an
- * EndpointSet when the served endpoints change. After an outage it waits
+ * and, for EDS clusters, its ClusterLoadAssignment, and publishes the
+ * served endpoints when they change. After an outage it waits
  * until both resources were confirmed on the new stream before leaving
  * `stale`, so a reconnect never serves pre-outage data as current.
  */
 export class MeshServiceWatch {
-  private current: EndpointSet;
-  private emitted = false;
   private stopped = false;
   private cluster: MeshCluster | undefined;
   /** True once the control plane said something about the cluster (it may be absent). */
@@ -36,11 +33,9 @@ export class MeshServiceWatch {
     readonly clusterName: string,
     private readonly ads: AdsClient,
     private readonly query: CompiledQuery,
-    private readonly subscriber: Subscriber<EndpointSet>,
+    private readonly publisher: EndpointSetPublisher,
     private readonly logger: DiscoveryLogger,
-  ) {
-    this.current = EndpointSet.initial(service);
-  }
+  ) {}
 
   start(): void {
     this.unwatchCluster = this.ads.watch(CLUSTER_RESOURCE, this.clusterName, {
@@ -88,7 +83,7 @@ export class MeshServiceWatch {
     this.clusterKnown = true;
     this.clusterFresh = true;
     this.dropEds();
-    this.emit(this.current.next([]));
+    this.publish([]);
   }
 
   private onAssignment(assignment: MeshLoadAssignment | null): void {
@@ -100,7 +95,7 @@ export class MeshServiceWatch {
   private onUnreachable(reason: string): void {
     this.clusterFresh = false;
     this.assignmentFresh = false;
-    if (!this.emitted || this.current.state !== 'stale') this.emit(this.current.stale(reason));
+    if (!this.stopped) this.publisher.publishStale(reason);
   }
 
   private dropEds(): void {
@@ -120,7 +115,7 @@ export class MeshServiceWatch {
       if (!this.assignmentFresh) return; // the ClusterLoadAssignment has not arrived yet
       endpoints = this.assignment ? this.served(this.assignment) : [];
     }
-    this.emit(this.current.next(this.toInstances(endpoints).filter(this.query.matches)));
+    this.publish(this.toInstances(endpoints).filter(this.query.matches));
   }
 
   private served(assignment: MeshLoadAssignment): readonly MeshEndpoint[] {
@@ -167,10 +162,7 @@ export class MeshServiceWatch {
     this.logger.warn(`mesh: ${message}`);
   }
 
-  private emit(next: EndpointSet): void {
-    if (this.stopped || (next === this.current && this.emitted)) return;
-    this.current = next;
-    this.emitted = true;
-    this.subscriber.next(next);
+  private publish(instances: readonly ServiceInstance[]): void {
+    if (!this.stopped) this.publisher.publish(instances);
   }
 }

@@ -1,9 +1,10 @@
-import { Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
+import type { ResolvedDiscoveryConfig } from '../../core/config/resolve-discovery-config.js';
 import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
 import type { EndpointSet } from '../../core/endpoint-set.js';
 import { NotSupportedError } from '../../core/errors.js';
-import type { BackendFactory } from '../backend-context.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
+import { configFor, type BackendFactory } from '../backend-context.js';
 import {
   consoleLogger,
   type DiscoveryLogger,
@@ -11,16 +12,16 @@ import {
   type RegistrationTiming,
   type Registry,
 } from '../registry.interface.js';
-import { AdsClient, type AdsConnectionState } from './ads-client.js';
+import { EndpointWatches } from '../shared/endpoint-watches.js';
+import type { Reachability } from '../shared/reachability.js';
+import { AdsClient, type MeshTuning } from './ads-client.js';
 import { MeshServiceWatch } from './mesh-service-watch.js';
-import { clusterNameFor, resolveMeshSettings, type MeshSettings, type MeshTuning } from './mesh-settings.js';
+import type { MeshSettings } from './mesh.schema.js';
 import { registerGrpcJsXds } from './xds-delegate.js';
 import { loadXdsProtos, type XdsProtos } from './xds-protos.js';
 
-export type { AdsConnectionState } from './ads-client.js';
-export type { MeshSettings, MeshTuning } from './mesh-settings.js';
-export { resolveMeshSettings, parseXdsServer } from './mesh-settings.js';
-export { MissingPeerDependencyError } from './xds-protos.js';
+export type { MeshTuning } from './ads-client.js';
+export { parseXdsServer, type MeshSettings } from './mesh.schema.js';
 
 /**
  * The `mesh` backend (alias `xds`): endpoints from an xDS control plane
@@ -32,19 +33,18 @@ export { MissingPeerDependencyError } from './xds-protos.js';
  * `filter_metadata` as tags. Read-only: the control plane (or the sidecar)
  * owns registration, so `register` throws NotSupportedError.
  *
- * For the health layer: `connectionState` / `connectionState$` tell
- * whether the control plane answers; while it does not, `reason` starts with
- * `registry unreachable:` and every watch serves its last set as `stale`.
+ * `reachability` says whether the control plane answers: while it does not,
+ * its reason starts with `registry unreachable:` and every watch serves its
+ * last set as `stale`.
  *
  * @example
- * const registry = await createRegistry(resolveDiscoveryConfig({ backend: 'mesh', backendConfig: { xdsServer: 'http://127.0.0.1:18000' } }));
+ * const registry = await createMeshRegistry(resolveDiscoveryConfig({ backend: 'mesh', backendConfig: { xdsServer: 'http://127.0.0.1:18000' } }));
  */
 export class MeshRegistry implements Registry {
   readonly backend = 'mesh';
   readonly readOnly = true;
   private readonly ads: AdsClient;
-  private readonly watches = new Set<{ watch: MeshServiceWatch; complete: () => void }>();
-  private closed = false;
+  private readonly watches = new EndpointWatches();
 
   constructor(
     readonly settings: MeshSettings,
@@ -55,14 +55,8 @@ export class MeshRegistry implements Registry {
     this.ads = new AdsClient({ server: settings.server, node: settings.node, protos, logger, tuning });
   }
 
-  /** Whether the control plane answered the current stream (undefined before the first watch). */
-  get connectionState(): AdsConnectionState {
-    return this.ads.connectionState;
-  }
-
-  /** Reachability changes of the control plane (replays the current state). */
-  get connectionState$(): Observable<AdsConnectionState> {
-    return this.ads.connectionState$;
+  get reachability(): Reachability {
+    return this.ads.reachability;
   }
 
   async register(_instance?: ServiceInstance, _timing?: RegistrationTiming): Promise<Registration> {
@@ -73,57 +67,40 @@ export class MeshRegistry implements Registry {
 
   /** The cluster name asked for a service in a namespace (`cluster_template`). */
   clusterName(service: string, namespace: string): string {
-    return clusterNameFor(this.settings.clusterTemplate, service, namespace);
+    return this.settings.clusterTemplate.replace(/\{service\}/g, service).replace(/\{namespace\}/g, namespace);
   }
 
   watch(query: DiscoveryQuery): Observable<EndpointSet> {
     const compiled = compileQuery(query);
-    return new Observable<EndpointSet>((subscriber) => {
-      if (this.closed) {
-        subscriber.complete();
-        return undefined;
-      }
+    return this.watches.stream(query.service, (publisher) => {
       const cluster = this.clusterName(query.service, compiled.namespace);
-      const watch = new MeshServiceWatch(query.service, cluster, this.ads, compiled, subscriber, this.logger);
-      const entry = { watch, complete: () => subscriber.complete() };
-      this.watches.add(entry);
+      const watch = new MeshServiceWatch(query.service, cluster, this.ads, compiled, publisher, this.logger);
       watch.start();
-      return () => {
-        watch.stop();
-        this.watches.delete(entry);
-      };
+      return () => watch.stop();
     });
   }
 
   /** Ends every watch (their streams complete), the ADS stream and its channel. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    const entries = [...this.watches];
-    this.watches.clear();
-    for (const { watch, complete } of entries) {
-      watch.stop();
-      complete();
-    }
+    this.watches.close();
     this.ads.close();
   }
 }
 
 /**
- * Creates a {@link MeshRegistry}: validates `backend_config` (throws
- * ConfigurationError naming the field or bootstrap file), loads the envoy
- * protos, and in delegate mode registers `@grpc/grpc-js-xds`.
+ * Creates a {@link MeshRegistry} from a resolved `mesh` configuration: loads
+ * the envoy protos, and in delegate mode registers `@grpc/grpc-js-xds`.
  *
  * @example
  * const registry = await createMeshRegistry(config, logger, { resourceTimeoutMs: 2_000 });
  */
 export async function createMeshRegistry(
-  config: Parameters<typeof resolveMeshSettings>[0],
+  config: ResolvedDiscoveryConfig,
   logger: DiscoveryLogger = consoleLogger,
   tuning: MeshTuning = {},
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<MeshRegistry> {
-  const settings = resolveMeshSettings(config, env);
+  const settings = configFor(config, 'mesh').backendConfig;
   const protos = await loadXdsProtos();
   const delegated =
     settings.mode === 'delegate'

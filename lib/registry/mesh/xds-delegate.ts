@@ -1,6 +1,9 @@
+import { DiscoveryError } from '../../core/errors.js';
+import { importOptionalPeer } from '../../core/optional-peer.js';
 import type { DiscoveryLogger } from '../registry.interface.js';
-import type { MeshSettings } from './mesh-settings.js';
-import { MissingPeerDependencyError } from './xds-protos.js';
+import type { MeshSettings } from './mesh.schema.js';
+
+type GrpcJsXds = { register?: () => void; default?: { register?: () => void } };
 
 /**
  * Delegate mode: registers `@grpc/grpc-js-xds` (the `xds:` target scheme,
@@ -21,19 +24,13 @@ export async function registerGrpcJsXds(
   settings: MeshSettings,
   logger: DiscoveryLogger,
   env: NodeJS.ProcessEnv = process.env,
+  importer: () => Promise<GrpcJsXds> = () => import('@grpc/grpc-js-xds'),
 ): Promise<string> {
-  let xds: { register?: () => void; default?: { register?: () => void } };
-  try {
-    xds = await import('@grpc/grpc-js-xds');
-  } catch (error) {
-    throw new MissingPeerDependencyError(
-      `backend_config.mode = "delegate" needs the optional peer dependency @grpc/grpc-js-xds (npm install @grpc/grpc-js-xds): ${(error as Error).message}`,
-    );
-  }
+  const xds = await importOptionalPeer('@grpc/grpc-js-xds', "backend 'mesh'", importer);
   const register = xds.register ?? xds.default?.register;
   if (typeof register !== 'function')
-    throw new MissingPeerDependencyError(
-      '@grpc/grpc-js-xds does not export register(); install @grpc/grpc-js-xds >= 1.8',
+    throw new DiscoveryError(
+      "@grpc/grpc-js-xds does not export register() (too old for backend 'mesh' in delegate mode): npm install @grpc/grpc-js-xds@^1.14.0",
     );
   const bootstrap = exportBootstrap(settings, logger, env);
   register();

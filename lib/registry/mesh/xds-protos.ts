@@ -1,7 +1,8 @@
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { MethodDefinition, PackageDefinition } from '@grpc/proto-loader';
 import { DiscoveryError } from '../../core/errors.js';
+import { importOptionalPeer, resolveOptionalPeer } from '../../core/optional-peer.js';
+import type { XdsNode } from './mesh.schema.js';
 
 /** Type URL of a CDS resource. */
 export const CLUSTER_TYPE_URL = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
@@ -17,14 +18,7 @@ export interface AnyMessage {
 }
 
 /** `envoy.config.core.v3.Node`, as sent in the first request of a stream. */
-export interface NodeMessage {
-  id: string;
-  cluster?: string;
-  locality?: { region?: string; zone?: string; sub_zone?: string };
-  metadata?: unknown;
-  user_agent_name?: string;
-  client_features?: string[];
-}
+export type NodeMessage = XdsNode;
 
 /** `envoy.service.discovery.v3.DiscoveryRequest` (the fields a SotW client sets). */
 export interface DiscoveryRequestMessage {
@@ -71,32 +65,35 @@ export const XDS_PROTO_OPTIONS = {
   oneofs: true,
 } as const;
 
-/** Thrown when an optional peer dependency the mesh backend needs is missing or too old. */
-export class MissingPeerDependencyError extends DiscoveryError {}
+/** How the mesh backend names itself in a missing-package error. */
+const FEATURE = "backend 'mesh'";
 
-const require = createRequire(import.meta.url);
 let cached: Promise<XdsProtos> | undefined;
 
 /**
  * The include folders of the envoy/xds protos shipped inside
  * `@grpc/grpc-js-xds` (resolved through the package's own location, so any
- * install layout works). Throws {@link MissingPeerDependencyError} when the
- * package is not installed.
+ * install layout works). Throws MissingPeerDependencyError when the
+ * package is not installed (`resolve` is substitutable for tests).
  *
  * @example
  * loadSync('envoy/config/listener/v3/listener.proto', { includeDirs: xdsProtoIncludeDirs() });
  */
-export function xdsProtoIncludeDirs(): string[] {
-  let packageJson: string;
-  try {
-    packageJson = require.resolve('@grpc/grpc-js-xds/package.json');
-  } catch {
-    throw new MissingPeerDependencyError(
-      "The 'mesh' backend needs the optional peer dependency @grpc/grpc-js-xds (it ships the envoy xDS protos): npm install @grpc/grpc-js-xds",
-    );
-  }
-  const root = dirname(packageJson);
+export function xdsProtoIncludeDirs(resolve?: (specifier: string) => string): string[] {
+  const root = dirname(resolveOptionalPeer('@grpc/grpc-js-xds', FEATURE, 'package.json', resolve));
   return INCLUDE_DIRS.map((dir) => join(root, dir));
+}
+
+/**
+ * Loads `@grpc/proto-loader`, or throws MissingPeerDependencyError.
+ *
+ * @example
+ * const protoLoader = await loadProtoLoader();
+ */
+export function loadProtoLoader(
+  importer: () => Promise<typeof import('@grpc/proto-loader')> = () => import('@grpc/proto-loader'),
+): Promise<typeof import('@grpc/proto-loader')> {
+  return importOptionalPeer('@grpc/proto-loader', FEATURE, importer);
 }
 
 /**
@@ -117,29 +114,22 @@ export function loadXdsProtos(): Promise<XdsProtos> {
 
 async function load(): Promise<XdsProtos> {
   const includeDirs = xdsProtoIncludeDirs();
-  let protoLoader: typeof import('@grpc/proto-loader');
-  try {
-    protoLoader = await import('@grpc/proto-loader');
-  } catch {
-    throw new MissingPeerDependencyError(
-      "The 'mesh' backend needs the optional peer dependency @grpc/proto-loader (>= 0.8): npm install @grpc/proto-loader",
-    );
-  }
+  const protoLoader = await loadProtoLoader();
   const definition: PackageDefinition = protoLoader.loadSync(PROTO_FILES, { ...XDS_PROTO_OPTIONS, includeDirs });
   const service = definition['envoy.service.discovery.v3.AggregatedDiscoveryService'] as
     Record<string, MethodDefinition<object, object>> | undefined;
   const ads = service?.StreamAggregatedResources as unknown as XdsProtos['ads'] | undefined;
   if (!ads)
-    throw new MissingPeerDependencyError(
-      'The envoy protos inside @grpc/grpc-js-xds lack AggregatedDiscoveryService; install @grpc/grpc-js-xds >= 1.8',
+    throw new DiscoveryError(
+      "The envoy protos inside @grpc/grpc-js-xds lack AggregatedDiscoveryService (too old for backend 'mesh'): npm install @grpc/grpc-js-xds@^1.14.0",
     );
   const decoders = new Map<string, (bytes: Buffer) => unknown>();
   for (const typeUrl of [CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, RESOURCE_WRAPPER_TYPE_URL]) {
     const message = definition[typeUrl.slice(typeUrl.indexOf('/') + 1)] as
       { deserialize?: (bytes: Buffer) => unknown } | undefined;
     if (typeof message?.deserialize !== 'function') {
-      throw new MissingPeerDependencyError(
-        "The 'mesh' backend needs @grpc/proto-loader >= 0.8 (older versions cannot decode single messages): npm install @grpc/proto-loader@^0.8",
+      throw new DiscoveryError(
+        "backend 'mesh' needs @grpc/proto-loader >= 0.8 (older versions cannot decode single messages): npm install @grpc/proto-loader@^0.8.0",
       );
     }
     decoders.set(typeUrl, message.deserialize);

@@ -12,8 +12,13 @@ export interface ReachabilityState {
 /**
  * The reachability contract every backend implements, read by the health
  * report, the admin view and metrics without knowing which backend it is.
- * Backends with no server (memory, static, local) are reachable unless
- * their store says otherwise.
+ *
+ * A backend is reachable until a request fails (a registry that has not
+ * asked its server yet counts as reachable); it becomes reachable again
+ * with the next answer. One state per outage: its reason is the first
+ * failure's. Backends with no server are reachable unless their source
+ * fails: `memory` follows its store's `setReachable`, `local` whether its
+ * folder can be read, `static` (a list in the configuration) always is.
  */
 export interface Reachability {
   /** Replays the current state, then each change. Completes when the registry closes. */
@@ -35,6 +40,7 @@ export interface Reachability {
 export class ReachabilityTracker implements Reachability {
   private readonly subject: BehaviorSubject<ReachabilityState>;
   readonly state$: Observable<ReachabilityState>;
+  private closed = false;
 
   constructor(
     /** Resolves when the server answers, rejects (with the reason) when it does not. */
@@ -42,7 +48,7 @@ export class ReachabilityTracker implements Reachability {
     initial: Omit<ReachabilityState, 'since'> = { reachable: true, reason: undefined },
   ) {
     this.subject = new BehaviorSubject<ReachabilityState>({ ...initial, since: Date.now() });
-    this.state$ = this.subject.pipe(distinctUntilChanged((a, b) => a === b));
+    this.state$ = this.subject.pipe(distinctUntilChanged());
   }
 
   get current(): ReachabilityState {
@@ -51,19 +57,23 @@ export class ReachabilityTracker implements Reachability {
 
   /** Records a successful request. */
   reachable(): void {
-    if (!this.subject.value.reachable && !this.subject.closed) {
+    if (!this.subject.value.reachable && !this.closed) {
       this.subject.next({ reachable: true, reason: undefined, since: Date.now() });
     }
   }
 
-  /** Records a failed request; the reason replaces the previous one, `since` keeps the start of the outage. */
+  /**
+   * Records a failed request. One state per outage: while unreachable, a
+   * new reason is not recorded (the reason stays that of the outage's start).
+   */
   unreachable(reason: string): void {
-    const now = this.subject.value;
-    if (this.subject.closed || (!now.reachable && now.reason === reason)) return;
-    this.subject.next({ reachable: false, reason, since: now.reachable ? Date.now() : now.since });
+    if (this.closed || !this.subject.value.reachable) return;
+    this.subject.next({ reachable: false, reason, since: Date.now() });
   }
 
   async probe(): Promise<ReachabilityState> {
+    // A closed registry asks nobody: its connections are gone.
+    if (this.closed) return this.current;
     try {
       await this.check();
       this.reachable();
@@ -73,8 +83,9 @@ export class ReachabilityTracker implements Reachability {
     return this.current;
   }
 
-  /** Completes `state$`. */
+  /** Completes `state$`; later reports and probes change nothing. */
   close(): void {
+    this.closed = true;
     this.subject.complete();
   }
 }

@@ -1,5 +1,5 @@
-import { formatAddress, parseAddress } from '../../core/address.js';
-import { ConfigurationError, InvalidAddressError } from '../../core/errors.js';
+import { HOST_PORT_EXPECTATION, normalizeHostPorts } from '../../core/config/config-fields.js';
+import { ConfigurationError } from '../../core/errors.js';
 import { createServiceInstance, DEFAULT_NAMESPACE, type ServiceInstance } from '../../core/service-instance.js';
 
 /**
@@ -26,7 +26,8 @@ export function staticInstances(
 
 /**
  * Validates and normalises addresses (`host:port`, IPv6 in brackets),
- * dropping duplicates. Throws {@link ConfigurationError} naming `<field>[i]`.
+ * dropping duplicates, as the `addresses` of a configuration are. Throws
+ * {@link ConfigurationError} naming `<field>[i]`.
  *
  * @example
  * parseStaticAddresses(['localhost:8080']); // ['localhost:8080']
@@ -35,27 +36,12 @@ export function parseStaticAddresses(addresses: unknown, field = 'backend_config
   if (!Array.isArray(addresses)) {
     throw ConfigurationError.single(field, addresses, 'a list of "host:port" addresses');
   }
-  const seen = new Set<string>();
-  const out: string[] = [];
-  addresses.forEach((value: unknown, i) => {
-    let address: string;
-    try {
-      const { host, port } = parseAddress(value, `${field}[${i}]`);
-      address = formatAddress(host, port);
-    } catch (error) {
-      if (!(error instanceof InvalidAddressError)) throw error;
-      throw ConfigurationError.single(
-        `${field}[${i}]`,
-        value,
-        'a "host:port" address (IPv6 in brackets, e.g. "[::1]:50051")',
-      );
-    }
-    if (!seen.has(address)) {
-      seen.add(address);
-      out.push(address);
-    }
-  });
-  return out;
+  const { addresses: normalised, invalid } = normalizeHostPorts(addresses);
+  if (invalid.length > 0) {
+    const [{ index, value }] = invalid;
+    throw ConfigurationError.single(`${field}[${index}]`, value, HOST_PORT_EXPECTATION);
+  }
+  return normalised;
 }
 
 /** The id a static address gets: stable, so endpoint keys survive a reload. */

@@ -1,10 +1,12 @@
-import { Observable, type Subscriber } from 'rxjs';
+import type { Observable } from 'rxjs';
 import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
-import { EndpointSet } from '../../core/endpoint-set.js';
+import type { EndpointSet } from '../../core/endpoint-set.js';
 import { NotSupportedError } from '../../core/errors.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
-import type { BackendFactory } from '../backend-context.js';
+import { configFor, type BackendFactory } from '../backend-context.js';
 import type { Registration, Registry } from '../registry.interface.js';
+import { EndpointWatches } from '../shared/endpoint-watches.js';
+import { ReachabilityTracker } from '../shared/reachability.js';
 import { parseStaticAddresses, staticInstances } from './static-instances.js';
 
 export { parseStaticAddresses, staticInstanceId, staticInstances } from './static-instances.js';
@@ -13,7 +15,8 @@ export { parseStaticAddresses, staticInstanceId, staticInstances } from './stati
  * The `static` backend: a fixed list of `host:port` addresses, served as
  * instances of whichever service is asked for. Read-only: `register`
  * rejects with {@link NotSupportedError}. `watch` emits once and then stays
- * silent; nothing is polled, so there are no timers.
+ * silent; nothing is polled, so there are no timers. Its source is the
+ * configuration itself, which cannot fail: it is always reachable.
  *
  * The addresses carry no version and no tags, so version and tag filters
  * are not applied to them (they would always filter everything out); the
@@ -25,9 +28,10 @@ export { parseStaticAddresses, staticInstanceId, staticInstances } from './stati
 export class StaticRegistry implements Registry {
   readonly backend = 'static';
   readonly readOnly = true;
+  readonly reachability = new ReachabilityTracker();
   /** Normalised, de-duplicated addresses. */
   readonly addresses: readonly string[];
-  private readonly subscribers = new Set<Subscriber<EndpointSet>>();
+  private readonly watches = new EndpointWatches();
 
   /** Throws ConfigurationError naming `<field>[i]` and the value for an invalid address. */
   constructor(addresses: readonly string[], field = 'backend_config.addresses') {
@@ -44,21 +48,19 @@ export class StaticRegistry implements Registry {
     // Validates the query the same way every backend does (throws on a bad one).
     const compiled = compileQuery(query);
     const instances = staticInstances(query.service, this.addresses, compiled.namespace);
-    return new Observable<EndpointSet>((subscriber) => {
-      subscriber.next(EndpointSet.initial(query.service).next(instances));
-      this.subscribers.add(subscriber);
-      return () => this.subscribers.delete(subscriber);
+    return this.watches.stream(query.service, (publisher) => {
+      publisher.publish(instances);
     });
   }
 
   async close(): Promise<void> {
-    for (const subscriber of [...this.subscribers]) subscriber.complete();
-    this.subscribers.clear();
+    this.watches.close();
+    this.reachability.close();
   }
 }
 
 export const createRegistry: BackendFactory = ({ config, logger }) => {
-  const addresses = (config.backendConfig.addresses ?? []) as string[];
+  const { addresses } = configFor(config, 'static').backendConfig;
   const registry = new StaticRegistry(addresses);
   if (registry.addresses.length === 0) {
     logger.warn("backend 'static' has no backend_config.addresses: every service will have zero endpoints");

@@ -95,7 +95,7 @@ describe.skipIf(!binary)('consul: ACLs on, default deny', () => {
       state: 'stale',
       reason: expect.stringMatching(/^registry error: .*HTTP 403 "ACL not found"/),
     });
-    expect(registry.reachable).toBe(true);
+    expect(registry.reachability.current.reachable).toBe(true);
     errors.push(seen.latest()!.reason!);
     expect(errors.concat(logger.lines).some((l) => l.includes(bogus))).toBe(false);
   });

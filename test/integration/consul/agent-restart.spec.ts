@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServiceInstance } from '../../../lib/core/service-instance.js';
 import type { RegistrationEvent } from '../../../lib/registry/registry.interface.js';
-import type { ConsulConnectionState } from '../../../lib/registry/consul/consul.registry.js';
+import type { ReachabilityState } from '../../../lib/registry/shared/reachability.js';
 import { ConsulAgent, consulBinary, httpGet } from '../../support/peers/consul.js';
 import { waitFor } from '../../support/wait-for.js';
 import { Closer, RecordingLogger, registerDirect } from './support/consul-kit.js';
@@ -24,8 +24,8 @@ describe.skipIf(!binary)('consul: agent restart (dev mode loses all state)', () 
   it('registers again within one heartbeat (lost, then restored) and watchers recover from stale', async () => {
     const heartbeatMs = 500;
     const registry = await closer.registry(agent.url);
-    const states: ConsulConnectionState[] = [];
-    const stateSubscription = registry.connectionState$.subscribe((s) => states.push(s));
+    const states: ReachabilityState[] = [];
+    const stateSubscription = registry.reachability.state$.subscribe((s) => states.push(s));
     const registration = await registry.register(
       createServiceInstance({ service: 'rs-orders', id: 'rs-1', address: '127.0.0.1:7101' }),
       {
@@ -60,7 +60,7 @@ describe.skipIf(!binary)('consul: agent restart (dev mode loses all state)', () 
     expect(stale?.reason).toMatch(/^registry unreachable: /);
     expect(stale?.instances.map((i) => i.id)).toEqual(['rs-1']);
     expect(states.some((s) => s.reachable === false && /registry unreachable/.test(s.reason ?? ''))).toBe(true);
-    expect(registry.reachable).toBe(true);
+    expect(registry.reachability.current.reachable).toBe(true);
     stateSubscription.unsubscribe();
   });
 

@@ -3,8 +3,9 @@ import { findFreePort } from '../../../lib/core/tcp.js';
 import { ConfigurationError, RegistrationError } from '../../../lib/core/errors.js';
 import { createServiceInstance, type ServiceInstance } from '../../../lib/core/service-instance.js';
 import type { RegistrationEvent } from '../../../lib/registry/registry.interface.js';
+import { MissingPeerDependencyError } from '../../../lib/core/optional-peer.js';
+import { configFor } from '../../../lib/registry/backend-context.js';
 import { createConsulRegistry, loadConsulClass } from '../../../lib/registry/consul/consul.registry.js';
-import { resolveConsulSettings } from '../../../lib/registry/consul/consul-settings.js';
 import { toServiceDefinition } from '../../../lib/registry/consul/consul-service-codec.js';
 import { ConsulAgent, consulBinary, httpGet } from '../../support/peers/consul.js';
 import { waitFor } from '../../support/wait-for.js';
@@ -26,8 +27,8 @@ describe.skipIf(!binary)('consul: an agent that is down at start-up', () => {
     const url = `http://127.0.0.1:${port}`;
     const logger = new RecordingLogger();
     const registry = await closer.registry(url, {}, { logger });
-    expect(registry.reachable).toBe(false);
-    expect(registry.connectionState.reason).toMatch(
+    expect(registry.reachability.current.reachable).toBe(false);
+    expect(registry.reachability.current.reason).toMatch(
       /^registry unreachable: consul agent at http:\/\/127\.0\.0\.1:\d+ /,
     );
     expect(logger.lines.some((l) => l.startsWith('warn') && l.includes('registry unreachable'))).toBe(true);
@@ -60,7 +61,7 @@ describe.skipIf(!binary)('consul: an agent that is down at start-up', () => {
       timeoutMs: 15_000,
       what: 'the watcher caught up',
     });
-    expect(registry.reachable).toBe(true);
+    expect(registry.reachability.current.reachable).toBe(true);
   });
 
   it('fails start-up when strict', async () => {
@@ -76,20 +77,16 @@ describe('consul: bad input', () => {
   afterEach(() => closer.closeAll());
 
   it('rejects a service name Consul cannot take, naming the field and value', () => {
-    expect(() => resolveConsulSettings(consulConfig('http://127.0.0.1:1', { serviceType: 'orders/v1 beta' }))).toThrow(
-      ConfigurationError,
-    );
-    expect(() => resolveConsulSettings(consulConfig('http://127.0.0.1:1', { serviceType: 'orders/v1 beta' }))).toThrow(
-      /backend_config\.service_type: a Consul service name.*\(got "orders\/v1 beta"\)/s,
+    expect(() => consulConfig('http://127.0.0.1:1', { serviceType: 'orders/v1 beta' })).toThrow(ConfigurationError);
+    expect(() => consulConfig('http://127.0.0.1:1', { serviceType: 'orders/v1 beta' })).toThrow(
+      /backendConfig\.serviceType: a Consul service name.*\(got "orders\/v1 beta"\)/s,
     );
   });
 
   it('names each bad option: URL scheme, half a client certificate, too long a wait', () => {
     let error: ConfigurationError | undefined;
     try {
-      resolveConsulSettings(
-        consulConfig('ftp://127.0.0.1:8500', { wait: 900, tls: { cert: '/nonexistent/cert.pem' } }),
-      );
+      consulConfig('ftp://127.0.0.1:8500', { wait: 900, tls: { cert: '/nonexistent/cert.pem' } });
     } catch (e) {
       error = e as ConfigurationError;
     }
@@ -97,10 +94,10 @@ describe('consul: bad input', () => {
     const paths = error!.issues.map((i) => i.path);
     expect(paths).toEqual(
       expect.arrayContaining([
-        'backend_config.url',
-        'backend_config.tls.key',
-        'backend_config.tls.cert',
-        'backend_config.wait',
+        'backendConfig.url',
+        'backendConfig.tls.key',
+        'backendConfig.tls.cert',
+        'backendConfig.wait',
       ]),
     );
   });
@@ -111,7 +108,7 @@ describe('consul: bad input', () => {
   });
 
   it('converts non-string tag values on the way in and rejects what Consul Meta cannot hold, naming the key', () => {
-    const settings = resolveConsulSettings(consulConfig('http://127.0.0.1:1'));
+    const settings = configFor(consulConfig('http://127.0.0.1:1'), 'consul').backendConfig;
     const timing = { ttlMs: 9_000, heartbeatMs: 3_000 };
     const converted = createServiceInstance({
       service: 'bi',
@@ -153,9 +150,11 @@ describe('consul: bad input', () => {
   });
 
   it('says how to install the consul package when it is missing', async () => {
-    const missing = Object.assign(new Error("Cannot find package 'consul'"), { code: 'ERR_MODULE_NOT_FOUND' });
-    await expect(loadConsulClass(() => Promise.reject(missing))).rejects.toThrow(
-      /needs the 'consul' package .*npm install consul@\^2/,
-    );
+    const missing = Object.assign(new Error("Cannot find package 'consul' imported from /app/x.js"), {
+      code: 'ERR_MODULE_NOT_FOUND',
+    });
+    const error = await loadConsulClass(() => Promise.reject(missing)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MissingPeerDependencyError);
+    expect((error as Error).message).toBe("backend 'consul' needs the package consul: npm install consul@^2.0.0");
   });
 });

@@ -30,7 +30,7 @@ describe.skipIf(!binary)('consul: HTTPS with a private CA and a client certifica
     const registry = await closer.registry(agent.httpsUrl, {
       tls: { ca: tls.caFile, cert: tls.clientCert, key: tls.clientKey },
     });
-    expect(registry.reachable).toBe(true);
+    expect(registry.reachability.current.reachable).toBe(true);
     await registry.register(createServiceInstance({ service: 'tls-orders', id: 'tls-1', address: '127.0.0.1:7701' }), {
       ttlMs: 3_000,
       heartbeatMs: 500,
@@ -44,8 +44,8 @@ describe.skipIf(!binary)('consul: HTTPS with a private CA and a client certifica
     const logger = new RecordingLogger();
     const registry = await createConsulRegistry(consulConfig(agent.httpsUrl, { tls: { ca: tls.caFile } }), logger);
     try {
-      expect(registry.reachable).toBe(false);
-      expect(registry.connectionState.reason).toMatch(
+      expect(registry.reachability.current.reachable).toBe(false);
+      expect(registry.reachability.current.reason).toMatch(
         /^registry unreachable: consul agent at https:\/\/127\.0\.0\.1:\d+/,
       );
     } finally {
@@ -59,8 +59,8 @@ describe.skipIf(!binary)('consul: HTTPS with a private CA and a client certifica
       new RecordingLogger(),
     );
     try {
-      expect(registry.reachable).toBe(false);
-      expect(registry.connectionState.reason).toMatch(/certificate/i);
+      expect(registry.reachability.current.reachable).toBe(false);
+      expect(registry.reachability.current.reason).toMatch(/certificate/i);
     } finally {
       await registry.close();
     }

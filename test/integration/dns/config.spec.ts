@@ -3,14 +3,13 @@ import { parseDiscoveryConfig } from '../../../lib/core/config/load-discovery-co
 import { resolveDiscoveryConfig } from '../../../lib/core/config/resolve-discovery-config.js';
 import { ConfigurationError, NotSupportedError } from '../../../lib/core/errors.js';
 import { createServiceInstance } from '../../../lib/core/service-instance.js';
-import { createRegistry } from '../../../lib/registry/dns/dns.registry.js';
-import { DEFAULT_SRV_TEMPLATE, resolveDnsSettings } from '../../../lib/registry/dns/dns-settings.js';
-import { RecordingLogger } from './dns-test-kit.js';
+import { configFor } from '../../../lib/registry/backend-context.js';
+import { createRegistry, DEFAULT_SRV_TEMPLATE } from '../../../lib/registry/dns/dns.registry.js';
+import { dnsSettings as resolveDnsSettings, RecordingLogger } from './dns-test-kit.js';
 
 function settingsError(backendConfig: Record<string, unknown>, refreshInterval = 30): ConfigurationError {
-  const config = resolveDiscoveryConfig({ backend: 'dns', backendConfig, refreshInterval });
   try {
-    void createRegistry({ config, logger: new RecordingLogger() });
+    resolveDiscoveryConfig({ backend: 'dns', backendConfig, refreshInterval });
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigurationError);
     return error as ConfigurationError;
@@ -27,7 +26,7 @@ describe('dns backend configuration', () => {
   ])('rejects nameserver %j (%s), naming the field and value', (bad) => {
     const error = settingsError({ domain: 'svc.test', nameservers: ['127.0.0.1:53', bad] });
     expect(error.issues).toHaveLength(1);
-    expect(error.issues[0].path).toBe('backend_config.nameservers[1]');
+    expect(error.issues[0].path).toBe('backendConfig.nameservers[1]');
     expect(error.issues[0].value).toBe(bad);
     expect(error.message).toContain('"ip:port"');
     expect(error.message).toContain(JSON.stringify(bad));
@@ -43,7 +42,7 @@ describe('dns backend configuration', () => {
 
   it('rejects a TTL floor above the ceiling', () => {
     const explicit = settingsError({ domain: 'svc.test', ttlFloor: 20, ttlCeiling: 10 });
-    expect(explicit.issues[0]).toMatchObject({ path: 'backend_config.ttl_floor', value: 20 });
+    expect(explicit.issues[0]).toMatchObject({ path: 'backendConfig.ttlFloor', value: 20 });
     expect(explicit.message).toContain('at most the TTL ceiling (10 s)');
     // The default ceiling is refresh_interval.
     const implicit = settingsError({ domain: 'svc.test', ttlFloor: 45 }, 30);
@@ -53,7 +52,7 @@ describe('dns backend configuration', () => {
   it('rejects an SRV template without {service} or with unknown placeholders', () => {
     const noService = settingsError({ domain: 'svc.test', srv: { template: '_grpc._tcp.orders.{domain}' } });
     expect(noService.issues[0]).toMatchObject({
-      path: 'backend_config.srv.template',
+      path: 'backendConfig.srv.template',
       value: '_grpc._tcp.orders.{domain}',
     });
     expect(noService.message).toContain('{service}');
@@ -65,18 +64,18 @@ describe('dns backend configuration', () => {
   });
 
   it('requires a port for A/AAAA lookups, a domain when DNS is asked, and valid fallback addresses', () => {
-    expect(settingsError({ domain: 'svc.test', srv: false }).issues[0].path).toBe('backend_config.port');
-    expect(settingsError({}).issues[0].path).toBe('backend_config.domain');
+    expect(settingsError({ domain: 'svc.test', srv: false }).issues[0].path).toBe('backendConfig.port');
+    expect(settingsError({}).issues[0].path).toBe('backendConfig.domain');
     const bad = settingsError({ domain: 'svc.test', addresses: ['127.0.0.1:80', 'not an address'] });
-    expect(bad.issues[0]).toMatchObject({ path: 'backend_config.addresses[1]', value: 'not an address' });
+    expect(bad.issues[0]).toMatchObject({ path: 'backendConfig.addresses[1]', value: 'not an address' });
   });
 
   it('reports every bad field at once', () => {
     const error = settingsError({ domain: 'svc.test', nameservers: ['nope'], ttlFloor: 99, srv: { template: 'x' } });
     expect(error.issues.map((i) => i.path).sort()).toEqual([
-      'backend_config.nameservers[0]',
-      'backend_config.srv.template',
-      'backend_config.ttl_floor',
+      'backendConfig.nameservers[0]',
+      'backendConfig.srv.template',
+      'backendConfig.ttlFloor',
     ]);
   });
 
@@ -117,7 +116,7 @@ template = "_grpc._tcp.{service}.{domain}"
 `,
       'toml',
     );
-    const settings = resolveDnsSettings(config);
+    const settings = configFor(config, 'dns').backendConfig;
     expect(settings).toMatchObject({
       mode: 'srv',
       nameservers: ['10.96.0.10:53'],

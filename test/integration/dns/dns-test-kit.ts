@@ -2,7 +2,8 @@ import type { Subscription } from 'rxjs';
 import { resolveDiscoveryConfig } from '../../../lib/core/config/resolve-discovery-config.js';
 import type { DiscoveryQuery } from '../../../lib/core/discovery-query.js';
 import type { EndpointSet } from '../../../lib/core/endpoint-set.js';
-import { createRegistry, type DnsRegistry } from '../../../lib/registry/dns/dns.registry.js';
+import { configFor } from '../../../lib/registry/backend-context.js';
+import { createRegistry, type DnsRegistry, type DnsSettings } from '../../../lib/registry/dns/dns.registry.js';
 import type { DiscoveryLogger } from '../../../lib/registry/registry.interface.js';
 
 /** A logger that keeps what it was told, so tests can assert on warnings. */
@@ -19,6 +20,25 @@ export class RecordingLogger implements DiscoveryLogger {
   error(message: string): void {
     this.errors.push(message);
   }
+}
+
+/**
+ * The dns backend's settings for a `backend_config` (camelCase), as the
+ * configuration loader resolves them with `refresh_interval` = refreshIntervalMs.
+ *
+ * @example
+ * const settings = dnsSettings({ backendConfig: { domain: 'svc.test' }, refreshIntervalMs: 30_000 });
+ */
+export function dnsSettings(input: {
+  backendConfig?: Record<string, unknown>;
+  refreshIntervalMs: number;
+}): DnsSettings {
+  const config = resolveDiscoveryConfig({
+    backend: 'dns',
+    backendConfig: input.backendConfig ?? {},
+    refreshInterval: input.refreshIntervalMs / 1000,
+  });
+  return configFor(config, 'dns').backendConfig;
 }
 
 /** Builds a dns registry from camelCase backend options, as createRegistry would. */

@@ -48,10 +48,12 @@ describe.skipIf(!ensureDnsmasq().binary)('dns backend outages, against dnsmasq',
     expect(addressesOf(stale)).toEqual(addressesOf(good));
     expect(stale.reason).toMatch(/ECONNREFUSED|ETIMEOUT/);
     expect(logger.warnings.some((w) => w.includes("'api' is unreachable"))).toBe(true);
+    expect(registry.reachability.current).toMatchObject({ reachable: false, reason: stale.reason });
 
     await dnsmasq.restart();
     await waitFor(() => watch.last?.state === 'ok', { timeoutMs: 8_000, what: 'recovery' });
     expect(addressesOf(watch.last)).toEqual(addressesOf(good));
+    expect(registry.reachability.current.reachable).toBe(true);
     // One stale emission for the whole outage, however many retries failed.
     expect(watch.sets.filter((s) => s.state === 'stale')).toHaveLength(1);
   });
@@ -89,6 +91,16 @@ describe.skipIf(!ensureDnsmasq().binary)('dns backend outages, against dnsmasq',
     const first = await waitFor(() => watch.sets[0], { what: 'first emission' });
     expect(first.state).toBe('stale');
     expect(first.reason).toMatch(/EREFUSED/);
+  });
+
+  it('probe() asks the nameservers once: "no such name" is an answer, no answer is unreachable', async () => {
+    const { registry } = await open(dnsmasq.nameserver);
+    expect(await registry.reachability.probe()).toMatchObject({ reachable: true, reason: undefined });
+    const deadPort = await findFreePort();
+    const { registry: nobody } = await open(`127.0.0.1:${deadPort}`);
+    const state = await nobody.reachability.probe();
+    expect(state.reachable).toBe(false);
+    expect(state.reason).toMatch(/^DNS query for svc\.test failed: (ECONNREFUSED|ETIMEOUT)/);
   });
 
   it('stops querying once unsubscribed or closed', async () => {

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadDiscoveryConfig } from '../../../lib/core/config/load-discovery-config.js';
+import { loadDiscoveryConfig, parseDiscoveryConfig } from '../../../lib/core/config/load-discovery-config.js';
 import type { ResolvedDiscoveryConfig } from '../../../lib/core/config/resolve-discovery-config.js';
 import { createRegistry } from '../../../lib/registry/create-registry.js';
 import type { Registry } from '../../../lib/registry/registry.interface.js';
@@ -23,11 +25,15 @@ describe("the seed's DNS example (test/fixtures/dns.toml)", () => {
     await Promise.all(registries.splice(0).map((r) => r.close()));
   });
 
+  /** The fixture with some backend_config keys changed, resolved as the loader would. */
+  function fixtureWith(overrides: Record<string, unknown>): ResolvedDiscoveryConfig {
+    const document = parseToml(readFileSync(FIXTURE, 'utf8')) as { discovery: { backend_config: object } };
+    Object.assign(document.discovery.backend_config, overrides);
+    return parseDiscoveryConfig(JSON.stringify(document), 'json', FIXTURE);
+  }
+
   async function open(overrides: Record<string, unknown> = {}) {
-    const registry = await createRegistry(
-      { ...config, backendConfig: { ...config.backendConfig, ...overrides } },
-      new RecordingLogger(),
-    );
+    const registry = await createRegistry(fixtureWith(overrides), new RecordingLogger());
     registries.push(registry);
     return registry;
   }

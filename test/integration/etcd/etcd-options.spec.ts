@@ -1,12 +1,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseDiscoveryConfig } from '../../../lib/core/config/load-discovery-config.js';
 import { resolveDiscoveryConfig } from '../../../lib/core/config/resolve-discovery-config.js';
 import { ConfigurationError } from '../../../lib/core/errors.js';
 import { findFreePort } from '../../../lib/core/tcp.js';
 import { createServiceInstance, toSeedRecord } from '../../../lib/core/service-instance.js';
+import { MissingPeerDependencyError } from '../../../lib/core/optional-peer.js';
+import { configFor } from '../../../lib/registry/backend-context.js';
 import {
   GrpcNamingLayout,
   loadEtcd3,
-  resolveEtcdSettings,
   SeedLayout,
   type EtcdRegistry,
 } from '../../../lib/registry/etcd/etcd.registry.js';
@@ -15,6 +17,9 @@ import { openRegistry, testInstance } from './etcd-test-kit.js';
 // Bad input, checked before any connection: no etcd is needed here.
 const etcdConfig = (backendConfig: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
   resolveDiscoveryConfig({ backend: 'etcd', backendConfig, ...extra });
+/** The etcd backend's settings, as its schema produced them. */
+const etcdSettings = (backendConfig: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+  configFor(etcdConfig(backendConfig, extra), 'etcd').backendConfig;
 
 function configError(fn: () => unknown): ConfigurationError {
   try {
@@ -55,17 +60,25 @@ describe('etcd backend options', () => {
 
   it('names a bad endpoint, its value and what was expected', () => {
     const error = configError(() =>
-      resolveEtcdSettings(etcdConfig({ endpoints: ['http://127.0.0.1:2379', 'etcd.local/2379', 'ftp://x:1'] })),
+      etcdConfig({ endpoints: ['http://127.0.0.1:2379', 'etcd.local/2379', 'ftp://x:1'] }),
     );
     expect(error.issues).toEqual([
       {
-        path: 'backend_config.endpoints[1]',
+        path: 'backendConfig.endpoints[1]',
         value: 'etcd.local/2379',
         message: '"http(s)://host:port" or "host:port"',
       },
-      { path: 'backend_config.endpoints[2]', value: 'ftp://x:1', message: 'an http:// or https:// URL' },
+      { path: 'backendConfig.endpoints[2]', value: 'ftp://x:1', message: 'an http:// or https:// URL' },
     ]);
-    expect(resolveEtcdSettings(etcdConfig({ endpoints: ['10.0.0.1:2379', 'https://[::1]:2379'] })).hosts).toEqual([
+    // In a file, the path is spelled as the file spells it.
+    const fromFile = configError(() =>
+      parseDiscoveryConfig(
+        '[discovery]\nbackend = "etcd"\n[discovery.backend_config]\nendpoints = ["ftp://x:1"]\n',
+        'toml',
+      ),
+    );
+    expect(fromFile.issues.map((i) => i.path)).toEqual(['discovery.backend_config.endpoints[0]']);
+    expect(etcdSettings({ endpoints: ['10.0.0.1:2379', 'https://[::1]:2379'] }).hosts).toEqual([
       'http://10.0.0.1:2379',
       'https://[::1]:2379',
     ]);
@@ -73,27 +86,25 @@ describe('etcd backend options', () => {
 
   it('checks the TLS options', () => {
     const error = configError(() =>
-      resolveEtcdSettings(
-        etcdConfig({
-          endpoints: ['http://127.0.0.1:2379'],
-          tls: { ca: '/nonexistent/ca.pem', cert: '/nonexistent/c.pem', insecureSkipVerify: true },
-        }),
-      ),
+      etcdConfig({
+        endpoints: ['http://127.0.0.1:2379'],
+        tls: { ca: '/nonexistent/ca.pem', cert: '/nonexistent/c.pem', insecureSkipVerify: true },
+      }),
     );
     const paths = error.issues.map((i) => i.path);
     expect(paths).toEqual(
       expect.arrayContaining([
-        'backend_config.endpoints[0]',
-        'backend_config.tls.insecure_skip_verify',
-        'backend_config.tls.key',
-        'backend_config.tls.ca',
+        'backendConfig.endpoints[0]',
+        'backendConfig.tls.insecureSkipVerify',
+        'backendConfig.tls.key',
+        'backendConfig.tls.ca',
       ]),
     );
     expect(error.message).toMatch(/tls\.ca: a readable PEM file \(ENOENT\) \(got "\/nonexistent\/ca\.pem"\)/);
   });
 
   it('derives request timeout and probe interval from the heartbeat, and honours explicit ones', () => {
-    const derived = resolveEtcdSettings(etcdConfig({ ttl: 30 }));
+    const derived = etcdSettings({ ttl: 30 });
     expect(derived).toMatchObject({
       requestTimeoutMs: 5_000,
       probeIntervalMs: 5_000,
@@ -102,9 +113,7 @@ describe('etcd backend options', () => {
       prefix: '',
       strict: false,
     });
-    const explicit = resolveEtcdSettings(
-      etcdConfig({ dialTimeout: 1.5, requestTimeout: 0.8, prefix: '/app/', layout: 'grpc-naming' }),
-    );
+    const explicit = etcdSettings({ dialTimeout: 1.5, requestTimeout: 0.8, prefix: '/app/', layout: 'grpc-naming' });
     expect(explicit).toMatchObject({
       dialTimeoutMs: 1_500,
       requestTimeoutMs: 800,
@@ -115,11 +124,13 @@ describe('etcd backend options', () => {
 
   it('explains how to install etcd3 when the package is missing', async () => {
     const missing = async () => {
-      throw Object.assign(new Error("Cannot find package 'etcd3'"), { code: 'ERR_MODULE_NOT_FOUND' });
+      throw Object.assign(new Error("Cannot find package 'etcd3' imported from /app/x.js"), {
+        code: 'ERR_MODULE_NOT_FOUND',
+      });
     };
-    await expect(loadEtcd3(missing)).rejects.toThrow(
-      /backend: the optional package 'etcd3' to be installed for the etcd backend \(npm install etcd3@\^1\.1\.2\)/,
-    );
+    const error = await loadEtcd3(missing).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MissingPeerDependencyError);
+    expect((error as Error).message).toBe("backend 'etcd' needs the package etcd3: npm install etcd3@^1.1.2");
     expect(typeof (await loadEtcd3()).Etcd3).toBe('function');
   });
 });

@@ -70,7 +70,7 @@ describe('etcd backend: outages', () => {
     await etcd.members[0].kill();
     await waitFor(() => watch.last?.state === 'stale', { what: 'stale while etcd is down' });
     expect(watch.ids()).toEqual([mine.id, external.id].sort());
-    expect(reader.reachable).toBe(false);
+    expect(reader.reachability.current.reachable).toBe(false);
 
     await etcd.members[0].start();
     // Changes made right after the restart, before the watcher is back.
@@ -87,7 +87,9 @@ describe('etcd backend: outages', () => {
     await waitFor(async () => (await client.get(seedKey('restart-svc', mine.id)).string()) !== null, {
       what: 'registration present',
     });
-    await waitFor(() => reader.reachable && writer.reachable, { what: 'both registries reachable again' });
+    await waitFor(() => reader.reachability.current.reachable && writer.reachability.current.reachable, {
+      what: 'both registries reachable again',
+    });
     // Every later change keeps arriving.
     await registration.deregister();
     await waitFor(() => watch.ids().join() === added.id, { what: 'deregistration seen after the restart' });
@@ -101,7 +103,7 @@ describe('etcd backend: outages', () => {
     const events: Array<RegistrationEvent & { seenAt: number }> = [];
     registration.events$.subscribe((e) => events.push({ ...e, seenAt: Date.now() }));
     const states: string[] = [];
-    reader.connectionState$.subscribe((status) => states.push(status.state));
+    reader.reachability.state$.subscribe((state) => states.push(state.reachable ? 'reachable' : 'unreachable'));
     const watch = record(reader, 'stall-svc');
     await waitFor(() => watch.ids().includes(mine.id), { what: 'instance discovered' });
     const firstLease = (registration as unknown as { lease: string }).lease;
@@ -189,8 +191,7 @@ describe('etcd backend: outages', () => {
     expect(watch.last!.state).toBe('stale');
     expect(watch.last!.resolved).toBe(false);
     expect(watch.last!.reason).toMatch(/registry unreachable/);
-    expect(registry.reachable).toBe(false);
-    expect(registry.connectionStatus.state).toBe('unreachable');
+    expect(registry.reachability.current).toMatchObject({ reachable: false, reason: expect.any(String) });
     expect(logger.warnings().join('\n')).toMatch(/Could not register late-svc instance .* retrying in the background/);
 
     proxy.restore();
@@ -199,7 +200,7 @@ describe('etcd backend: outages', () => {
       what: 'discovered',
       timeoutMs: 10_000,
     });
-    expect(registry.reachable).toBe(true);
+    expect(registry.reachability.current.reachable).toBe(true);
   });
 
   it('with strict set, fails start-up and registration clearly when etcd is unreachable', async () => {

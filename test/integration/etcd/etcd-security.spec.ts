@@ -133,7 +133,7 @@ describe('etcd backend: username and password', () => {
     const mine = testInstance('auth-svc');
     const registration = await writer.register(mine, TEST_TIMING);
     await waitFor(() => watch.ids().includes(mine.id), { what: 'discovered with auth' });
-    expect(reader.reachable).toBe(true);
+    expect(reader.reachability.current.reachable).toBe(true);
     // Heartbeats keep working under auth.
     await registration.heartbeat();
     expect(

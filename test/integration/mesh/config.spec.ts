@@ -1,14 +1,17 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadDiscoveryConfig } from '../../../lib/core/config/load-discovery-config.js';
+import { loadDiscoveryConfig, parseDiscoveryConfig } from '../../../lib/core/config/load-discovery-config.js';
 import { resolveDiscoveryConfig } from '../../../lib/core/config/resolve-discovery-config.js';
 import { ConfigurationError, NotSupportedError } from '../../../lib/core/errors.js';
+import { configFor } from '../../../lib/registry/backend-context.js';
 import { createRegistry } from '../../../lib/registry/create-registry.js';
-import { MeshRegistry, parseXdsServer, resolveMeshSettings } from '../../../lib/registry/mesh/mesh.registry.js';
+import { MeshRegistry, parseXdsServer } from '../../../lib/registry/mesh/mesh.registry.js';
 import { createServiceInstance } from '../../../lib/core/service-instance.js';
-import { loadXdsProtos } from '../../../lib/registry/mesh/xds-protos.js';
+import { MissingPeerDependencyError } from '../../../lib/core/optional-peer.js';
+import { registerGrpcJsXds } from '../../../lib/registry/mesh/xds-delegate.js';
+import { loadProtoLoader, loadXdsProtos, xdsProtoIncludeDirs } from '../../../lib/registry/mesh/xds-protos.js';
 import { waitFor } from '../../support/wait-for.js';
 import { XdsControlPlane } from '../../support/xds/xds-control-plane.js';
 import { CLUSTER_TYPE, edsCluster, ENDPOINT_TYPE, loadAssignment } from '../../support/xds/xds-resources.js';
@@ -16,8 +19,9 @@ import { RecordingLogger, SetRecorder } from './mesh-test-kit.js';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/mesh.toml');
 
+/** The mesh backend's settings, as the configuration loader resolves them (with `env` as the environment). */
 function settings(backendConfig: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) {
-  return resolveMeshSettings(resolveDiscoveryConfig({ backend: 'mesh', backendConfig }), env);
+  return configFor(resolveDiscoveryConfig({ backend: 'mesh', backendConfig }, { env }), 'mesh').backendConfig;
 }
 
 function configError(run: () => unknown): ConfigurationError {
@@ -74,10 +78,8 @@ describe('mesh backend configuration', () => {
 
     // The same file with only the server moved to the test control plane serves its service.
     const plane = await XdsControlPlane.start();
-    const registry = await createRegistry(
-      { ...config, backendConfig: { ...config.backendConfig, xdsServer: plane.url } },
-      new RecordingLogger(),
-    );
+    const moved = readFileSync(FIXTURE, 'utf8').replace('http://localhost:8080', plane.url);
+    const registry = await createRegistry(parseDiscoveryConfig(moved, 'toml', FIXTURE), new RecordingLogger());
     try {
       plane.set(CLUSTER_TYPE, edsCluster('session'));
       plane.set(
@@ -123,27 +125,27 @@ describe('mesh backend configuration', () => {
     'http://control-plane:18000/v3/discovery',
     'http://',
     'dns:///',
-  ])('rejects xds_server %j with an error naming backend_config.xds_server', (value) => {
+  ])('rejects xds_server %j with an error naming the field (backendConfig.xdsServer, as written)', (value) => {
     const error = configError(() => settings({ xdsServer: value }));
     expect(error.issues).toHaveLength(1);
-    expect(error.issues[0].path).toBe('backend_config.xds_server');
-    expect(error.message).toContain('backend_config.xds_server');
+    expect(error.issues[0].path).toBe('backendConfig.xdsServer');
+    expect(error.message).toContain('backendConfig.xdsServer');
     expect(error.message).toContain('http://host:port');
     expect(error.message).toContain(JSON.stringify(value));
   });
 
-  it('rejects through createRegistry too, before opening anything', async () => {
-    await expect(
-      createRegistry(
-        resolveDiscoveryConfig({ backend: 'mesh', backendConfig: { xdsServer: 'not a url' } }),
-        new RecordingLogger(),
+  it('rejects in the configuration, before anything is opened, naming the field as the file spells it', () => {
+    expect(() =>
+      parseDiscoveryConfig(
+        '[discovery]\nbackend = "mesh"\n[discovery.backend_config]\nxds_server = "not a url"\n',
+        'toml',
       ),
-    ).rejects.toThrow(/backend_config\.xds_server/);
+    ).toThrow(/discovery\.backend_config\.xds_server: an xDS server/);
   });
 
   it('needs a server: xds_server, a bootstrap file or GRPC_XDS_BOOTSTRAP', () => {
     const error = configError(() => settings({}));
-    expect(error.issues[0].path).toBe('backend_config.xds_server');
+    expect(error.issues[0].path).toBe('backendConfig.xdsServer');
     expect(error.message).toMatch(/backend_config\.bootstrap/);
   });
 
@@ -256,7 +258,7 @@ describe('mesh backend configuration', () => {
     });
     expect(istio.clusterTemplate).toBe('outbound|50051||{service}.{namespace}.svc.cluster.local');
     expect(configError(() => settings({ xdsServer: '127.0.0.1:1', clusterTemplate: 'fixed' })).issues[0].path).toBe(
-      'backend_config.cluster_template',
+      'backendConfig.clusterTemplate',
     );
     expect(
       configError(() => settings({ xdsServer: '127.0.0.1:1', clusterTemplate: '{service}.{zone}' })).message,
@@ -265,7 +267,48 @@ describe('mesh backend configuration', () => {
 
   it('refuses a TLS xds_server in delegate mode (grpc-js-xds cannot speak it from a generated bootstrap)', () => {
     const error = configError(() => settings({ xdsServer: 'https://xds.example.com:443', mode: 'delegate' }));
-    expect(error.issues[0].path).toBe('backend_config.xds_server');
+    expect(error.issues[0].path).toBe('backendConfig.xdsServer');
     expect(error.message).toMatch(/delegate/);
+  });
+
+  it('names the missing package and how to install it, for each package the mesh backend may need', async () => {
+    const notFound = (specifier: string, code = 'MODULE_NOT_FOUND') =>
+      Object.assign(new Error(`Cannot find module '${specifier}'`), { code });
+    const xds = (() => {
+      try {
+        xdsProtoIncludeDirs((specifier) => {
+          throw notFound(specifier);
+        });
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(xds).toBeInstanceOf(MissingPeerDependencyError);
+    expect((xds as Error).message).toBe(
+      "backend 'mesh' needs the package @grpc/grpc-js-xds: npm install @grpc/grpc-js-xds@^1.14.0",
+    );
+
+    const loader = await loadProtoLoader(() =>
+      Promise.reject(notFound('@grpc/proto-loader', 'ERR_MODULE_NOT_FOUND')),
+    ).catch((error: unknown) => error);
+    expect(loader).toBeInstanceOf(MissingPeerDependencyError);
+    expect((loader as Error).message).toBe(
+      "backend 'mesh' needs the package @grpc/proto-loader: npm install @grpc/proto-loader@^0.8.0",
+    );
+
+    const delegate = await registerGrpcJsXds(
+      settings({ xdsServer: '127.0.0.1:1', mode: 'delegate' }),
+      new RecordingLogger(),
+      {},
+      () => Promise.reject(notFound('@grpc/grpc-js-xds', 'ERR_MODULE_NOT_FOUND')),
+    ).catch((error: unknown) => error);
+    expect(delegate).toBeInstanceOf(MissingPeerDependencyError);
+    expect((delegate as Error).message).toBe(
+      "backend 'mesh' needs the package @grpc/grpc-js-xds: npm install @grpc/grpc-js-xds@^1.14.0",
+    );
+
+    // A package that is there but misses one of its own dependencies is not reported as missing.
+    const broken = await loadProtoLoader(() => Promise.reject(notFound('protobufjs'))).catch((error: unknown) => error);
+    expect(broken).not.toBeInstanceOf(MissingPeerDependencyError);
   });
 });

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AdsConnectionState, MeshRegistry } from '../../../lib/registry/mesh/mesh.registry.js';
+import type { MeshRegistry } from '../../../lib/registry/mesh/mesh.registry.js';
+import type { ReachabilityState } from '../../../lib/registry/shared/reachability.js';
 import { findFreePort } from '../../../lib/core/tcp.js';
 import { waitFor } from '../../support/wait-for.js';
 import { XdsControlPlane } from '../../support/xds/xds-control-plane.js';
@@ -42,8 +43,8 @@ describe('mesh backend when the control plane goes away', () => {
     );
     const logger = new RecordingLogger();
     const mesh = await registry(cp.url, logger);
-    const states: AdsConnectionState[] = [];
-    const stateSubscription = mesh.connectionState$.subscribe((s) => states.push(s));
+    const states: ReachabilityState[] = [];
+    const stateSubscription = mesh.reachability.state$.subscribe((s) => states.push(s));
     closers.push(() => stateSubscription.unsubscribe());
     const orders = watch(mesh, 'orders');
     await waitFor(() => orders.latest?.state === 'ok', { what: 'the first set' });
@@ -54,7 +55,7 @@ describe('mesh backend when the control plane goes away', () => {
     // Same endpoints, marked stale with a reason that says the registry is unreachable.
     expect(stale.set.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:8101', '127.0.0.1:8102']);
     expect(stale.set.reason).toMatch(/^registry unreachable: xDS control plane at http:\/\/127\.0\.0\.1:\d+/);
-    expect(mesh.connectionState.reachable).toBe(false);
+    expect(mesh.reachability.current).toMatchObject({ reachable: false, reason: stale.set.reason });
     expect(logger.warnings().some((w) => w.includes('registry unreachable'))).toBe(true);
 
     // While down the control plane changes (as after a rollout); the restarted one serves the new state.
@@ -70,8 +71,9 @@ describe('mesh backend when the control plane goes away', () => {
       what: 'the set after the restart',
     });
     expect(back.set.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:8102', '127.0.0.1:8103']);
-    expect(mesh.connectionState.reachable).toBe(true);
-    expect(states.map((s) => s.reachable)).toEqual([undefined, true, false, true]);
+    expect(mesh.reachability.current.reachable).toBe(true);
+    // Reachable until a request fails (the contract's start), unreachable during the restart, reachable again.
+    expect(states.map((s) => s.reachable)).toEqual([true, false, true]);
 
     // The new stream subscribed both resources again, and they were ACKed.
     const resubscribed = cp.requests.filter((r) => r.stream > streamsBefore);
@@ -112,6 +114,22 @@ describe('mesh backend when the control plane goes away', () => {
     });
     expect(early.addresses()).toEqual(['127.0.0.1:8201']);
     expect(cp.openStreams).toBe(1);
+  });
+
+  it('reports reachability with no watch open: probe() connects to the control plane, or says why it cannot', async () => {
+    const cp = await plane();
+    const mesh = await registry(cp.url);
+    expect(await mesh.reachability.probe()).toMatchObject({ reachable: true, reason: undefined });
+    expect(cp.openStreams).toBe(0);
+
+    const port = await findFreePort();
+    const down = await meshRegistry({ xdsServer: `http://127.0.0.1:${port}` }, { tuning: { probeTimeoutMs: 300 } });
+    closers.push(() => down.close());
+    const state = await down.reachability.probe();
+    expect(state.reachable).toBe(false);
+    expect(state.reason).toMatch(
+      /^registry unreachable: xDS control plane at http:\/\/127\.0\.0\.1:\d+ \(not connected within 300 ms\)/,
+    );
   });
 
   it('close() completes the watches and ends the ADS stream', async () => {

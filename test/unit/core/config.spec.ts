@@ -17,7 +17,8 @@ describe('loadDiscoveryConfig', () => {
     expect(config.backend).toBe('etcd');
     expect(config.loadBalance).toBe('consistent_hash');
     expect(config.serviceType).toBe('signaling-online');
-    expect(config.backendConfig.endpoints).toEqual(['http://localhost:2379']);
+    // backend_config becomes the backend's settings: endpoints as etcd3 takes them.
+    expect(config.backendConfig).toMatchObject({ hosts: ['http://localhost:2379'] });
     expect(config.namespace).toEqual({ default: 'production', separator: '/' });
     expect(config.version).toEqual({ default: 'v1.0.0', format: 'semver', enableRouting: true });
     expect(config.registration.ttlMs).toBe(30_000);
@@ -32,7 +33,7 @@ describe('loadDiscoveryConfig', () => {
       loadBalance: 'round_robin',
       serviceType: 'message-orchestrator',
     });
-    expect(consul.backendConfig.url).toBe('http://localhost:8500');
+    expect(consul.backendConfig).toMatchObject({ baseUrl: 'http://localhost:8500' });
     const dns = await loadDiscoveryConfig(fixture('dns.toml'));
     expect(dns).toMatchObject({
       backend: 'dns',
@@ -40,10 +41,12 @@ describe('loadDiscoveryConfig', () => {
       serviceType: 'storage-reader',
       refreshIntervalMs: 60_000,
     });
-    expect(dns.backendConfig.addresses).toEqual(['127.0.0.1:8080', '127.0.0.1:8081']);
+    expect(dns.backendConfig).toMatchObject({ addresses: ['127.0.0.1:8080', '127.0.0.1:8081'] });
     const mesh = await loadDiscoveryConfig(fixture('mesh.toml'));
     expect(mesh).toMatchObject({ backend: 'mesh', loadBalance: 'least_connections', serviceType: 'session' });
-    expect(mesh.backendConfig.xdsServer).toBe('http://localhost:8080');
+    expect(mesh.backendConfig).toMatchObject({
+      server: { target: 'localhost:8080', display: 'http://localhost:8080' },
+    });
   });
 
   it('applies the seed defaults when a key is absent', () => {
@@ -70,7 +73,9 @@ describe('loadDiscoveryConfig', () => {
       join(dir, 'd.yaml'),
       'discovery:\n  backend: consul\n  load_balance: random\n  backend_config:\n    url: http://127.0.0.1:1\n',
     );
-    expect((await loadDiscoveryConfig(join(dir, 'd.json'))).backendConfig.addresses).toEqual(['127.0.0.1:1']);
+    expect((await loadDiscoveryConfig(join(dir, 'd.json'))).backendConfig).toMatchObject({
+      addresses: ['127.0.0.1:1'],
+    });
     expect((await loadDiscoveryConfig(join(dir, 'd.yaml'))).loadBalance).toBe('random');
   });
 

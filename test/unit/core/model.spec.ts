@@ -113,10 +113,7 @@ describe('DiscoveryQuery', () => {
     inst('dddd', { version: 'v1.1.0', namespace: 'staging', tags: { env: 'prod' } }),
     inst('eeeee', { version: 'not-semver', tags: { env: 'prod' } }),
   ];
-  const ids = (q: Parameters<typeof compileQuery>[0]) =>
-    compileQuery(q)
-      .select(all)
-      .map((i) => i.id);
+  const ids = (q: Parameters<typeof compileQuery>[0]) => all.filter(compileQuery(q).matches).map((i) => i.id);
 
   it('routes semver ranges, accepting a leading v on both sides', () => {
     expect(ids({ service: 'orders', version: '^1.0.0', versionFormat: 'semver', versionRouting: true })).toEqual([
@@ -143,9 +140,8 @@ describe('DiscoveryQuery', () => {
     expect(ids({ service: 'orders', tags: [{ key: 'tier', pattern: 'exists' }] })).toEqual(['a', 'bb']);
   });
 
-  it('prefers the same zone and falls back to all zones', () => {
-    expect(ids({ service: 'orders', zone: 'z2' })).toEqual(['bb', 'ccc']);
-    expect(ids({ service: 'orders', zone: 'z9' })).toEqual(['a', 'bb', 'ccc', 'eeeee']);
+  it('does not filter by zone: a zone is a preference, applied by the client over healthy endpoints', () => {
+    expect(ids({ service: 'orders', zone: 'z2' })).toEqual(['a', 'bb', 'ccc', 'eeeee']);
   });
 
   it('rejects bad ranges and regexes naming the field', () => {

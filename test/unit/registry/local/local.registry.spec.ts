@@ -325,19 +325,28 @@ describe('LocalRegistry: outages and unusable folders', () => {
   it('serves "stale" when the folder is not readable, and "empty" when only the service folder is missing', async () => {
     const plainFile = join(dir, 'plain-file');
     await writeFile(plainFile, 'not a folder');
-    const unreadable = collect(
-      registry({ dir: join(plainFile, 'registry') }).watch({ service: 'orders' }),
-      subscriptions,
-    );
+    const broken = registry({ dir: join(plainFile, 'registry') });
+    const unreadable = collect(broken.watch({ service: 'orders' }), subscriptions);
     await waitFor(() => unreadable.last());
     expect(unreadable.last()!.state).toBe('stale');
     expect(unreadable.last()!.reason).toContain(join(plainFile, 'registry'));
     expect(unreadable.last()!.resolved).toBe(false);
+    // The folder is the local backend's source: it is unreachable while it cannot be read.
+    expect(broken.reachability.current).toMatchObject({ reachable: false, reason: unreadable.last()!.reason });
+    expect(await broken.reachability.probe()).toMatchObject({ reachable: false });
+    expect(await registry({ dir: join(plainFile, 'registry') }).reachability.probe()).toMatchObject({
+      reachable: false,
+      reason: expect.stringMatching(/plain-file.registry' is not readable \(ENOTDIR/),
+    });
 
-    const missing = collect(registry().watch({ service: 'unknown' }), subscriptions);
+    const healthy = registry();
+    const missing = collect(healthy.watch({ service: 'unknown' }), subscriptions);
     await waitFor(() => missing.last());
     expect(missing.last()!.state).toBe('empty');
     expect(missing.last()!.resolved).toBe(true);
+    expect(healthy.reachability.current.reachable).toBe(true);
+    // A folder not created yet is fine: its nearest existing parent can be read.
+    expect(await registry({ dir: join(dir, 'not', 'yet') }).reachability.probe()).toMatchObject({ reachable: true });
   });
 
   it('keeps the last known endpoints, marked stale, while the folder is unreadable, and recovers', async () => {
@@ -357,6 +366,7 @@ describe('LocalRegistry: outages and unusable folders', () => {
     await waitFor(() => watcher.last()?.state === 'ok', { timeoutMs: 5_000, what: 'recovery' });
     expect(watcher.ids()).toEqual(['a']);
     expect(staleCount).toBe(1); // stale emitted once, not per rescan
+    expect(registries.at(-1)!.reachability.current.reachable).toBe(true);
   });
 });
 
@@ -409,6 +419,15 @@ describe('LocalRegistry: heartbeats', () => {
 });
 
 describe('LocalRegistry: close', () => {
+  it('with deregisterOnClose false (deregister_on_shutdown = false), stops heartbeats and leaves the files to expire', async () => {
+    const r = registry({ deregisterOnClose: false });
+    await r.register(instance('kept'), LONG);
+    await r.close();
+    expect(await readdir(join(dir, 'default', 'orders'))).toEqual(['kept.json']);
+    const other = collect(registry().watch({ service: 'orders' }), subscriptions);
+    await waitFor(() => hasExactly(other, ['kept']));
+  });
+
   it('removes every instance it registered, completes its watches and refuses new work', async () => {
     const r = registry();
     const registrations: Registration[] = [

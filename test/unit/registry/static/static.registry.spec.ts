@@ -50,7 +50,7 @@ describe('StaticRegistry', () => {
     expect(() => new StaticRegistry(['127.0.0.1:0'])).toThrow(/addresses\[0\].*"127\.0\.0\.1:0"/);
   });
 
-  it('is what createRegistry builds for backend "static", rejecting bad addresses at construction', async () => {
+  it('is what createRegistry builds for backend "static", bad addresses rejected by the configuration', async () => {
     const built = await createRegistry(
       resolveDiscoveryConfig({ backend: 'static', backendConfig: { addresses: ['127.0.0.1:1', '127.0.0.1:2'] } }),
       quiet,
@@ -58,9 +58,9 @@ describe('StaticRegistry', () => {
     expect(built).toBeInstanceOf(StaticRegistry);
     const set = await firstValueFrom(built.watch({ service: 'api' }));
     expect(set.size).toBe(2);
-    await expect(
-      createRegistry(resolveDiscoveryConfig({ backend: 'static', backendConfig: { addresses: ['bad'] } }), quiet),
-    ).rejects.toThrow(/backend_config\.addresses\[0\].*"bad"/);
+    expect(() => resolveDiscoveryConfig({ backend: 'static', backendConfig: { addresses: ['bad'] } })).toThrow(
+      /backendConfig\.addresses\[0\].*"bad"/,
+    );
   });
 
   it('emits once and then nothing; close completes open watches', async () => {
@@ -75,6 +75,16 @@ describe('StaticRegistry', () => {
     await registry.close();
     expect(completed).toBe(true);
     expect(count).toBe(1);
+  });
+
+  it('is always reachable: its source is the configuration itself', async () => {
+    const registry = new StaticRegistry(['127.0.0.1:8080']);
+    expect(registry.reachability.current).toMatchObject({ reachable: true, reason: undefined });
+    expect(await registry.reachability.probe()).toMatchObject({ reachable: true });
+    let completed = false;
+    registry.reachability.state$.subscribe({ complete: () => (completed = true) });
+    await registry.close();
+    expect(completed).toBe(true);
   });
 
   it('serves an empty list as "empty"', async () => {
