@@ -1,4 +1,5 @@
 import type { Channel, Client, ServiceClientConstructor } from '@grpc/grpc-js';
+import type { ClientProxy } from '@nestjs/microservices';
 import type { Endpoint } from '../core/endpoint.js';
 import type { PickContext } from '../balancing/picker.js';
 import type { CallOptions } from './client-options.js';
@@ -24,6 +25,20 @@ export interface GrpcClientTransport {
   close(): void;
 }
 
+/** The HTTP side of a ServiceClient (lib/transports/http implements it). */
+export interface HttpClientTransport {
+  /** WHATWG fetch, balanced per request over the service's endpoints. */
+  fetch(input: string | URL, init?: RequestInit): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** The Nest TCP side of a ServiceClient (lib/transports/tcp implements it). */
+export interface TcpClientTransport {
+  /** A ClientProxy balanced per send() / emit(). */
+  proxy(): ClientProxy;
+  close(): Promise<void>;
+}
+
 /**
  * Transports a ServiceClient can use, each made on first use. The client
  * core knows only these shapes; the discovery layer supplies the
@@ -31,4 +46,6 @@ export interface GrpcClientTransport {
  */
 export interface ClientTransports {
   grpc?: (client: ServiceClient) => GrpcClientTransport;
+  http?: (client: ServiceClient) => HttpClientTransport;
+  tcp?: (client: ServiceClient) => TcpClientTransport;
 }

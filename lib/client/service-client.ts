@@ -18,7 +18,14 @@ import { PASS_THROUGH_HEALTH, type HealthSettings } from '../health/health-setti
 import type { DiscoveryLogger, Registry } from '../registry/registry.interface.js';
 import { CallHandle, type CallTracker } from './call-handle.js';
 import type { CallOptions, ReadyOptions, ServiceClientOptions } from './client-options.js';
-import type { CallAttempt, ClientTransports, GrpcClientTransport } from './client-transports.js';
+import type { ClientProxy } from '@nestjs/microservices';
+import type {
+  CallAttempt,
+  ClientTransports,
+  GrpcClientTransport,
+  HttpClientTransport,
+  TcpClientTransport,
+} from './client-transports.js';
 import { EndpointActivity } from './endpoint-activity.js';
 import { resolveRetryOptions, RetryBudget, type ResolvedRetryOptions } from './retry-policy.js';
 import type { AttemptHost } from './retry-loop.js';
@@ -78,6 +85,8 @@ export class ServiceClient implements AttemptHost, CallTracker {
   private readonly abort = new AbortController();
   private readonly activitySubscription: Subscription;
   private grpcTransport: GrpcClientTransport | undefined;
+  private httpTransport: HttpClientTransport | undefined;
+  private tcpTransport: TcpClientTransport | undefined;
   private closed = false;
 
   /**
@@ -351,6 +360,26 @@ export class ServiceClient implements AttemptHost, CallTracker {
     return this.grpc().call(fn, options);
   }
 
+  /**
+   * HTTP: `fetch` balanced per request (an undici Pool per endpoint).
+   *
+   * @example
+   * const res = await client.fetch('/api/orders/42');
+   */
+  fetch(input: string | URL, init?: RequestInit): Promise<Response> {
+    return this.transport('http').fetch(input, init);
+  }
+
+  /**
+   * Nest's TCP transport: a ClientProxy balanced per `send()` / `emit()`.
+   *
+   * @example
+   * const total = await firstValueFrom(client.proxy().send('orders.total', { id }));
+   */
+  proxy(): ClientProxy {
+    return this.transport('tcp').proxy();
+  }
+
   /** grpc-js target of the balanced channel (`discovery://<discovery-id>/<service>`). */
   get balancedTarget(): string {
     return this.grpc().balancedTarget;
@@ -364,6 +393,7 @@ export class ServiceClient implements AttemptHost, CallTracker {
     this.activitySubscription.unsubscribe();
     this.served.close();
     this.grpcTransport?.close();
+    await Promise.allSettled([this.httpTransport?.close(), this.tcpTransport?.close()]);
     this.events.complete();
   }
 
@@ -378,6 +408,20 @@ export class ServiceClient implements AttemptHost, CallTracker {
     const factory = this.deps.transports?.grpc;
     if (!factory) throw new DiscoveryError(`client '${this.service}' was made without the gRPC transport`);
     return (this.grpcTransport = factory(this));
+  }
+
+  private transport(kind: 'http'): HttpClientTransport;
+  private transport(kind: 'tcp'): TcpClientTransport;
+  private transport(kind: 'http' | 'tcp'): HttpClientTransport | TcpClientTransport {
+    if (this.closed) throw new ClosedError(`client for '${this.service}' was closed`);
+    if (kind === 'http') {
+      const factory = this.deps.transports?.http;
+      if (!factory) throw new DiscoveryError(`client '${this.service}' was made without the HTTP transport`);
+      return (this.httpTransport ??= factory(this));
+    }
+    const factory = this.deps.transports?.tcp;
+    if (!factory) throw new DiscoveryError(`client '${this.service}' was made without the TCP transport`);
+    return (this.tcpTransport ??= factory(this));
   }
 
   private emit(event: DiscoveryEvent): void {
