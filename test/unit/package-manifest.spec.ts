@@ -134,6 +134,13 @@ describe('package manifest', () => {
     expect(supported).toMatch(/Node\.js 20\.19 and later \| yes/);
     expect(supported).toMatch(/Node\.js 22 \(22\.12 and later\) \| yes/);
     expect(supported).toMatch(/Node\.js 22\.0 – 22\.11, 21, older \| no/);
+    // The versions CI runs (scripts/peers/install-node.sh) are the ones the table names.
+    const pinned = readFileSync(join(root, 'scripts/peers/install-node.sh'), 'utf8');
+    for (const [, major, version] of pinned.matchAll(/\[(\d+)\]=(\d+\.\d+)\.\d+/g)) {
+      expect(supported, `Node ${major}`).toMatch(
+        new RegExp(`Node\\.js ${major}\\b.*\\(${version.replace('.', '\\.')}\\)`),
+      );
+    }
   });
 
   it('ships what the README and docs link to, and no source maps', () => {
