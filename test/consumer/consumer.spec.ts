@@ -172,11 +172,12 @@ describe(`the packed tarball, installed into Nest apps (Node ${process.version})
           ),
         ]);
         expect(readdirSync(serviceDir).filter((f) => f.endsWith('.json'))).toEqual([]);
-        // ... and checkout has seen it leave: calls now fail instead of reaching a stopped server.
-        await waitFor(async () => (await getJson(checkoutPort, '/orders/42')).status >= 500, {
+        // ... and checkout has seen it leave (its endpoint set is empty, as it logs), so calls now fail.
+        await waitFor(() => /service 'orders': endpoint set empty/.test(checkout.log), {
           timeoutMs: 20_000,
-          what: 'checkout to see orders leave',
+          what: `checkout to see orders leave (${logs()})`,
         });
+        expect((await getJson(checkoutPort, '/orders/42')).status).toBe(500);
         await checkout.stop();
       }, 120_000);
     });
