@@ -7,7 +7,19 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'dist-sample/**', 'coverage/**', '.peers/**', 'test-artifacts/**', 'node_modules/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'dist-sample/**',
+      'coverage/**',
+      '.peers/**',
+      'test-artifacts/**',
+      'node_modules/**',
+      // Built (strict, skipLibCheck: false) by the consumer test inside apps that installed the tarball.
+      'test/consumer/apps/**',
+      'test/consumer/harness/**',
+    ],
+  },
   eslint.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   prettier,

@@ -25,7 +25,7 @@ export default defineConfig({
         test: {
           name: 'suite',
           include: ['test/**/*.spec.ts'],
-          exclude: ['test/**/*.serial.spec.ts', 'test/soak/**'],
+          exclude: ['test/**/*.serial.spec.ts', 'test/soak/**', 'test/consumer/**'],
           globalSetup: ['test/support/global-setup.ts'],
           testTimeout: 30_000,
           hookTimeout: 60_000,
@@ -47,6 +47,23 @@ export default defineConfig({
           pool: 'forks',
           fileParallelism: false,
           sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        // The packed tarball installed into fresh Nest apps: last, alone. It
+        // rebuilds dist/ the way the tarball ships it (the other tests run
+        // dist/ code in child processes) and its npm installs and compiles
+        // would crowd the timing-sensitive suites.
+        plugins,
+        test: {
+          name: 'consumer',
+          include: ['test/consumer/**/*.spec.ts'],
+          globalSetup: ['test/support/global-setup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          pool: 'forks',
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
         },
       },
     ],

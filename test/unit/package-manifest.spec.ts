@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
@@ -12,6 +13,8 @@ const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as
   peerDependenciesMeta?: Record<string, { optional?: boolean }>;
   devDependencies?: Record<string, string>;
   engines?: { node?: string };
+  files?: string[];
+  scripts?: Record<string, string>;
 };
 
 function sourceFiles(dir: string): string[] {
@@ -82,12 +85,16 @@ describe('package manifest', () => {
     }
   });
 
-  it('resolves its exports map to the built entry point (self-reference, as users import it)', async () => {
+  it('resolves its exports map to the built entry points, one library for import and require()', async () => {
     expect(manifest.name).toBe('switchyard');
-    expect(manifest.engines?.node).toBe('>=20.19');
-    const entry = manifest.exports['.'] as { types: string; import: string };
-    expect(statSync(join(root, entry.import)).isFile()).toBe(true);
-    expect(statSync(join(root, entry.types)).isFile()).toBe(true);
+    const conditions = (subpath: string) =>
+      manifest.exports[subpath] as Record<'import' | 'require', { types: string; default: string }>;
+    for (const subpath of ['.', './testing']) {
+      for (const condition of ['import', 'require'] as const) {
+        for (const file of Object.values(conditions(subpath)[condition]))
+          expect(statSync(join(root, file)).isFile(), `${subpath} ${condition}: ${file}`).toBe(true);
+      }
+    }
     const lib = (await import('switchyard')) as Record<string, unknown>;
     for (const name of [
       'DiscoveryModule',
@@ -98,11 +105,48 @@ describe('package manifest', () => {
       'loadDiscoveryConfig',
       'ServiceClient',
       'ServiceRegistry',
-      'Discovery',
-      'EndpointSet',
     ]) {
       expect(lib[name], name).toBeDefined();
     }
     expect(lib.ServiceDiscoveryModule).toBe(lib.DiscoveryModule);
+    // A CommonJS app's require() gets the very module import gets, not a second copy (Nest's tokens and the
+    // grpc-js resolver stay one). Asked of plain Node: vitest loads imports through its own module graph.
+    const script = [
+      "import { createRequire } from 'node:module';",
+      "const esm = await import('switchyard');",
+      "const cjs = createRequire(process.cwd() + '/package.json')('switchyard');",
+      "const testing = createRequire(process.cwd() + '/package.json')('switchyard/testing');",
+      "const esmTesting = await import('switchyard/testing');",
+      'console.log(JSON.stringify([cjs.DiscoveryModule === esm.DiscoveryModule, testing.MemoryStore === esmTesting.MemoryStore]));',
+    ].join('\n');
+    const same = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
+    expect(JSON.parse(same.trim().split('\n').pop()!)).toEqual([true, true]);
+    const testing = (await import('switchyard/testing')) as Record<string, unknown>;
+    expect(typeof testing.MemoryRegistry).toBe('function');
+    expect(typeof testing.MemoryStore).toBe('function');
+  });
+
+  it("says in engines what the README's supported versions say", () => {
+    // require() of an ES module without a flag: Node 20.19+ and 22.12+ (21 and 22.0-22.11 need a flag).
+    expect(manifest.engines?.node).toBe('^20.19.0 || >=22.12.0');
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const supported = /^### Supported versions\n([\s\S]*?)^##/m.exec(readme)?.[1] ?? '';
+    expect(supported).toMatch(/Node\.js 20\.19 and later \| yes/);
+    expect(supported).toMatch(/Node\.js 22 \(22\.12 and later\) \| yes/);
+    expect(supported).toMatch(/Node\.js 22\.0 – 22\.11, 21, older \| no/);
+    // The versions CI runs (scripts/peers/install-node.sh) are the ones the table names.
+    const pinned = readFileSync(join(root, 'scripts/peers/install-node.sh'), 'utf8');
+    for (const [, major, version] of pinned.matchAll(/\[(\d+)\]=(\d+\.\d+)\.\d+/g)) {
+      expect(supported, `Node ${major}`).toMatch(
+        new RegExp(`Node\\.js ${major}\\b.*\\(${version.replace('.', '\\.')}\\)`),
+      );
+    }
+  });
+
+  it('ships what the README and docs link to, and no source maps', () => {
+    expect(manifest.files).toEqual(
+      expect.arrayContaining(['dist', 'docs', 'README.md', 'CONTRIBUTING.md', 'RELIABILITY.md', 'LICENSE']),
+    );
+    expect(manifest.scripts?.prepack).toBe('node scripts/build.mjs --package');
   });
 });

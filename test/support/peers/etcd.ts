@@ -6,32 +6,71 @@ import { join } from 'node:path';
 import { canConnect, findFreePort } from '../../../lib/core/tcp.js';
 import { PeerProcess } from './peer-process.js';
 
-/** Debian's etcd-server puts the binaries here. */
-export const ETCD_BINARY = '/usr/bin/etcd';
+/**
+ * The etcd versions the suite runs against, chosen with
+ * SWITCHYARD_ETCD_VERSION (default 3.4): 3.4.23 is Debian 12's etcd-server
+ * (scripts/peers/install-etcd.sh), 3.5.16 Debian 13's, unpacked into
+ * .peers/etcd-3.5 (scripts/peers/install-etcd-3.5.sh). etcdctl is the 3.4
+ * one for both: the v3 API the tests use is the same.
+ */
+const ETCD_VERSIONS = {
+  '3.4': { binary: '/usr/bin/etcd', installScript: 'install-etcd.sh' },
+  '3.5': {
+    binary: join(import.meta.dirname, '../../../.peers/etcd-3.5/usr/bin/etcd'),
+    installScript: 'install-etcd-3.5.sh',
+  },
+} as const;
+
+function selectedVersion(): keyof typeof ETCD_VERSIONS {
+  const asked = process.env.SWITCHYARD_ETCD_VERSION ?? '3.4';
+  if (asked === '3.4' || asked === '3.5') return asked;
+  throw new Error(
+    `SWITCHYARD_ETCD_VERSION='${asked}': expected '3.4' or '3.5' (the etcd versions scripts/peers installs)`,
+  );
+}
+
+/** The etcd version tests start (`3.4` or `3.5`). */
+export const ETCD_VERSION = selectedVersion();
+export const ETCD_BINARY = ETCD_VERSIONS[ETCD_VERSION].binary;
 export const ETCDCTL_BINARY = '/usr/bin/etcdctl';
-const INSTALL_SCRIPT = join(import.meta.dirname, '../../../scripts/peers/install-etcd.sh');
 
 let ensured = false;
 
+/** Runs one of scripts/peers/install-*.sh. */
+function runInstallScript(script: string): void {
+  execFileSync('bash', [join(import.meta.dirname, '../../../scripts/peers', script)], { stdio: 'inherit' });
+}
+
 /**
- * Makes sure etcd is installed. Outside CI a missing binary is installed
- * with scripts/peers/install-etcd.sh; in CI (CI=true) it must already be
- * there (the CI entry point installs peers) and a missing one fails loudly.
+ * Makes sure the selected etcd (and etcdctl) is installed. Outside CI a
+ * missing binary is installed with its scripts/peers script; in CI (CI=true)
+ * it must already be there (the CI entry point installs peers) and a missing
+ * one fails loudly.
  */
 export function ensureEtcdInstalled(): void {
-  if (ensured || (existsSync(ETCD_BINARY) && existsSync(ETCDCTL_BINARY))) {
+  if (ensured) return;
+  if (existsSync(ETCD_BINARY) && existsSync(ETCDCTL_BINARY)) {
+    checkVersion();
     ensured = true;
     return;
   }
+  const scripts = [...new Set(['install-etcd.sh', ETCD_VERSIONS[ETCD_VERSION].installScript])];
   if (process.env.CI === 'true') {
     throw new Error(
-      `etcd is not installed (${ETCD_BINARY} missing) and CI=true: run scripts/peers/install-etcd.sh before the tests`,
+      `etcd ${ETCD_VERSION} is not installed (${existsSync(ETCD_BINARY) ? ETCDCTL_BINARY : ETCD_BINARY} missing) and CI=true: run ${scripts.map((s) => `scripts/peers/${s}`).join(' and ')} before the tests`,
     );
   }
-  execFileSync('bash', [INSTALL_SCRIPT], { stdio: 'inherit' });
-  if (!existsSync(ETCD_BINARY))
-    throw new Error(`scripts/peers/install-etcd.sh ran but ${ETCD_BINARY} is still missing`);
+  for (const script of scripts) runInstallScript(script);
+  if (!existsSync(ETCD_BINARY)) throw new Error(`the install scripts ran but ${ETCD_BINARY} is still missing`);
+  checkVersion();
   ensured = true;
+}
+
+/** A run that says it tests etcd 3.5 must start 3.5: the binary is asked. */
+function checkVersion(): void {
+  const firstLine = execFileSync(ETCD_BINARY, ['--version'], { encoding: 'utf8', timeout: 10_000 }).split('\n')[0];
+  if (!firstLine.startsWith(`etcd Version: ${ETCD_VERSION}.`))
+    throw new Error(`${ETCD_BINARY} is not etcd ${ETCD_VERSION}: it says '${firstLine}'`);
 }
 
 /** TLS material for a server started with client certificate authentication. */
@@ -82,7 +121,7 @@ export class EtcdMember {
   /** Starts the member; resolves once it serves requests (has a leader), or once it listens when `listenOnly`. */
   async start(options: { listenOnly?: boolean } = {}): Promise<void> {
     const peer = new PeerProcess({
-      name: `etcd ${this.name} (client port ${this.clientPort})`,
+      name: `etcd ${ETCD_VERSION} ${this.name} (client port ${this.clientPort})`,
       command: ETCD_BINARY,
       args: this.args,
       readyTimeoutMs: 30_000,
