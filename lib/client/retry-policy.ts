@@ -15,7 +15,7 @@ export interface RetryOptions {
   /** Default 2. */
   backoffMultiplier?: number;
   /** gRPC status names retried. Default `['UNAVAILABLE']` (safe: the call never reached the application). */
-  retryableStatusCodes?: string[];
+  retryableStatusCodes?: readonly string[];
   /**
    * Retry budget: retries stop while more than this share of recent calls
    * failed (gRPC retry throttling: tokens start at `maxTokens`, -1 per

@@ -111,4 +111,18 @@ export type { BackendConfigInput } from './backend-schemas.js';
  * @example
  * const options: DiscoveryOptions = { backend: 'etcd', backendConfig: { endpoints: ['http://10.0.0.2:2379'], ttl: 30 }, loadBalance: 'round_robin' };
  */
-export type DiscoveryOptions = Omit<DiscoveryConfigInput, 'backendConfig'> & { backendConfig?: BackendConfigInput };
+export type DiscoveryOptions = AcceptReadonly<
+  Omit<DiscoveryConfigInput, 'backendConfig'> & { backendConfig?: BackendConfigInput }
+>;
+
+/**
+ * The same shape, accepting readonly arrays and objects too, so a
+ * configuration written `as const` (or built from readonly data) type-checks.
+ */
+export type AcceptReadonly<T> = T extends (...args: never[]) => unknown
+  ? T
+  : T extends ReadonlyArray<infer U>
+    ? ReadonlyArray<AcceptReadonly<U>>
+    : T extends object
+      ? { readonly [K in keyof T]: AcceptReadonly<T[K]> }
+      : T;
