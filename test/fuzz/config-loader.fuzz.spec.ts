@@ -78,9 +78,11 @@ function checkOutcome(outcome: ReturnType<typeof load>): void {
 /** Serialises a document in a format; undefined when that format cannot express it (e.g. null in TOML). */
 function serialise(document: unknown, format: Format): string | undefined {
   try {
-    if (format === 'json') return JSON.stringify(document);
-    if (format === 'yaml') return stringifyYaml(document);
-    return stringifyToml(document);
+    return format === 'json'
+      ? JSON.stringify(document)
+      : format === 'yaml'
+        ? stringifyYaml(document)
+        : stringifyToml(document);
   } catch {
     return undefined;
   }
