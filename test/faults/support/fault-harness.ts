@@ -102,13 +102,45 @@ export class ServiceProcess {
   }
 }
 
-/** The outcome of one call. Times are ms since epoch. */
+let lastSequence = 0;
+/**
+ * A position in the order things happened in this process: calls starting
+ * and ending, `endpoints$` emissions, faults the test inflicts. Comparing two
+ * of them says what came first without reading a clock, so the assertions
+ * that use it hold however loaded the machine is.
+ *
+ * @example
+ * const killedAt = nextSequence(); await victim.kill(); expect(failure.endSequence).toBeGreaterThan(killedAt);
+ */
+export function nextSequence(): number {
+  return ++lastSequence;
+}
+
+/** The outcome of one call. Times are ms since epoch; sequences order it against other events (see {@link nextSequence}). */
 export interface CallRecord {
   start: number;
   end: number;
+  startSequence: number;
+  endSequence: number;
   ok: boolean;
   instance?: string;
   error?: string;
+}
+
+/** Calls the load generator was due to start but did not (see {@link LoadGenerator}). */
+export interface SkippedCalls {
+  /** Index of the first skipped call in the schedule (call i is due i / rate seconds after start). */
+  from: number;
+  count: number;
+  cause: 'event-loop lag' | 'too many in flight';
+}
+
+/** What share of a fault window's scheduled calls the load generator did not make. */
+export interface WindowLoad {
+  windowMs: number;
+  scheduled: number;
+  skipped: number;
+  skippedShare: number;
 }
 
 /**
@@ -116,18 +148,26 @@ export interface CallRecord {
  * the answers do (a closed loop would slow down exactly when things break
  * and hide failures). Every call's outcome is recorded with timestamps.
  *
+ * When this process's event loop stalls (a loaded machine), the calls that
+ * fell due meanwhile start late, up to {@link CATCH_UP_MS} worth at once;
+ * calls due longer ago than that, and calls beyond `maxInFlight`, are not
+ * made. Those are counted with their place in the schedule, so a scenario
+ * can say how many calls of its fault window were never made
+ * ({@link windowLoad}) and fail when that share is too large to claim the rate.
+ *
  * @example
  * const load = new LoadGenerator(() => helloThrough(client), { ratePerSecond: 300 }); load.start(); ...; const calls = await load.stop();
  */
 export class LoadGenerator {
+  /** Calls due at most this long ago are still started (late) after an event-loop stall; older ones are skipped. */
+  static readonly CATCH_UP_MS = 250;
   readonly records: CallRecord[] = [];
-  /** Calls not started because `maxInFlight` were already waiting (the client is overloaded). */
-  notStarted = 0;
-  /** Calls skipped because this process's own event loop fell behind the schedule. */
-  lagged = 0;
+  /** Every run of calls that was due but not started. */
+  readonly skips: SkippedCalls[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private startedAt = 0;
+  private startedAtEpoch = 0;
   private launched = 0;
 
   /** Calls finished, and finished successfully (kept even when only failures are recorded). */
@@ -146,8 +186,50 @@ export class LoadGenerator {
 
   start(): this {
     this.startedAt = performance.now();
+    this.startedAtEpoch = Date.now();
     this.timer = setInterval(() => this.tick(), 5);
     return this;
+  }
+
+  /** Calls not started because `maxInFlight` were already waiting (the client is overloaded). */
+  get notStarted(): number {
+    return this.skipped('too many in flight');
+  }
+
+  /** Calls skipped because this process's own event loop fell behind the schedule by more than {@link CATCH_UP_MS}. */
+  get lagged(): number {
+    return this.skipped('event-loop lag');
+  }
+
+  private skipped(cause: SkippedCalls['cause']): number {
+    return this.skips.reduce((sum, s) => sum + (s.cause === cause ? s.count : 0), 0);
+  }
+
+  /** When call `index` of the schedule was due (ms since epoch). */
+  private dueAt(index: number): number {
+    return this.startedAtEpoch + (index * 1000) / this.options.ratePerSecond;
+  }
+
+  /**
+   * The calls due between `from` and `to` (ms since epoch, e.g. when a fault
+   * began and when the client had recovered) and how many of them were never made.
+   */
+  windowLoad(from: number, to: number): WindowLoad {
+    const scheduled =
+      Math.max(0, Math.floor(((to - this.startedAtEpoch) * this.options.ratePerSecond) / 1000)) -
+      Math.max(0, Math.ceil(((from - this.startedAtEpoch) * this.options.ratePerSecond) / 1000));
+    let skipped = 0;
+    for (const run of this.skips)
+      for (let i = run.from; i < run.from + run.count; i++) {
+        const due = this.dueAt(i);
+        if (due >= from && due < to) skipped++;
+      }
+    return {
+      windowMs: to - from,
+      scheduled: Math.max(0, scheduled),
+      skipped,
+      skippedShare: scheduled > 0 ? skipped / scheduled : 0,
+    };
   }
 
   /** Stops starting calls and waits for the ones in flight. */
@@ -179,6 +261,7 @@ export class LoadGenerator {
   summary(): {
     calls: number;
     failed: number;
+    skipped: number;
     notStarted: number;
     lagged: number;
     servedBy: Record<string, number>;
@@ -190,6 +273,7 @@ export class LoadGenerator {
     return {
       calls: this.completed,
       failed: failures.length,
+      skipped: this.notStarted + this.lagged,
       notStarted: this.notStarted,
       lagged: this.lagged,
       servedBy,
@@ -197,22 +281,35 @@ export class LoadGenerator {
     };
   }
 
+  private skip(from: number, count: number, cause: SkippedCalls['cause']): void {
+    const last = this.skips.at(-1);
+    if (last && last.cause === cause && last.from + last.count === from) last.count += count;
+    else this.skips.push({ from, count, cause });
+  }
+
   private tick(): void {
     const due = Math.floor(((performance.now() - this.startedAt) / 1000) * this.options.ratePerSecond);
-    // After an event-loop stall, fire at most 50 ms worth of calls at once; the rest is counted as lag.
-    const maxBurst = Math.ceil(this.options.ratePerSecond / 20);
+    // After an event-loop stall, start what fell due in the last CATCH_UP_MS (late); older calls are skipped and counted.
+    const maxBurst = Math.ceil((this.options.ratePerSecond * LoadGenerator.CATCH_UP_MS) / 1000);
     if (due - this.launched > maxBurst) {
-      this.lagged += due - this.launched - maxBurst;
+      this.skip(this.launched, due - this.launched - maxBurst, 'event-loop lag');
       this.launched = due - maxBurst;
     }
+    const first = this.launched;
     const batch = due - this.launched;
     this.launched = due;
     for (let i = 0; i < batch; i++) {
       if (this.inFlight.size >= (this.options.maxInFlight ?? 1_000)) {
-        this.notStarted++;
+        this.skip(first + i, 1, 'too many in flight');
         continue;
       }
-      const record: CallRecord = { start: Date.now(), end: 0, ok: false };
+      const record: CallRecord = {
+        start: Date.now(),
+        end: 0,
+        startSequence: nextSequence(),
+        endSequence: 0,
+        ok: false,
+      };
       const done = this.call().then(
         (instance) => {
           record.ok = true;
@@ -225,6 +322,7 @@ export class LoadGenerator {
       );
       const tracked = done.then(() => {
         record.end = Date.now();
+        record.endSequence = nextSequence();
         this.completed++;
         if (record.ok) this.succeeded++;
         if (!record.ok || this.options.keep !== 'failures') this.records.push(record);
@@ -238,6 +336,8 @@ export class LoadGenerator {
 /** One emission of `endpoints$`, as seen by the client. */
 export interface EndpointsEmission {
   at: number;
+  /** Order against calls and faults (see {@link nextSequence}). */
+  sequence: number;
   revision: number;
   state: EndpointSet['state'];
   resolved: boolean;
@@ -265,6 +365,7 @@ export class EndpointRecorder {
       next: (set) =>
         this.emissions.push({
           at: Date.now(),
+          sequence: nextSequence(),
           revision: set.revision,
           state: set.state,
           resolved: set.resolved,
@@ -292,9 +393,19 @@ export class EndpointRecorder {
     return last !== undefined && last.state === 'ok' && last.addresses.join() === [...addresses].sort().join();
   }
 
-  /** Emissions at or after `since`. */
+  /** Emissions at or after `since` (ms since epoch). */
   since(since: number): EndpointsEmission[] {
     return this.emissions.filter((e) => e.at >= since);
+  }
+
+  /** Emissions after the event with this sequence number (see {@link nextSequence}). */
+  after(sequence: number): EndpointsEmission[] {
+    return this.emissions.filter((e) => e.sequence > sequence);
+  }
+
+  /** The last emission before the event with this sequence number: the set as it stood then. */
+  asOf(sequence: number): EndpointsEmission | undefined {
+    return this.emissions.findLast((e) => e.sequence < sequence);
   }
 
   stop(): void {
