@@ -8,6 +8,8 @@
 //      each round starting with the next one (no side always runs first);
 //   4. convergence: registry change -> client's endpoints$ emission, per backend;
 //   5. memory: retained heap per endpoint at 10,000 endpoints.
+// (One file of about 800 lines: the parts share the profile, the targets and
+// the report; the measuring code lives in the workers.)
 // Prints tables and writes bench/results.json; every figure carries the
 // 1-minute load average it was measured under, and the run's load at its
 // start and end is printed always. Environment:

@@ -7,7 +7,9 @@ import {
   type FaultBackend,
 } from '../faults/support/fault-backends.js';
 import { expectLoadHeld, MAX_SKIPPED_SHARE, RETRIES_ON } from '../faults/support/fault-context.js';
-import { EndpointRecorder, helloThrough, LoadGenerator, ServiceProcess } from '../faults/support/fault-harness.js';
+import { EndpointRecorder, helloThrough } from '../faults/support/fault-harness.js';
+import { LoadGenerator } from '../faults/support/load-generator.js';
+import { ServiceProcess } from '../faults/support/service-process.js';
 import { reliabilityTest, ResultsFile } from '../faults/support/reliability-results.js';
 import { waitFor } from '../support/wait-for.js';
 

@@ -9,6 +9,9 @@ import { EtcdPeer } from '../../support/peers/etcd.js';
 import { XdsControlPlane } from '../../support/xds/xds-control-plane.js';
 import { CLUSTER_TYPE, edsCluster, ENDPOINT_TYPE, loadAssignment } from '../../support/xds/xds-resources.js';
 
+// The five backends under fault, one class each, kept in one file (over 300
+// lines) so what "down", "restart" and "stall" mean for each reads side by side.
+
 /** Registration timing of every fault scenario: short, so expiries happen within a test. */
 export const FAULT_TTL_S = 2;
 export const FAULT_HEARTBEAT_S = 0.5;

@@ -3,7 +3,9 @@ import { filter, firstValueFrom, timeout } from 'rxjs';
 import { Discovery, type DiscoveryOptions, type RetryOptions, type ServiceClient } from '../../../lib/index.js';
 import type { DiscoveryLogger } from '../../../lib/registry/registry.interface.js';
 import type { FaultBackend } from './fault-backends.js';
-import { EndpointRecorder, helloThrough, LoadGenerator, ServiceProcess } from './fault-harness.js';
+import { EndpointRecorder, helloThrough } from './fault-harness.js';
+import { LoadGenerator } from './load-generator.js';
+import { ServiceProcess } from './service-process.js';
 
 /** Retries "on" in every scenario: gRPC-style, with a budget that a handful of failures in a burst cannot exhaust. */
 export const RETRIES_ON: RetryOptions = {

@@ -4,7 +4,8 @@ import { NoEndpointsError, type Discovery } from '../../../lib/index.js';
 import { waitFor } from '../../support/wait-for.js';
 import { FAULT_TTL_S } from './fault-backends.js';
 import { expectLoadHeld, MAX_SKIPPED_SHARE } from './fault-context.js';
-import { helloThrough, holdFault, type ServiceProcess } from './fault-harness.js';
+import { helloThrough, holdFault } from './fault-harness.js';
+import type { ServiceProcess } from './service-process.js';
 import type { FaultScenario } from './fault-scenarios.js';
 
 /*
