@@ -156,7 +156,8 @@ function render({ stamp, results }) {
   }
 
   if (notes.length) {
-    out.push('', '## Notes', '');
+    if (out.at(-1) !== '') out.push('');
+    out.push('## Notes', '');
     notes.forEach((text, i) => out.push(`[^${i + 1}]: ${escape(text)}`));
   }
   out.push('');
