@@ -69,8 +69,13 @@ function render({ stamp, results }) {
   const tree = stamp.dirty
     ? '**with uncommitted changes in the working tree: these results may not be those of this commit**'
     : 'clean tree';
+  const loads = results.map((r) => r.load1m).filter((l) => typeof l === 'number');
+  const cores = results.find((r) => r.cores)?.cores;
+  const load = loads.length
+    ? `1-minute load average ${Math.min(...loads)}–${Math.max(...loads)} while results were recorded${cores ? `, on ${cores} cores` : ''}`
+    : 'load average not recorded';
   out.push(
-    `Run \`${stamp.run}\`: ${when[0] ?? 'no results'} – ${when.at(-1) ?? 'no results'}, commit \`${stamp.commit.slice(0, 7)}\` (${tree}), Node ${process.version}, ${process.platform}/${process.arch}.`,
+    `Run \`${stamp.run}\`: ${when[0] ?? 'no results'} – ${when.at(-1) ?? 'no results'}, commit \`${stamp.commit.slice(0, 7)}\` (${tree}), Node ${process.version}, ${process.platform}/${process.arch}; ${load}.`,
     '',
   );
   out.push(

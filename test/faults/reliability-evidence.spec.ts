@@ -80,6 +80,15 @@ describe('RELIABILITY.md renderer', () => {
     expect(status).toBe(0);
     expect(table).toContain('Run `run-1`');
     expect(table).toContain('commit `c0ffee1` (clean tree)');
+    expect(table).toContain('load average not recorded');
+  });
+
+  it('prints the load average the results were recorded under', () => {
+    const busy = { ...stamp, load1m: 7.5, cores: 2 };
+    const { table } = render(
+      fixture({ 'faults-etcd': faultRows('pass', busy), 'fuzz-a': [fuzzRow({ ...busy, load1m: 3.25 })] }),
+    );
+    expect(table).toContain('1-minute load average 3.25–7.5 while results were recorded, on 2 cores');
   });
 
   it('says so when the measured tree had uncommitted changes', () => {

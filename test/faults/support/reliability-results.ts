@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { it, type TestContext } from 'vitest';
 
@@ -67,6 +68,9 @@ export function runStamp(env: NodeJS.ProcessEnv = process.env): RunStamp {
 
 export interface ResultLine extends ResultSpec, RunStamp {
   status: ResultStatus;
+  /** The machine's 1-minute load average when the result was recorded, and its cores: a busy machine shows. */
+  load1m?: number;
+  cores?: number;
   /** Numbers the run measured (calls, failed calls, skipped calls, emissions, ...). */
   details?: Record<string, unknown>;
   note?: string;
@@ -93,8 +97,12 @@ export class ResultsFile {
     writeFileSync(this.path, '');
   }
 
-  record(line: Omit<ResultLine, 'at' | keyof RunStamp>): void {
-    appendFileSync(this.path, `${JSON.stringify({ ...line, ...this.stamp, at: new Date().toISOString() })}\n`);
+  record(line: Omit<ResultLine, 'at' | 'load1m' | 'cores' | keyof RunStamp>): void {
+    const machine = { load1m: Math.round(loadavg()[0] * 100) / 100, cores: cpus().length };
+    appendFileSync(
+      this.path,
+      `${JSON.stringify({ ...line, ...this.stamp, ...machine, at: new Date().toISOString() })}\n`,
+    );
   }
 
   /** Records a cell that is not tested on purpose: the fault does not exist for this backend (the reason is printed). */
