@@ -5,12 +5,15 @@
 //                  (static backend, Discovery.serveGrpcTargets());
 //   grpcjs_rr   -- grpc-js's own round_robin over an `ipv4:` address list;
 //   direct      -- one channel to one server;
-// alternated (a b c a b c ...) so drift hits all alike. Prints one JSON line.
+// alternated, each round starting with the next mode (a b c, b c a, c a b, ...)
+// so drift hits all alike and no mode always runs first. Every run records
+// the 1-minute load average it started under. Prints one JSON line.
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Discovery } from '../dist/index.js';
-import { median, percentile } from './support/stats.mjs';
+import { median, percentile, roundOrder } from './support/stats.mjs';
 
 const spec = JSON.parse(process.argv[2] ?? '{}');
 const {
@@ -131,9 +134,13 @@ async function main() {
     for (const mode of modes) await warmUp(clients[mode], mode === 'direct' ? 1 : addresses.length);
     for (const mode of modes) await load(clients[mode], warmupMs, latencies);
     const runs = Object.fromEntries(modes.map((m) => [m, []]));
+    const order = [];
     for (let round = 0; round < rounds; round++) {
-      for (const mode of modes) {
+      const thisRound = roundOrder(modes, round);
+      order.push(thisRound);
+      for (const [position, mode] of thisRound.entries()) {
         gc();
+        const loadAtStart = Math.round(loadavg()[0] * 100) / 100;
         const r = await load(clients[mode], durationMs, latencies);
         const sample = latencies.subarray(0, Math.min(r.calls, latencies.length));
         runs[mode].push({
@@ -145,6 +152,8 @@ async function main() {
           p50_ms: percentile(sample, 50),
           p99_ms: percentile(sample, 99),
           cpu_us_per_call: r.cpuUs / Math.max(1, r.calls + r.errors),
+          position,
+          load_1m: [loadAtStart, Math.round(loadavg()[0] * 100) / 100],
         });
       }
     }
@@ -160,7 +169,7 @@ async function main() {
         first_error: list.find((r) => r.first_error)?.first_error,
       };
     }
-    process.stdout.write(`${JSON.stringify({ summary, runs })}\n`);
+    process.stdout.write(`${JSON.stringify({ summary, runs, order })}\n`);
   } finally {
     await close();
   }

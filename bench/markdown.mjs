@@ -18,8 +18,16 @@ const head = (cells, align) => {
 };
 
 const m = r.machine;
+/** A [before, after] 1-minute load reading, or a note that this run did not record one. */
+const load = (range) =>
+  Array.isArray(range)
+    ? range[0] === range[1]
+      ? n(range[0], 2)
+      : `${n(range[0], 2)}–${n(range[1], 2)}`
+    : 'not recorded';
+const perFigure = [r.pick?.[0], r.rebuild?.[0], r.convergence?.[0], r.memory].some((x) => x && 'load_1m' in x);
 out.push(
-  `Measured ${m.date.slice(0, 10)} on ${m.cpus} × ${m.cpu_model}, Node ${m.node}, grpc-js ${m.grpc_js}, switchyard ${m.switchyard_commit}; load average ${m.loadavg_start.join(' / ')} at the start${m.loadavg_start[0] > 2 ? ' (other work was running on the machine)' : ''}${m.quick ? ' (quick run)' : ''}.`,
+  `Measured ${m.date.slice(0, 10)} on ${m.cpus} × ${m.cpu_model}, Node ${m.node}, grpc-js ${m.grpc_js}, switchyard ${m.switchyard_commit}${m.quick ? ' (quick run)' : ''}; load average (1 / 5 / 15 min) ${m.loadavg_start.join(' / ')} at the start${m.loadavg_end ? ` and ${m.loadavg_end.join(' / ')} at the end` : ''}, on ${m.cpus} cores. ${perFigure ? 'Each figure carries the 1-minute load average while it was measured.' : 'This run did not record the load while each figure was measured (runs from then on do).'}`,
   '',
 );
 
@@ -37,10 +45,13 @@ if (r.pick?.length) {
       });
   }
   out.push('**Pick cost**, median CPU ns per pick (bytes allocated per pick in brackets):', '');
-  head(['strategy', ...sizes.map((s) => `${s.toLocaleString('en-US')} endpoints`)], ['l', ...sizes.map(() => 'r')]);
+  head(
+    ['strategy', ...sizes.map((s) => `${s.toLocaleString('en-US')} endpoints`), ...(perFigure ? ['load (1 min)'] : [])],
+    ['l', ...sizes.map(() => 'r'), ...(perFigure ? ['r'] : [])],
+  );
   for (const s of subjects) {
     if (s.rows.every((x) => x.ns_median === null)) {
-      row([s.label, ...sizes.map(() => 'not available')]);
+      row([s.label, ...sizes.map(() => 'not available'), ...(perFigure ? ['—'] : [])]);
       continue;
     }
     row([
@@ -49,6 +60,7 @@ if (r.pick?.length) {
         const x = s.rows.find((q) => q.endpoints === size);
         return x ? `${n(x.ns_median)} (${n(x.bytes_per_pick, 0)} B)` : '—';
       }),
+      ...(perFigure ? [load(s.rows[0].load_1m)] : []),
     ]);
   }
   out.push('');
@@ -56,58 +68,86 @@ if (r.pick?.length) {
 
 if (r.rebuild?.length) {
   out.push('**Picker rebuild** after one endpoint joins or leaves 10,000, median ms:', '');
-  head(['strategy', 'median', 'join', 'leave'], ['l', 'r', 'r', 'r']);
+  head(['strategy', 'median', 'join', 'leave', ...(perFigure ? ['load (1 min)'] : [])], ['l', 'r', 'r', 'r', 'r']);
   for (const x of r.rebuild)
     row([
       `${x.peer ? `${x.peer} ` : ''}\`${x.strategy}\`${x.variant ? ` (${x.variant})` : ''}`,
       n(x.ms_median, 2),
       n(x.ms_join_median, 2),
       n(x.ms_leave_median, 2),
+      ...(perFigure ? [load(x.load_1m)] : []),
     ]);
   if (r.snapshot_update)
     out.push(
       '',
-      `Besides the picker, the snapshot itself (\`EndpointSet.next\` with one join, plus pruning load records) took ${n(r.snapshot_update.ms_median, 2)} ms at 10,000 endpoints.`,
+      `Besides the picker, the snapshot itself (\`EndpointSet.next\` with one join, plus pruning load records) took ${n(r.snapshot_update.ms_median, 2)} ms at 10,000 endpoints${perFigure ? ` (load ${load(r.snapshot_update.load_1m)})` : ''}.`,
     );
   out.push('');
 }
 
 const e = r.e2e;
 if (e?.switchyard_rps) {
+  const order = e.order_per_round
+    ? 'each round starting with the next client (no client always runs first)'
+    : 'each round in the same order, switchyard first';
   out.push(
-    `**End to end**, unary calls over 3 Greeter servers (one process each), concurrency ${e.concurrency}, medians of ${e.rounds} alternated rounds of ${e.seconds_per_run} s:`,
+    `**End to end**, unary calls over 3 Greeter servers (one process each), concurrency ${e.concurrency}, medians of ${e.rounds} alternated rounds of ${e.seconds_per_run} s, ${order}:`,
     '',
   );
-  head(['client', 'calls/s', 'p50 ms', 'p99 ms', 'client CPU µs/call'], ['l', 'r', 'r', 'r', 'r']);
-  row([
-    'switchyard `discovery:///greeter`, `round_robin`',
-    n(e.switchyard_rps, 0),
-    n(e.p50_ms.switchyard, 2),
-    n(e.p99_ms.switchyard, 2),
-    n(e.cpu_us_per_call.switchyard, 1),
-  ]);
+  const withLoad = (cells, mode) => [...cells, ...(e.load_1m ? [load(e.load_1m[mode])] : [])];
+  head(
+    ['client', 'calls/s', 'p50 ms', 'p99 ms', 'client CPU µs/call', ...(e.load_1m ? ['load (1 min)'] : [])],
+    ['l', 'r', 'r', 'r', 'r', 'r'],
+  );
+  row(
+    withLoad(
+      [
+        'switchyard `discovery:///greeter`, `round_robin`',
+        n(e.switchyard_rps, 0),
+        n(e.p50_ms.switchyard, 2),
+        n(e.p99_ms.switchyard, 2),
+        n(e.cpu_us_per_call.switchyard, 1),
+      ],
+      'switchyard',
+    ),
+  );
   if (e.switchyard_no_retry)
-    row([
-      'the same, gRPC retries off',
-      n(e.switchyard_no_retry.rps, 0),
-      '—',
-      n(e.switchyard_no_retry.p99_ms, 2),
-      n(e.switchyard_no_retry.cpu_us_per_call, 1),
-    ]);
-  row([
-    'grpc-js `round_robin` over an `ipv4:` list',
-    n(e.grpcjs_rr_rps, 0),
-    n(e.p50_ms.grpcjs_rr, 2),
-    n(e.p99_ms.grpcjs_rr, 2),
-    n(e.cpu_us_per_call.grpcjs_rr, 1),
-  ]);
-  row([
-    'one direct channel to one server',
-    n(e.direct_rps, 0),
-    n(e.p50_ms.direct, 2),
-    n(e.p99_ms.direct, 2),
-    n(e.cpu_us_per_call.direct, 1),
-  ]);
+    row(
+      withLoad(
+        [
+          'the same, gRPC retries off',
+          n(e.switchyard_no_retry.rps, 0),
+          '—',
+          n(e.switchyard_no_retry.p99_ms, 2),
+          n(e.switchyard_no_retry.cpu_us_per_call, 1),
+        ],
+        'switchyard_no_retry',
+      ),
+    );
+  row(
+    withLoad(
+      [
+        'grpc-js `round_robin` over an `ipv4:` list',
+        n(e.grpcjs_rr_rps, 0),
+        n(e.p50_ms.grpcjs_rr, 2),
+        n(e.p99_ms.grpcjs_rr, 2),
+        n(e.cpu_us_per_call.grpcjs_rr, 1),
+      ],
+      'grpcjs_rr',
+    ),
+  );
+  row(
+    withLoad(
+      [
+        'one direct channel to one server',
+        n(e.direct_rps, 0),
+        n(e.p50_ms.direct, 2),
+        n(e.p99_ms.direct, 2),
+        n(e.cpu_us_per_call.direct, 1),
+      ],
+      'direct',
+    ),
+  );
   out.push(
     '',
     `Calls/s switchyard ÷ grpc-js round_robin: ${n(e.ratio_vs_grpcjs_rr, 3)} (median of per-round ratios ${n(e.paired_medians.rps_vs_grpcjs_rr, 3)}); ÷ direct: ${n(e.ratio_vs_direct, 3)}. Client CPU per call ÷ grpc-js round_robin: ${n(e.paired_medians.cpu_vs_grpcjs_rr, 3)} (per-round median); ÷ direct: ${n(e.paired_medians.cpu_vs_direct, 3)}.`,
@@ -117,16 +157,26 @@ if (e?.switchyard_rps) {
 
 if (r.convergence?.length) {
   out.push("**Convergence**, registry change → the client's `endpoints$` emits it, ms:", '');
-  head(['backend', 'p50', 'p99', 'changes', 'how'], ['l', 'r', 'r', 'r', 'l']);
+  head(
+    ['backend', 'p50', 'p99', 'changes', ...(perFigure ? ['load (1 min)'] : []), 'how'],
+    ['l', 'r', 'r', 'r', 'r', 'l'],
+  );
   for (const x of r.convergence)
-    row([`\`${x.backend}\``, n(x.p50_ms), n(x.p99_ms), x.samples ? String(x.samples) : x.status, x.note ?? '']);
+    row([
+      `\`${x.backend}\``,
+      n(x.p50_ms),
+      n(x.p99_ms),
+      x.samples ? String(x.samples) : x.status,
+      ...(perFigure ? [load(x.load_1m)] : []),
+      x.note ?? '',
+    ]);
   out.push('');
 }
 
 if (r.memory?.endpoints) {
   const mem = r.memory;
   out.push(
-    `**Memory**: ${n(mem.bytes_per_endpoint, 0)} bytes of heap per endpoint at ${mem.endpoints.toLocaleString('en-US')} endpoints with \`consistent_hash\` (${n(mem.bytes_per_endpoint_max, 0)} at most with any strategy): the instances ${n(mem.parts.instances, 0)}, the snapshot ${n(mem.parts.endpoint_set, 0)}, load records ${n(mem.parts.load_records, 0)}, the picker ${n(mem.parts.picker.consistent_hash, 0)} (\`consistent_hash\`) or less. grpc channels are not counted.`,
+    `**Memory**: ${n(mem.bytes_per_endpoint, 0)} bytes of heap per endpoint at ${mem.endpoints.toLocaleString('en-US')} endpoints with \`consistent_hash\` (${n(mem.bytes_per_endpoint_max, 0)} at most with any strategy): the instances ${n(mem.parts.instances, 0)}, the snapshot ${n(mem.parts.endpoint_set, 0)}, load records ${n(mem.parts.load_records, 0)}, the picker ${n(mem.parts.picker.consistent_hash, 0)} (\`consistent_hash\`) or less. grpc channels are not counted.${perFigure ? ` (Load ${load(mem.load_1m)}.)` : ''}`,
     '',
   );
 }

@@ -4,10 +4,15 @@
 //      beside Moleculer's strategies when moleculer is installed;
 //   2. picker rebuild after one endpoint joins or leaves 10,000;
 //   3. end to end: unary calls over 3 Greeter servers in their own processes,
-//      switchyard's discovery:/// channel vs grpc-js round_robin vs direct;
+//      switchyard's discovery:/// channel vs grpc-js round_robin vs direct,
+//      each round starting with the next one (no side always runs first);
 //   4. convergence: registry change -> client's endpoints$ emission, per backend;
 //   5. memory: retained heap per endpoint at 10,000 endpoints.
-// Prints tables and writes bench/results.json. Environment:
+// (One file of about 800 lines: the parts share the profile, the targets and
+// the report; the measuring code lives in the workers.)
+// Prints tables and writes bench/results.json; every figure carries the
+// 1-minute load average it was measured under, and the run's load at its
+// start and end is printed always. Environment:
 //   BENCH_QUICK=1                 a ~1-minute smoke run (fewer, shorter samples)
 //   BENCH_ONLY=pick,e2e,...       run only these parts (pick, rebuild, e2e, convergence, memory)
 //   BENCH_OUT=path                where to write the results (default bench/results.json)
@@ -96,6 +101,27 @@ const ALLOC_FLAGS = ['--expose-gc', '--min-semi-space-size=64', '--max-semi-spac
 
 const log = (message) => process.stderr.write(`${message}\n`);
 
+/** The 1-minute load average now (2 decimals). */
+const load1m = () => round(loadavg()[0], 2);
+
+/**
+ * Runs a worker and notes the 1-minute load average before and after it
+ * (as [lowest, highest]):
+ * every figure is printed with the load it was measured under, so a figure
+ * from a busy machine says so.
+ */
+async function measure(script, input, options) {
+  const before = load1m();
+  const result = await runWorker(script, input, options);
+  return { ...result, load_1m: loadRange(before, load1m()) };
+}
+
+/** [lowest, highest] of several [before, after] load readings. */
+function loadRange(...readings) {
+  const values = readings.flat().filter((v) => typeof v === 'number');
+  return values.length ? [Math.min(...values), Math.max(...values)] : null;
+}
+
 function machine() {
   const require = createRequire(import.meta.url);
   let commit = 'unknown';
@@ -138,9 +164,9 @@ async function pickAndRebuild() {
       ...subject,
       rebuildSize: withRebuild && (mainRow || subject.variant === 'bounded 1.25') ? REBUILD_SIZE : 0,
     };
-    const timed = await runWorker('pick.worker.mjs', input, { execArgv: ['--expose-gc'] });
+    const timed = await measure('pick.worker.mjs', input, { execArgv: ['--expose-gc'] });
     const alloc = ONLY.includes('pick')
-      ? await runWorker('pick.worker.mjs', { ...input, mode: 'alloc', rebuildSize: 0 }, { execArgv: ALLOC_FLAGS })
+      ? await measure('pick.worker.mjs', { ...input, mode: 'alloc', rebuildSize: 0 }, { execArgv: ALLOC_FLAGS })
       : undefined;
     if (ONLY.includes('pick')) pick.push(...pickRows(subject, timed, alloc, null));
     if (timed.rebuild)
@@ -150,8 +176,9 @@ async function pickAndRebuild() {
         endpoints: REBUILD_SIZE,
         ...roundAll(timed.rebuild, 3),
         peer: null,
+        load_1m: timed.load_1m,
       });
-    if (timed.snapshot) snapshot = { endpoints: REBUILD_SIZE, ...roundAll(timed.snapshot, 3) };
+    if (timed.snapshot) snapshot = { endpoints: REBUILD_SIZE, ...roundAll(timed.snapshot, 3), load_1m: timed.load_1m };
   }
   const moleculer = loadMoleculer();
   for (const subject of PEER_PICK_SUBJECTS) {
@@ -183,9 +210,9 @@ async function pickAndRebuild() {
       rebuildSize: withRebuild && !subject.variant && subject.strategy === 'Shard' ? REBUILD_SIZE : 0,
     };
     try {
-      const timed = await runWorker('pick.worker.mjs', input, { execArgv: ['--expose-gc'] });
+      const timed = await measure('pick.worker.mjs', input, { execArgv: ['--expose-gc'] });
       const alloc = ONLY.includes('pick')
-        ? await runWorker('pick.worker.mjs', { ...input, mode: 'alloc', rebuildSize: 0 }, { execArgv: ALLOC_FLAGS })
+        ? await measure('pick.worker.mjs', { ...input, mode: 'alloc', rebuildSize: 0 }, { execArgv: ALLOC_FLAGS })
         : undefined;
       if (ONLY.includes('pick'))
         pick.push(...pickRows({ ...subject, peerVersion: timed.peer_version }, timed, alloc, PEER_NAME));
@@ -196,6 +223,7 @@ async function pickAndRebuild() {
           endpoints: REBUILD_SIZE,
           ...roundAll(timed.rebuild, 3),
           peer: PEER_NAME,
+          load_1m: timed.load_1m,
         });
     } catch (error) {
       log(`  ${label} failed: ${error.message.split('\n')[0]}`);
@@ -234,6 +262,7 @@ function pickRows(subject, timed, alloc, peer) {
       ...(a?.problem ? { note: a.problem } : {}),
       peer,
       ...(peer && subject.peerVersion ? { peer_version: subject.peerVersion } : {}),
+      load_1m: loadRange(timed.load_1m, alloc?.load_1m),
     };
   });
 }
@@ -257,7 +286,7 @@ async function endToEnd() {
     log(
       `  e2e: ${PROFILE.e2e.rounds} rounds x ${modes.join(', ')}, ${PROFILE.e2e.durationMs / 1000} s each, concurrency ${PROFILE.e2e.concurrency}`,
     );
-    const result = await runWorker(
+    const result = await measure(
       'e2e.worker.mjs',
       { addresses: servers.map((s) => s.address), modes, ...PROFILE.e2e },
       { execArgv: ['--expose-gc'], timeoutMs: 900_000 },
@@ -296,6 +325,11 @@ async function endToEnd() {
       },
       rounds: PROFILE.e2e.rounds,
       seconds_per_run: PROFILE.e2e.durationMs / 1000,
+      // Each round starts with the next mode (a b c, b c a, c a b, ...): no mode always runs first.
+      order_per_round: result.order,
+      load_1m: Object.fromEntries(
+        Object.entries(result.runs).map(([mode, runs]) => [mode, loadRange(...runs.map((r) => r.load_1m))]),
+      ),
       errors: Object.fromEntries(Object.entries(s).map(([mode, v]) => [mode, v.errors])),
       servers: 'test/support/grpc/greeter-process.mjs x3, one process each, 127.0.0.1',
       runs: Object.fromEntries(
@@ -305,6 +339,8 @@ async function endToEnd() {
             ...roundAll({ rps: r.rps, p50_ms: r.p50_ms, p99_ms: r.p99_ms, cpu_us_per_call: r.cpu_us_per_call }, 2),
             calls: r.calls,
             errors: r.errors,
+            position: r.position,
+            load_1m: r.load_1m,
           })),
         ]),
       ),
@@ -341,7 +377,7 @@ async function convergence() {
   const run = async (backend, backendConfig, extra = {}, note) => {
     log(`  convergence: ${backend} (${changes} changes)`);
     try {
-      const r = await runWorker(
+      const r = await measure(
         'convergence.worker.mjs',
         { backend, backendConfig, changes, ...extra },
         { timeoutMs: 600_000 },
@@ -369,6 +405,7 @@ async function convergence() {
           samples: r.deregister.length,
         },
         max_ms: round(Math.max(...all), 1),
+        load_1m: r.load_1m,
         ...(note ? { note } : {}),
         ...(r.warnings?.length ? { warnings: r.warnings } : {}),
       };
@@ -462,7 +499,7 @@ async function convergence() {
 
 async function memory() {
   log('  memory: 10,000 endpoints');
-  const m = await runWorker(
+  const m = await measure(
     'memory.worker.mjs',
     { endpoints: 10_000 },
     { execArgv: ['--expose-gc', '--no-flush-bytecode'] },
@@ -482,6 +519,7 @@ async function memory() {
       ),
     },
     total_by_strategy: Object.fromEntries(Object.entries(m.total_bytes_per_endpoint).map(([k, v]) => [k, round(v, 0)])),
+    load_1m: m.load_1m,
   };
 }
 
@@ -585,6 +623,12 @@ function evaluateTargets(results) {
   return checks;
 }
 
+/** A [before, after] 1-minute load reading as text ("-" when the results predate per-figure loads). */
+function loadText(range) {
+  if (!Array.isArray(range)) return '-';
+  return range[0] === range[1] ? fmt(range[0], 2) : `${fmt(range[0], 2)}-${fmt(range[1], 2)}`;
+}
+
 /** `text` cut to `max` characters (the full text is in results.json). */
 function clip(text, max) {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
@@ -594,7 +638,8 @@ function printReport(results) {
   const out = [];
   const m = results.machine;
   out.push(
-    `switchyard benchmarks  node ${m.node}, ${m.cpus} cpus (${m.cpu_model}), grpc-js ${m.grpc_js}, load average ${m.loadavg_start.join(' ')}${m.quick ? ', QUICK run' : ''}`,
+    `switchyard benchmarks  node ${m.node}, ${m.cpus} cpus (${m.cpu_model}), grpc-js ${m.grpc_js}${m.quick ? ', QUICK run' : ''}`,
+    `load average (1 / 5 / 15 min): ${m.loadavg_start.join(' / ')} at the start${m.loadavg_end ? `, ${m.loadavg_end.join(' / ')} at the end` : ''}; each figure below carries the 1-minute load while it was measured`,
   );
   if (results.pick?.length) {
     out.push('', '1. Pick cost (median CPU ns per pick over timed batches; bytes allocated per pick)');
@@ -608,8 +653,9 @@ function printReport(results) {
         r.ns_median === null ? (r.note ?? '-') : fmt(r.ns_median),
         r.ns_median === null ? '' : `${fmt(r.ns_p10)}-${fmt(r.ns_p90)}`,
         r.bytes_per_pick === null ? '-' : fmt(r.bytes_per_pick, 2),
+        loadText(r.load_1m),
       ]);
-    out.push(table(['strategy', 'variant', 'endpoints', 'ns/pick', 'p10-p90', 'bytes/pick'], rows));
+    out.push(table(['strategy', 'variant', 'endpoints', 'ns/pick', 'p10-p90', 'bytes/pick', 'load 1m'], rows));
     for (const peer of new Set(unavailable.map((r) => r.peer)))
       out.push(`   ${peer}: ${unavailable.find((r) => r.peer === peer).note}`);
   }
@@ -617,19 +663,20 @@ function printReport(results) {
     out.push('', `2. Picker rebuild after one endpoint joins or leaves ${REBUILD_SIZE.toLocaleString('en-US')} (ms)`);
     out.push(
       table(
-        ['strategy', 'median', 'join', 'leave', 'max'],
+        ['strategy', 'median', 'join', 'leave', 'max', 'load 1m'],
         results.rebuild.map((r) => [
           `${r.peer ? `${r.peer} ` : ''}${r.strategy}${r.variant ? ` (${r.variant})` : ''}`,
           fmt(r.ms_median, 2),
           fmt(r.ms_join_median, 2),
           fmt(r.ms_leave_median, 2),
           fmt(r.ms_max, 2),
+          loadText(r.load_1m),
         ]),
       ),
     );
     if (results.snapshot_update)
       out.push(
-        `   besides the picker, one snapshot update (EndpointSet.next + load-record pruning) @10k: ${fmt(results.snapshot_update.ms_median, 2)} ms median`,
+        `   besides the picker, one snapshot update (EndpointSet.next + load-record pruning) @10k: ${fmt(results.snapshot_update.ms_median, 2)} ms median (load 1m ${loadText(results.snapshot_update.load_1m)})`,
       );
   }
   const e = results.e2e;
@@ -649,6 +696,7 @@ function printReport(results) {
       fmt(e.p50_ms[key], 2),
       fmt(e.p99_ms[key], 2),
       fmt(e.cpu_us_per_call[key], 1),
+      loadText(e.load_1m?.[key]),
     ]);
     if (e.switchyard_no_retry)
       rows.splice(1, 0, [
@@ -657,8 +705,10 @@ function printReport(results) {
         '-',
         fmt(e.switchyard_no_retry.p99_ms, 2),
         fmt(e.switchyard_no_retry.cpu_us_per_call, 1),
+        loadText(e.load_1m?.switchyard_no_retry),
       ]);
-    out.push(table(['client', 'calls/s', 'p50 ms', 'p99 ms', 'client CPU µs/call'], rows));
+    out.push(table(['client', 'calls/s', 'p50 ms', 'p99 ms', 'client CPU µs/call', 'load 1m'], rows));
+    if (e.order_per_round) out.push(`   order per round: ${e.order_per_round.map((o) => o.join(' ')).join(' | ')}`);
     out.push(
       `   a/b calls/s ${fmt(e.ratio_vs_grpcjs_rr, 3)} (paired ${fmt(e.paired_medians.rps_vs_grpcjs_rr, 3)}), a/c ${fmt(e.ratio_vs_direct, 3)}; CPU/call a/b ${fmt(e.cpu_us_per_call.switchyard / e.cpu_us_per_call.grpcjs_rr, 3)} (paired ${fmt(e.paired_medians.cpu_vs_grpcjs_rr, 3)}), a/c ${fmt(e.cpu_us_per_call.switchyard / e.cpu_us_per_call.direct, 3)}`,
     );
@@ -669,14 +719,15 @@ function printReport(results) {
     out.push('', '4. Convergence: registry change -> client endpoints$ emission (ms)');
     out.push(
       table(
-        ['backend', 'p50', 'p99', 'samples', 'status', 'note'],
+        ['backend', 'p50', 'p99', 'samples', 'status', 'load 1m', 'note'],
         results.convergence.map((r) => [
           r.backend,
           fmt(r.p50_ms),
           fmt(r.p99_ms),
           r.samples,
           r.status,
-          clip(r.note ?? '', 110),
+          loadText(r.load_1m),
+          clip(r.note ?? '', 100),
         ]),
       ),
     );
@@ -685,7 +736,7 @@ function printReport(results) {
     const mem = results.memory;
     out.push(
       '',
-      `5. Memory at ${mem.endpoints.toLocaleString('en-US')} endpoints: ${mem.bytes_per_endpoint} bytes per endpoint with ${mem.strategy}, at most ${mem.bytes_per_endpoint_max} with any strategy`,
+      `5. Memory at ${mem.endpoints.toLocaleString('en-US')} endpoints: ${mem.bytes_per_endpoint} bytes per endpoint with ${mem.strategy}, at most ${mem.bytes_per_endpoint_max} with any strategy (load 1m ${loadText(mem.load_1m)})`,
     );
     out.push(
       `   instances ${mem.parts.instances}, snapshot ${mem.parts.endpoint_set}, load records ${mem.parts.load_records}, picker ${Object.entries(

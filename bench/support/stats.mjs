@@ -36,3 +36,12 @@ export async function settle() {
   await new Promise((resolve) => setImmediate(resolve));
   await new Promise((resolve) => setTimeout(resolve, 1));
 }
+
+/**
+ * The order of round `round` when every round starts with the next item
+ * (a b c, b c a, c a b, ...): over the rounds each item runs first, second
+ * and last alike, so warm-up and drift favour none of them.
+ */
+export function roundOrder(items, round) {
+  return items.map((_, i) => items[(i + round) % items.length]);
+}

@@ -9,6 +9,9 @@ import { EtcdPeer } from '../../support/peers/etcd.js';
 import { XdsControlPlane } from '../../support/xds/xds-control-plane.js';
 import { CLUSTER_TYPE, edsCluster, ENDPOINT_TYPE, loadAssignment } from '../../support/xds/xds-resources.js';
 
+// The five backends under fault, one class each, kept in one file (over 300
+// lines) so what "down", "restart" and "stall" mean for each reads side by side.
+
 /** Registration timing of every fault scenario: short, so expiries happen within a test. */
 export const FAULT_TTL_S = 2;
 export const FAULT_HEARTBEAT_S = 0.5;
@@ -22,8 +25,12 @@ export interface FaultBackend {
   readonly name: 'local' | 'etcd' | 'consul' | 'dns' | 'mesh';
   /** False for DNS and mesh: instances do not register; records / resources are published by the test. */
   readonly registers: boolean;
-  /** Why this backend cannot run here (a peer that is missing outside CI); undefined when it can. */
-  readonly unavailable: string | undefined;
+  /**
+   * Why this backend cannot run here (a peer that is missing outside CI);
+   * undefined when it can. May install the peer first, and throws under
+   * `CI=true` when it cannot: callers record either as a failed row.
+   */
+  unavailableReason(): string | undefined;
   start(): Promise<void>;
   close(): Promise<void>;
   /** Options for clients and self-registering instances. */
@@ -61,11 +68,14 @@ async function deadPort(): Promise<number> {
 export class LocalFaultBackend implements FaultBackend {
   readonly name = 'local';
   readonly registers = true;
-  readonly unavailable = undefined;
   private root = '';
 
   private get dir(): string {
     return join(this.root, 'registry');
+  }
+
+  unavailableReason(): undefined {
+    return undefined;
   }
 
   async start(): Promise<void> {
@@ -117,8 +127,12 @@ export class LocalFaultBackend implements FaultBackend {
 export class EtcdFaultBackend implements FaultBackend {
   readonly name = 'etcd';
   readonly registers = true;
-  readonly unavailable = undefined;
   private etcd: EtcdPeer | undefined;
+
+  unavailableReason(): undefined {
+    // EtcdPeer.start() installs etcd when it is missing, and fails with the reason when it cannot.
+    return undefined;
+  }
 
   async start(): Promise<void> {
     this.etcd = await EtcdPeer.start();
@@ -176,16 +190,14 @@ export class EtcdFaultBackend implements FaultBackend {
 export class ConsulFaultBackend implements FaultBackend {
   readonly name = 'consul';
   readonly registers = true;
-  readonly unavailable: string | undefined;
   private agent: ConsulAgent | undefined;
-  private readonly binary = consulBinary();
 
-  constructor() {
-    this.unavailable = this.binary ? undefined : 'the consul binary is not installed (see the warning above)';
+  unavailableReason(): string | undefined {
+    return consulBinary() ? undefined : 'the consul binary is not installed and scripts/peers/install-consul.sh failed';
   }
 
   async start(): Promise<void> {
-    this.agent = await ConsulAgent.start({}, this.binary);
+    this.agent = await ConsulAgent.start({});
   }
 
   async close(): Promise<void> {
@@ -236,13 +248,12 @@ export class ConsulFaultBackend implements FaultBackend {
 export class DnsFaultBackend implements FaultBackend {
   readonly name = 'dns';
   readonly registers = false;
-  readonly unavailable: string | undefined;
   private dnsmasq: DnsmasqPeer | undefined;
   private readonly published = new Map<string, readonly number[]>();
 
-  constructor() {
+  unavailableReason(): string | undefined {
     const { binary, reason } = ensureDnsmasq();
-    this.unavailable = binary ? undefined : reason;
+    return binary ? undefined : reason;
   }
 
   async start(): Promise<void> {
@@ -322,8 +333,11 @@ export class DnsFaultBackend implements FaultBackend {
 export class MeshFaultBackend implements FaultBackend {
   readonly name = 'mesh';
   readonly registers = false;
-  readonly unavailable = undefined;
   private plane: XdsControlPlane | undefined;
+
+  unavailableReason(): undefined {
+    return undefined;
+  }
 
   async start(): Promise<void> {
     this.plane = await XdsControlPlane.start();

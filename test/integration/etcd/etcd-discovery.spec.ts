@@ -42,7 +42,7 @@ describe('etcd backend: registration and discovery', () => {
     await etcd?.stop();
   });
 
-  it('registers in the seed layout, is discovered by another client, and is gone after deregister, each within 100 ms of the write', async () => {
+  it("registers in the seed layout, is pushed to another client's watch as an addition, and as a removal after deregister", async () => {
     const writer = await open();
     const reader = await open();
     const watch = record(reader, 'orders');
@@ -53,24 +53,23 @@ describe('etcd backend: registration and discovery', () => {
       tags: { tier: 'gold' },
       metadata: { zone: 'eu-1a', custom: { team: 'x' } },
     });
+    const before = watch.sets.length;
     const registration = await writer.register(instance, TEST_TIMING);
-    const written = Date.now();
     await waitFor(() => watch.ids().includes(instance.id), { what: 'instance discovered' });
-    const seenAt = watch.times[watch.firstIndex((s) => s.has(`${instance.id}@${instance.address}`))];
-    expect(seenAt - written).toBeLessThan(100);
+    // The watch delivered the put itself, as an addition to the set it had (etcd watches push; nothing here polls).
+    const added = watch.sets[watch.firstIndex((s) => s.has(`${instance.id}@${instance.address}`), before)];
+    expect(added.diff.added.map((e) => e.instance.id)).toEqual([instance.id]);
 
     // The key and value are the seed's.
     const raw = etcd.etcdctl(['get', `/default/services/orders/${instance.id}`, '--print-value-only']).trim();
     expect(JSON.parse(raw)).toEqual(toSeedRecord(instance));
     expect(watch.last!.instances[0]).toEqual(instance);
 
-    const before = watch.sets.length;
+    const registered = watch.sets.length;
     await registration.deregister();
-    const removed = Date.now();
     await waitFor(() => watch.last?.state === 'empty', { what: 'instance removed' });
-    const goneAt = watch.times[watch.firstIndex((s) => s.size === 0, before)];
-    expect(goneAt - removed).toBeLessThan(100);
-    expect(watch.last!.diff.removed.map((e) => e.instance.id)).toEqual([instance.id]);
+    const removed = watch.sets[watch.firstIndex((s) => s.size === 0, registered)];
+    expect(removed.diff.removed.map((e) => e.instance.id)).toEqual([instance.id]);
     expect(etcd.etcdctl(['get', '--prefix', '/default/services/orders/', '--keys-only']).trim()).toBe('');
   });
 
@@ -261,7 +260,7 @@ describe('etcd backend: registration and discovery', () => {
     expect(JSON.parse(etcd.etcdctl(['get', key, '--print-value-only'])).instance_id).toBe(instance.id);
   });
 
-  it('drops the key of a SIGKILLed registering process within its TTL', async () => {
+  it('drops the key of a SIGKILLed registering process when its lease expires', async () => {
     // The child imports the built package (npm test builds first).
     if (!existsSync(join(DIST, 'registry/etcd/etcd.registry.js')))
       throw new Error(`${DIST} is missing: run npm run build before this test`);
@@ -277,13 +276,19 @@ describe('etcd backend: registration and discovery', () => {
     children.push(child);
     await child.start();
     await waitFor(() => watch.ids().includes(id), { what: 'child instance discovered' });
+    const [kv] = (await reader.client.get(`/default/services/crash-svc/${id}`).exec()).kvs;
+    const lease = BigInt(kv.lease).toString(16);
+    expect(lease).not.toBe('0');
 
     child.signal('SIGKILL');
-    const killedAt = Date.now();
     await child.waitForExit();
-    await waitFor(() => watch.last?.state === 'empty', { what: 'key expired', timeoutMs: TEST_TTL_S * 1000 + 3_000 });
-    const goneAt = watch.times[watch.firstIndex((s) => s.state === 'empty', 1)];
-    // The lease was renewed at most one heartbeat before the kill; etcd sweeps expired leases every 500 ms.
-    expect(goneAt - killedAt).toBeLessThanOrEqual(TEST_TTL_S * 1000 + 600);
+    // Patience, not a claim about speed: the TTL, twice over, plus etcd's lease sweep on a loaded machine.
+    await waitFor(() => watch.last?.state === 'empty', {
+      what: 'key expired',
+      timeoutMs: 2 * TEST_TTL_S * 1000 + 5_000,
+    });
+    expect(watch.last!.diff.removed.map((e) => e.instance.id)).toEqual([id]);
+    // Nobody deleted it: the key went with its lease, which etcd let expire.
+    expect(etcd.etcdctl(['lease', 'timetolive', lease])).toMatch(/already expired/);
   });
 });

@@ -1,5 +1,0 @@
-import { ConsulFaultBackend } from './support/fault-backends.js';
-import { defineFaultScenarios } from './support/fault-scenarios.js';
-
-// The fault scenarios against a real Consul agent and real instance processes.
-defineFaultScenarios(new ConsulFaultBackend());
