@@ -24,7 +24,7 @@ export class AdaptiveThrottle {
 
   constructor(
     private readonly settings: OverloadSettings['throttling'],
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => Date.now(),
   ) {
     this.bucketMs = Math.max(1, settings.windowMs / BUCKETS);
   }
