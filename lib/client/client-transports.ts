@@ -13,7 +13,7 @@ export interface CallAttempt {
   deadline: Date | undefined;
   /** 1 for the first attempt. */
   attempt: number;
-  /** Aborted when another (hedged) attempt won: cancel the call (e.g. `call.cancel()`). */
+  /** Aborted when another (hedged) attempt won and `hedging.cancel` is on: cancel the call (e.g. `call.cancel()`). */
   signal: AbortSignal;
 }
 

@@ -14,8 +14,9 @@ export interface HedgingHost extends AttemptHost {
  * Hedged calls (for idempotent calls only): the first attempt goes out, and
  * if it has not answered after the hedging delay a second goes to another
  * endpoint, then a third ... up to `maxAttempts`, each only while the retry
- * budget allows. The first success wins; the others are aborted (their
- * `signal`) and complete as `neutral`. A failure that may be retried starts
+ * budget allows. The first success wins; the others run to their end and are
+ * ignored (or, with `cancel`, are aborted through their `signal` and complete
+ * as `neutral`). A failure that may be retried starts
  * the next attempt at once; one that may not ends the call with it (gRPC's
  * fatal status codes). When every attempt failed, the last failure is thrown.
  */
@@ -25,6 +26,7 @@ export function runHedged<T>(
   retry: ResolvedRetryOptions,
   maxAttempts: number,
   options: { key?: string; timeoutMs?: number },
+  cancel = false,
 ): Promise<T> {
   const deadline = options.timeoutMs !== undefined ? new Date(Date.now() + options.timeoutMs) : undefined;
   const context: PickContext = { key: options.key };
@@ -39,11 +41,16 @@ export function runHedged<T>(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      for (const [call, controller] of inFlight) {
-        controller.abort();
-        call.complete('neutral');
+      // The attempts still out either run to their end (their outcome still feeds load and outlier
+      // detection, and no stream is reset: servers behind nghttp2 close a connection that resets
+      // more than ~33 streams a second) or, with hedging.cancel, are aborted now.
+      if (cancel) {
+        for (const [call, controller] of inFlight) {
+          controller.abort();
+          call.complete('neutral');
+        }
+        inFlight.clear();
       }
-      inFlight.clear();
       if (error === undefined) resolve(value as T);
       // The transport's own error, rethrown as it came.
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
@@ -78,6 +85,7 @@ export function runHedged<T>(
           if (!inFlight.delete(call)) return;
           const outcome: CallOutcome = plan.classify(error);
           call.complete(outcome);
+          if (settled) return;
           // As gRPC hedging: a failure that may not be retried ends the call; one that may starts the next attempt now.
           if (!plan.retryable(error, outcome, retry)) return finish(error);
           host.budget.onFailure();

@@ -42,6 +42,12 @@ const hedging = z.strictObject({
   delay: z.union([z.number().min(0).max(60), z.literal('p95')]),
   /** Attempts in all, the first included. */
   maxAttempts: z.number().int().min(2).max(5),
+  /**
+   * Abort the attempts that lost (their `signal`). Off by default: resetting
+   * many streams a second makes servers behind nghttp2 (Node, Envoy) close
+   * the connection (HTTP/2 rapid-reset protection).
+   */
+  cancel: z.boolean(),
   /** gRPC methods (`package.Service/Method`, or `package.Service` for all) that grpc-js hedges on discovery:/// channels. */
   grpcMethods: z.array(z.string().regex(/^[\w.]+(\/\w+)?$/, 'package.Service or package.Service/Method')),
 });
@@ -65,7 +71,7 @@ export const OVERLOAD_DEFAULTS = {
   slowStart: { window: 0, aggression: 1, minWeightPercent: 10 },
   circuitBreaker: { maxRequests: 1024, maxRequestsPerEndpoint: 0, maxPending: 1024 },
   throttling: { enabled: true, k: 2, window: 120, minRequests: 10 },
-  hedging: { delay: 0, maxAttempts: 2, grpcMethods: [] as string[] },
+  hedging: { delay: 0, maxAttempts: 2, cancel: false, grpcMethods: [] as string[] },
   priority: { overprovisioningFactor: 1.4, tag: 'priority' },
   subsetting: { size: 0, clientIndex: undefined as number | undefined },
 } as const;
@@ -90,7 +96,7 @@ export interface OverloadSettings {
   slowStart: { windowMs: number; aggression: number; minWeightPercent: number };
   circuitBreaker: { maxRequests: number; maxRequestsPerEndpoint: number; maxPending: number };
   throttling: { enabled: boolean; k: number; windowMs: number; minRequests: number };
-  hedging: { delayMs: number | 'p95'; maxAttempts: number; grpcMethods: readonly string[] };
+  hedging: { delayMs: number | 'p95'; maxAttempts: number; cancel: boolean; grpcMethods: readonly string[] };
   priority: { overprovisioningFactor: number; tag: string };
   subsetting: { size: number; clientIndex: number | undefined };
 }
@@ -138,7 +144,12 @@ function merge(base: Sections | undefined, overrides: OverloadOptions | undefine
 function toSettings(s: Sections): OverloadSettings {
   const slow = s.slowStart as typeof OVERLOAD_DEFAULTS.slowStart;
   const thr = s.throttling as typeof OVERLOAD_DEFAULTS.throttling;
-  const hedge = s.hedging as { delay: number | 'p95'; maxAttempts: number; grpcMethods: readonly string[] };
+  const hedge = s.hedging as {
+    delay: number | 'p95';
+    maxAttempts: number;
+    cancel: boolean;
+    grpcMethods: readonly string[];
+  };
   const settings: OverloadSettings = {
     slowStart: {
       windowMs: Math.round(slow.window * 1000),
@@ -155,6 +166,7 @@ function toSettings(s: Sections): OverloadSettings {
     hedging: {
       delayMs: hedge.delay === 'p95' ? 'p95' : Math.round(hedge.delay * 1000),
       maxAttempts: hedge.maxAttempts,
+      cancel: hedge.cancel,
       grpcMethods: hedge.grpcMethods,
     },
     priority: { ...(s.priority as OverloadSettings['priority']) },
@@ -181,6 +193,7 @@ function fromSettings(s: OverloadSettings): Sections {
     hedging: {
       delay: s.hedging.delayMs === 'p95' ? 'p95' : s.hedging.delayMs / 1000,
       maxAttempts: s.hedging.maxAttempts,
+      cancel: s.hedging.cancel,
       grpcMethods: s.hedging.grpcMethods,
     },
     priority: { ...s.priority },

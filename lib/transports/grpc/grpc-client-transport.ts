@@ -78,7 +78,7 @@ export class GrpcChannels implements GrpcClientTransport {
     };
     const hedging = this.client.overload.hedging;
     if (options.idempotent && hedging.delayMs !== 0) {
-      return runHedged(this.client, plan, retry, hedging.maxAttempts, options);
+      return runHedged(this.client, plan, retry, hedging.maxAttempts, options, hedging.cancel);
     }
     return runWithRetries(this.client, plan, retry, options);
   }

@@ -103,31 +103,45 @@ describe('overload protection through the client core', () => {
     expect(client.refusal(only)).toBeUndefined();
   });
 
-  it('hedges an idempotent call after the delay: the first answer wins, the loser is aborted', async () => {
-    const client = await clientWith([7001, 7002], { hedging: { delay: 0.02 } });
-    const started: string[] = [];
-    const aborted: string[] = [];
-    const plan: AttemptPlan<string> = {
-      run: (endpoint, _attempt, _deadline, signal) =>
-        new Promise((resolve) => {
-          started.push(endpoint.address);
-          // The first endpoint tried is slow; the hedge answers at once.
-          const timer = setTimeout(() => resolve(endpoint.address), started.length === 1 ? 500 : 1);
-          signal?.addEventListener('abort', () => {
-            clearTimeout(timer);
-            aborted.push(endpoint.address);
-          });
-        }),
-      classify: (error) => (error instanceof Failure ? error.outcome : 'neutral'),
-      retryable: (_e, outcome) => outcome === 'connection-failure',
-    };
-    const winner = await runHedged(client, plan, client.retryPolicy, 2, {});
-    expect(started).toHaveLength(2);
-    expect(new Set(started).size).toBe(2);
-    expect(winner).toBe(started[1]);
-    expect(aborted).toEqual([started[0]]);
-    for (const endpoint of client.snapshot().endpoints) expect(client.loads.peek(endpoint.key)?.inFlight ?? 0).toBe(0);
-  });
+  for (const cancel of [false, true]) {
+    it(`hedges an idempotent call after the delay: the first answer wins, the loser ${cancel ? 'is aborted' : 'runs to its end'}`, async () => {
+      const client = await clientWith([7001, 7002], { hedging: { delay: 0.02 } });
+      const started: string[] = [];
+      const aborted: string[] = [];
+      let loserFinished!: () => void;
+      const loserDone = new Promise<void>((resolve) => (loserFinished = resolve));
+      const plan: AttemptPlan<string> = {
+        run: (endpoint, _attempt, _deadline, signal) =>
+          new Promise((resolve) => {
+            started.push(endpoint.address);
+            const first = started.length === 1;
+            // The first endpoint tried is slow; the hedge answers at once.
+            const timer = setTimeout(
+              () => {
+                resolve(endpoint.address);
+                if (first) loserFinished();
+              },
+              first ? 200 : 1,
+            );
+            signal?.addEventListener('abort', () => {
+              clearTimeout(timer);
+              aborted.push(endpoint.address);
+              loserFinished();
+            });
+          }),
+        classify: (error) => (error instanceof Failure ? error.outcome : 'neutral'),
+        retryable: (_e, outcome) => outcome === 'connection-failure',
+      };
+      const winner = await runHedged(client, plan, client.retryPolicy, 2, {}, cancel);
+      expect(started).toHaveLength(2);
+      expect(new Set(started).size).toBe(2);
+      expect(winner).toBe(started[1]);
+      await loserDone;
+      expect(aborted).toEqual(cancel ? [started[0]] : []);
+      for (const endpoint of client.snapshot().endpoints)
+        expect(client.loads.peek(endpoint.key)?.inFlight ?? 0).toBe(0);
+    });
+  }
 
   it('never sends a call that is not marked idempotent twice', async () => {
     const client = await clientWith([7001, 7002], { hedging: { delay: 0.01 } });

@@ -51,7 +51,12 @@ describe('overload configuration', () => {
     );
     expect(config.overload.slowStart).toEqual({ windowMs: 30_000, aggression: 2, minWeightPercent: 10 });
     expect(config.overload.circuitBreaker.maxRequestsPerEndpoint).toBe(50);
-    expect(config.overload.hedging).toEqual({ delayMs: 'p95', maxAttempts: 2, grpcMethods: ['orders.Orders/Get'] });
+    expect(config.overload.hedging).toEqual({
+      delayMs: 'p95',
+      maxAttempts: 2,
+      cancel: false,
+      grpcMethods: ['orders.Orders/Get'],
+    });
     const client = resolveOverload(config.overload, { slowStart: { window: 5 }, hedging: { delay: 0.02 } });
     expect(client.slowStart).toEqual({ windowMs: 5_000, aggression: 2, minWeightPercent: 10 });
     expect(client.hedging.delayMs).toBe(20);
