@@ -93,7 +93,7 @@ async function runModes(modes) {
   const clients = {};
   for (const [name, make] of Object.entries(modes)) clients[name] = await make();
   try {
-    for (const [name, { client, callOptions }] of Object.entries(clients))
+    for (const { client, callOptions } of Object.values(clients))
       await load(client, 1_000, callOptions ?? {}, latencies);
     const names = Object.keys(clients);
     const runs = Object.fromEntries(names.map((n) => [n, []]));
