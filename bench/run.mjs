@@ -14,7 +14,7 @@
 // 1-minute load average it was measured under, and the run's load at its
 // start and end is printed always. Environment:
 //   BENCH_QUICK=1                 a ~1-minute smoke run (fewer, shorter samples)
-//   BENCH_ONLY=pick,e2e,...       run only these parts (pick, rebuild, e2e, convergence, memory)
+//   BENCH_ONLY=pick,e2e,...       run only these parts (pick, rebuild, e2e, echo, convergence, memory, overload)
 //   BENCH_OUT=path                where to write the results (default bench/results.json)
 //   BENCH_E2E_SECONDS, BENCH_E2E_ROUNDS, BENCH_E2E_CONCURRENCY, BENCH_CONVERGENCE_CHANGES
 //   BENCH_E2E_NO_RETRY=1          also run the discovery:/// channel with gRPC retries off
@@ -29,10 +29,12 @@ import { startConsul, startDnsmasq, startEtcd, startGreeter } from './support/pe
 import { ROOT, runWorker, stopAll, stopAllOnSignals } from './support/processes.mjs';
 import { median, percentile, round } from './support/stats.mjs';
 import { fmt, table } from './support/table.mjs';
+import { echoPart, echoReport, echoTargets } from './parts/echo.mjs';
+import { overloadPart, overloadReport, overloadTargets } from './parts/overload.mjs';
 
 const env = process.env;
 const QUICK = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
-const PARTS = ['pick', 'rebuild', 'e2e', 'convergence', 'memory'];
+const PARTS = ['pick', 'rebuild', 'e2e', 'echo', 'convergence', 'memory', 'overload'];
 const ONLY = env.BENCH_ONLY
   ? env.BENCH_ONLY.split(',')
       .map((s) => s.trim())
@@ -528,6 +530,8 @@ async function memory() {
 function evaluateTargets(results) {
   const checks = [];
   const add = (what, measured, target, ok) => checks.push({ what, measured, target, met: ok });
+  echoTargets(results.echo, add);
+  overloadTargets(results.overload, add);
   for (const row of results.pick ?? []) {
     if (row.peer || row.variant || row.endpoints !== 10_000 || row.ns_median === null) continue;
     const limit = row.strategy === 'consistent_hash' ? TARGETS.pickNsHash : TARGETS.pickNs;
@@ -746,6 +750,7 @@ function printReport(results) {
         .join(', ')}`,
     );
   }
+  out.push(...echoReport(results.echo, { table, loadText }), ...overloadReport(results.overload, { table, loadText }));
   if (results.targets?.length) {
     out.push('', 'Targets');
     out.push(
@@ -792,6 +797,18 @@ async function main() {
       } catch (error) {
         log(`  e2e failed: ${error.message}`);
         results.e2e = { error: error.message.split('\n')[0] };
+      }
+    }
+    for (const [part, run] of [
+      ['echo', echoPart],
+      ['overload', overloadPart],
+    ]) {
+      if (!ONLY.includes(part)) continue;
+      try {
+        results[part] = await run({ measure, log, profile: PROFILE.e2e });
+      } catch (error) {
+        log(`  ${part} failed: ${error.message}`);
+        results[part] = { error: error.message.split('\n')[0] };
       }
     }
     if (ONLY.includes('convergence')) results.convergence = await convergence();

@@ -38,6 +38,7 @@ export type { RetryOptions } from './client/retry-policy.js';
 export { loadDiscoveryConfig } from './core/config/load-discovery-config.js';
 export { resolveDiscoveryConfig, type ResolvedDiscoveryConfig } from './core/config/resolve-discovery-config.js';
 export type { DiscoveryOptions } from './core/config/discovery-options.js';
+export type { OverloadOptions } from './core/config/overload-options.js';
 
 // Model.
 export { EndpointSet, type EndpointSetState, type EndpointSetDiff } from './core/endpoint-set.js';
@@ -56,12 +57,14 @@ export {
   DiscoveryError,
   ConfigurationError,
   NoEndpointsError,
+  OverloadedError,
   InvalidAddressError,
   RegistrationError,
   NotSupportedError,
   ClosedError,
   type ConfigIssue,
   type NoEndpointsReason,
+  type OverloadReason,
 } from './core/errors.js';
 export { MissingPeerDependencyError } from './core/optional-peer.js';
 

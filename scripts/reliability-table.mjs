@@ -40,6 +40,7 @@ function render({ stamp, results }) {
   const fuzz = results.filter((r) => r.suite === 'fuzz' && !r.scenario.endsWith(SELF_CHECK));
   const security = results.filter((r) => r.suite === 'security');
   const soak = results.filter((r) => r.suite === 'soak');
+  const overload = results.filter((r) => r.suite === 'overload');
   const when = results
     .map((r) => r.at)
     .filter(Boolean)
@@ -139,6 +140,11 @@ function render({ stamp, results }) {
   out.push('', '## Security checks', '');
   out.push('| check | backend | asserted | result |', '|---|---|---|---|');
   for (const r of security) out.push(`| ${escape(r.title)} | ${r.backend} | ${escape(r.asserted)} | ${cell(r)} |`);
+
+  out.push('', '## Overload protection (Greeter servers in their own processes, steered while they run)', '');
+  out.push('| scenario | asserted | measured | result |', '|---|---|---|---|');
+  for (const r of overload)
+    out.push(`| ${escape(r.title)} | ${escape(r.asserted)} | ${escape(measured(r.details))} | ${cell(r)} |`);
 
   out.push('', '## Soak (`npm run test:soak`)', '');
   for (const r of soak) {

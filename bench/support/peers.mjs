@@ -77,6 +77,26 @@ export async function startGreeter(id) {
   }
 }
 
+/** A raw-bytes Echo server (bench/echo-server.mjs) in its own process, answering after `delayMs`. */
+export async function startEcho(id, delayMs = 0) {
+  for (let attempt = 1; ; attempt++) {
+    const port = await findFreePort();
+    try {
+      const server = await startServer({
+        name: `echo ${id}`,
+        command: process.execPath,
+        args: [join(ROOT, 'bench/echo-server.mjs'), String(port), String(delayMs)],
+        ready: () => canConnect('127.0.0.1', port, 200),
+        readyTimeoutMs: 15_000,
+      });
+      return { server, address: `127.0.0.1:${port}`, port };
+    } catch (error) {
+      // Another process may have taken the free port first.
+      if (attempt >= 3) throw error;
+    }
+  }
+}
+
 /** One etcd member with a temporary data dir. `{ url, stop() }`, or `{ problem }`. */
 export async function startEtcd() {
   const found = ensureBinary(['/usr/bin/etcd'], 'install-etcd.sh');

@@ -1,4 +1,5 @@
 import type { ChannelCredentials, ChannelOptions, GrpcObject } from '@grpc/grpc-js';
+import type { OverloadOptions } from '../core/config/overload-options.js';
 import type { RetryOptions } from './retry-policy.js';
 
 /** A proto file (or loaded package) for `getService(name)`. */
@@ -25,7 +26,7 @@ export interface TagFilterOption {
  * @example
  * DiscoveryModule.forFeature([{ name: 'orders', loadBalance: 'least_connections', version: '^2.0.0', retry: { maxAttempts: 2 } }])
  */
-export interface ServiceClientOptions {
+export interface ServiceClientOptions extends OverloadOptions {
   /** The service to discover. */
   name: string;
   /** Default: the configuration's `namespace.default`. */
@@ -34,8 +35,14 @@ export interface ServiceClientOptions {
   version?: string;
   /** Extra tag filters, added to the configuration's `tag_filters`. */
   tags?: readonly TagFilterOption[];
-  /** Prefer endpoints in this zone (all zones when it has none). */
+  /**
+   * The caller's zone: endpoints in it are served first, and traffic spills
+   * to the region (then elsewhere) in proportion as they degrade (priority
+   * failover). An instance tag `priority` (see `priority.tag`) overrides it.
+   */
   zone?: string;
+  /** The caller's region, for priority failover (same zone, then same region, then elsewhere). */
+  region?: string;
   /** Strategy name; default the configuration's `load_balance`. */
   loadBalance?: string;
   /** Default bound of `ready()`, ms. Default the module's `firstSetTimeoutMs` (10 000). */
@@ -74,4 +81,10 @@ export interface CallOptions {
   retry?: RetryOptions | false;
   /** Overall deadline for all attempts, ms from now. */
   timeoutMs?: number;
+  /**
+   * The call may safely run more than once: with `hedging` configured for the
+   * client, a second attempt goes to another endpoint when the first is slow,
+   * and the first answer wins.
+   */
+  idempotent?: boolean;
 }

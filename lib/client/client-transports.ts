@@ -13,6 +13,8 @@ export interface CallAttempt {
   deadline: Date | undefined;
   /** 1 for the first attempt. */
   attempt: number;
+  /** Aborted when another (hedged) attempt won and `hedging.cancel` is on: cancel the call (e.g. `call.cancel()`). */
+  signal: AbortSignal;
 }
 
 /** The gRPC side of a ServiceClient (lib/transports/grpc implements it). */

@@ -3,13 +3,14 @@ import type { CallOutcome } from '../core/call-outcome.js';
 import type { Endpoint } from '../core/endpoint.js';
 import type { PickContext } from '../balancing/picker.js';
 import { abortableSleep } from '../registry/shared/abortable-sleep.js';
+import { OverloadedError } from '../core/errors.js';
 import type { CallHandle } from './call-handle.js';
 import type { ResolvedRetryOptions, RetryBudget } from './retry-policy.js';
 
 /** What one transport contributes to a retried call. */
 export interface AttemptPlan<T> {
   /** Sends one attempt to `endpoint`. */
-  run(endpoint: Endpoint, attempt: number, deadline: Date | undefined): Promise<T>;
+  run(endpoint: Endpoint, attempt: number, deadline: Date | undefined, signal?: AbortSignal): Promise<T>;
   /** The transport's mapping of a failure onto the shared outcomes. */
   classify(error: unknown): CallOutcome;
   /** May this failure be retried on another endpoint? (the transport's safety rules) */
@@ -23,9 +24,11 @@ export interface AttemptHost {
   readonly budget: RetryBudget;
   /** Aborted when the client closes: a backoff in progress ends at once. */
   readonly closing: AbortSignal;
-  /** Waits for the first endpoints (bounded by the client's ready timeout). */
-  ready(): Promise<void>;
+  /** Waits for the first endpoints (bounded by the client's ready timeout and circuit_breaker.max_pending). */
+  awaitEndpoints(): Promise<void>;
   hasEndpoints(): boolean;
+  /** Endpoints served now. */
+  servedCount(): number;
   /** A pick that avoids endpoints this call already failed on, when others exist. */
   pickAvoiding(context: PickContext, tried: ReadonlySet<string>): Endpoint;
   startCall(endpoint: Endpoint): CallHandle;
@@ -48,8 +51,8 @@ export async function runWithRetries<T>(
   const context: PickContext = { key: options.key };
   const tried = new Set<string>();
   for (let attempt = 1; ; attempt++) {
-    if (!host.hasEndpoints()) await host.ready();
-    const call = host.startCall(host.pickAvoiding(context, tried));
+    if (!host.hasEndpoints()) await host.awaitEndpoints();
+    const call = startAdmitted(host, context, tried);
     try {
       const result = await plan.run(call.endpoint, attempt, deadline);
       call.complete('success');
@@ -73,6 +76,25 @@ export async function runWithRetries<T>(
       }
       await abortableSleep(delay, host.closing);
       if (host.closing.aborted) throw error;
+    }
+  }
+}
+
+/**
+ * Starts a call on a picked endpoint the circuit breaker admits: an endpoint
+ * at its own in-flight limit is passed over for another; any other refusal
+ * (service limit, throttling) is thrown at once, never retried.
+ */
+export function startAdmitted(host: AttemptHost, context: PickContext, tried: Set<string>): CallHandle {
+  const passed = new Set(tried);
+  for (;;) {
+    const endpoint = host.pickAvoiding(context, passed);
+    try {
+      return host.startCall(endpoint);
+    } catch (error) {
+      const full = error instanceof OverloadedError && error.reason === 'max-requests-per-endpoint';
+      if (!full || passed.has(endpoint.key) || passed.size + 1 >= host.servedCount()) throw error;
+      passed.add(endpoint.key);
     }
   }
 }

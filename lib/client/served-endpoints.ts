@@ -11,14 +11,22 @@ import type { DiscoveryEvent } from '../health/discovery-events.js';
 import { HealthOverlay, type CheckerSource, type ServiceHealth } from '../health/health-overlay.js';
 import type { HealthSettings } from '../health/health-settings.js';
 import type { DiscoveryLogger, Registry } from '../registry/registry.interface.js';
+import type { OverloadSettings } from '../core/config/overload-options.js';
+import { SlowStart, SlowStartPicker } from './overload/slow-start.js';
+import { priorityLoads, priorityOf, PriorityPicker, type Locality } from './priority-levels.js';
+import { deterministicSubset } from './subsetting.js';
 
 /** What a ServedEndpoints is built from. */
 export interface ServedEndpointsDeps {
   service: string;
   registry: Registry;
   query: CompiledQuery;
-  /** Prefer endpoints in this zone (all zones when it has none). */
-  zone: string | undefined;
+  /** Where the caller runs: endpoints in its zone (then region) are served first. */
+  locality: Locality;
+  /** Slow start, priority failover and subsetting settings (and the rest of overload protection). */
+  overload: OverloadSettings;
+  /** This client's index for deterministic subsetting. */
+  clientIndex: number;
   strategy: BalancingStrategy;
   random: () => number;
   logger: DiscoveryLogger;
@@ -28,11 +36,12 @@ export interface ServedEndpointsDeps {
 }
 
 /**
- * The data flow of one client, one way: registry set → health overlay
- * (active checks, ejections, panic) → zone preference → picker. It keeps the
- * served snapshot, the picker built for it and the load records every
- * transport feeds, so every transport of a service balances through the
- * same picker and the same loads.
+ * The data flow of one client, one way: registry set → subset (when
+ * subsetting) → health overlay (active checks, ejections, panic) → priority
+ * levels (zone, region or a priority tag, spilling over as a level degrades)
+ * → picker (gated by slow start). It keeps the served snapshot, the picker
+ * built for it and the load records every transport feeds, so every
+ * transport of a service balances through the same picker and the same loads.
  */
 export class ServedEndpoints {
   private readonly sets = new ReplaySubject<EndpointSet>(1);
@@ -42,6 +51,7 @@ export class ServedEndpoints {
   private readonly overlay: HealthOverlay;
   private readonly subscription: Subscription;
   private readonly departures = new Subject<EndpointSet>();
+  private readonly slowStart: SlowStart;
   private rawState: EndpointSet['state'] | undefined;
   private closed = false;
 
@@ -50,18 +60,21 @@ export class ServedEndpoints {
 
   constructor(private readonly deps: ServedEndpointsDeps) {
     this.current = EndpointSet.initial(deps.service);
-    // Zone preference comes after health, so a zone whose endpoints all fail falls back to the others.
+    this.slowStart = new SlowStart(deps.overload.slowStart);
+    // Priority levels come after health, so a zone whose endpoints fail spills over to the others.
     this.overlay = new HealthOverlay({
       service: deps.service,
       settings: deps.health,
       checkers: deps.checkers,
       logger: deps.logger,
-      serve: (set) => this.accept(deps.zone ? preferZone(set, deps.zone) : set),
+      serve: (set) => this.accept(set),
       emit: deps.emit,
     });
+    const { size } = deps.overload.subsetting;
     let lastRaw: EndpointSet | undefined;
     this.subscription = deps.registry.watch(deps.query.query).subscribe({
-      next: (set) => {
+      next: (raw) => {
+        const set = size > 0 ? deterministicSubset(raw, size, deps.clientIndex) : raw;
         lastRaw = set;
         this.observeRaw(set);
         this.overlay.update(set);
@@ -137,6 +150,7 @@ export class ServedEndpoints {
     if (this.closed) return;
     const previous = this.current;
     this.current = set;
+    this.slowStart.observe(previous, set);
     if (set.endpoints !== previous.endpoints || this.currentPicker === EMPTY_PICKER) this.rebuild(set);
     if (set.state !== previous.state) {
       const text = `service '${this.deps.service}': endpoint set ${set.state}${set.reason ? ` (${set.reason})` : ''}, ${set.size} endpoint(s)`;
@@ -148,14 +162,11 @@ export class ServedEndpoints {
 
   private rebuild(set: EndpointSet): void {
     try {
+      const picker = set.size === 0 ? EMPTY_PICKER : this.buildPicker(set);
       this.currentPicker =
-        set.size === 0
-          ? EMPTY_PICKER
-          : this.deps.strategy.build(
-              // A plain copy: pickers index it on every call, and frozen arrays index slower in V8.
-              set.endpoints.slice(),
-              { loads: this.loads, random: this.deps.random, previous: this.currentPicker },
-            );
+        this.slowStart.enabled && picker !== EMPTY_PICKER
+          ? new SlowStartPicker(picker, this.slowStart, this.deps.random)
+          : picker;
     } catch (error) {
       // A strategy that refuses this set (e.g. bad weights) keeps the previous picker.
       this.deps.logger.error(
@@ -163,6 +174,47 @@ export class ServedEndpoints {
       );
     }
     this.loads.retain(set.endpoints);
+  }
+
+  /** One picker over the served set, or one per priority level behind a PriorityPicker. */
+  private buildPicker(set: EndpointSet): Picker {
+    const { locality } = this.deps;
+    const { tag, overprovisioningFactor } = this.deps.overload.priority;
+    const levels = new Map<number, { served: Endpoint[]; total: number }>();
+    for (const endpoint of this.known.endpoints) {
+      const level = priorityOf(endpoint, locality, tag);
+      const entry = levels.get(level) ?? { served: [], total: 0 };
+      entry.total++;
+      levels.set(level, entry);
+    }
+    for (const endpoint of set.endpoints) {
+      const level = priorityOf(endpoint, locality, tag);
+      const entry = levels.get(level) ?? { served: [], total: 0 };
+      if (!levels.has(level)) levels.set(level, entry);
+      entry.served.push(endpoint);
+    }
+    const context = { loads: this.loads, random: this.deps.random, previous: this.currentPicker };
+    const ordered = [...levels.entries()].filter(([, l]) => l.served.length > 0).sort(([a], [b]) => a - b);
+    // One level (the usual case): the strategy over every served endpoint. A plain copy: pickers index it on every call, and frozen arrays index slower in V8.
+    if (ordered.length <= 1) return this.deps.strategy.build(set.endpoints.slice(), context);
+    const all = [...levels.entries()].sort(([a], [b]) => a - b);
+    const loads = priorityLoads(
+      all.map(([, l]) => ({ healthy: l.served.length, total: l.total })),
+      overprovisioningFactor,
+    );
+    const pickers: Picker[] = [];
+    const shares: number[] = [];
+    all.forEach(([, level], i) => {
+      if (level.served.length === 0 || loads[i] <= 0) return;
+      pickers.push(this.deps.strategy.build(level.served, { ...context, previous: undefined }));
+      shares.push(loads[i]);
+    });
+    if (pickers.length === 1) return pickers[0];
+    const cumulative = new Float64Array(shares.length);
+    let sum = 0;
+    shares.forEach((share, i) => (cumulative[i] = sum += share));
+    cumulative[cumulative.length - 1] = 1;
+    return new PriorityPicker(pickers, cumulative, this.deps.random);
   }
 
   /** Registry-side facts of a raw snapshot: watch lag, and registry errors (a set turning stale). */
@@ -189,9 +241,4 @@ export class ServedEndpoints {
       });
     }
   }
-}
-
-function preferZone(set: EndpointSet, zone: string): EndpointSet {
-  for (const e of set.endpoints) if (e.zone === zone) return set.filter((x) => x.zone === zone);
-  return set;
 }

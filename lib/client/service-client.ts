@@ -7,7 +7,10 @@ import { endpointVerdict, type CallOutcome } from '../core/call-outcome.js';
 import type { CompiledQuery, DiscoveryQuery } from '../core/discovery-query.js';
 import type { Endpoint } from '../core/endpoint.js';
 import type { EndpointSet } from '../core/endpoint-set.js';
-import { ClosedError, DiscoveryError, NoEndpointsError } from '../core/errors.js';
+import { ClosedError, DiscoveryError, NoEndpointsError, type OverloadedError } from '../core/errors.js';
+import { resolveOverload, type OverloadSettings } from '../core/config/overload-options.js';
+import { Admission } from './overload/admission.js';
+import { LatencyWindow } from './overload/latency-window.js';
 import type { BalancingStrategy, EndpointLoad, PickContext, Picker } from '../balancing/picker.js';
 import { onCallEnd, onCallStart } from '../balancing/endpoint-load.js';
 import type { LoadTracker } from '../balancing/endpoint-load.js';
@@ -28,7 +31,7 @@ import type {
 } from './client-transports.js';
 import { EndpointActivity } from './endpoint-activity.js';
 import { resolveRetryOptions, RetryBudget, type ResolvedRetryOptions } from './retry-policy.js';
-import type { AttemptHost } from './retry-loop.js';
+import type { HedgingHost } from './overload/hedging.js';
 import { ServedEndpoints } from './served-endpoints.js';
 
 /** Internals a ServiceClient is built from; made by `Discovery.client()`. */
@@ -44,7 +47,18 @@ export interface ServiceClientDeps {
   health?: { settings: HealthSettings; checkers?: CheckerSource; emit?: (event: DiscoveryEvent) => void };
   /** The transports this client can call through, each made on first use. */
   transports?: ClientTransports;
+  /** Overload protection and tail-latency settings (the module's, with this client's own sections merged in). */
+  overload?: OverloadSettings;
+  /** This client's index for deterministic subsetting. */
+  clientIndex?: number;
 }
+
+/**
+ * The latency an overloaded answer (RESOURCE_EXHAUSTED, 429) counts as, ms:
+ * peak-EWMA adopts it at once, so p2c_ewma sends the endpoint less until it
+ * answers normally again (as Linkerd's balancer penalises overload).
+ */
+export const OVERLOAD_PENALTY_MS = 1_000;
 
 /** Picks again this many times to avoid an endpoint a call already failed on. */
 const REPICKS = 3;
@@ -73,7 +87,7 @@ export interface EndpointReport {
  * constructor(@InjectServiceClient('orders') private readonly orders: ServiceClient) {}
  * const channel = await this.orders.getChannel({ key: customerId });
  */
-export class ServiceClient implements AttemptHost, CallTracker {
+export class ServiceClient implements HedgingHost, CallTracker {
   readonly service: string;
   readonly strategy: string;
   readonly random: () => number;
@@ -84,6 +98,10 @@ export class ServiceClient implements AttemptHost, CallTracker {
   private readonly events = new Subject<DiscoveryEvent>();
   private readonly abort = new AbortController();
   private readonly activitySubscription: Subscription;
+  private readonly admission: Admission;
+  private readonly latencies = new LatencyWindow();
+  /** Overload protection and tail-latency settings of this client. */
+  readonly overload: OverloadSettings;
   private grpcTransport: GrpcClientTransport | undefined;
   private httpTransport: HttpClientTransport | undefined;
   private tcpTransport: TcpClientTransport | undefined;
@@ -113,11 +131,14 @@ export class ServiceClient implements AttemptHost, CallTracker {
         ? resolveRetryOptions(options.retry, `clients.${options.name}.retry`)
         : (deps.retry ?? resolveRetryOptions(undefined));
     this.budget = new RetryBudget(this.retry.budget);
+    this.overload = deps.overload ?? resolveOverload(undefined);
     this.served = new ServedEndpoints({
       service: options.name,
       registry: deps.registry,
       query: deps.query,
-      zone: options.zone,
+      locality: { zone: options.zone, region: options.region },
+      overload: this.overload,
+      clientIndex: deps.clientIndex ?? 0,
       strategy: deps.strategy,
       random: this.random,
       logger: deps.logger,
@@ -126,6 +147,7 @@ export class ServiceClient implements AttemptHost, CallTracker {
       emit: (event) => this.emit(event),
     });
     this.endpoints$ = this.served.sets$;
+    this.admission = new Admission(options.name, this.overload, this.served.loads, this.random);
     this.activitySubscription = this.served.raw$.subscribe((set) => this.activity.retain(set));
   }
 
@@ -215,7 +237,18 @@ export class ServiceClient implements AttemptHost, CallTracker {
    * const call = client.startCall(client.pickEndpoint({ key })); ...; call.complete('success');
    */
   startCall(endpoint: Endpoint): CallHandle {
+    const refusal = this.refusal(endpoint);
+    if (refusal) throw refusal;
     return new CallHandle(endpoint, this);
+  }
+
+  /**
+   * Why a new call to `endpoint` must not start now (circuit-breaker limits,
+   * adaptive throttling), or undefined. `startCall` throws it; the gRPC LB
+   * policy fails the pick with it.
+   */
+  refusal(endpoint: Endpoint): OverloadedError | undefined {
+    return this.admission.refusal(endpoint, this.served.loads.load(endpoint));
   }
 
   /** @internal The start of a call, for transports that track calls without a handle per call. */
@@ -228,7 +261,10 @@ export class ServiceClient implements AttemptHost, CallTracker {
 
   /** @internal The end of a call started with {@link callStarted}. */
   callEnded(endpoint: Endpoint, load: EndpointLoad, latencyMs: number, outcome: CallOutcome): void {
+    if (outcome === 'success') this.latencies.record(latencyMs);
+    else if (outcome === 'overload' && latencyMs < OVERLOAD_PENALTY_MS) latencyMs = OVERLOAD_PENALTY_MS;
     onCallEnd(load, latencyMs, performance.now());
+    this.admission.finished(outcome);
     this.callFinished(endpoint, outcome);
   }
 
@@ -252,6 +288,28 @@ export class ServiceClient implements AttemptHost, CallTracker {
   /** True when at least one endpoint is served. */
   hasEndpoints(): boolean {
     return this.served.snapshot.size > 0;
+  }
+
+  /** Endpoints served now. */
+  servedCount(): number {
+    return this.served.snapshot.size;
+  }
+
+  /** Waits for a first endpoint on behalf of a call, counted against circuit_breaker.max_pending. */
+  async awaitEndpoints(): Promise<void> {
+    this.admission.enterPending();
+    try {
+      await this.ready();
+    } finally {
+      this.admission.leavePending();
+    }
+  }
+
+  /** How long a hedged call waits before its next attempt, ms (the fixed delay, or the p95 of recent latency). */
+  hedgeDelayMs(): number | undefined {
+    const delay = this.overload.hedging.delayMs;
+    if (delay === 'p95') return this.latencies.percentile95();
+    return delay > 0 ? delay : undefined;
   }
 
   /** The picker every transport of this client picks from. */

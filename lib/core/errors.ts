@@ -77,6 +77,44 @@ export class NoEndpointsError extends DiscoveryError {
   }
 }
 
+/** Why a call was refused before it was sent. */
+export type OverloadReason = 'max-requests' | 'max-requests-per-endpoint' | 'max-pending' | 'throttled';
+
+/**
+ * A call refused on the client, before it was sent, to protect the service:
+ * a circuit-breaker limit was reached, or adaptive throttling shed it while
+ * the service rejects most calls. Never retried; the caller decides what to
+ * do (fail fast, degrade, queue elsewhere).
+ *
+ * @example
+ * try { await orders.call(send) } catch (e) { if (e instanceof OverloadedError) return fallback(); throw e; }
+ */
+export class OverloadedError extends DiscoveryError {
+  constructor(
+    readonly service: string,
+    readonly reason: OverloadReason,
+    /** The limit reached (or, when throttled, the share of calls being shed, percent). */
+    readonly limit: number,
+    /** The endpoint, for a per-endpoint limit. */
+    readonly endpoint?: string,
+  ) {
+    super(OverloadedError.describe(service, reason, limit, endpoint));
+  }
+
+  private static describe(service: string, reason: OverloadReason, limit: number, endpoint?: string): string {
+    switch (reason) {
+      case 'max-requests':
+        return `Overloaded: '${service}' already has ${limit} calls in flight (circuit_breaker.max_requests = ${limit})`;
+      case 'max-requests-per-endpoint':
+        return `Overloaded: every endpoint of '${service}' tried has ${limit} calls in flight${endpoint ? ` (${endpoint})` : ''} (circuit_breaker.max_requests_per_endpoint = ${limit})`;
+      case 'max-pending':
+        return `Overloaded: ${limit} calls already wait for an endpoint of '${service}' (circuit_breaker.max_pending = ${limit})`;
+      case 'throttled':
+        return `Overloaded: '${service}' rejects most calls; this client sheds about ${limit}% of its calls (adaptive throttling)`;
+    }
+  }
+}
+
 /** An address that is not `host:port`. */
 export class InvalidAddressError extends DiscoveryError {
   constructor(

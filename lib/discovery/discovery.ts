@@ -27,6 +27,9 @@ import { discoveryTargets, type DiscoveryTarget } from '../transports/grpc/disco
 import { GrpcChannels } from '../transports/grpc/grpc-client-transport.js';
 import { installGrpcIntegration } from '../transports/grpc/install-grpc-integration.js';
 import { ClientCatalog, type ClientDeclaration } from './client-catalog.js';
+import { hostname } from 'node:os';
+import { hashString } from '../balancing/string-hash.js';
+import { resolveOverload } from '../core/config/overload-options.js';
 import { ServiceRegistry } from './service-registry.js';
 
 /** The app's own instance: everything optional but the port (or address). */
@@ -50,6 +53,15 @@ export interface DiscoveryExtras {
 }
 
 let discoverySequence = 0;
+
+/**
+ * This process's index for deterministic subsetting when none is configured:
+ * a hash of host and pid. Clients numbered 0, 1, 2 ... (subsetting.client_index,
+ * e.g. a StatefulSet ordinal) spread exactly evenly; hashed ones roughly.
+ */
+function defaultClientIndex(): number {
+  return hashString(`${hostname()}:${process.pid}`) % 1_000_003;
+}
 let clientSequence = 0;
 
 /**
@@ -324,6 +336,12 @@ export class Discovery implements MetricsSource {
   }
 
   private createClient(options: ServiceClientOptions, query: DiscoveryQuery): ServiceClient {
+    const { slowStart, circuitBreaker, throttling, hedging, priority, subsetting } = options;
+    const overload = resolveOverload(
+      this.config.overload,
+      { slowStart, circuitBreaker, throttling, hedging, priority, subsetting },
+      `clients.${options.name}`,
+    );
     return new ServiceClient(
       { readyTimeoutMs: this.firstSetTimeoutMs, ...options },
       {
@@ -333,6 +351,8 @@ export class Discovery implements MetricsSource {
         logger: this.logger,
         random: this.random,
         retry: this.retry,
+        overload,
+        clientIndex: overload.subsetting.clientIndex ?? defaultClientIndex(),
         health: {
           settings: this.health,
           checkers: this.checkerLeases,

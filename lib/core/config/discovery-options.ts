@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { overloadConfigShape } from './overload-options.js';
 import type { BackendConfigInput } from './backend-schemas.js';
 import { nonEmpty, seconds } from './config-fields.js';
 
@@ -88,6 +89,8 @@ export const discoveryConfigSchema = z.strictObject({
     }),
   // Health layer: below this share (percent) of healthy endpoints, balance over all known ones (Envoy's panic threshold); 0 disables.
   panicThreshold: z.number().min(0).max(100).default(50),
+  // Overload protection and tail latency (slow_start, circuit_breaker, throttling, hedging, priority, subsetting).
+  ...overloadConfigShape,
   refreshInterval: seconds.default(30),
   registration: z
     .strictObject({

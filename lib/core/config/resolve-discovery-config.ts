@@ -4,6 +4,7 @@ import type { BackendSchemaContext } from './backend-schema.js';
 import { backendSelectionSchema, type BackendSelection, type ResolvedBackendName } from './backend-schemas.js';
 import { DISPLAY_PATH_PARAM, QUOTED_VALUE_PARAM, seconds } from './config-fields.js';
 import { discoveryConfigSchema, STRATEGY_NAMES } from './discovery-options.js';
+import { resolveOverload, type OverloadSettings } from './overload-options.js';
 
 /** Maps a converted (camelCase) path back to what the user wrote. */
 export type PathNames = Map<string, string>;
@@ -39,6 +40,8 @@ export interface ResolvedCommonConfig {
   };
   /** Percent of healthy endpoints below which all known endpoints are used; 0 disables. */
   panicThreshold: number;
+  /** Slow start, circuit breaking, adaptive throttling, hedging, priority failover, subsetting. */
+  overload: OverloadSettings;
   refreshIntervalMs: number;
   registration: {
     enabled: boolean;
@@ -144,6 +147,7 @@ export function resolveDiscoveryConfig(input: unknown, options: ResolveOptions =
       maxEjectionPercent: cfg.outlierDetection.maxEjectionPercent,
     },
     panicThreshold: cfg.panicThreshold,
+    overload: resolveOverload(cfg),
     refreshIntervalMs: cfg.refreshInterval * 1000,
     registration: {
       enabled: cfg.registration.enabled,

@@ -94,7 +94,10 @@ export class DiscoveryResolver implements GrpcResolver {
     this.client = client;
     const retry = client.retryPolicy;
     const serviceConfig = statusOrFromValue(
-      serviceConfigFor({ service: this.service, authority: this.authority, hashHeader: target.hashHeader }, retry),
+      serviceConfigFor({ service: this.service, authority: this.authority, hashHeader: target.hashHeader }, retry, {
+        settings: client.overload.hedging,
+        currentDelayMs: client.hedgeDelayMs(),
+      }),
     );
     const inner = client.endpoints$.subscribe((set) => {
       if (this.destroyed) return;

@@ -4,11 +4,14 @@ import type { PickContext } from '../../balancing/picker.js';
 import type { CallOptions } from '../../client/client-options.js';
 import type { CallAttempt, GrpcClientTransport } from '../../client/client-transports.js';
 import { resolveRetryOptions } from '../../client/retry-policy.js';
-import { runWithRetries } from '../../client/retry-loop.js';
+import { runWithRetries, type AttemptPlan } from '../../client/retry-loop.js';
+import { runHedged } from '../../client/overload/hedging.js';
 import type { ServiceClient } from '../../client/service-client.js';
 import { ChannelPool } from './channel-pool.js';
 import { grpcOutcome, grpcRetryable } from './grpc-outcome.js';
 import { ProtoServices } from './proto-services.js';
+
+const NEVER_ABORTED = new AbortController().signal;
 
 /** What the gRPC side of a client needs from its Discovery. */
 export interface GrpcTransportDeps {
@@ -67,17 +70,17 @@ export class GrpcChannels implements GrpcClientTransport {
   call<T>(fn: (attempt: CallAttempt) => Promise<T>, options: CallOptions = {}): Promise<T> {
     const retry =
       options.retry !== undefined ? resolveRetryOptions(options.retry, 'call.retry') : this.client.retryPolicy;
-    return runWithRetries(
-      this.client,
-      {
-        run: (endpoint, attempt, deadline) =>
-          fn({ channel: this.pool.get(endpoint, this.client.snapshot()), endpoint, deadline, attempt }),
-        classify: grpcOutcome,
-        retryable: grpcRetryable,
-      },
-      retry,
-      options,
-    );
+    const plan: AttemptPlan<T> = {
+      run: (endpoint, attempt, deadline, signal = NEVER_ABORTED) =>
+        fn({ channel: this.pool.get(endpoint, this.client.snapshot()), endpoint, deadline, attempt, signal }),
+      classify: grpcOutcome,
+      retryable: grpcRetryable,
+    };
+    const hedging = this.client.overload.hedging;
+    if (options.idempotent && hedging.delayMs !== 0) {
+      return runHedged(this.client, plan, retry, hedging.maxAttempts, options, hedging.cancel);
+    }
+    return runWithRetries(this.client, plan, retry, options);
   }
 
   close(): void {

@@ -24,7 +24,7 @@ export type ResultStatus = 'pass' | 'fail' | 'known-bug' | 'n/a' | 'not-yet';
 
 /** What a reliability test checks, in the words the table prints. */
 export interface ResultSpec {
-  suite: 'faults' | 'fuzz' | 'security' | 'soak';
+  suite: 'faults' | 'fuzz' | 'security' | 'soak' | 'overload';
   /** Stable id of the scenario or check (a table row). */
   scenario: string;
   /** Row label. */

@@ -108,11 +108,14 @@ describe('Discovery (framework-free)', () => {
     const v1 = discovery.client({ name: 'pay', version: '^1.0.0' });
     await waitFor(() => v1.snapshot().size === 2, { what: 'v1 endpoints' });
     expect(v1.snapshot().endpoints.map((e) => e.instance.id)).toEqual(['p1', 'p2']);
+    // Zone preference is priority failover: the whole healthy set is served, the caller's zone gets the calls.
     const zoneA = discovery.client({ name: 'pay', version: '^1.0.0', zone: 'a' });
-    await waitFor(() => zoneA.snapshot().size === 1, { what: 'zone a' });
-    expect(zoneA.snapshot().endpoints[0].instance.id).toBe('p1');
+    await waitFor(() => zoneA.snapshot().size === 2, { what: 'zone a client ready' });
+    for (let i = 0; i < 10; i++) expect(zoneA.pick().instance.id).toBe('p1');
     const zoneC = discovery.client({ name: 'pay', version: '^1.0.0', zone: 'c' });
-    await waitFor(() => zoneC.snapshot().size === 2, { what: 'all zones when c has none' });
+    await waitFor(() => zoneC.snapshot().size === 2, { what: 'zone c client ready' });
+    const seen = new Set(Array.from({ length: 40 }, () => zoneC.pick().instance.id));
+    expect(seen).toEqual(new Set(['p1', 'p2']));
     await discovery.close();
   });
 

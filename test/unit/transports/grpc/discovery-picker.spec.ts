@@ -4,7 +4,7 @@ import { createServiceInstance, Discovery, type Registration } from '../../../..
 import { MemoryRegistry, MemoryStore } from '../../../../lib/testing.js';
 import type { ServiceClient } from '../../../../lib/client/service-client.js';
 import type { Endpoint } from '../../../../lib/core/endpoint.js';
-import { DiscoveryPicker } from '../../../../lib/transports/grpc/discovery-load-balancer.js';
+import { DiscoveryPicker } from '../../../../lib/transports/grpc/discovery-picker.js';
 import { PickResultType, type GrpcPicker, type GrpcPickArgs } from '../../../../lib/transports/grpc/grpc-adapter.js';
 
 const TIMING = { ttlMs: 90_000, heartbeatMs: 30_000 };
