@@ -123,6 +123,14 @@ describe('etcd backend options', () => {
     });
   });
 
+  it('takes the seed-slash layout by name, and names the layouts for an unknown one', () => {
+    expect(etcdSettings({ layout: 'seed-slash' }).layout).toBe('seed-slash');
+    const error = configError(() => etcdSettings({ layout: 'flare' }));
+    expect(error.issues.map((i) => i.path)).toEqual(['backendConfig.layout']);
+    expect(error.message).toMatch(/seed.*seed-slash.*grpc-naming/);
+    expect(error.message).toMatch(/"flare"/);
+  });
+
   it('explains how to install etcd3 when the package is missing', async () => {
     const missing = async () => {
       throw Object.assign(new Error("Cannot find package 'etcd3' imported from /app/x.js"), {
