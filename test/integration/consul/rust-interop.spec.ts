@@ -28,6 +28,8 @@ async function registerAsTheCrate(
     tags?: string[];
     version?: string;
     namespace?: string;
+    /** False: no heartbeat yet, so the check stays critical (what the crate still returns). */
+    heartbeat?: boolean;
   },
 ): Promise<void> {
   const tags = [...(instance.tags ?? [])];
@@ -43,6 +45,7 @@ async function registerAsTheCrate(
   };
   const registered = await agentPut(url, '/agent/service/register', body);
   expect(registered.status, registered.body).toBe(200);
+  if (instance.heartbeat === false) return;
   const passed = await agentPut(url, `/agent/check/pass/service:${instance.id}`);
   expect(passed.status, passed.body).toBe(200);
 }
@@ -113,6 +116,21 @@ describe.skipIf(!binary)('consul: running beside the Rust services', () => {
       version: 'v2.0.0',
       namespace: 'production',
     });
+    await registerAsTheCrate(agent.url, {
+      service: 'rs-critical',
+      id: 'rust-live',
+      ip: '10.0.1.8',
+      port: 8080,
+      namespace: 'production',
+    });
+    await registerAsTheCrate(agent.url, {
+      service: 'rs-critical',
+      id: 'rust-critical',
+      ip: '10.0.1.9',
+      port: 8080,
+      namespace: 'production',
+      heartbeat: false,
+    });
   });
   afterEach(() => closer.closeAll());
   afterAll(async () => {
@@ -140,6 +158,14 @@ describe.skipIf(!binary)('consul: running beside the Rust services', () => {
     });
     const v6 = production.instances.find((i) => i.id === 'rust-v6')!;
     expect(v6).toMatchObject({ host: '2001:db8::b', port: 18081, address: '[2001:db8::b]:18081', version: 'v2.0.0' });
+    // The crate writes an IPv6 Address without brackets, which its own discovery cannot parse.
+    await expect(discoverAsTheCrate(agent.url, 'rs-ledger')).rejects.toThrow(/invalid address 2001:db8::b:18081/);
+    // A failing check: the crate returns it, switchyard does not serve it.
+    expect((await discoverAsTheCrate(agent.url, 'rs-critical')).map((i) => i.id)).toEqual([
+      'rust-critical',
+      'rust-live',
+    ]);
+    expect((await ids({ namespace: 'production' }, 'rs-critical')).ids).toEqual(['rust-live']);
     // No namespace= tag: the default namespace, as the crate's None.
     const plain = await ids({});
     expect(plain.ids).toEqual(['rust-plain']);
@@ -224,6 +250,23 @@ describe.skipIf(!binary)('consul: running beside the Rust services', () => {
       expect(theirs.length, JSON.stringify(crateFilter)).toBeGreaterThan(0);
       expect((await ids(query, 'rs-orders')).ids).toEqual(theirs);
     }
+  });
+
+  it('keeps a drained (weight 0) instance in Meta, while the crate, which reads no weight, sees it as any other', async () => {
+    const registry = await closer.registry(agent.url, { rustCompatible: true });
+    await registry.register(
+      createServiceInstance({ service: 'rs-drain', id: 'sy-drained', address: '10.0.4.1:50051', weight: 0 }),
+      TIMING,
+    );
+    await registry.register(
+      createServiceInstance({ service: 'rs-drain', id: 'sy-live', address: '10.0.4.2:50051' }),
+      TIMING,
+    );
+    const seen = await ids({}, 'rs-drain');
+    expect(Object.fromEntries(seen.instances.map((i) => [i.id, i.weight]))).toEqual({ 'sy-drained': 0, 'sy-live': 1 });
+    const stored = JSON.parse((await httpGet(`${agent.url}/v1/agent/service/sy-drained`)).body);
+    expect(stored).toMatchObject({ Weights: { Passing: 1 }, Meta: { weight: '0' } });
+    expect((await discoverAsTheCrate(agent.url, 'rs-drain')).map((i) => i.id)).toEqual(['sy-drained', 'sy-live']);
   });
 
   it('refuses, with rust_compatible, a host name, which would break the crate for the whole service', async () => {
