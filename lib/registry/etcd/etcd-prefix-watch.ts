@@ -15,7 +15,7 @@ export type PrefixWatchState =
   | { kind: 'pending' }
   | { kind: 'ok'; instances: readonly ServiceInstance[] }
   | { kind: 'stale'; reason: string }
-  | { kind: 'refused'; reason: string; instances: readonly ServiceInstance[] };
+  | { kind: 'refused'; reason: string };
 
 interface Entry {
   readonly instance: ServiceInstance;
@@ -231,7 +231,7 @@ export class PrefixWatch {
     const reason = `etcd refused reading ${this.prefix}: ${why}`;
     if (this.current.kind === 'refused' && this.current.reason === reason) return;
     if (this.current.kind !== 'refused') this.logger.warn(`${reason}; retrying with backoff`);
-    this.current = { kind: 'refused', reason, instances: this.instances() };
+    this.current = { kind: 'refused', reason };
     this.onChange();
   }
 

@@ -179,7 +179,7 @@ export class EtcdRegistry implements Registry {
       if (count > 0 && !this.closed) {
         this.logger.warn(
           `etcd has ${count} key(s) under ${prefix}: instances registered in the seed-slash layout of switchyard 0.1, ` +
-            `which this app (layout "seed", the default since 0.2) does not read. Until every app writes the new ` +
+            `which this app (layout "seed", now the default) does not read. Until every app writes the new ` +
             `layout, set backend_config.layout = "seed-slash" in all of them (see docs/backends/etcd.md)`,
         );
       }
