@@ -1,7 +1,7 @@
 /**
  * The admin page: one self-contained HTML document (no build step, no
  * framework) that polls `<path>/state.json` and renders it as tables.
- * Endpoint rows carry a state class (healthy, unhealthy, ejected, stale) so
+ * Endpoint rows carry a state class (healthy, unhealthy, ejected, drained, stale) so
  * each state looks distinct; the page works in any browser without assets.
  */
 export function renderAdminPage(statePath: string, refreshMs = 2_000): string {
@@ -28,10 +28,12 @@ export function renderAdminPage(statePath: string, refreshMs = 2_000): string {
   .badge.empty, .badge.unknown, .badge.disabled, .badge.deregistered { background: #eaeef2; color: #424a53; border-color: #afb8c1; }
   .badge.unhealthy, .badge.failed, .badge.unreachable { background: #ffebe9; color: #a40e26; border-color: #ff8182; }
   .badge.ejected { background: #fbefff; color: #6e40c9; border-color: #c297ff; }
+  .badge.drained { background: #ddf4ff; color: #0a3069; border-color: #54aeff; }
   .badge.panic { background: #a40e26; color: #fff; }
   tr.unhealthy td { background: #fff5f5; }
   tr.ejected td { background: #faf5ff; }
   tr.ejected td:first-child { text-decoration: line-through; text-decoration-color: #c297ff; }
+  tr.drained td { background: #f1f8ff; color: #57606a; }
   tr.stale td { background: #fffbe6; }
   #error { color: #a40e26; font-weight: 600; }
   .empty-row td { color: #57606a; font-style: italic; }

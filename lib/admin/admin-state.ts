@@ -9,9 +9,9 @@ export interface AdminEndpointState {
   region: string | undefined;
   version: string;
   weight: number;
-  /** healthy | unhealthy (failing active checks) | ejected (outlier detection). */
-  health: 'healthy' | 'unhealthy' | 'ejected';
-  /** In the set the picker uses now (false while ejected or unhealthy, unless in panic). */
+  /** healthy | unhealthy (failing active checks, or healthy: false in the registry) | ejected (outlier detection) | drained (weight 0). */
+  health: 'healthy' | 'unhealthy' | 'ejected' | 'drained';
+  /** In the set the picker uses now (false while ejected or unhealthy, unless in panic; always false when drained). */
   served: boolean;
   detail: string | undefined;
   inFlight: number;

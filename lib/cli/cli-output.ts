@@ -94,6 +94,8 @@ export interface InstanceView {
   region: string | null;
   weight: number;
   healthy: boolean;
+  /** Weight 0: listed, never picked by clients. */
+  drained: boolean;
   tags: Record<string, string>;
 }
 
@@ -111,6 +113,7 @@ export function instanceView(instance: ServiceInstance): InstanceView {
     region: instance.metadata.region ?? null,
     weight: instance.weight,
     healthy: instance.healthy,
+    drained: instance.weight === 0,
     tags: { ...instance.tags },
   };
 }
@@ -121,6 +124,7 @@ export function describeInstance(instance: ServiceInstance): string {
   if (instance.version) parts.push(`version=${instance.version}`);
   if (instance.metadata.zone) parts.push(`zone=${instance.metadata.zone}`);
   parts.push(`weight=${instance.weight}`);
+  if (instance.weight === 0) parts.push('drained');
   if (!instance.healthy) parts.push('healthy=no');
   const tags = Object.entries(instance.tags);
   if (tags.length) parts.push(`tags=${tags.map(([k, v]) => `${k}=${v}`).join(',')}`);

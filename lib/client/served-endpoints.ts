@@ -4,6 +4,7 @@ import type { CompiledQuery } from '../core/discovery-query.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { EndpointSet } from '../core/endpoint-set.js';
 import type { NoEndpointsReason } from '../core/errors.js';
+import { receivesTraffic } from '../core/service-instance.js';
 import { EMPTY_PICKER } from '../balancing/empty-picker.js';
 import { LoadTracker } from '../balancing/endpoint-load.js';
 import type { BalancingStrategy, PickContext, Picker } from '../balancing/picker.js';
@@ -35,13 +36,21 @@ export interface ServedEndpointsDeps {
   emit: (event: DiscoveryEvent) => void;
 }
 
+/** How an endpoint stands, as the admin view shows it. */
+export interface EndpointStanding {
+  /** `drained`: weight 0 in the registry; `unhealthy`: failing checks, or `healthy: false` in the registry. */
+  state: 'healthy' | 'unhealthy' | 'ejected' | 'drained';
+  detail: string | undefined;
+}
+
 /**
  * The data flow of one client, one way: registry set → subset (when
- * subsetting) → health overlay (active checks, ejections, panic) → priority
- * levels (zone, region or a priority tag, spilling over as a level degrades)
- * → picker (gated by slow start). It keeps the served snapshot, the picker
- * built for it and the load records every transport feeds, so every
- * transport of a service balances through the same picker and the same loads.
+ * subsetting) → health overlay (active checks, ejections, panic) → registry
+ * marks (weight 0 drains, `healthy: false`) → priority levels (zone, region
+ * or a priority tag, spilling over as a level degrades) → picker (gated by
+ * slow start). It keeps the served snapshot, the picker built for it and the
+ * load records every transport feeds, so every transport of a service
+ * balances through the same picker and the same loads.
  */
 export class ServedEndpoints {
   private readonly sets = new ReplaySubject<EndpointSet>(1);
@@ -61,13 +70,16 @@ export class ServedEndpoints {
   constructor(private readonly deps: ServedEndpointsDeps) {
     this.current = EndpointSet.initial(deps.service);
     this.slowStart = new SlowStart(deps.overload.slowStart);
-    // Priority levels come after health, so a zone whose endpoints fail spills over to the others.
+    // Priority levels come after health and the registry's marks, so a zone
+    // whose endpoints fail or are drained spills over to the others. The marks
+    // come after the overlay so that panic mode (which serves every known
+    // endpoint) still never serves a drained one.
     this.overlay = new HealthOverlay({
       service: deps.service,
       settings: deps.health,
       checkers: deps.checkers,
       logger: deps.logger,
-      serve: (set) => this.accept(set),
+      serve: (set) => this.accept(withoutMarked(set)),
       emit: deps.emit,
     });
     const { size } = deps.overload.subsetting;
@@ -119,7 +131,12 @@ export class ServedEndpoints {
     this.overlay.recordOutcome(endpoint, outcome);
   }
 
-  describe(endpoint: Endpoint): { state: 'healthy' | 'unhealthy' | 'ejected'; detail: string | undefined } {
+  /** How an endpoint stands: the registry's marks first, then the health overlay's view. */
+  describe(endpoint: Endpoint): EndpointStanding {
+    if (endpoint.weight === 0)
+      return { state: 'drained', detail: 'weight 0 in the registry: listed, never picked until its weight rises' };
+    if (!endpoint.instance.healthy)
+      return { state: 'unhealthy', detail: 'the registry marks it healthy: false: listed, never picked' };
     return this.overlay.describe(endpoint);
   }
 
@@ -182,6 +199,8 @@ export class ServedEndpoints {
     const { tag, overprovisioningFactor } = this.deps.overload.priority;
     const levels = new Map<number, { served: Endpoint[]; total: number }>();
     for (const endpoint of this.known.endpoints) {
+      // Drained and `healthy: false` instances are not capacity: they do not dilute their level's health.
+      if (!receivesTraffic(endpoint.instance)) continue;
       const level = priorityOf(endpoint, locality, tag);
       const entry = levels.get(level) ?? { served: [], total: 0 };
       entry.total++;
@@ -241,4 +260,14 @@ export class ServedEndpoints {
       });
     }
   }
+}
+
+/**
+ * The endpoints the registry says may take traffic: weight above 0 (0 is a
+ * drain marker) and not marked `healthy: false`. The others stay known.
+ */
+function withoutMarked(set: EndpointSet): EndpointSet {
+  for (const e of set.endpoints)
+    if (!receivesTraffic(e.instance)) return set.filter((x) => receivesTraffic(x.instance));
+  return set;
 }

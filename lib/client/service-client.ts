@@ -68,8 +68,13 @@ export interface EndpointReport {
   endpoint: Endpoint;
   /** In the set the picker uses right now. */
   served: boolean;
-  health: 'healthy' | 'unhealthy' | 'ejected';
-  /** Why it is unhealthy or ejected (and until when). */
+  /**
+   * `unhealthy`: failing active checks, or `healthy: false` in the registry;
+   * `ejected`: by outlier detection; `drained`: weight 0 in the registry
+   * (listed, never picked).
+   */
+  health: 'healthy' | 'unhealthy' | 'ejected' | 'drained';
+  /** Why it is unhealthy, ejected (and until when) or drained. */
   detail: string | undefined;
   inFlight: number;
   ewmaMs: number | undefined;

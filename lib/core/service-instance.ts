@@ -28,8 +28,12 @@ export interface ServiceInstance {
   readonly version: string;
   readonly tags: Readonly<Record<string, string>>;
   readonly metadata: InstanceMetadata;
+  /** False: the registry lists the instance but says not to serve it (clients list it, never pick it). */
   readonly healthy: boolean;
-  /** Relative weight for weighted strategies; > 0. */
+  /**
+   * Relative weight for weighted strategies; >= 0. Weight 0 marks a drained
+   * instance: listed, shown, never picked by any strategy.
+   */
   readonly weight: number;
 }
 
@@ -49,7 +53,14 @@ export interface ServiceInstanceInput {
 }
 
 export const DEFAULT_NAMESPACE = 'default';
+/** The weight of an instance created without one. */
 export const DEFAULT_WEIGHT = 1;
+/**
+ * The weight the Rust crate gives every instance (`ServiceInstance::new`);
+ * switchyard's default in the etcd `seed` layout, whose records the crate
+ * reads, so a default instance of either side gets the same share.
+ */
+export const CRATE_DEFAULT_WEIGHT = 100;
 
 /** Service names: letters, digits, `.`, `_`, `-`, 1..253 chars (DNS- and Consul-safe). */
 const SERVICE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})$/;
@@ -109,8 +120,8 @@ export function createServiceInstance(input: ServiceInstanceInput): ServiceInsta
   const version = input.version ?? '';
   if (typeof version !== 'string') fail('version', version, 'a string');
   const weight = input.weight ?? DEFAULT_WEIGHT;
-  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) {
-    fail('weight', weight, `a number > 0 (instance ${id})`);
+  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
+    fail('weight', weight, `a number >= 0, 0 meaning drained (instance ${id})`);
   }
   const healthy = input.healthy ?? true;
   if (typeof healthy !== 'boolean') fail('healthy', healthy, 'a boolean');
@@ -133,8 +144,20 @@ export function createServiceInstance(input: ServiceInstanceInput): ServiceInsta
     tags: Object.freeze(stringRecord(input.tags, 'tags')),
     metadata,
     healthy,
-    weight,
+    // -0 would print as 0 but compare differently.
+    weight: weight === 0 ? 0 : weight,
   });
+}
+
+/**
+ * True when clients may send the instance calls: the registry calls it
+ * healthy and its weight is above 0 (weight 0 is a drain marker).
+ *
+ * @example
+ * const served = instances.filter(receivesTraffic);
+ */
+export function receivesTraffic(instance: ServiceInstance): boolean {
+  return instance.healthy && instance.weight > 0;
 }
 
 /** Returns a copy of `instance` with `changes` applied (validated again). */
@@ -180,12 +203,23 @@ export function toSeedRecord(instance: ServiceInstance): SeedInstanceRecord {
   };
 }
 
+/** How {@link fromSeedRecord} fills what a record leaves out. */
+export interface SeedRecordDefaults {
+  /** The weight of a record without one (default {@link DEFAULT_WEIGHT}). */
+  weight?: number;
+}
+
 /**
- * Decodes the seed's JSON record. Strict about what it needs (service,
- * id, address), tolerant of extra fields; throws {@link InvalidInstanceError}
- * or InvalidAddressError for records that cannot be used.
+ * Decodes the seed's JSON record (the Rust crate's record is one). Strict
+ * about what it needs (service, id, address), tolerant of extra fields; a
+ * `null` namespace is the default namespace, a `null` version none. Throws
+ * {@link InvalidInstanceError} or InvalidAddressError for records that
+ * cannot be used.
+ *
+ * @example
+ * const instance = fromSeedRecord(JSON.parse(value), { weight: CRATE_DEFAULT_WEIGHT });
  */
-export function fromSeedRecord(record: unknown): ServiceInstance {
+export function fromSeedRecord(record: unknown, defaults: SeedRecordDefaults = {}): ServiceInstance {
   if (!record || typeof record !== 'object' || Array.isArray(record)) fail('record', record, 'a JSON object');
   const r = record as Record<string, unknown>;
   const metadata = (r.metadata ?? {}) as Record<string, unknown>;
@@ -210,6 +244,6 @@ export function fromSeedRecord(record: unknown): ServiceInstance {
       custom: (metadata.custom ?? undefined) as Record<string, string> | undefined,
     },
     healthy: r.healthy === undefined ? undefined : (r.healthy as boolean),
-    weight: r.weight === undefined ? undefined : (r.weight as number),
+    weight: r.weight === undefined ? defaults.weight : (r.weight as number),
   });
 }

@@ -297,6 +297,7 @@ export class Discovery implements MetricsSource {
       host: options.address ? undefined : (options.host ?? '127.0.0.1'),
       namespace: options.namespace ?? this.config.namespace.default,
       version: options.version ?? this.config.version.default,
+      weight: options.weight ?? this.registry.defaultWeight,
     });
   }
 

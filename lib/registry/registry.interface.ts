@@ -52,6 +52,12 @@ export interface Registry {
    * and an on-demand probe, the same for every backend (see {@link Reachability}).
    */
   readonly reachability: Reachability;
+  /**
+   * The weight of an instance registered without one, when the backend's
+   * format has its own (the etcd `seed` layout: 100, the Rust services'
+   * default); absent means 1.
+   */
+  readonly defaultWeight?: number;
   /** Stops every timer, stream and registration this registry opened. */
   close(): Promise<void>;
   /**

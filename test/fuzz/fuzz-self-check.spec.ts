@@ -3,12 +3,14 @@ import { fromSeedRecord, type ServiceInstance } from '../../lib/core/index.js';
 import { fromHealthEntry } from '../../lib/registry/consul/consul-service-codec.js';
 import { resolveService } from '../../lib/registry/dns/dns-resolution.js';
 import { dnsSettings as resolveDnsSettings } from '../integration/dns/dns-test-kit.js';
-import { GrpcNamingLayout, SeedLayout, type EtcdKeyLayout } from '../../lib/registry/etcd/etcd-key-layout.js';
+import { GrpcNamingLayout, type EtcdKeyLayout } from '../../lib/registry/etcd/etcd-key-layout.js';
+import { SeedLayout, SeedSlashLayout, toCrateRecord } from '../../lib/registry/etcd/etcd-seed-layouts.js';
 import { decodeInstanceFile } from '../../lib/registry/local/instance-file.js';
 import { parseCluster } from '../../lib/registry/mesh/xds-cluster.js';
 import { parseLoadAssignment } from '../../lib/registry/mesh/xds-load-assignment.js';
 import { reliabilityTest, ResultsFile, type ResultSpec } from '../faults/support/reliability-results.js';
 import { DECODER_PROPERTIES } from './support/decoder-property-specs.js';
+import { crateRecordProperty } from './support/crate-record-property.js';
 import {
   consulEntryProperty,
   dnsAnswersProperty,
@@ -61,14 +63,19 @@ const corrupt = (instance: ServiceInstance, change: Partial<ServiceInstance>): S
 
 /** An etcd layout whose decoded instances claim another service. */
 function misattributing(layout: EtcdKeyLayout): EtcdKeyLayout {
-  return {
-    name: layout.name,
-    prefixOf: (service, namespace) => layout.prefixOf(service, namespace),
-    decode: (key, value, service, namespace) => {
+  return Object.assign(Object.create(layout) as EtcdKeyLayout, {
+    decode: (key: string, value: Buffer, service: string, namespace: string) => {
       const result = layout.decode(key, value, service, namespace);
       return 'instance' in result ? { instance: corrupt(result.instance, { service: 'payments' }) } : result;
     },
-  } as EtcdKeyLayout;
+  });
+}
+
+/** A seed layout that writes the version as switchyard 0.1 did ("" where the crate writes null). */
+function emptyVersionWriter(layout: EtcdKeyLayout): EtcdKeyLayout {
+  return Object.assign(Object.create(layout) as EtcdKeyLayout, {
+    encode: (instance: ServiceInstance) => JSON.stringify({ ...toCrateRecord(instance), version: instance.version }),
+  });
 }
 
 describe('fuzz self-check: every decoder property fails on a broken decoder', () => {
@@ -102,6 +109,28 @@ describe('fuzz self-check: every decoder property fails on a broken decoder', ()
         () => etcdValueProperty([new SeedLayout('', '/'), new SeedLayout('/sy', '.')].map(misattributing), {}, brief),
         details,
       ),
+  );
+
+  reliabilityTest(
+    results,
+    selfCheck(DECODER_PROPERTIES.etcdSeedSlash, 'attributes instances to another service'),
+    (details) =>
+      expectPropertyFails(
+        () =>
+          etcdValueProperty(
+            [new SeedSlashLayout('', '/'), new SeedSlashLayout('/sy', '.')].map(misattributing),
+            {},
+            brief,
+          ),
+        details,
+      ),
+  );
+
+  reliabilityTest(
+    results,
+    selfCheck(DECODER_PROPERTIES.crateRecord, 'writes version "" where the crate writes null'),
+    (details) =>
+      expectPropertyFails(() => crateRecordProperty(emptyVersionWriter(new SeedLayout('', '/')), {}, brief), details),
   );
 
   reliabilityTest(

@@ -4,13 +4,15 @@ import { fromSeedRecord } from '../../lib/core/index.js';
 import { decodeMetaKey, encodeMetaKey, fromHealthEntry } from '../../lib/registry/consul/consul-service-codec.js';
 import { resolveService } from '../../lib/registry/dns/dns-resolution.js';
 import { dnsSettings as resolveDnsSettings } from '../integration/dns/dns-test-kit.js';
-import { GrpcNamingLayout, SeedLayout } from '../../lib/registry/etcd/etcd-key-layout.js';
+import { GrpcNamingLayout } from '../../lib/registry/etcd/etcd-key-layout.js';
+import { SeedLayout, SeedSlashLayout } from '../../lib/registry/etcd/etcd-seed-layouts.js';
 import { decodeInstanceFile } from '../../lib/registry/local/instance-file.js';
 import { parseCluster } from '../../lib/registry/mesh/xds-cluster.js';
 import { parseLoadAssignment } from '../../lib/registry/mesh/xds-load-assignment.js';
 import { reliabilityTest, ResultsFile } from '../faults/support/reliability-results.js';
 import { fuzzParameters } from './support/fuzz-settings.js';
 import { DECODER_PROPERTIES } from './support/decoder-property-specs.js';
+import { crateRecordProperty } from './support/crate-record-property.js';
 import {
   consulEntryProperty,
   dnsAnswersProperty,
@@ -39,6 +41,14 @@ describe('fuzz: registry record decoders', () => {
 
   reliabilityTest(results, DECODER_PROPERTIES.etcdSeed, (details) =>
     etcdValueProperty([new SeedLayout('', '/'), new SeedLayout('/sy', '.')], details),
+  );
+
+  reliabilityTest(results, DECODER_PROPERTIES.etcdSeedSlash, (details) =>
+    etcdValueProperty([new SeedSlashLayout('', '/'), new SeedSlashLayout('/sy', '.')], details),
+  );
+
+  reliabilityTest(results, DECODER_PROPERTIES.crateRecord, (details) =>
+    crateRecordProperty(new SeedLayout('', '/'), details),
   );
 
   reliabilityTest(results, DECODER_PROPERTIES.etcdGrpcNaming, (details) =>

@@ -215,15 +215,13 @@ describe('security: records in etcd', () => {
     ),
     async () => {
       const watch = record(await open(), 'orders', subscriptions);
-      await raw.put('/default/services/orders/good').value(JSON.stringify(seed('good')));
-      await raw
-        .put('/default/services/orders/huge')
-        .value(JSON.stringify(seed('huge', { tags: { padding: PADDING } })));
+      await raw.put('default/services/orders/good').value(JSON.stringify(seed('good')));
+      await raw.put('default/services/orders/huge').value(JSON.stringify(seed('huge', { tags: { padding: PADDING } })));
       await waitFor(() => watch.ids().join() === 'good', { what: 'only the good instance' });
       await waitFor(
         () =>
           capture.texts.some((t) =>
-            /Skipping etcd key \/default\/services\/orders\/huge .*exceeds the 65536-byte limit/.test(t),
+            /Skipping etcd key default\/services\/orders\/huge .*exceeds the 65536-byte limit/.test(t),
           ),
         { what: 'the size warning' },
       );
@@ -259,13 +257,13 @@ describe('security: records in etcd', () => {
       'seed and grpc-naming values whose address is a URL, unix: path, lacks a port or carries user@ are skipped with a warning; the good instance stays',
     ),
     async () => {
-      await raw.put('/default/services/orders/good').value(JSON.stringify(seed('good')));
+      await raw.put('default/services/orders/good').value(JSON.stringify(seed('good')));
       for (const [i, address] of NOT_HOST_PORT.entries())
-        await raw.put(`/default/services/orders/bad-${i}`).value(JSON.stringify(seed(`bad-${i}`, { address })));
+        await raw.put(`default/services/orders/bad-${i}`).value(JSON.stringify(seed(`bad-${i}`, { address })));
       const watch = record(await open(), 'orders', subscriptions);
       await waitFor(() => watch.ids().join() === 'good', { what: 'only the good instance' });
       for (const i of NOT_HOST_PORT.keys())
-        expect(capture.texts.some((t) => t.includes(`/default/services/orders/bad-${i} `))).toBe(true);
+        expect(capture.texts.some((t) => t.includes(`default/services/orders/bad-${i} `))).toBe(true);
     },
   );
 });

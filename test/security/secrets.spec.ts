@@ -231,7 +231,7 @@ describe('security: the etcd password never reaches a log or an error', () => {
     etcd.etcdctl(['user', 'add', `root:${rootPassword}`]);
     etcd.etcdctl(['user', 'grant-role', 'root', 'root']);
     etcd.etcdctl(['role', 'add', 'svc']);
-    etcd.etcdctl(['role', 'grant-permission', 'svc', '--prefix=true', 'readwrite', '/default/services/']);
+    etcd.etcdctl(['role', 'grant-permission', 'svc', '--prefix=true', 'readwrite', 'default/services/']);
     etcd.etcdctl(['user', 'add', `svc:${password}`]);
     etcd.etcdctl(['user', 'grant-role', 'svc', 'svc']);
     etcd.etcdctl(['auth', 'enable']);

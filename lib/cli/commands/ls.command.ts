@@ -1,6 +1,6 @@
 import { firstValueFrom } from 'rxjs';
 import type { EndpointSet } from '../../core/endpoint-set.js';
-import type { ServiceInstance } from '../../core/service-instance.js';
+import { receivesTraffic, type ServiceInstance } from '../../core/service-instance.js';
 import type { UnservedInstance } from '../admin/registry-admin.js';
 import { CommandFailure, EXIT_OK, EXIT_USAGE, withDeadline } from '../cli-errors.js';
 import { describeSetState, formatTable, instanceView } from '../cli-output.js';
@@ -9,7 +9,9 @@ import type { CliSession } from '../cli-session.js';
 /**
  * `switchyard ls [service]`: the services of the namespace, or one
  * service's instances as clients see them (plus, where the backend can
- * tell, registered instances it does not serve).
+ * tell, registered instances it does not serve). An instance the registry
+ * lists but clients never pick (weight 0: drained; `healthy: false`) shows
+ * as such, with `served: false` in JSON.
  *
  * @example
  * await listCommand(session); // switchyard ls orders --json
@@ -71,7 +73,7 @@ async function listInstances(session: CliSession, service: string): Promise<numb
       state: set.state,
       reason: set.reason ?? null,
       revision: set.revision,
-      instances: set.instances.map((i) => ({ ...instanceView(i), served: true })),
+      instances: set.instances.map((i) => ({ ...instanceView(i), served: receivesTraffic(i) })),
       unserved: others.map((u) => ({ ...instanceView(u.instance), served: false, reason: u.reason })),
     });
     return EXIT_OK;
@@ -83,12 +85,13 @@ async function listInstances(session: CliSession, service: string): Promise<numb
 }
 
 function row(instance: ServiceInstance, healthy: string): string[] {
+  const listed = healthy === 'yes';
   return [
     instance.id,
     instance.address,
     instance.version || '-',
     instance.metadata.zone ?? '-',
     String(instance.weight),
-    instance.healthy ? healthy : healthy === 'yes' ? 'no' : healthy,
+    listed && !instance.healthy ? 'no' : listed && instance.weight === 0 ? 'drained (weight 0)' : healthy,
   ];
 }

@@ -36,7 +36,7 @@ export async function registerCommand(session: CliSession): Promise<number> {
     version: options.version ?? config.version.default,
     tags: tagOptions(options.tag),
     metadata: { zone: options.zone, region: options.region },
-    weight: numberOption(options.weight, 'weight'),
+    weight: numberOption(options.weight, 'weight') ?? registry.defaultWeight,
   });
   const timing = { ttlMs: config.registration.ttlMs, heartbeatMs: config.registration.heartbeatMs };
   const self = new ServiceRegistry(registry, instance, timing, session.logger);

@@ -2,6 +2,7 @@ import { formatAddress } from '../../core/address.js';
 import { RegistrationError, describeValue } from '../../core/errors.js';
 import { createServiceInstance, type ServiceInstance } from '../../core/service-instance.js';
 import type { RegistrationTiming } from '../registry.interface.js';
+import { consulAddressOf, crateTagsOf, readCrateTags } from './consul-tag-convention.js';
 import { CONSUL_MIN_DEREGISTER_MS, type ConsulSettings } from './consul.schema.js';
 
 /*
@@ -9,7 +10,7 @@ import { CONSUL_MIN_DEREGISTER_MS, type ConsulSettings } from './consul.schema.j
  *
  * Meta (what discovery reads back, and what server-side filters test):
  *   namespace, version, region, zone, environment   the instance's fields
- *   weight                                          only when the weight is not an integer
+ *   weight                                          only when Weights cannot hold it (a fraction, or 0: drained)
  *   tag-<key>                                       one per instance tag
  *   meta-<key>                                      one per metadata.custom entry
  * Consul allows Meta keys of [A-Za-z0-9_-] only (at most 128 characters,
@@ -19,10 +20,15 @@ import { CONSUL_MIN_DEREGISTER_MS, type ConsulSettings } from './consul.schema.j
  * "app_2ekubernetes_2eio_2fname", "a_b" becomes "a_5fb"), so every key
  * survives the round trip and none collides with another.
  *
- * Tags (for people, `consul catalog services -tags` and DNS tag lookups):
+ * Tags (the Rust crate's convention, see consul-tag-convention.ts; also
+ * for people, `consul catalog services -tags` and DNS tag lookups):
  * "key=value" per instance tag, plus "version=..." and "namespace=...".
- * Discovery does not read Tags back: Meta is the one source of truth, so a
- * server-side filter and the client-side check always agree.
+ *
+ * Reading: an entry with Meta.namespace was written by switchyard and is
+ * read from Meta alone, so it round-trips exactly. Any other entry (the
+ * crate's, or another tool's) is read from its Tags the crate's way, with
+ * whatever switchyard Meta keys it has taking precedence. The server-side
+ * filter (consul-filter.ts) tests both.
  */
 
 export const META_NAMESPACE = 'namespace';
@@ -136,7 +142,7 @@ export function toServiceDefinition(
   if (instance.metadata.zone !== undefined) put(META_ZONE, instance.metadata.zone, 'metadata.zone');
   if (instance.metadata.environment !== undefined)
     put(META_ENVIRONMENT, instance.metadata.environment, 'metadata.environment');
-  // Consul weights are integers; the exact value travels in Meta when it has a fraction.
+  // Consul weights are integers >= 1; the exact value travels in Meta when it has a fraction or is 0 (drained).
   const passing = Math.max(1, Math.round(instance.weight));
   if (passing !== instance.weight) put(META_WEIGHT, String(instance.weight), 'weight');
   for (const [key, value] of Object.entries(instance.tags)) put(tagMetaKey(key), value, `tags.${key}`);
@@ -149,16 +155,12 @@ export function toServiceDefinition(
     );
   }
 
-  const tags = Object.entries(instance.tags).map(([key, value]) => `${key}=${value}`);
-  if (instance.version) tags.push(`version=${instance.version}`);
-  tags.push(`namespace=${instance.namespace}`);
-
   return {
     ID: instance.id,
     Name: instance.service,
-    Address: instance.host,
+    Address: consulAddressOf(instance, settings.rustCompatible),
     Port: instance.port,
-    Tags: tags,
+    Tags: crateTagsOf(instance),
     Meta: meta,
     Weights: { Passing: passing, Warning: 1 },
     Check: checkDefinition(instance, settings, timing),
@@ -222,12 +224,15 @@ interface HealthEntry {
     Address?: unknown;
     Port?: unknown;
     Meta?: unknown;
+    Tags?: unknown;
     Weights?: { Passing?: unknown } | null;
   };
 }
 
 /**
- * Decodes one health entry into an instance. Throws (InvalidInstanceError,
+ * Decodes one health entry into an instance: from Meta when switchyard
+ * wrote it, else from the crate's tag convention (Meta keys it has win).
+ * Throws (InvalidInstanceError,
  * InvalidAddressError) for entries that cannot be used; the caller skips
  * them with a warning.
  *
@@ -242,7 +247,9 @@ export function fromHealthEntry(entry: unknown): ServiceInstance {
   const meta: Record<string, string> = {};
   for (const [key, value] of Object.entries(rawMeta)) if (typeof value === 'string') meta[key] = value;
 
-  const tags: Record<string, string> = {};
+  // No Meta.namespace: not written by switchyard; its Tags speak the crate's convention.
+  const fromTags = meta[META_NAMESPACE] === undefined ? readCrateTags(service.Tags) : undefined;
+  const tags: Record<string, string> = { ...fromTags?.tags };
   const custom: Record<string, string> = {};
   for (const [key, value] of Object.entries(meta)) {
     if (key.startsWith(TAG_META_PREFIX)) {
@@ -257,7 +264,7 @@ export function fromHealthEntry(entry: unknown): ServiceInstance {
   let weight = 1;
   const exact = meta[META_WEIGHT] !== undefined ? Number(meta[META_WEIGHT]) : NaN;
   const passing = service.Weights?.Passing;
-  if (Number.isFinite(exact) && exact > 0) weight = exact;
+  if (Number.isFinite(exact) && exact >= 0) weight = exact;
   else if (typeof passing === 'number' && Number.isFinite(passing) && passing > 0) weight = passing;
 
   const serviceAddress = typeof service.Address === 'string' ? service.Address : '';
@@ -268,8 +275,8 @@ export function fromHealthEntry(entry: unknown): ServiceInstance {
     // Consul stores IPv6 service addresses without brackets.
     host: host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host,
     port: service.Port as number,
-    namespace: meta[META_NAMESPACE] || undefined,
-    version: meta[META_VERSION],
+    namespace: meta[META_NAMESPACE] || fromTags?.namespace,
+    version: meta[META_VERSION] ?? fromTags?.version,
     tags,
     metadata: {
       ...(meta[META_REGION] !== undefined ? { region: meta[META_REGION] } : {}),

@@ -54,6 +54,7 @@ export const consulConfigSchema = (context: BackendSchemaContext) =>
         .prefault({}),
       wait: seconds.default(30),
       strict: z.boolean().default(false),
+      rustCompatible: z.boolean().default(false),
     })
     .transform((raw, ctx) => {
       let baseUrl = 'http://127.0.0.1:8500';
@@ -144,6 +145,11 @@ export const consulConfigSchema = (context: BackendSchemaContext) =>
         minQueryIntervalMs: MIN_QUERY_INTERVAL_MS,
         /** When true, an unreachable agent fails start-up and the first registration. */
         strict: raw.strict,
+        /**
+         * Register so the Rust services' Consul discovery can read the
+         * address: an IP literal (IPv6 in brackets); a host name is refused.
+         */
+        rustCompatible: raw.rustCompatible,
       });
     });
 

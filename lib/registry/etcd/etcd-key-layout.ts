@@ -2,13 +2,18 @@ import { formatAddress, parseAddress } from '../../core/address.js';
 import { describeValue } from '../../core/errors.js';
 import {
   createServiceInstance,
+  DEFAULT_WEIGHT,
   fromSeedRecord,
   toSeedRecord,
   type ServiceInstance,
 } from '../../core/service-instance.js';
 import type { EtcdLayoutName, EtcdSettings } from './etcd.schema.js';
+import { parseJson, SeedLayout, SeedSlashLayout } from './etcd-seed-layouts.js';
 
-/** What a stored value decodes to: an instance, nothing (a tombstone record), or a reason to skip it. */
+/**
+ * What a stored value decodes to: an instance, nothing for this query (a
+ * tombstone record, or a record of another namespace), or a reason to skip it.
+ */
 export type DecodeResult = { instance: ServiceInstance } | { absent: true } | { skip: string };
 
 /**
@@ -20,69 +25,35 @@ export type DecodeResult = { instance: ServiceInstance } | { absent: true } | { 
  */
 export interface EtcdKeyLayout {
   readonly name: EtcdLayoutName;
+  /** What separates key segments. */
+  readonly separator: string;
+  /** The weight of an instance registered without one, and of a record without one. */
+  readonly defaultWeight: number;
   /** The key an instance is registered under. */
   keyOf(instance: ServiceInstance): string;
   /** The value stored for an instance. */
   encode(instance: ServiceInstance): string;
-  /** The prefix holding every instance of `service` in `namespace` (ends with a separator). */
-  prefixOf(service: string, namespace: string): string;
-  /** Decodes a value found under `prefixOf(service, namespace)`. */
+  /** Throws RegistrationError, naming the field and value, when the layout cannot store `instance`. */
+  checkWritable(instance: ServiceInstance): void;
+  /** The prefixes under which the services of `namespace` live (each ends with a separator). */
+  rootsOf(namespace: string): readonly string[];
+  /** The prefixes a query for `service` in `namespace` reads (each ends with a separator). */
+  prefixesOf(service: string, namespace: string): readonly string[];
+  /** True when a read of `namespace` keeps records of every namespace (the Rust crate's no-namespace discovery). */
+  readsEveryNamespace(namespace: string): boolean;
+  /** Decodes a value found under one of `prefixesOf(service, namespace)`. */
   decode(key: string, value: Buffer, service: string, namespace: string): DecodeResult;
 }
 
 /** Picks the layout configured by `backend_config.layout`. */
 export function keyLayoutFor(settings: Pick<EtcdSettings, 'layout' | 'prefix' | 'separator'>): EtcdKeyLayout {
-  return settings.layout === 'grpc-naming'
-    ? new GrpcNamingLayout(settings.prefix)
-    : new SeedLayout(settings.prefix, settings.separator);
-}
-
-/**
- * The seed's layout: `{prefix}/{namespace}/services/{service}/{instance_id}`
- * (with the configured separator) holding the seed's JSON record, so the
- * seed's Rust services and switchyard services see each other.
- */
-export class SeedLayout implements EtcdKeyLayout {
-  readonly name = 'seed';
-  constructor(
-    private readonly prefix: string,
-    private readonly separator: string,
-  ) {}
-
-  prefixOf(service: string, namespace: string): string {
-    const s = this.separator;
-    return `${this.prefix}${s}${namespace}${s}services${s}${service}${s}`;
-  }
-
-  keyOf(instance: ServiceInstance): string {
-    return `${this.prefixOf(instance.service, instance.namespace)}${instance.id}`;
-  }
-
-  encode(instance: ServiceInstance): string {
-    return JSON.stringify(toSeedRecord(instance));
-  }
-
-  decode(key: string, value: Buffer, service: string, namespace: string): DecodeResult {
-    const record = parseJson(value);
-    if ('skip' in record) return record;
-    let instance: ServiceInstance;
-    try {
-      instance = fromSeedRecord(record.json);
-    } catch (error) {
-      return { skip: (error as Error).message };
-    }
-    // The key is the index; a record that disagrees with it would be served
-    // under the wrong name, so it is reported rather than silently filtered.
-    if (instance.service !== service)
-      return { skip: `service_type ${describeValue(instance.service)} does not match the key's service "${service}"` };
-    if (instance.namespace !== namespace)
-      return {
-        skip: `namespace ${describeValue(instance.namespace)} does not match the key's namespace "${namespace}"`,
-      };
-    const id = key.slice(key.lastIndexOf(this.separator) + this.separator.length);
-    if (id && id !== instance.id)
-      return { skip: `instance_id ${describeValue(instance.id)} does not match the key's last segment "${id}"` };
-    return { instance };
+  switch (settings.layout) {
+    case 'grpc-naming':
+      return new GrpcNamingLayout(settings.prefix);
+    case 'seed-slash':
+      return new SeedSlashLayout(settings.prefix, settings.separator);
+    default:
+      return new SeedLayout(settings.prefix, settings.separator);
   }
 }
 
@@ -100,18 +71,32 @@ const OP_DELETE = 1;
  */
 export class GrpcNamingLayout implements EtcdKeyLayout {
   readonly name = 'grpc-naming';
+  readonly separator = '/';
+  readonly defaultWeight = DEFAULT_WEIGHT;
   constructor(private readonly prefix: string) {}
 
-  prefixOf(service: string): string {
-    return this.prefix ? `${this.prefix}/${service}/` : `${service}/`;
+  rootsOf(): readonly string[] {
+    return [this.prefix ? `${this.prefix}/` : ''];
+  }
+
+  prefixesOf(service: string): readonly string[] {
+    return [`${this.rootsOf()[0]}${service}/`];
+  }
+
+  readsEveryNamespace(): boolean {
+    return false;
   }
 
   keyOf(instance: ServiceInstance): string {
-    return `${this.prefixOf(instance.service)}${instance.address}`;
+    return `${this.prefixesOf(instance.service)[0]}${instance.address}`;
   }
 
   encode(instance: ServiceInstance): string {
     return JSON.stringify({ Op: OP_ADD, Addr: instance.address, Metadata: toSeedRecord(instance) });
+  }
+
+  checkWritable(): void {
+    // Any valid instance fits.
   }
 
   decode(key: string, value: Buffer, service: string, namespace: string): DecodeResult {
@@ -157,19 +142,11 @@ export class GrpcNamingLayout implements EtcdKeyLayout {
           id: /[\s/]/.test(id) ? address : id,
           namespace: typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : namespace,
           version: typeof meta.version === 'string' ? meta.version : undefined,
-          weight: typeof meta.weight === 'number' && meta.weight > 0 ? meta.weight : undefined,
+          weight: typeof meta.weight === 'number' && meta.weight >= 0 ? meta.weight : undefined,
         }),
       };
     } catch (error) {
       return { skip: (error as Error).message };
     }
-  }
-}
-
-function parseJson(value: Buffer): { json: unknown } | { skip: string } {
-  try {
-    return { json: JSON.parse(value.toString('utf8')) };
-  } catch (error) {
-    return { skip: `not valid JSON (${(error as Error).message})` };
   }
 }

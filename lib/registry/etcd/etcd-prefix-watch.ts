@@ -6,9 +6,16 @@ import { abortableSleep } from '../shared/abortable-sleep.js';
 import { describeError, type EtcdConnection } from './etcd-connection.js';
 import type { EtcdKeyLayout } from './etcd-key-layout.js';
 
-/** What a prefix watch tells its listeners. */
+/**
+ * What a prefix watch tells its listeners. `stale`: etcd does not answer
+ * (the last read's instances are kept); `refused`: etcd answered the read
+ * with an error, such as permission denied on this prefix.
+ */
 export type PrefixWatchState =
-  { kind: 'pending' } | { kind: 'ok'; instances: readonly ServiceInstance[] } | { kind: 'stale'; reason: string };
+  | { kind: 'pending' }
+  | { kind: 'ok'; instances: readonly ServiceInstance[] }
+  | { kind: 'stale'; reason: string }
+  | { kind: 'refused'; reason: string };
 
 interface Entry {
   readonly instance: ServiceInstance;
@@ -16,8 +23,9 @@ interface Entry {
 }
 
 /**
- * The instances under one key prefix (one service in one namespace), kept
- * current from etcd and shared by every `watch()` subscriber of that prefix.
+ * The instances under one key prefix (one service in one namespace, or one
+ * of the roots the namespace reads), kept current from etcd and shared by
+ * every `watch()` subscriber of that prefix.
  *
  * One range read at revision R, then a watch from R+1. Whenever continuity
  * is in doubt (the watch stream broke, etcd stopped answering, the watcher
@@ -25,13 +33,13 @@ interface Entry {
  * again at a new revision R' and the cache replaced, which yields every
  * change made meanwhile, removals included; watch events at or below the
  * last read revision are ignored, so replayed events never undo a read.
- * While etcd is unreachable the state is `stale` and the cache is kept.
+ * While etcd is unreachable the state is `stale` and the cache is kept;
+ * while it refuses the read the state is `refused`, and the read is retried.
  *
  * @example
- * const watch = new PrefixWatch(connection, layout, 'orders', 'default', logger, () => render(watch.state));
+ * const watch = new PrefixWatch(connection, layout, 'default/services/orders/', 'orders', 'default', logger, () => render(watch.state));
  */
 export class PrefixWatch {
-  readonly prefix: string;
   private readonly entries = new Map<string, Entry>();
   /** Revision of the last full read; watch events at or below it are already in `entries`. */
   private readRevision = -1n;
@@ -52,12 +60,12 @@ export class PrefixWatch {
   constructor(
     private readonly connection: EtcdConnection,
     private readonly layout: EtcdKeyLayout,
+    readonly prefix: string,
     readonly service: string,
     readonly namespace: string,
     private readonly logger: DiscoveryLogger,
     private readonly onChange: () => void,
   ) {
-    this.prefix = layout.prefixOf(service, namespace);
     this.backoff = new Backoff({ initialMs: 100, maxMs: Math.max(1_000, connection.settings.probeIntervalMs) });
     this.releaseConnection = connection.acquire();
     this.statusSubscription = connection.reachability.state$.subscribe((state) => {
@@ -88,7 +96,8 @@ export class PrefixWatch {
         (error) => {
           if (this.closed) return;
           this.needsRead = true;
-          this.markStale(`registry unreachable: ${describeError(error)}`);
+          if (this.connection.isNoAnswer(error)) this.markStale(`registry unreachable: ${describeError(error)}`);
+          else this.markRefused(describeError(error));
           this.retryTimer = setTimeout(() => this.read(), this.backoff.next());
         },
       )
@@ -216,6 +225,16 @@ export class PrefixWatch {
     return [...this.entries.values()].map((e) => e.instance);
   }
 
+  /** etcd answered the read with an error: logged once per streak of refusals. */
+  private markRefused(why: string): void {
+    if (this.closed) return;
+    const reason = `etcd refused reading ${this.prefix}: ${why}`;
+    if (this.current.kind === 'refused' && this.current.reason === reason) return;
+    if (this.current.kind !== 'refused') this.logger.warn(`${reason}; retrying with backoff`);
+    this.current = { kind: 'refused', reason };
+    this.onChange();
+  }
+
   private markStale(reason: string): void {
     if (this.closed) return;
     if (this.current.kind === 'stale' && this.current.reason === reason) return;
@@ -247,8 +266,8 @@ export class PrefixWatch {
   }
 }
 
-/** The smallest key greater than every key starting with `prefix`. */
-function prefixEnd(prefix: Buffer): Buffer {
+/** The smallest key greater than every key starting with `prefix` (the `range_end` of a prefix read). */
+export function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
     if (end[i] < 0xff) {

@@ -99,6 +99,7 @@ export class EtcdRegistration extends RegistrationBase {
   }
 
   protected override checkUpdate(instance: ServiceInstance): void {
+    this.layout.checkWritable(instance);
     const size = Buffer.byteLength(this.layout.encode(instance));
     if (size > this.connection.settings.maxValueBytes) {
       throw new RegistrationError(

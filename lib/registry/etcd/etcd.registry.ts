@@ -1,5 +1,5 @@
 import type { Observable } from 'rxjs';
-import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
+import { compileQuery, type CompiledQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
 import type { EndpointSet } from '../../core/endpoint-set.js';
 import { ClosedError, ConfigurationError, RegistrationError } from '../../core/errors.js';
 import { importOptionalPeer } from '../../core/optional-peer.js';
@@ -10,20 +10,23 @@ import { EndpointWatches } from '../shared/endpoint-watches.js';
 import type { Reachability } from '../shared/reachability.js';
 import { EtcdConnection, type Etcd3Library } from './etcd-connection.js';
 import { keyLayoutFor, type EtcdKeyLayout } from './etcd-key-layout.js';
-import { PrefixWatch } from './etcd-prefix-watch.js';
+import { prefixEnd, PrefixWatch, type PrefixWatchState } from './etcd-prefix-watch.js';
 import { EtcdRegistration } from './etcd-registration.js';
+import { SeedSlashLayout } from './etcd-seed-layouts.js';
 import type { EtcdSettings } from './etcd.schema.js';
 
 export { EtcdConnection } from './etcd-connection.js';
-export { GrpcNamingLayout, SeedLayout, keyLayoutFor, type EtcdKeyLayout } from './etcd-key-layout.js';
+export { GrpcNamingLayout, keyLayoutFor, type EtcdKeyLayout } from './etcd-key-layout.js';
+export { SeedLayout, SeedSlashLayout, toCrateRecord, type CrateInstanceRecord } from './etcd-seed-layouts.js';
 export { EtcdRegistration } from './etcd-registration.js';
 export { MAX_VALUE_BYTES, type EtcdSettings } from './etcd.schema.js';
 
 /** Smallest registration TTL etcd handles well (its lease minimum is about 1.5 s on default election settings). */
 const MIN_TTL_MS = 2_000;
 
+/** The prefix watches of one service in one namespace (one prefix, or the crate's three roots). */
 interface SharedWatch {
-  readonly watch: PrefixWatch;
+  readonly watches: readonly PrefixWatch[];
   readonly listeners: Set<() => void>;
 }
 
@@ -36,9 +39,10 @@ export interface EtcdRegistryOptions {
 /**
  * The `etcd` backend. Registrations are keys under leases kept alive by
  * heartbeats and restored after lease loss; discovery is a range read plus a
- * watch per service prefix, re-read after compaction or reconnection, and
- * served `stale` (last known good) while etcd is unreachable. `reachability`
- * says whether etcd answered the last request or probe.
+ * watch per service prefix (the `seed` layout reads three for the default
+ * namespace, as the Rust crate does), re-read after compaction or
+ * reconnection, and served `stale` (last known good) while etcd is
+ * unreachable. `reachability` says whether etcd answered the last request or probe.
  *
  * @example
  * const registry = await createRegistry({ config: resolveDiscoveryConfig({ backend: 'etcd', backendConfig: { endpoints: ['http://127.0.0.1:2379'] } }), logger: consoleLogger });
@@ -52,6 +56,8 @@ export class EtcdRegistry implements Registry {
   private readonly prefixWatches = new Map<string, SharedWatch>();
   private readonly watches = new EndpointWatches();
   private readonly closingWatches = new Set<Promise<void>>();
+  /** Prefixes of the `seed-slash` layout already checked for leftover keys. */
+  private readonly slashKeysChecked = new Set<string>();
   private closed = false;
 
   constructor(
@@ -68,6 +74,11 @@ export class EtcdRegistry implements Registry {
     return this.connection.reachability;
   }
 
+  /** The weight of an instance registered without one: 100 in the `seed` layout (the crate's default), else 1. */
+  get defaultWeight(): number {
+    return this.layout.defaultWeight;
+  }
+
   /** The underlying etcd3 client (for diagnostics; do not close it). */
   get client(): EtcdConnection['client'] {
     return this.connection.client;
@@ -81,6 +92,7 @@ export class EtcdRegistry implements Registry {
   async register(instance: ServiceInstance, timing: RegistrationTiming): Promise<Registration> {
     if (this.closed) throw new ClosedError('etcd registry is closed');
     checkTiming(timing);
+    this.layout.checkWritable(instance);
     const key = this.layout.keyOf(instance);
     // Watchers skip values over the limit, so writing one would register an invisible instance.
     const size = Buffer.byteLength(this.layout.encode(instance));
@@ -111,12 +123,13 @@ export class EtcdRegistry implements Registry {
 
   watch(query: DiscoveryQuery): Observable<EndpointSet> {
     const compiled = compileQuery(query);
+    const matches = this.layout.readsEveryNamespace(compiled.namespace) ? inAnyNamespace(query) : compiled.matches;
     return this.watches.stream(query.service, (publisher) => {
       const shared = this.acquireWatch(query.service, compiled.namespace);
       const render = () => {
-        const state = shared.watch.state;
-        if (state.kind === 'stale') publisher.publishStale(state.reason);
-        else if (state.kind === 'ok') publisher.publish(state.instances.filter(compiled.matches));
+        const merged = mergeStates(shared.watches.map((w) => w.state));
+        if (merged.kind === 'stale') publisher.publishStale(merged.reason);
+        else if (merged.kind === 'ok') publisher.publish(merged.instances.filter(matches));
       };
       shared.listeners.add(render);
       render();
@@ -128,24 +141,60 @@ export class EtcdRegistry implements Registry {
   }
 
   private acquireWatch(service: string, namespace: string): SharedWatch {
-    const id = `${this.layout.prefixOf(service, namespace)}\u0000${namespace}`;
+    const prefixes = this.layout.prefixesOf(service, namespace);
+    const id = `${prefixes.join('\u0000')}\u0000${namespace}`;
     let shared = this.prefixWatches.get(id);
     if (!shared) {
       const listeners = new Set<() => void>();
-      const watch = new PrefixWatch(this.connection, this.layout, service, namespace, this.logger, () => {
+      const notify = () => {
         for (const listener of [...listeners]) listener();
-      });
-      shared = { watch, listeners };
+      };
+      const watches = prefixes.map(
+        (prefix) => new PrefixWatch(this.connection, this.layout, prefix, service, namespace, this.logger, notify),
+      );
+      shared = { watches, listeners };
       this.prefixWatches.set(id, shared);
+      if (this.layout.name === 'seed') void this.warnAboutSlashKeys(service, namespace);
     }
     return shared;
+  }
+
+  /**
+   * The default layout changed from `seed-slash` (switchyard 0.1) to the
+   * crate's `seed`. Without a prefix their keys differ by the leading
+   * slash, so an upgraded app would not see instances still registered the
+   * old way: say so once per service, with the fix.
+   */
+  private async warnAboutSlashKeys(service: string, namespace: string): Promise<void> {
+    if (this.settings.prefix !== '') return;
+    const [prefix] = new SeedSlashLayout('', this.settings.separator).prefixesOf(service, namespace);
+    if (this.slashKeysChecked.has(prefix)) return;
+    this.slashKeysChecked.add(prefix);
+    try {
+      const key = Buffer.from(prefix);
+      const answer = await this.connection.call('range', (options) =>
+        this.connection.client.kv.range({ key, range_end: prefixEnd(key), count_only: true }, options),
+      );
+      const count = Number(answer.count);
+      if (count > 0 && !this.closed) {
+        this.logger.warn(
+          `etcd has ${count} key(s) under ${prefix}: instances registered in the seed-slash layout of switchyard 0.1, ` +
+            `which this app (layout "seed", now the default) does not read. Until every app writes the new ` +
+            `layout, set backend_config.layout = "seed-slash" in all of them (see docs/backends/etcd.md)`,
+        );
+      }
+    } catch {
+      // Only a hint: a refusal (e.g. no permission on that prefix) or an outage says nothing about it.
+    }
   }
 
   private releaseWatch(shared: SharedWatch): void {
     for (const [id, candidate] of this.prefixWatches) {
       if (candidate === shared) this.prefixWatches.delete(id);
     }
-    const closing = shared.watch.close().finally(() => this.closingWatches.delete(closing));
+    const closing = Promise.all(shared.watches.map((w) => w.close()))
+      .then(() => undefined)
+      .finally(() => this.closingWatches.delete(closing));
     this.closingWatches.add(closing);
   }
 
@@ -164,6 +213,40 @@ export class EtcdRegistry implements Registry {
     await Promise.all([...this.closingWatches]);
     this.connection.close();
   }
+}
+
+/**
+ * One state for several prefixes: pending until each has answered, stale
+ * while any is stale, and otherwise the instances of those etcd let us
+ * read; a refused prefix is left out (and logged by its watch) unless
+ * every one was refused.
+ */
+function mergeStates(
+  states: readonly PrefixWatchState[],
+): { kind: 'pending' } | { kind: 'stale'; reason: string } | { kind: 'ok'; instances: readonly ServiceInstance[] } {
+  const stale = states.find((s) => s.kind === 'stale');
+  if (stale) return stale;
+  if (states.some((s) => s.kind === 'pending')) return { kind: 'pending' };
+  const readable = states.filter((s) => s.kind === 'ok');
+  if (readable.length === 0) {
+    const refused = states.find((s) => s.kind === 'refused');
+    return { kind: 'stale', reason: refused?.reason ?? 'no prefix to read' };
+  }
+  return readable.length === 1 ? readable[0] : { kind: 'ok', instances: readable.flatMap((s) => s.instances) };
+}
+
+/**
+ * The query's test without its namespace: the crate's no-namespace read
+ * keeps every record it finds, whatever namespace the record names.
+ */
+function inAnyNamespace(query: DiscoveryQuery): (instance: ServiceInstance) => boolean {
+  const byNamespace = new Map<string, CompiledQuery>();
+  return (instance) => {
+    let compiled = byNamespace.get(instance.namespace);
+    if (!compiled)
+      byNamespace.set(instance.namespace, (compiled = compileQuery({ ...query, namespace: instance.namespace })));
+    return compiled.matches(instance);
+  };
 }
 
 function checkTiming(timing: RegistrationTiming): void {

@@ -16,8 +16,12 @@ import { normalizeServerUrl } from '../../core/config/server-url.js';
 // core/config may import each registry/<backend>/<backend>.schema.ts and
 // nothing else from registry/.
 
-/** How instances are laid out under etcd keys. */
-export type EtcdLayoutName = 'seed' | 'grpc-naming';
+/**
+ * How instances are laid out under etcd keys: `seed` as the Rust crate
+ * writes them (the default), `seed-slash` as switchyard 0.1 did, or etcd's
+ * gRPC naming records.
+ */
+export type EtcdLayoutName = 'seed' | 'seed-slash' | 'grpc-naming';
 
 /** Values above this are not instance records (etcd's own limit is 1.5 MiB). */
 export const MAX_VALUE_BYTES = 64 * 1024;
@@ -44,7 +48,7 @@ export const etcdConfigSchema = (context: BackendSchemaContext) =>
       auth: z.strictObject({ username: nonEmpty, password: z.string() }).optional(),
       tls: tlsFilesSchema.optional(),
       prefix: z.string().default(''),
-      layout: z.enum(['seed', 'grpc-naming']).default('seed'),
+      layout: z.enum(['seed', 'seed-slash', 'grpc-naming']).default('seed'),
       dialTimeout: seconds.default(5),
       requestTimeout: seconds.optional(),
       strict: z.boolean().default(false),
@@ -107,7 +111,7 @@ export const etcdConfigSchema = (context: BackendSchemaContext) =>
         credentials,
         auth: raw.auth,
         layout: raw.layout,
-        /** Key prefix; for `seed` it is put before `/{namespace}/services/...`, for `grpc-naming` before `/{service}/...`. */
+        /** Key prefix; for the seed layouts it is put before `/{namespace}/services/...`, for `grpc-naming` before `/{service}/...`. */
         prefix,
         separator: context.namespace.separator,
         /** How long start-up (strict mode) and a first connection may take. */

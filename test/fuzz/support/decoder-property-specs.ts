@@ -27,9 +27,21 @@ export const DECODER_PROPERTIES = {
   ),
   etcdSeed: spec(
     'decode-etcd-seed',
-    'etcd value (seed layout)',
+    "etcd value (seed layout, the Rust crate's)",
+    'etcd',
+    "any stored bytes under one of a query's prefixes decode to an instance of that service (and namespace, unless the default namespace reads every one, as the crate does), nothing for the query, or a skip with a reason; decode never throws",
+  ),
+  etcdSeedSlash: spec(
+    'decode-etcd-seed-slash',
+    'etcd value (seed-slash layout)',
     'etcd',
     'any stored bytes under a service prefix decode to an instance of that service and namespace, a tombstone, or a skip with a reason; decode never throws',
+  ),
+  crateRecord: spec(
+    'encode-etcd-seed-crate-record',
+    'etcd value written in the seed layout',
+    'etcd',
+    "every instance the seed layout accepts encodes to the Rust crate's record (its fields in order, types, nulls, SocketAddr, u32 weight, compact JSON) and decodes back to the same instance",
   ),
   etcdGrpcNaming: spec(
     'decode-etcd-grpc-naming',

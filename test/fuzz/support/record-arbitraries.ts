@@ -50,8 +50,9 @@ export const seedRecord = fc.record(
         .map(([h, p]) => `${h}:${p}`),
       fc.oneof(loose, fc.constantFrom('10.0.0.1:0', '10.0.0.1:70000', '::1:80')),
     ),
-    namespace: mostly(fc.constantFrom('default', 'production'), loose),
-    version: mostly(fc.constantFrom('', 'v1.0.0', '2.1.3-rc.1'), loose),
+    // null: how the Rust crate writes a missing namespace or version.
+    namespace: mostly(fc.constantFrom('default', 'production', 'flare-test', null), loose),
+    version: mostly(fc.constantFrom('', 'v1.0.0', '2.1.3-rc.1', null), loose),
     tags: mostly(
       fc.dictionary(fc.string({ maxLength: 5 }), fc.oneof(fc.string({ maxLength: 5 }), fc.integer(), fc.boolean()), {
         maxKeys: 3,
@@ -71,9 +72,14 @@ export const seedRecord = fc.record(
       loose,
     ),
     healthy: mostly(fc.boolean(), loose),
+    // 0 drains an instance; 100 is the crate's default.
     weight: mostly(
-      fc.oneof(fc.integer({ min: 1, max: 100 }), fc.double({ min: 0.001, max: 1e6, noNaN: true })),
-      fc.oneof(fc.constantFrom(0, -1), loose),
+      fc.oneof(
+        fc.integer({ min: 0, max: 200 }),
+        fc.constantFrom(0, 100, 4_294_967_295),
+        fc.double({ min: 0.001, max: 1e6, noNaN: true }),
+      ),
+      fc.oneof(fc.constantFrom(-1, -0.5), loose),
     ),
   },
   { requiredKeys: ['service_type', 'instance_id', 'address'] },
@@ -152,6 +158,24 @@ export const consulHealthEntry = fc.oneof(
               ),
               Port: mostly(fc.integer({ min: 1, max: 65535 }), fc.oneof(fc.constantFrom(0, -1, 70_000), loose)),
               Meta: mostly(consulMeta, loose),
+              // The Rust crate's convention: k=v tags, version= and namespace=, bare tags.
+              Tags: mostly(
+                fc.array(
+                  fc.oneof(
+                    fc.constantFrom(
+                      'region=us-east-1',
+                      'version=v1',
+                      'namespace=prod',
+                      'namespace=',
+                      'canary',
+                      'a=b=c',
+                    ),
+                    fc.string({ maxLength: 8 }),
+                  ),
+                  { maxLength: 4 },
+                ),
+                loose,
+              ),
               Weights: mostly(
                 fc.record({ Passing: fc.oneof(fc.integer({ min: -1, max: 10 }), loose) }, { requiredKeys: [] }),
                 fc.oneof(fc.constant(null), loose),

@@ -12,6 +12,7 @@ import {
   DiscoveryModule,
   InjectServiceClient,
   resolveDiscoveryConfig,
+  type Registration,
   type Registry,
   type ServiceClient,
 } from '../../../lib/index.js';
@@ -58,6 +59,7 @@ describe('admin view (JSON and page) in a running Nest app', () => {
   let base: string;
   let browser: Browser;
   const servers: GreeterServer[] = [];
+  const registrations: Registration[] = [];
 
   beforeAll(async () => {
     etcd = await EtcdPeer.start();
@@ -78,9 +80,11 @@ describe('admin view (JSON and page) in a running Nest app', () => {
     for (const id of ['g1', 'g2', 'g3']) {
       const server = await new GreeterServer(id).start();
       servers.push(server);
-      await registry.register(
-        createServiceInstance({ service: 'greeter', id, address: server.address, metadata: { zone: 'z1' } }),
-        { ttlMs: 30_000, heartbeatMs: 5_000 },
+      registrations.push(
+        await registry.register(
+          createServiceInstance({ service: 'greeter', id, address: server.address, metadata: { zone: 'z1' } }),
+          { ttlMs: 30_000, heartbeatMs: 5_000 },
+        ),
       );
     }
     @Module({
@@ -148,6 +152,20 @@ describe('admin view (JSON and page) in a running Nest app', () => {
     await page.waitForSelector('tr[data-health="healthy"] >> nth=2');
     expect(await page.locator('tr.healthy').count()).toBe(3);
     await page.screenshot({ path: join(ARTIFACTS, 'admin-healthy.png'), fullPage: true });
+
+    // g2 is drained in the registry (weight 0): still listed, shown as drained, not served; then it comes back.
+    const g2 = registrations[1];
+    await g2.update(createServiceInstance({ ...g2.instance, weight: 0 }));
+    await waitFor(async () => (await state()).services[0].endpoints.find((e) => e.id === 'g2')!.health === 'drained', {
+      what: 'g2 drained',
+    });
+    const drained = await state();
+    expect(drained.services[0]).toMatchObject({ known: 3, served: 2 });
+    expect(drained.services[0].endpoints.find((e) => e.id === 'g2')).toMatchObject({ served: false, weight: 0 });
+    await page.waitForSelector('tr.drained[data-address="' + servers[1].address + '"]', { timeout: 10_000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'admin-drained.png'), fullPage: true });
+    await g2.update(createServiceInstance({ ...g2.instance, weight: 1 }));
+    await waitFor(async () => (await state()).services[0].served === 3, { what: 'g2 served again' });
 
     // A server dies: real calls fail on it, passive outlier detection ejects it.
     const client = app.get(GreeterCaller).greeter;

@@ -67,7 +67,8 @@ describe('switchyard CLI: etcd', () => {
       backend: 'etcd',
       target: etcd.endpoint,
       reachable: true,
-      prefix: '/default/services/',
+      // The default namespace reads the Rust crate's three roots.
+      prefixes: ['flare/services/', 'flare-test/services/', 'default/services/'],
     });
     expectExit(refused, 1);
     expect(refused.stderr).toMatch(/failed: etcd at .* answered but refused: .*authentication failed/);
@@ -105,7 +106,7 @@ describe('switchyard CLI: etcd', () => {
       ttlSeconds: 3,
       instance: { address: '127.0.0.1:7101', version: 'v2.0.0', zone: 'z1', tags: { tier: 'gold' } },
     });
-    expect(etcdctl(['get', '/default/services/orders/orders-e1', '--print-value-only'])).toContain(
+    expect(etcdctl(['get', 'default/services/orders/orders-e1', '--print-value-only'])).toContain(
       '"instance_id":"orders-e1"',
     );
 
@@ -130,19 +131,21 @@ describe('switchyard CLI: etcd', () => {
           address: '127.0.0.1:7101',
           version: 'v2.0.0',
           zone: 'z1',
-          weight: 1,
+          // The seed layout's default weight, the Rust services' own.
+          weight: 100,
           healthy: true,
+          drained: false,
           served: true,
         },
       ],
     });
-    expect(table.stdout).toMatch(/orders-e1\s+127\.0\.0\.1:7101\s+v2\.0\.0\s+z1\s+1\s+yes/);
+    expect(table.stdout).toMatch(/orders-e1\s+127\.0\.0\.1:7101\s+v2\.0\.0\s+z1\s+100\s+yes/);
 
     register.signal('SIGINT');
     const done = await register.result;
     expectExit(done, 0);
     expect(register.jsonLines().at(-1)).toMatchObject({ event: 'deregistered', id: 'orders-e1' });
-    expect(etcdctl(['get', '/default/services/orders/orders-e1', '--print-value-only']).trim()).toBe('');
+    expect(etcdctl(['get', 'default/services/orders/orders-e1', '--print-value-only']).trim()).toBe('');
     for (const result of [done, services, instances, table]) expectNoSecret(result, PASSWORD);
   });
 
@@ -168,9 +171,9 @@ describe('switchyard CLI: etcd', () => {
     await watch.waitForStdout(/"event":"added".*"billing-held"/);
     // A record written by another program, then changed in place.
     const other = createServiceInstance({ service: 'billing', id: 'billing-other', address: '127.0.0.1:7103' });
-    etcdctl(['put', '/default/services/billing/billing-other', JSON.stringify(toSeedRecord(other))]);
+    etcdctl(['put', 'default/services/billing/billing-other', JSON.stringify(toSeedRecord(other))]);
     await watch.waitForStdout(/"event":"added".*"billing-other"/);
-    etcdctl(['put', '/default/services/billing/billing-other', JSON.stringify({ ...toSeedRecord(other), weight: 5 })]);
+    etcdctl(['put', 'default/services/billing/billing-other', JSON.stringify({ ...toSeedRecord(other), weight: 5 })]);
     await watch.waitForStdout(/"event":"updated".*"billing-other"/);
     await holder.stop();
     await watch.waitForStdout(/"event":"removed".*"billing-held"/);
@@ -188,7 +191,7 @@ describe('switchyard CLI: etcd', () => {
       'removed billing-held',
     ]);
     expect(watch.jsonLines().find((e) => e.event === 'updated')).toMatchObject({ instance: { weight: 5 } });
-    etcdctl(['del', '/default/services/billing/billing-other']);
+    etcdctl(['del', 'default/services/billing/billing-other']);
     expectNoSecret(done, PASSWORD);
   });
 
@@ -200,7 +203,7 @@ describe('switchyard CLI: etcd', () => {
     ] as const) {
       etcdctl([
         'put',
-        `/default/services/${service}/${id}`,
+        `default/services/${service}/${id}`,
         JSON.stringify(toSeedRecord(createServiceInstance({ service, id, address: '127.0.0.1:7104' }))),
       ]);
     }
@@ -210,7 +213,7 @@ describe('switchyard CLI: etcd', () => {
     ]);
     expectExit(byId, 0);
     expect(byId.stdout).toContain(
-      "deregistered stock-crashed of service 'stock': removed etcd key /default/services/stock/stock-crashed",
+      "deregistered stock-crashed of service 'stock': removed etcd key default/services/stock/stock-crashed",
     );
     expectExit(wrongName, 1);
     expect(wrongName.stderr).toContain("no instance 'pricing-crashed' of service 'stock'");
@@ -222,18 +225,43 @@ describe('switchyard CLI: etcd', () => {
     expect(JSON.parse(byName.stdout)).toMatchObject({
       backend: 'etcd',
       removed: [
-        { id: 'pricing-crashed', service: 'pricing', where: 'etcd key /default/services/pricing/pricing-crashed' },
+        { id: 'pricing-crashed', service: 'pricing', where: 'etcd key default/services/pricing/pricing-crashed' },
       ],
     });
     expectExit(again, 1);
     const left = ['stock', 'pricing'].flatMap((service) =>
-      etcdctl(['get', `/default/services/${service}/`, '--prefix', '--keys-only'])
+      etcdctl(['get', `default/services/${service}/`, '--prefix', '--keys-only'])
         .split('\n')
         .filter(Boolean),
     );
-    expect(left).toEqual(['/default/services/stock/stock-2']);
-    etcdctl(['del', '/default/services/stock/stock-2']);
+    expect(left).toEqual(['default/services/stock/stock-2']);
+    etcdctl(['del', 'default/services/stock/stock-2']);
     for (const result of [byId, wrongName, byName, again]) expectNoSecret(result, PASSWORD);
+  });
+
+  it("ls shows a Rust service's weight-0 record as drained and its healthy: false one as not healthy", async () => {
+    const crate = (id: string, port: number, healthy: boolean, weight: number) =>
+      `{"service_type":"ledger","instance_id":"${id}","address":"10.0.0.9:${port}","namespace":null,"version":null,` +
+      `"tags":{},"metadata":{"region":null,"zone":null,"environment":null,"custom":{}},"healthy":${healthy},"weight":${weight}}`;
+    etcdctl(['put', 'flare/services/ledger/ledger-live', crate('ledger-live', 8001, true, 100)]);
+    etcdctl(['put', 'flare/services/ledger/ledger-drained', crate('ledger-drained', 8002, true, 0)]);
+    etcdctl(['put', 'flare/services/ledger/ledger-sick', crate('ledger-sick', 8003, false, 10)]);
+    const [json, table] = await Promise.all([
+      run([...flags(), 'ls', 'ledger', '--json']),
+      run([...flags(), 'ls', 'ledger']),
+    ]);
+    expectExit(json, 0);
+    const listed = JSON.parse(json.stdout) as { instances: Array<Record<string, unknown>> };
+    expect(Object.fromEntries(listed.instances.map((i) => [i.id, [i.drained, i.healthy, i.served]]))).toEqual({
+      'ledger-live': [false, true, true],
+      'ledger-drained': [true, true, false],
+      'ledger-sick': [false, false, false],
+    });
+    expectExit(table, 0);
+    expect(table.stdout).toMatch(/ledger-drained\s+10\.0\.0\.9:8002\s+-\s+-\s+0\s+drained \(weight 0\)/);
+    expect(table.stdout).toMatch(/ledger-sick\s+10\.0\.0\.9:8003\s+-\s+-\s+10\s+no/);
+    expect(table.stdout).toMatch(/ledger-live\s+10\.0\.0\.9:8001\s+-\s+-\s+100\s+yes/);
+    etcdctl(['del', '--prefix', 'flare/services/ledger/']);
   });
 
   // Last: stops etcd for good.

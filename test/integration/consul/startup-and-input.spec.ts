@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../../lib/core/tcp.js';
 import { ConfigurationError, RegistrationError } from '../../../lib/core/errors.js';
+import { parseDiscoveryConfig } from '../../../lib/core/config/load-discovery-config.js';
 import { createServiceInstance, type ServiceInstance } from '../../../lib/core/service-instance.js';
 import type { RegistrationEvent } from '../../../lib/registry/registry.interface.js';
 import { MissingPeerDependencyError } from '../../../lib/core/optional-peer.js';
@@ -99,6 +100,18 @@ describe('consul: bad input', () => {
         'backendConfig.tls.cert',
         'backendConfig.wait',
       ]),
+    );
+  });
+
+  it('takes rust_compatible from a seed-style TOML file, off by default, and names a bad value', () => {
+    const parsed = parseDiscoveryConfig(
+      '[discovery]\nbackend = "consul"\n[discovery.backend_config]\nurl = "http://127.0.0.1:8500"\nrust_compatible = true\n',
+      'toml',
+    );
+    expect(configFor(parsed, 'consul').backendConfig.rustCompatible).toBe(true);
+    expect(configFor(consulConfig('http://127.0.0.1:1'), 'consul').backendConfig.rustCompatible).toBe(false);
+    expect(() => consulConfig('http://127.0.0.1:1', { rustCompatible: 'yes' })).toThrow(
+      /backendConfig\.rustCompatible: .*\(got "yes"\)/s,
     );
   });
 

@@ -66,7 +66,7 @@ describe('etcd backend: 3-member cluster', () => {
     // The first registration outlives two TTLs after the kill (kept alive, or restored at once).
     await waitFor(() => Date.now() - killedAt > 2 * timing.ttlMs, { timeoutMs: 10_000, intervalMs: 50 });
     const client = writer.client;
-    const key = `/default/services/cluster-svc/${first.id}`;
+    const key = `default/services/cluster-svc/${first.id}`;
     expect((await client.get(key).string()) ?? '').toContain(first.id);
     if (events.some((e) => e.type === 'lost')) expect(events.at(-1)!.type).toBe('restored');
     expect(watch.last!.state).toBe('ok');

@@ -6,6 +6,8 @@ import { PeerProcess } from '../../support/peers/peer-process.js';
 import { waitFor } from '../../support/wait-for.js';
 import type { EtcdRegistry } from '../../../lib/registry/etcd/etcd.registry.js';
 import { toSeedRecord, withChanges } from '../../../lib/core/service-instance.js';
+import { toCrateRecord } from '../../../lib/registry/etcd/etcd-seed-layouts.js';
+import { expectCrateRecord } from '../../support/rust-crate-record.js';
 import { CapturingLogger, openRegistry, Recorder, TEST_TIMING, TEST_TTL_S, testInstance } from './etcd-test-kit.js';
 
 const DIST = join(import.meta.dirname, '../../../dist');
@@ -60,9 +62,9 @@ describe('etcd backend: registration and discovery', () => {
     const added = watch.sets[watch.firstIndex((s) => s.has(`${instance.id}@${instance.address}`), before)];
     expect(added.diff.added.map((e) => e.instance.id)).toEqual([instance.id]);
 
-    // The key and value are the seed's.
-    const raw = etcd.etcdctl(['get', `/default/services/orders/${instance.id}`, '--print-value-only']).trim();
-    expect(JSON.parse(raw)).toEqual(toSeedRecord(instance));
+    // The key and value are the Rust crate's.
+    const raw = etcd.etcdctl(['get', `default/services/orders/${instance.id}`, '--print-value-only']).trim();
+    expect(expectCrateRecord(raw)).toEqual(toCrateRecord(instance));
     expect(watch.last!.instances[0]).toEqual(instance);
 
     const registered = watch.sets.length;
@@ -70,7 +72,7 @@ describe('etcd backend: registration and discovery', () => {
     await waitFor(() => watch.last?.state === 'empty', { what: 'instance removed' });
     const removed = watch.sets[watch.firstIndex((s) => s.size === 0, registered)];
     expect(removed.diff.removed.map((e) => e.instance.id)).toEqual([instance.id]);
-    expect(etcd.etcdctl(['get', '--prefix', '/default/services/orders/', '--keys-only']).trim()).toBe('');
+    expect(etcd.etcdctl(['get', '--prefix', 'default/services/orders/', '--keys-only']).trim()).toBe('');
   });
 
   it('applies namespace, version and tag filters but serves every zone', async () => {
@@ -121,7 +123,7 @@ describe('etcd backend: registration and discovery', () => {
       weight: 3,
       extra_field_from_a_newer_seed: { ignored: true },
     };
-    etcd.etcdctl(['put', '/production/services/signaling-online/rust-node-1', JSON.stringify(seedRecord)]);
+    etcd.etcdctl(['put', 'production/services/signaling-online/rust-node-1', JSON.stringify(seedRecord)]);
     await waitFor(() => watch.ids().includes('rust-node-1'), { what: 'seed record discovered' });
     const found = watch.last!.instances.find((i) => i.id === 'rust-node-1')!;
     expect(found).toMatchObject({ address: '10.1.2.3:7000', version: 'v1.0.0', weight: 3, tags: { region: 'eu' } });
@@ -131,7 +133,7 @@ describe('etcd backend: registration and discovery', () => {
       environment: 'prod',
       custom: { build: '42' },
     });
-    etcd.etcdctl(['del', '/production/services/signaling-online/rust-node-1']);
+    etcd.etcdctl(['del', 'production/services/signaling-online/rust-node-1']);
     await waitFor(() => watch.last?.state === 'empty', { what: 'seed record removed' });
   });
 
@@ -141,34 +143,34 @@ describe('etcd backend: registration and discovery', () => {
     const writer = await open();
     const good = testInstance('inventory');
     await writer.register(good, TEST_TIMING);
-    etcd.etcdctl(['put', '/default/services/inventory/broken-1', '{"service_type": "inventory", "instance_id": ']);
+    etcd.etcdctl(['put', 'default/services/inventory/broken-1', '{"service_type": "inventory", "instance_id": ']);
     etcd.etcdctl([
       'put',
-      '/default/services/inventory/no-address',
+      'default/services/inventory/no-address',
       JSON.stringify({ service_type: 'inventory', instance_id: 'no-address' }),
     ]);
     const big = { ...toSeedRecord(testInstance('inventory', { id: 'huge' })), padding: 'x'.repeat(70 * 1024) };
-    await reader.client.put('/default/services/inventory/huge').value(JSON.stringify(big));
+    await reader.client.put('default/services/inventory/huge').value(JSON.stringify(big));
 
     const watch = record(reader, 'inventory');
     await waitFor(() => watch.last?.state === 'ok', { what: 'set with the good instance' });
     expect(watch.ids()).toEqual([good.id]);
     const warnings = logger.warnings().join('\n');
-    expect(warnings).toContain('/default/services/inventory/broken-1');
+    expect(warnings).toContain('default/services/inventory/broken-1');
     expect(warnings).toMatch(/broken-1.*not valid JSON/);
     expect(warnings).toMatch(/no-address.*(address|host)/);
     expect(warnings).toMatch(/inventory\/huge.*exceeds the 65536-byte limit/);
 
     // A bad record arriving through the watch is skipped the same way.
-    etcd.etcdctl(['put', '/default/services/inventory/broken-2', 'not json at all']);
+    etcd.etcdctl(['put', 'default/services/inventory/broken-2', 'not json at all']);
     const later = testInstance('inventory');
     await writer.register(later, TEST_TIMING);
     await waitFor(() => watch.ids().length === 2, { what: 'second good instance' });
     expect(watch.ids()).toEqual([good.id, later.id].sort());
-    await waitFor(() => logger.warnings().some((w) => w.includes('/default/services/inventory/broken-2')), {
+    await waitFor(() => logger.warnings().some((w) => w.includes('default/services/inventory/broken-2')), {
       what: 'warning for broken-2',
     });
-    etcd.etcdctl(['del', '--prefix', '/default/services/inventory/']);
+    etcd.etcdctl(['del', '--prefix', 'default/services/inventory/']);
   });
 
   it('reads and writes etcd gRPC naming records in the grpc-naming layout', async () => {
@@ -233,7 +235,7 @@ describe('etcd backend: registration and discovery', () => {
     const first = await open({}, logger);
     const instance = testInstance('payments');
     const registration = await first.register(instance, TEST_TIMING);
-    const key = `/default/services/payments/${instance.id}`;
+    const key = `default/services/payments/${instance.id}`;
     // Another process (own lease) writes the same key.
     const other = await open();
     const lease = other.client.lease(10);
@@ -253,7 +255,7 @@ describe('etcd backend: registration and discovery', () => {
     const registration = await registry.register(instance, TEST_TIMING);
     const events: string[] = [];
     registration.events$.subscribe((e) => events.push(e.type));
-    const key = `/default/services/billing/${instance.id}`;
+    const key = `default/services/billing/${instance.id}`;
     etcd.etcdctl(['del', key]);
     await waitFor(() => events.length === 2, { what: 'lost and restored events', timeoutMs: 5_000 });
     expect(events).toEqual(['lost', 'restored']);
@@ -276,7 +278,7 @@ describe('etcd backend: registration and discovery', () => {
     children.push(child);
     await child.start();
     await waitFor(() => watch.ids().includes(id), { what: 'child instance discovered' });
-    const [kv] = (await reader.client.get(`/default/services/crash-svc/${id}`).exec()).kvs;
+    const [kv] = (await reader.client.get(`default/services/crash-svc/${id}`).exec()).kvs;
     const lease = BigInt(kv.lease).toString(16);
     expect(lease).not.toBe('0');
 

@@ -10,6 +10,7 @@ import {
   GrpcNamingLayout,
   loadEtcd3,
   SeedLayout,
+  SeedSlashLayout,
   type EtcdRegistry,
 } from '../../../lib/registry/etcd/etcd.registry.js';
 import { openRegistry, testInstance } from './etcd-test-kit.js';
@@ -122,6 +123,14 @@ describe('etcd backend options', () => {
     });
   });
 
+  it('takes the seed-slash layout by name, and names the layouts for an unknown one', () => {
+    expect(etcdSettings({ layout: 'seed-slash' }).layout).toBe('seed-slash');
+    const error = configError(() => etcdSettings({ layout: 'flare' }));
+    expect(error.issues.map((i) => i.path)).toEqual(['backendConfig.layout']);
+    expect(error.message).toMatch(/seed.*seed-slash.*grpc-naming/);
+    expect(error.message).toMatch(/"flare"/);
+  });
+
   it('explains how to install etcd3 when the package is missing', async () => {
     const missing = async () => {
       throw Object.assign(new Error("Cannot find package 'etcd3' imported from /app/x.js"), {
@@ -144,19 +153,62 @@ describe('etcd key layouts', () => {
     version: 'v1.2.0',
   });
 
-  it('seed: keys by namespace, service and id, tolerant of extra fields, strict about the key', () => {
+  it("seed (the Rust crate's): no leading slash, the crate's roots for the default namespace, strict about the key", () => {
     const seed = new SeedLayout('', '/');
-    expect(seed.keyOf(instance)).toBe('/production/services/orders/o-1');
-    expect(seed.prefixOf('orders', 'production')).toBe('/production/services/orders/');
+    expect(seed.keyOf(instance)).toBe('production/services/orders/o-1');
+    expect(seed.prefixesOf('orders', 'production')).toEqual(['production/services/orders/']);
+    expect(seed.prefixesOf('orders', 'default')).toEqual([
+      'flare/services/orders/',
+      'flare-test/services/orders/',
+      'default/services/orders/',
+    ]);
+    expect(seed.defaultWeight).toBe(100);
     const value = Buffer.from(JSON.stringify({ ...toSeedRecord(instance), future_field: [1, 2] }));
-    expect(seed.decode('/production/services/orders/o-1', value, 'orders', 'production')).toEqual({ instance });
-    expect(seed.decode('/production/services/orders/other', value, 'orders', 'production')).toEqual({
+    expect(seed.decode('production/services/orders/o-1', value, 'orders', 'production')).toEqual({ instance });
+    expect(seed.decode('production/services/orders/other', value, 'orders', 'production')).toEqual({
       skip: expect.stringMatching(/instance_id "o-1" does not match/),
     });
-    expect(seed.decode('/production/services/orders/o-1', Buffer.from('[1]'), 'orders', 'production')).toEqual({
+    expect(seed.decode('production/services/orders/o-1', Buffer.from('[1]'), 'orders', 'production')).toEqual({
       skip: expect.stringMatching(/JSON object/),
     });
-    expect(new SeedLayout('/corp', '.').keyOf(instance)).toBe('/corp.production.services.orders.o-1');
+    // Asked for a namespace, a record of none (or another) is not in it, as in the crate; the default namespace keeps both.
+    const none = Buffer.from(JSON.stringify({ ...toSeedRecord(instance), namespace: null }));
+    expect(seed.decode('production/services/orders/o-1', none, 'orders', 'production')).toEqual({ absent: true });
+    expect(seed.decode('flare/services/orders/o-1', none, 'orders', 'default')).toEqual({
+      instance: { ...instance, namespace: 'default' },
+    });
+    expect(seed.decode('default/services/orders/o-1', value, 'orders', 'default')).toEqual({ instance });
+    expect(new SeedLayout('corp', '.').keyOf(instance)).toBe('corp.production.services.orders.o-1');
+  });
+
+  it('seed refuses what the crate cannot parse: a host name, a fractional or oversized weight', () => {
+    const seed = new SeedLayout('', '/');
+    expect(() => seed.checkWritable(createServiceInstance({ service: 'orders', address: 'localhost:19004' }))).toThrow(
+      /address "localhost:19004" has a host name.*SocketAddr/,
+    );
+    expect(() =>
+      seed.checkWritable(createServiceInstance({ service: 'orders', address: '10.0.0.1:1', weight: 2.5 })),
+    ).toThrow(/weight 2\.5 is not an integer from 0 to 4294967295/);
+    expect(() =>
+      seed.checkWritable(createServiceInstance({ service: 'orders', address: '10.0.0.1:1', weight: 2 ** 32 })),
+    ).toThrow(/weight 4294967296/);
+    expect(() =>
+      seed.checkWritable(createServiceInstance({ service: 'orders', address: '[2001:db8::b]:18081', weight: 0 })),
+    ).not.toThrow();
+  });
+
+  it('seed-slash (switchyard 0.1): keys by namespace, service and id under a leading slash', () => {
+    const slash = new SeedSlashLayout('', '/');
+    expect(slash.keyOf(instance)).toBe('/production/services/orders/o-1');
+    expect(slash.prefixesOf('orders', 'default')).toEqual(['/default/services/orders/']);
+    expect(slash.defaultWeight).toBe(1);
+    const value = Buffer.from(slash.encode(instance));
+    expect(JSON.parse(value.toString())).toEqual(toSeedRecord(instance));
+    expect(slash.decode('/production/services/orders/o-1', value, 'orders', 'production')).toEqual({ instance });
+    expect(slash.decode('/staging/services/orders/o-1', value, 'orders', 'staging')).toEqual({
+      skip: expect.stringMatching(/namespace "production" does not match the key's namespace "staging"/),
+    });
+    expect(new SeedSlashLayout('/corp', '.').keyOf(instance)).toBe('/corp.production.services.orders.o-1');
   });
 
   it('grpc-naming: {prefix}/{service}/{addr}, Op 1 is a removal, Addr is required', () => {

@@ -38,7 +38,7 @@ describe('etcd backend: outages', () => {
     raws.push(client);
     return client;
   }
-  const seedKey = (service: string, id: string) => `/default/services/${service}/${id}`;
+  const seedKey = (service: string, id: string) => `default/services/${service}/${id}`;
 
   beforeAll(async () => {
     etcd = await EtcdPeer.start();
@@ -173,7 +173,7 @@ describe('etcd backend: outages', () => {
     // The new watcher delivers later changes.
     await client.delete().key(seedKey('compact-svc', b.id));
     await waitFor(() => watch.ids().join() === c.id, { what: 'change after the new watch' });
-    await client.delete().prefix('/default/services/compact-svc/');
+    await client.delete().prefix('default/services/compact-svc/');
   });
 
   it('starts with etcd unreachable: the app starts, watch serves stale, registration retries until etcd answers', async () => {

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EtcdRegistry } from '../../../lib/registry/etcd/etcd.registry.js';
 import { EtcdPeer, type EtcdTlsFiles } from '../../support/peers/etcd.js';
 import { waitFor } from '../../support/wait-for.js';
-import { openRegistry, Recorder, TEST_TIMING, testInstance } from './etcd-test-kit.js';
+import { CapturingLogger, openRegistry, Recorder, TEST_TIMING, testInstance } from './etcd-test-kit.js';
 
 /** A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl. */
 async function makeCertificates(dir: string): Promise<EtcdTlsFiles & { clientCert: string; clientKey: string }> {
@@ -108,9 +108,10 @@ describe('etcd backend: username and password', () => {
     etcd = await EtcdPeer.start();
     etcd.etcdctl(['user', 'add', 'root:root-secret']);
     etcd.etcdctl(['user', 'grant-role', 'root', 'root']);
-    // A service account that may only touch the services of namespace "default".
+    // A service account that may only touch the services of namespace "default" (not the Rust crate's
+    // "flare" and "flare-test" roots, which a default-namespace query also reads).
     etcd.etcdctl(['role', 'add', 'svc']);
-    etcd.etcdctl(['role', 'grant-permission', 'svc', '--prefix=true', 'readwrite', '/default/services/']);
+    etcd.etcdctl(['role', 'grant-permission', 'svc', '--prefix=true', 'readwrite', 'default/services/']);
     etcd.etcdctl(['user', 'add', 'svc:svc-secret']);
     etcd.etcdctl(['user', 'grant-role', 'svc', 'svc']);
     etcd.etcdctl(['auth', 'enable']);
@@ -125,8 +126,9 @@ describe('etcd backend: username and password', () => {
 
   it('registers and discovers as a user limited to the service prefix', async () => {
     const auth = { username: 'svc', password: 'svc-secret' };
+    const logger = new CapturingLogger();
     const writer = await openRegistry(etcd.endpoints, { auth, strict: true });
-    const reader = await openRegistry(etcd.endpoints, { auth, strict: true });
+    const reader = await openRegistry(etcd.endpoints, { auth, strict: true }, logger);
     opened.push(writer, reader);
     const watch = new Recorder(reader.watch({ service: 'auth-svc' }));
     recorders.push(watch);
@@ -134,10 +136,15 @@ describe('etcd backend: username and password', () => {
     const registration = await writer.register(mine, TEST_TIMING);
     await waitFor(() => watch.ids().includes(mine.id), { what: 'discovered with auth' });
     expect(reader.reachability.current.reachable).toBe(true);
+    expect(watch.last!.state).toBe('ok');
+    // The roots it may not read are left out, each said once; the one it may read is served.
+    const refused = logger.warnings().filter((w) => /etcd refused reading flare(-test)?\/services\/auth-svc\//.test(w));
+    expect(refused).toHaveLength(2);
+    expect(refused[0]).toMatch(/permission denied/);
     // Heartbeats keep working under auth.
     await registration.heartbeat();
     expect(
-      etcd.etcdctl(['get', `/default/services/auth-svc/${mine.id}`, '--print-value-only'], ['--user=root:root-secret']),
+      etcd.etcdctl(['get', `default/services/auth-svc/${mine.id}`, '--print-value-only'], ['--user=root:root-secret']),
     ).toContain(mine.id);
     await registration.deregister();
     await waitFor(() => watch.last?.state === 'empty', { what: 'deregistered with auth' });

@@ -3,6 +3,9 @@ import {
   backoffDelay,
   compileQuery,
   createServiceInstance,
+  CRATE_DEFAULT_WEIGHT,
+  DEFAULT_WEIGHT,
+  receivesTraffic,
   EndpointSet,
   formatAddress,
   fromSeedRecord,
@@ -61,13 +64,50 @@ describe('ServiceInstance', () => {
   });
 
   it('names the field and value of bad input', () => {
-    expect(() => inst('w', { weight: 0 })).toThrow(/weight 0: expected a number > 0 \(instance w\)/);
+    expect(() => inst('w', { weight: -1 })).toThrow(
+      /weight -1: expected a number >= 0, 0 meaning drained \(instance w\)/,
+    );
+    expect(() => inst('w', { weight: 'heavy' })).toThrow(/weight "heavy"/);
     expect(() => createServiceInstance({ service: 'bad name', address: '1.2.3.4:5' })).toThrow(/service "bad name"/);
     expect(() => fromSeedRecord({ service_type: 'orders', address: '1.2.3.4:5' })).toThrow(/instance_id/);
     expect(() => fromSeedRecord({ service_type: 'orders', instance_id: 'x', address: 'nope' })).toThrow(/"nope"/);
     expect(() =>
       fromSeedRecord({ service_type: 'orders', instance_id: 'x', address: '1.2.3.4:5', metadata: { zone: { a: 1 } } }),
     ).toThrow(/metadata.zone/);
+  });
+
+  it('accepts weight 0 as a drain marker: the instance is valid but receives no traffic', () => {
+    const drained = inst('d0', { weight: 0 });
+    expect(drained.weight).toBe(0);
+    expect(Object.is(inst('d1', { weight: -0 }).weight, 0)).toBe(true);
+    expect(receivesTraffic(drained)).toBe(false);
+    expect(receivesTraffic(inst('d2', { weight: 0.001 }))).toBe(true);
+    expect(receivesTraffic(inst('d3', { healthy: false }))).toBe(false);
+    expect(fromSeedRecord({ ...toSeedRecord(drained) })).toEqual(drained);
+  });
+
+  it("reads the Rust crate's record: null namespace and version, and a default weight the layout chooses", () => {
+    const record = {
+      service_type: 'orders',
+      instance_id: 'rust-1',
+      address: '[2001:db8::b]:18081',
+      namespace: null,
+      version: null,
+      tags: { region: 'us-east-1' },
+      metadata: { region: null, zone: null, environment: null, custom: {} },
+      healthy: true,
+      weight: 200,
+    };
+    expect(fromSeedRecord(record)).toMatchObject({
+      namespace: 'default',
+      version: '',
+      weight: 200,
+      host: '2001:db8::b',
+      metadata: { custom: {} },
+    });
+    const { weight: _weight, ...unweighted } = record;
+    expect(fromSeedRecord(unweighted).weight).toBe(DEFAULT_WEIGHT);
+    expect(fromSeedRecord(unweighted, { weight: CRATE_DEFAULT_WEIGHT }).weight).toBe(100);
   });
 
   it('withChanges keeps the id and re-validates', () => {
