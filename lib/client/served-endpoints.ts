@@ -56,7 +56,10 @@ export class ServedEndpoints {
       settings: deps.health,
       checkers: deps.checkers,
       logger: deps.logger,
-      serve: (set) => this.accept(deps.zone ? preferZone(set, deps.zone) : set),
+      serve: (set) => {
+        const taking = withoutDraining(set);
+        this.accept(deps.zone ? preferZone(taking, deps.zone) : taking);
+      },
       emit: deps.emit,
     });
     let lastRaw: EndpointSet | undefined;
@@ -189,6 +192,16 @@ export class ServedEndpoints {
       });
     }
   }
+}
+
+/**
+ * Instances the registry lists as not healthy (a Kubernetes endpoint that is
+ * terminating but still serving) stay known, so calls in flight on them
+ * finish and are recorded, but take no new calls.
+ */
+function withoutDraining(set: EndpointSet): EndpointSet {
+  for (const e of set.endpoints) if (!e.instance.healthy) return set.filter((x) => x.instance.healthy);
+  return set;
 }
 
 function preferZone(set: EndpointSet, zone: string): EndpointSet {

@@ -192,8 +192,11 @@ export class KubernetesApiPeer {
     const { namespace, name } = slice.metadata as { namespace: string; name: string };
     const base = `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`;
     const existing = await this.call('GET', `${base}/${name}`);
-    if (existing.status === 404) return this.expect(await this.call('POST', base, slice), [201]);
-    return this.expect(await this.call('PUT', `${base}/${name}`, slice), [200]);
+    const answer =
+      existing.status === 404
+        ? this.expect(await this.call('POST', base, slice), [201])
+        : this.expect(await this.call('PUT', `${base}/${name}`, slice), [200]);
+    return answer as Record<string, unknown>;
   }
 
   async remove(namespace: string, name: string): Promise<void> {
