@@ -17,6 +17,12 @@ interface SliceList {
 /** A 410 Gone: the resourceVersion we hold was compacted away; list again. */
 class ResourceVersionGone extends Error {}
 
+/** An open watch stream broke (reset, closed): not an outage until reconnecting fails too. */
+class StreamBroken extends Error {}
+
+/** A quiet watch's check of the server got no answer. */
+class ServerSilent extends Error {}
+
 /**
  * One subscription's list-then-watch of a service's EndpointSlices in one
  * namespace. It keeps every slice of the service (merged into one set),
@@ -35,6 +41,8 @@ export class EndpointSliceWatch {
   /** Why the set is stale now (undefined while the watch is healthy). */
   private outage: string | undefined;
   private readonly reported = new Set<string>();
+  /** Set when a broken stream was retried at once; cleared by the next answer. */
+  private retriedAtOnce = false;
   private sliceProblems = new Set<string>();
 
   constructor(
@@ -73,6 +81,11 @@ export class EndpointSliceWatch {
         await this.watch();
       } catch (error) {
         if (this.stopped) return;
+        if (error instanceof StreamBroken && !this.retriedAtOnce) {
+          // API servers and load balancers end long streams; reconnecting at once usually just works.
+          this.retriedAtOnce = true;
+          continue;
+        }
         if (error instanceof ResourceVersionGone) {
           this.logger.log(
             `kubernetes: resourceVersion of '${this.service}' expired (410 Gone); listing again, serving the last known set meanwhile`,
@@ -119,11 +132,13 @@ export class EndpointSliceWatch {
       `labelSelector=${this.selector}&watch=1&allowWatchBookmarks=true` +
       `&timeoutSeconds=${this.settings.watchTimeoutS}&resourceVersion=${encodeURIComponent(this.resourceVersion ?? '')}`;
     let gone = false;
+    let opened = false;
     try {
       await this.api.watch(
         `${this.path}?${query}`,
         {
           opened: () => {
+            opened = true;
             this.answered();
             this.publish();
           },
@@ -138,12 +153,21 @@ export class EndpointSliceWatch {
           signal: this.abort.signal,
           idleMs: this.settings.idleCheckMs,
           // A quiet watch may be a stalled server: one cheap request tells.
-          idle: () => this.api.get('/version', this.abort.signal).then(() => undefined),
+          idle: () =>
+            this.api.get('/version', this.abort.signal).then(
+              () => undefined,
+              (error: Error) => {
+                throw new ServerSilent(error.message, { cause: error });
+              },
+            ),
           maxMs: this.settings.watchTimeoutS * 1000 + this.settings.requestTimeoutMs,
         },
       );
     } catch (error) {
       if (error instanceof KubernetesApiError && error.status === 410) throw new ResourceVersionGone();
+      if (opened && !(error instanceof ServerSilent) && !this.stopped) {
+        throw new StreamBroken((error as Error)?.message ?? String(error), { cause: error });
+      }
       throw error;
     }
     if (gone) throw new ResourceVersionGone();
@@ -200,6 +224,7 @@ export class EndpointSliceWatch {
   private answered(): void {
     this.reachability.reachable();
     this.backoff.reset();
+    this.retriedAtOnce = false;
     if (this.outage !== undefined) {
       this.logger.log(`kubernetes: the watch of '${this.service}' in namespace '${this.namespace}' works again`);
       this.outage = undefined;
@@ -235,7 +260,8 @@ export class EndpointSliceWatch {
       return `the API server answered ${error.message}`;
     }
     const message = (error as Error)?.message ?? String(error);
-    const code = (error as NodeJS.ErrnoException)?.code;
+    const code =
+      (error as NodeJS.ErrnoException)?.code ?? ((error as Error)?.cause as NodeJS.ErrnoException | undefined)?.code;
     return `API server ${this.api.connection.server.host} unreachable: ${code && !message.includes(code) ? `${code} ` : ''}${message}`;
   }
 
