@@ -187,9 +187,9 @@ export class EndpointSliceWatch {
         continue;
       }
       const version = object?.metadata?.resourceVersion;
-      if (version) this.resourceVersion = version;
+      if (typeof version === 'string' && version) this.resourceVersion = version;
       const name = object?.metadata?.name;
-      if (event.type === 'BOOKMARK' || !name) continue;
+      if (event.type === 'BOOKMARK' || typeof name !== 'string') continue;
       if (event.type === 'DELETED') changed = this.slices.delete(name) || changed;
       else if (event.type === 'ADDED' || event.type === 'MODIFIED') {
         this.slices.set(name, object);
@@ -201,11 +201,21 @@ export class EndpointSliceWatch {
 
   private publish(): void {
     if (this.stopped) return;
-    const { instances, portProblems, skipped } = instancesOfSlices(this.slices.values(), {
-      service: this.service,
-      namespace: this.query.namespace,
-      portName: this.settings.portName,
-    });
+    let decoded: ReturnType<typeof instancesOfSlices>;
+    try {
+      decoded = instancesOfSlices(this.slices.values(), {
+        service: this.service,
+        namespace: this.query.namespace,
+        portName: this.settings.portName,
+      });
+    } catch (error) {
+      // Data we could not model must never end the watch (or the app): keep the last set.
+      this.report(
+        `kubernetes: the slices of '${this.service}' could not be read (${(error as Error)?.message}); keeping the last set`,
+      );
+      return;
+    }
+    const { instances, portProblems, skipped } = decoded;
     // Each problem of the slices is logged once while it lasts (fixed, then broken again: logged again).
     const now = new Set<string>();
     for (const problem of portProblems) {
@@ -265,9 +275,9 @@ export class EndpointSliceWatch {
     return `API server ${this.api.connection.server.host} unreachable: ${code && !message.includes(code) ? `${code} ` : ''}${message}`;
   }
 
-  /** Logs a warning about the stream itself once per watch. */
+  /** Logs a warning about the stream itself once per watch (at most 50 distinct ones). */
   private report(message: string): void {
-    if (this.reported.has(message)) return;
+    if (this.reported.has(message) || this.reported.size >= 50) return;
     this.reported.add(message);
     this.logger.warn(message);
   }

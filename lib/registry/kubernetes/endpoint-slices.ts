@@ -71,17 +71,18 @@ export function instancesOfSlices(
       portProblems.push(port);
       continue;
     }
-    for (const endpoint of slice.endpoints ?? []) {
-      const ip = endpoint.addresses?.[0];
+    for (const endpoint of Array.isArray(slice.endpoints) ? slice.endpoints : []) {
+      const ip = Array.isArray(endpoint?.addresses) ? endpoint.addresses[0] : undefined;
       if (typeof ip !== 'string' || isIP(ip) === 0) {
         skipped.push(
-          `EndpointSlice '${name}' of service '${context.service}' lists an endpoint without an IP address (${JSON.stringify(endpoint.addresses ?? null)}); skipped`,
+          `EndpointSlice '${name}' of service '${context.service}' lists an endpoint without an IP address (${JSON.stringify(endpoint?.addresses ?? null)}); skipped`,
         );
         continue;
       }
-      const ready = endpoint.conditions?.ready ?? true;
-      const serving = endpoint.conditions?.serving ?? ready;
-      const terminating = endpoint.conditions?.terminating ?? false;
+      const conditions = endpoint.conditions ?? {};
+      const ready = conditions.ready !== false;
+      const serving = typeof conditions.serving === 'boolean' ? conditions.serving : ready;
+      const terminating = conditions.terminating === true;
       // Ready and not terminating: served. Terminating but still serving: known, not served. Anything else: left out.
       const served = ready && !terminating;
       if (!served && !(terminating && serving)) continue;
@@ -89,12 +90,12 @@ export function instancesOfSlices(
       const existing = byAddress.get(address);
       // One pod may sit in two slices while the controller moves it: the served entry wins.
       if (existing && (existing.healthy || !served)) continue;
-      const pod =
-        endpoint.targetRef?.kind === 'Pod' || !endpoint.targetRef?.kind ? endpoint.targetRef?.name : undefined;
+      const ref = endpoint.targetRef;
+      const pod = typeof ref?.name === 'string' && (ref.kind === 'Pod' || !ref.kind) ? ref.name : undefined;
       const custom: Record<string, string> = {};
-      if (endpoint.nodeName) custom[KUBERNETES_METADATA.node] = endpoint.nodeName;
+      if (typeof endpoint.nodeName === 'string') custom[KUBERNETES_METADATA.node] = endpoint.nodeName;
       if (pod) custom[KUBERNETES_METADATA.pod] = pod;
-      if (endpoint.hostname) custom[KUBERNETES_METADATA.hostname] = endpoint.hostname;
+      if (typeof endpoint.hostname === 'string') custom[KUBERNETES_METADATA.hostname] = endpoint.hostname;
       if (terminating) custom[KUBERNETES_METADATA.terminating] = 'true';
       try {
         byAddress.set(
@@ -105,7 +106,10 @@ export function instancesOfSlices(
             address,
             namespace: context.namespace,
             healthy: served,
-            metadata: { ...(endpoint.zone ? { zone: endpoint.zone } : {}), custom },
+            metadata: {
+              ...(typeof endpoint.zone === 'string' && endpoint.zone ? { zone: endpoint.zone } : {}),
+              custom,
+            },
           }),
         );
       } catch (error) {
@@ -130,11 +134,13 @@ export function choosePort(
   slice: EndpointSliceObject,
   context: { service: string; portName: string | undefined },
 ): number | string {
-  const ports = (slice.ports ?? []).filter(
+  const ports = (Array.isArray(slice.ports) ? slice.ports : []).filter(
     (p): p is { name?: string | null; port: number; protocol?: string | null } =>
       Number.isInteger(p?.port) && (p.port as number) > 0 && (p.port as number) <= 65_535,
   );
-  const names = ports.map((p) => (p.name ? `'${p.name}' (${p.port})` : `unnamed (${p.port})`)).join(', ') || 'none';
+  const label = (p: { name?: string | null; port: number }) =>
+    typeof p.name === 'string' && p.name ? `'${p.name}' (${p.port})` : `unnamed (${p.port})`;
+  const names = ports.map(label).join(', ') || 'none';
   const where = `EndpointSlice '${sliceName(slice)}' of service '${context.service}'`;
   if (context.portName !== undefined) {
     const named = ports.find((p) => p.name === context.portName);

@@ -207,5 +207,10 @@ function readAll(response: IncomingMessage, timeoutMs: number): Promise<string> 
       clearTimeout(timer);
       reject(error);
     });
+    // Destroyed without an error (the request was aborted): no timer may outlive it.
+    response.on('close', () => {
+      clearTimeout(timer);
+      if (!response.complete) reject(new Error('the API server connection closed before the answer ended'));
+    });
   });
 }

@@ -47,6 +47,20 @@ describe('EndpointSlices to instances', () => {
     ]);
   });
 
+  it('skips malformed data without throwing, keeping the usable endpoints', () => {
+    const junk = [
+      { metadata: { name: 'a' }, endpoints: 'oops', ports: { name: 'grpc' } },
+      { metadata: { name: 'b' }, ports: [{ name: 'grpc', port: 50051 }], endpoints: [null, { addresses: 'x' }] },
+      slice('c', [{ addresses: ['10.0.0.9'], conditions: null, zone: 7, targetRef: { name: 42 } }] as never),
+    ] as unknown as EndpointSliceObject[];
+    const { instances, portProblems, skipped } = instancesOfSlices(junk, context);
+    expect(instances.map((i) => [i.address, i.id, i.metadata.zone ?? null])).toEqual([
+      ['10.0.0.9:50051', 'k8s-10.0.0.9:50051', null],
+    ]);
+    expect(portProblems).toHaveLength(1);
+    expect(skipped).toHaveLength(2);
+  });
+
   it('prefers grpc, then http, among TCP ports, and says what exists otherwise', () => {
     const ports = (...list: Array<[string, number, string?]>) =>
       slice('s', [], { ports: list.map(([name, port, protocol]) => ({ name, port, protocol: protocol ?? 'TCP' })) });
