@@ -1,3 +1,5 @@
+// The driver of the test Kubernetes API server: start, stop, restart, REST writes, kubeconfigs
+// and fault controls kept together, so a test needs one import (hence a little over 300 lines).
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
