@@ -4,7 +4,9 @@
 // it. For `dns` a change is a record appearing in or leaving dnsmasq's hosts
 // dir; for `mesh` an endpoint added to or removed from the cluster's
 // ClusterLoadAssignment on the xDS control plane (the test fixture, run in
-// this process). Run by bench/run.mjs; prints one JSON line.
+// this process); for `kubernetes` an endpoint added to or removed from the
+// service's EndpointSlice on the test API server (a child process). Run by
+// bench/run.mjs; prints one JSON line.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Discovery, DiscoveryFactory, createServiceInstance } from '../dist/index.js';
@@ -19,6 +21,7 @@ const logger = { log() {}, warn: (m) => warnings.push(m), error: (m) => warnings
 /** Makes and undoes changes: a second registry of the same backend, DNS records, or xDS resources. */
 async function publisher() {
   if (backend === 'mesh') return meshPublisher();
+  if (backend === 'kubernetes') return kubernetesPublisher();
   if (backend === 'dns') {
     mkdirSync(hostsDir, { recursive: true });
     const write = (file, ip) => {
@@ -99,6 +102,33 @@ async function meshPublisher() {
     },
     baseAddress: '127.0.0.1:19999',
     close: () => plane.close(),
+  };
+}
+
+/** One EndpointSlice of `conv` on the test Kubernetes API server, rewritten on each change as the controller does. */
+async function kubernetesPublisher() {
+  const { startKubernetesApi } = await import('./support/kubernetes-fixture.mjs');
+  const api = await startKubernetesApi();
+  const live = new Map();
+  const publish = () => api.put('conv-a', SERVICE, [...live.values()], 50051);
+  const ip = (i) => `127.0.1.${(i % 250) + 1}`;
+  return {
+    backendConfig: api.backendConfig,
+    address: (i) => `${ip(i)}:50051`,
+    add: async (i) => {
+      live.set(i, ip(i));
+      await publish();
+    },
+    remove: async (i) => {
+      live.delete(i);
+      await publish();
+    },
+    base: async () => {
+      live.set(-1, '127.0.0.2');
+      await publish();
+    },
+    baseAddress: '127.0.0.2:50051',
+    close: () => api.close(),
   };
 }
 

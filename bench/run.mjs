@@ -76,7 +76,7 @@ const TARGETS = {
   ratioVsGrpcjs: 0.97,
   cpuAboveGrpcjs: 1.03,
   p99AboveGrpcjs: 1.1,
-  convergenceP99: { etcd: 50, mesh: 50, local: 250, consul: 250 },
+  convergenceP99: { etcd: 50, mesh: 50, kubernetes: 50, local: 250, consul: 250 },
   memoryBytes: 2048,
 };
 
@@ -492,6 +492,14 @@ async function convergence() {
       {},
       { pauseMs: SPACING_MS },
       'ADS stream (CDS + EDS) from the test xDS control plane (test/support/xds), in the client process',
+    ),
+  );
+  rows.push(
+    await run(
+      'kubernetes',
+      {},
+      { pauseMs: SPACING_MS },
+      'EndpointSlice watch on the test API server (test/support/kubernetes, a child process), one slice rewritten per change',
     ),
   );
   return rows;

@@ -264,7 +264,9 @@ export class ServedEndpoints {
 
 /**
  * The endpoints the registry says may take traffic: weight above 0 (0 is a
- * drain marker) and not marked `healthy: false`. The others stay known.
+ * drain marker) and not marked `healthy: false` (also a Kubernetes endpoint
+ * that is terminating but still serving). The others stay known, so calls in
+ * flight on them finish and are recorded, but they take no new calls.
  */
 function withoutMarked(set: EndpointSet): EndpointSet {
   for (const e of set.endpoints)

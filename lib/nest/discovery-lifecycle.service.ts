@@ -69,11 +69,14 @@ export class DiscoveryLifecycle implements OnApplicationBootstrap, OnModuleDestr
     const { registration } = this.discovery.config;
     const deregister =
       registration.deregisterOnShutdown && (this.self.state === 'registered' || this.self.state === 'lost');
+    // A read-only backend (dns, kubernetes) lists the instance by the platform's rules: the drain
+    // gives a readinessProbe on grpc.health.v1 time to see NOT_SERVING and callers time to move away.
+    const listedByPlatform = this.discovery.registry.readOnly && this.self.instance() !== undefined;
     // NOT_SERVING -> deregistered -> drain; Nest closes the servers after this hook.
     await shutdownGracefully({
       health: this.health,
       deregister: deregister ? () => this.self.deregister() : undefined,
-      drainMs: deregister ? registration.drainMs : 0,
+      drainMs: deregister || listedByPlatform ? registration.drainMs : 0,
       logger: this.discovery.logger,
     });
   }

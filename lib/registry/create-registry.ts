@@ -11,6 +11,7 @@ const LOADERS: Record<ResolvedDiscoveryConfig['backend'], () => Promise<{ create
   etcd: () => import('./etcd/etcd.registry.js'),
   consul: () => import('./consul/consul.registry.js'),
   dns: () => import('./dns/dns.registry.js'),
+  kubernetes: () => import('./kubernetes/kubernetes.registry.js'),
   mesh: () => import('./mesh/mesh.registry.js'),
 };
 

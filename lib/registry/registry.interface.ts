@@ -40,9 +40,9 @@ export interface Registration {
  * registry outage yields the last known good set with state `stale`.
  */
 export interface Registry {
-  /** Backend name: local, memory, static, etcd, consul, dns, mesh. */
+  /** Backend name: local, memory, static, etcd, consul, dns, kubernetes, mesh. */
   readonly backend: string;
-  /** True for backends that only read (dns, static, mesh): `register` throws NotSupportedError. */
+  /** True for backends that only read (dns, kubernetes, static, mesh): `register` throws NotSupportedError. */
   readonly readOnly: boolean;
   register(instance: ServiceInstance, timing: RegistrationTiming): Promise<Registration>;
   /** Unfiltered-by-zone snapshots of instances matching the query (namespace, version, tags). */

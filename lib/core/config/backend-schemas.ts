@@ -6,6 +6,7 @@ import type { BackendSchemaContext } from './backend-schema.js';
 import { consulConfigSchema } from '../../registry/consul/consul.schema.js';
 import { dnsConfigSchema } from '../../registry/dns/dns.schema.js';
 import { etcdConfigSchema } from '../../registry/etcd/etcd.schema.js';
+import { kubernetesConfigSchema } from '../../registry/kubernetes/kubernetes.schema.js';
 import { localConfigSchema } from '../../registry/local/local.schema.js';
 import { memoryConfigSchema } from '../../registry/memory/memory.schema.js';
 import { meshConfigSchema } from '../../registry/mesh/mesh.schema.js';
@@ -19,6 +20,7 @@ export const BACKEND_SCHEMAS = {
   etcd: etcdConfigSchema,
   consul: consulConfigSchema,
   dns: dnsConfigSchema,
+  kubernetes: kubernetesConfigSchema,
   mesh: meshConfigSchema,
 } as const;
 
@@ -52,6 +54,7 @@ export function backendSelectionSchema(context: BackendSchemaContext) {
     member('etcd', etcdConfigSchema(context)),
     member('consul', consulConfigSchema(context)),
     member('dns', dnsConfigSchema(context)),
+    member('kubernetes', kubernetesConfigSchema(context)),
     member('mesh', meshConfigSchema(context)),
   ]);
 }

@@ -4,7 +4,17 @@ import type { BackendConfigInput } from './backend-schemas.js';
 import { nonEmpty, seconds } from './config-fields.js';
 
 /** Backends selectable by `backend`. `xds` is an alias of `mesh`. */
-export const BACKEND_NAMES = ['local', 'memory', 'static', 'etcd', 'consul', 'dns', 'mesh', 'xds'] as const;
+export const BACKEND_NAMES = [
+  'local',
+  'memory',
+  'static',
+  'etcd',
+  'consul',
+  'dns',
+  'kubernetes',
+  'mesh',
+  'xds',
+] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 /** Built-in load-balancing strategies selectable by `load_balance`. */
