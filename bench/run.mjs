@@ -14,7 +14,8 @@
 // 1-minute load average it was measured under, and the run's load at its
 // start and end is printed always. Environment:
 //   BENCH_QUICK=1                 a ~1-minute smoke run (fewer, shorter samples)
-//   BENCH_ONLY=pick,e2e,...       run only these parts (pick, rebuild, e2e, echo, convergence, memory, overload)
+//   BENCH_ONLY=pick,e2e,...       run only these parts (pick, rebuild, e2e, echo, convergence, memory, overload, scale)
+//                                 scale (one client over 100,000 instances, bench/parts/scale.mjs) takes ~30 min: BENCH_ONLY=scale
 //   BENCH_OUT=path                where to write the results (default bench/results.json)
 //   BENCH_E2E_SECONDS, BENCH_E2E_ROUNDS, BENCH_E2E_CONCURRENCY, BENCH_CONVERGENCE_CHANGES
 //   BENCH_E2E_NO_RETRY=1          also run the discovery:/// channel with gRPC retries off
@@ -31,15 +32,18 @@ import { median, percentile, round } from './support/stats.mjs';
 import { fmt, table } from './support/table.mjs';
 import { echoPart, echoReport, echoTargets } from './parts/echo.mjs';
 import { overloadPart, overloadReport, overloadTargets } from './parts/overload.mjs';
+import { scalePart, scaleReport, scaleTargets } from './parts/scale.mjs';
 
 const env = process.env;
 const QUICK = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
-const PARTS = ['pick', 'rebuild', 'e2e', 'echo', 'convergence', 'memory', 'overload'];
+const PARTS = ['pick', 'rebuild', 'e2e', 'echo', 'convergence', 'memory', 'overload', 'scale'];
 const ONLY = env.BENCH_ONLY
   ? env.BENCH_ONLY.split(',')
       .map((s) => s.trim())
       .filter(Boolean)
-  : PARTS;
+  : PARTS.filter((part) => part !== 'scale');
+/** What a plain `npm run bench` runs: every part but `scale` (about half an hour on its own). */
+const DEFAULT_PARTS = PARTS.filter((part) => part !== 'scale');
 for (const part of ONLY)
   if (!PARTS.includes(part))
     throw new Error(`BENCH_ONLY: unknown part '${part}' (expected some of ${PARTS.join(', ')})`);
@@ -540,6 +544,7 @@ function evaluateTargets(results) {
   const add = (what, measured, target, ok) => checks.push({ what, measured, target, met: ok });
   echoTargets(results.echo, add);
   overloadTargets(results.overload, add);
+  scaleTargets(results.scale, add);
   for (const row of results.pick ?? []) {
     if (row.peer || row.variant || row.endpoints !== 10_000 || row.ns_median === null) continue;
     const limit = row.strategy === 'consistent_hash' ? TARGETS.pickNsHash : TARGETS.pickNs;
@@ -758,7 +763,11 @@ function printReport(results) {
         .join(', ')}`,
     );
   }
-  out.push(...echoReport(results.echo, { table, loadText }), ...overloadReport(results.overload, { table, loadText }));
+  out.push(
+    ...echoReport(results.echo, { table, loadText }),
+    ...overloadReport(results.overload, { table, loadText }),
+    ...scaleReport(results.scale, { table, loadText }),
+  );
   if (results.targets?.length) {
     out.push('', 'Targets');
     out.push(
@@ -810,10 +819,11 @@ async function main() {
     for (const [part, run] of [
       ['echo', echoPart],
       ['overload', overloadPart],
+      ['scale', scalePart],
     ]) {
       if (!ONLY.includes(part)) continue;
       try {
-        results[part] = await run({ measure, log, profile: PROFILE.e2e });
+        results[part] = await run({ measure, log, profile: PROFILE.e2e, quick: QUICK });
       } catch (error) {
         log(`  ${part} failed: ${error.message}`);
         results[part] = { error: error.message.split('\n')[0] };
@@ -827,7 +837,7 @@ async function main() {
   results.targets = evaluateTargets(results);
   results.machine.loadavg_end = loadavg().map((l) => round(l, 2));
   results.machine.seconds = round((performance.now() - started) / 1000, 1);
-  if (ONLY.length < PARTS.length) results.partial = ONLY;
+  if (DEFAULT_PARTS.some((part) => !ONLY.includes(part))) results.partial = ONLY;
   writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
   printReport(results);
   log(`\nwrote ${OUT} in ${results.machine.seconds} s`);
