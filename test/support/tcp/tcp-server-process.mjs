@@ -5,7 +5,7 @@
 //   PORT, ID                      where it listens, its instance id (what `whoami` answers)
 //   DISCOVERY_DIR                 registers as SERVICE (default 'orders') in the `local` backend there;
 //                                 without it the server registers nowhere
-//   TTL, DRAIN_MS                 registration TTL (s) and drain (ms)
+//   TTL, DRAIN_MS, WEIGHT         registration TTL (s), drain (ms) and the instance's weight
 //   DELAY_MS                      every request handler answers this much later
 //   TLS_CERT, TLS_KEY             serve TLS with these PEM files
 //   LOG_FILE                      one line per handled request or event: `<kind> <pattern> <id>` (written
@@ -83,7 +83,7 @@ const imports = env.DISCOVERY_DIR
       DiscoveryModule.forRoot({
         backend: 'local',
         backendConfig: { dir: env.DISCOVERY_DIR },
-        instance: { service: env.SERVICE ?? 'orders', id, port },
+        instance: { service: env.SERVICE ?? 'orders', id, port, weight: Number(env.WEIGHT ?? 1) },
         registration: { ttl: Number(env.TTL ?? 30), drainMs: Number(env.DRAIN_MS ?? 500) },
       }),
     ]

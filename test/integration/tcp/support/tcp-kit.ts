@@ -60,10 +60,12 @@ export class TcpServers {
     return server;
   }
 
-  /** `request create 17` / `event tick 3` lines of every server, keyed by id ("create 17" -> servers that handled it). */
+  /** Which servers handled each request or event id (`request create 17` lines -> '17' -> ['s1']). */
   handled(kind: 'request' | 'event', pattern: string): Map<string, string[]> {
     const out = new Map<string, string[]>();
-    for (const server of this.servers) {
+    // A restarted server (same id) writes on in the same file: read each file once.
+    const files = new Map(this.servers.map((s) => [s.logFile, s]));
+    for (const server of files.values()) {
       if (!existsSync(server.logFile)) continue;
       for (const line of readFileSync(server.logFile, 'utf8').split('\n')) {
         const [k, p, key] = line.split(' ');
