@@ -74,7 +74,7 @@ describe('TCP sends when endpoints fail (Nest TCP microservices in their own pro
     const failed = ids.filter((_, i) => outcomes[i].status === 'rejected');
     expect(failed.sort()).toEqual(onVictim.sort());
     for (const outcome of outcomes.filter((o) => o.status === 'rejected')) {
-      expect(String((outcome).reason)).toMatch(
+      expect(String(outcome.reason)).toMatch(
         new RegExp(
           `'inflight-create' endpoint ${victim.address} did not answer send\\('create'\\).*retried only if the pattern is idempotent`,
         ),
