@@ -113,6 +113,9 @@ export class EndpointTcpClient extends ClientTCP {
 
   override createSocket(): ReturnType<ClientTCP['createSocket']> {
     const socket = super.createSocket();
+    // Writes are batched per tick already (see corkUntilNextTick); Nagle's algorithm would hold the
+    // next one until the peer ACKs, and a server sends no reply (so no early ACK) to an event.
+    (socket.netSocket as { setNoDelay?(noDelay: boolean): unknown }).setNoDelay?.(true);
     this.repliesOnSocket = 0;
     this.handshake = this.tlsOptions ? tlsHandshake(socket.netSocket) : undefined;
     return socket;
