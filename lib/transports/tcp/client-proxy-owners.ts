@@ -31,20 +31,20 @@ class ClientProxyOwners {
   }
 
   /**
-   * The source of the application that holds `proxy`; with one application
-   * in the process, that one (a proxy made by hand, not as a provider).
-   * Throws a DiscoveryError saying what to import otherwise.
+   * The application that holds `proxy` (`held`); unless `mustBeHeld`, with
+   * one application in the process, that one (a proxy made by hand, not as
+   * a provider). Throws a DiscoveryError saying what to import otherwise.
    */
-  sourceFor(proxy: object, service: string): ServiceClientSource {
-    for (const owner of this.owners) if (owner.holds(proxy)) return owner.source;
-    if (this.owners.size === 1) return [...this.owners][0].source;
+  sourceFor(proxy: object, service: string, mustBeHeld: boolean): { source: ServiceClientSource; held: boolean } {
+    for (const owner of this.owners) if (owner.holds(proxy)) return { source: owner.source, held: true };
+    if (this.owners.size === 1 && !mustBeHeld) return { source: [...this.owners][0].source, held: false };
     if (this.owners.size === 0) {
       throw new DiscoveryError(
         `DiscoveryClientProxy for service '${service}' found no DiscoveryModule: import DiscoveryModule.forRoot() or forRootAsync() in the application whose ClientsModule registers it (without Nest, use discovery.client('${service}').proxy())`,
       );
     }
     throw new DiscoveryError(
-      `DiscoveryClientProxy for service '${service}' is not a provider of any of the ${this.owners.size} applications in this process that import DiscoveryModule: register it with ClientsModule in the application it belongs to`,
+      `DiscoveryClientProxy for service '${service}' is not a provider of any of the ${this.owners.size} application(s) in this process that import DiscoveryModule: register it with ClientsModule in the application it belongs to`,
     );
   }
 }

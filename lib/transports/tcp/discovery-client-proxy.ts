@@ -1,10 +1,10 @@
 import { ClientProxy, type ReadPacket, type TcpEvents, type WritePacket } from '@nestjs/microservices';
 import { connectable, defer, lastValueFrom, Observable, Subject, throwError, type Subscriber } from 'rxjs';
-import { DiscoveryError } from '../../core/errors.js';
+import { ClosedError, DiscoveryError } from '../../core/errors.js';
 import type { ServiceClientOptions } from '../../client/client-options.js';
 import { runWithRetries } from '../../client/retry-loop.js';
 import type { ServiceClient } from '../../client/service-client.js';
-import { clientProxyOwners } from './client-proxy-owners.js';
+import { clientProxyOwners, type ServiceClientSource } from './client-proxy-owners.js';
 import type { EndpointTcpClient } from './endpoint-tcp-client.js';
 import { EndpointTcpClients, type SocketListener } from './endpoint-tcp-clients.js';
 import { Cancellation, emitAttempt, sendAttempt, type AttemptContext } from './tcp-attempts.js';
@@ -55,6 +55,10 @@ export class DiscoveryClientProxy extends ClientProxy<TcpEvents> {
   private target: Target | undefined;
   private idempotentRoutes: ReadonlySet<string> | undefined;
   private readonly listeners: SocketListener[] = [];
+  /** Made for one ServiceClient (`proxy()`): never looks for another. */
+  private bound = false;
+  /** A provider of the application it sends through (found there, not by default). */
+  private held = false;
 
   /** Throws a ConfigurationError naming the field when `options` lack `service` or hold something unknown. */
   constructor(options: DiscoveryClientProxyOptions) {
@@ -67,6 +71,7 @@ export class DiscoveryClientProxy extends ClientProxy<TcpEvents> {
   static forClient(client: ServiceClient): DiscoveryClientProxy {
     const proxy = new DiscoveryClientProxy({ service: client.service });
     proxy.bind(client);
+    proxy.bound = true;
     return proxy;
   }
 
@@ -79,6 +84,7 @@ export class DiscoveryClientProxy extends ClientProxy<TcpEvents> {
   /** Closes every endpoint connection; a later send connects again. Nest calls it on application shutdown. */
   close(): void {
     this.target?.connections.close();
+    this.idempotentRoutes = undefined;
     if (this.target) this.target.connections = this.newConnections(this.target.client, this.target.tcp);
     this._status$.next('disconnected');
   }
@@ -208,8 +214,19 @@ export class DiscoveryClientProxy extends ClientProxy<TcpEvents> {
 
   /** The service's client: bound by `forClient`, else found through the application's DiscoveryModule. */
   private resolve(): Target {
-    if (this.target) return this.target;
-    const source = clientProxyOwners.sourceFor(this, this.settings.service);
+    const target = this.target;
+    // A proxy from ClientsModule.register() outlives its app when the module is bootstrapped again (tests do):
+    // once its client closed, it looks for the application that holds it now.
+    if (target && !target.client.isClosed) return target;
+    const closed = () => new ClosedError(`client for '${this.settings.service}' was closed`);
+    if (target && this.bound) throw closed();
+    let source: ServiceClientSource;
+    try {
+      // Once an application held it, only an application that holds it will do.
+      ({ source, held: this.held } = clientProxyOwners.sourceFor(this, this.settings.service, this.held));
+    } catch (error) {
+      throw target ? closed() : error;
+    }
     const { service, ...clientOptions } = this.settings;
     this.bind(
       Object.keys(clientOptions).length ? source.client({ ...clientOptions, name: service }) : source.client(service),
@@ -219,6 +236,7 @@ export class DiscoveryClientProxy extends ClientProxy<TcpEvents> {
 
   private bind(client: ServiceClient): void {
     const tcp = resolveTcpOptions(client.options, `clients.${client.service}`);
+    this.target?.connections.close();
     this.target = { client, tcp, connections: this.newConnections(client, tcp) };
     // The client's Discovery closing ends every connection, even without a close() from Nest.
     client.closing.addEventListener('abort', () => this.target?.connections.close(), { once: true });

@@ -175,6 +175,41 @@ describe('DiscoveryClientProxy options and application lookup', () => {
     ).rejects.toThrow(/options\.service/);
   });
 
+  it('one module bootstrapped twice (as tests do): the proxy ClientsModule made once sends through the live application', async () => {
+    const [first, second] = await Promise.all([TcpServers.create(), TcpServers.create()]);
+    let dir = first.dir;
+    @Module({
+      imports: [
+        DiscoveryModule.forRootAsync({
+          useFactory: () => ({ backend: 'local', backendConfig: { dir }, logger: quietLogger }),
+        }),
+        ClientsModule.register([{ name: 'ORDERS', customClass: DiscoveryClientProxy, options: { service: 'orders' } }]),
+      ],
+    })
+    class ReusedModule {}
+    try {
+      await Promise.all([first.start('first'), second.start('second')]);
+      const reached: unknown[] = [];
+      let proxy: ClientProxy | undefined;
+      for (const servers of [first, second]) {
+        dir = servers.dir;
+        const app = await NestFactory.createApplicationContext(ReusedModule, { logger: false, abortOnError: false });
+        try {
+          expect(proxy === undefined || proxy === app.get('ORDERS')).toBe(true);
+          proxy = app.get<ClientProxy>('ORDERS');
+          reached.push(await firstValueFrom(proxy.send('whoami', {})));
+        } finally {
+          await app.close();
+        }
+      }
+      expect(reached).toEqual([{ instance: 'first' }, { instance: 'second' }]);
+      // No application holds it any more: its client was closed.
+      await expect(firstValueFrom(proxy!.send('whoami', {}))).rejects.toThrow(/client for 'orders' was closed/);
+    } finally {
+      await Promise.all([first.stop(), second.stop()]);
+    }
+  }, 60_000);
+
   it('with two applications in one process, each ClientsModule proxy sends through its own application', async () => {
     const [a, b] = await Promise.all([TcpServers.create(), TcpServers.create()]);
     const apps: INestApplicationContext[] = [];
