@@ -84,7 +84,6 @@ export class DiscoveryClientProxy extends ClientProxy<TcpEvents> {
   /** Closes every endpoint connection; a later send connects again. Nest calls it on application shutdown. */
   close(): void {
     this.target?.connections.close();
-    this.idempotentRoutes = undefined;
     if (this.target) this.target.connections = this.newConnections(this.target.client, this.target.tcp);
     this._status$.next('disconnected');
   }

@@ -59,7 +59,16 @@ export class EndpointTcpClient extends ClientTCP {
         reject(error);
         (this.socket?.netSocket as { destroy?(e: Error): void } | undefined)?.destroy?.(error);
       }, timeoutMs);
-      this.connect()
+      let connecting: Promise<unknown>;
+      try {
+        connecting = this.connect();
+      } catch (error) {
+        // tls.connect() throws at once on unusable options (a malformed key or certificate).
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      connecting
         .then(() => this.handshake)
         .then(
           () => {
