@@ -7,14 +7,16 @@
 //      switchyard's discovery:/// channel vs grpc-js round_robin vs direct,
 //      each round starting with the next one (no side always runs first);
 //   4. convergence: registry change -> client's endpoints$ emission, per backend;
-//   5. memory: retained heap per endpoint at 10,000 endpoints.
+//   5. memory: retained heap per endpoint at 10,000 endpoints;
+//   6. tcp: request/response over 3 Nest TCP microservices, DiscoveryClientProxy
+//      vs three ClientTCPs in a hand-written round robin (bench/support/tcp-part.mjs).
 // (One file of about 800 lines: the parts share the profile, the targets and
 // the report; the measuring code lives in the workers.)
 // Prints tables and writes bench/results.json; every figure carries the
 // 1-minute load average it was measured under, and the run's load at its
 // start and end is printed always. Environment:
 //   BENCH_QUICK=1                 a ~1-minute smoke run (fewer, shorter samples)
-//   BENCH_ONLY=pick,e2e,...       run only these parts (pick, rebuild, e2e, echo, convergence, memory, overload)
+//   BENCH_ONLY=pick,e2e,...       run only these parts (pick, rebuild, e2e, echo, convergence, memory, overload, tcp)
 //   BENCH_OUT=path                where to write the results (default bench/results.json)
 //   BENCH_E2E_SECONDS, BENCH_E2E_ROUNDS, BENCH_E2E_CONCURRENCY, BENCH_CONVERGENCE_CHANGES
 //   BENCH_E2E_NO_RETRY=1          also run the discovery:/// channel with gRPC retries off
@@ -31,10 +33,11 @@ import { median, percentile, round } from './support/stats.mjs';
 import { fmt, table } from './support/table.mjs';
 import { echoPart, echoReport, echoTargets } from './parts/echo.mjs';
 import { overloadPart, overloadReport, overloadTargets } from './parts/overload.mjs';
+import { tcpEndToEnd, tcpReport, tcpTargetChecks } from './support/tcp-part.mjs';
 
 const env = process.env;
 const QUICK = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
-const PARTS = ['pick', 'rebuild', 'e2e', 'echo', 'convergence', 'memory', 'overload'];
+const PARTS = ['pick', 'rebuild', 'e2e', 'echo', 'convergence', 'memory', 'overload', 'tcp'];
 const ONLY = env.BENCH_ONLY
   ? env.BENCH_ONLY.split(',')
       .map((s) => s.trim())
@@ -624,6 +627,7 @@ function evaluateTargets(results) {
     if (row.p99_ms === null) add(`convergence ${row.backend} p99, ms`, row.status, `<= ${limit}`, null);
     else add(`convergence ${row.backend} p99, ms`, row.p99_ms, `<= ${limit}`, row.p99_ms <= limit);
   }
+  tcpTargetChecks(results.tcp, add);
   if (results.memory && typeof results.memory === 'object') {
     add(
       'memory per endpoint @10k, bytes',
@@ -758,7 +762,11 @@ function printReport(results) {
         .join(', ')}`,
     );
   }
-  out.push(...echoReport(results.echo, { table, loadText }), ...overloadReport(results.overload, { table, loadText }));
+  out.push(
+    ...echoReport(results.echo, { table, loadText }),
+    ...overloadReport(results.overload, { table, loadText }),
+    ...tcpReport(results.tcp, { table, fmt, loadText }),
+  );
   if (results.targets?.length) {
     out.push('', 'Targets');
     out.push(
@@ -821,6 +829,13 @@ async function main() {
     }
     if (ONLY.includes('convergence')) results.convergence = await convergence();
     if (ONLY.includes('memory')) results.memory = await memory();
+    if (ONLY.includes('tcp')) {
+      // The same rounds, length and concurrency as the gRPC end-to-end part.
+      results.tcp = await tcpEndToEnd({ profile: PROFILE.e2e, measure, loadRange, log }).catch((error) => {
+        log(`  tcp failed: ${error.message}`);
+        return { error: error.message.split('\n')[0] };
+      });
+    }
   } finally {
     await stopAll();
   }

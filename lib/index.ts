@@ -34,6 +34,9 @@ export type {
 } from './client/client-options.js';
 export type { RetryOptions } from './client/retry-policy.js';
 
+// Transports beside the ServiceClient: Nest's TCP transport, balanced (ClientsModule's customClass).
+export { DiscoveryClientProxy, type DiscoveryClientProxyOptions } from './transports/tcp/discovery-client-proxy.js';
+
 // Configuration.
 export { loadDiscoveryConfig } from './core/config/load-discovery-config.js';
 export { resolveDiscoveryConfig, type ResolvedDiscoveryConfig } from './core/config/resolve-discovery-config.js';

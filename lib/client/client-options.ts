@@ -1,5 +1,6 @@
 import type { ChannelCredentials, ChannelOptions, GrpcObject } from '@grpc/grpc-js';
 import type { OverloadOptions } from '../core/config/overload-options.js';
+import type { TcpClientOptions } from '@nestjs/microservices';
 import type { RetryOptions } from './retry-policy.js';
 
 /** A proto file (or loaded package) for `getService(name)`. */
@@ -63,6 +64,31 @@ export interface ServiceClientOptions extends OverloadOptions {
    * server (which deregistered first and is draining) still answers it.
    */
   channelLingerMs?: number;
+  /** Nest's TCP transport (`proxy()`, `DiscoveryClientProxy`): hash key, idempotent patterns, timeouts, TLS, serializers. */
+  tcp?: TcpTransportOptions;
+}
+
+/**
+ * Nest TCP transport options of one service: what `ClientTCP` takes (TLS,
+ * serializer, deserializer, framing limits) except host and port, which
+ * come from the registry, plus how sends are balanced and retried.
+ *
+ * @example
+ * DiscoveryModule.forFeature([{ name: 'orders', loadBalance: 'consistent_hash', tcp: { hashKey: (_pattern, data) => data.userId, timeoutMs: 2_000 } }])
+ */
+export interface TcpTransportOptions extends Omit<NonNullable<TcpClientOptions['options']>, 'host' | 'port'> {
+  /** consistent_hash: the key of a send() or emit() (e.g. a user id); undefined sends without a key. */
+  hashKey?: (pattern: any, data: any) => string | undefined;
+  /**
+   * Patterns safe to handle twice. A send() that was written but got no
+   * answer (connection lost, timeout) is retried on another endpoint only
+   * for these; one that was never written is retried for every pattern.
+   */
+  idempotent?: ReadonlyArray<string | Record<string, unknown>>;
+  /** Deadline of one send() over all its attempts, ms. Default none (as ClientTCP); a timeout counts against the endpoint. */
+  timeoutMs?: number;
+  /** Longest wait for a connection to an endpoint, ms. Default 5 000; a connect not done in time is retried elsewhere. */
+  connectTimeoutMs?: number;
 }
 
 /** Options of `ServiceClient.ready()`. */

@@ -15,6 +15,8 @@ export interface AttemptPlan<T> {
   classify(error: unknown): CallOutcome;
   /** May this failure be retried on another endpoint? (the transport's safety rules) */
   retryable(error: unknown, outcome: CallOutcome, retry: ResolvedRetryOptions): boolean;
+  /** The outcome of an attempt that succeeded; default `success`. A fire-and-forget write says `neutral`: its latency is not the endpoint's. */
+  succeeded?(result: T): CallOutcome;
 }
 
 /** The client core, as the retry loop uses it. */
@@ -55,7 +57,7 @@ export async function runWithRetries<T>(
     const call = startAdmitted(host, context, tried);
     try {
       const result = await plan.run(call.endpoint, attempt, deadline);
-      call.complete('success');
+      call.complete(plan.succeeded?.(result) ?? 'success');
       host.budget.onSuccess();
       return result;
     } catch (error) {

@@ -26,6 +26,7 @@ import { ServiceClient } from '../client/service-client.js';
 import { discoveryTargets, type DiscoveryTarget } from '../transports/grpc/discovery-targets.js';
 import { GrpcChannels } from '../transports/grpc/grpc-client-transport.js';
 import { installGrpcIntegration } from '../transports/grpc/install-grpc-integration.js';
+import { TcpProxyTransport } from '../transports/tcp/tcp-client-transport.js';
 import { ClientCatalog, type ClientDeclaration } from './client-catalog.js';
 import { hostname } from 'node:os';
 import { hashString } from '../balancing/string-hash.js';
@@ -370,6 +371,7 @@ export class Discovery implements MetricsSource {
               serveTarget: () => this.serveTarget(authority, client),
             });
           },
+          tcp: (client) => new TcpProxyTransport(client),
         },
       },
     );
