@@ -1,5 +1,6 @@
 import type { Channel, Client, ServiceClientConstructor } from '@grpc/grpc-js';
 import type { ClientProxy } from '@nestjs/microservices';
+import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
 import type { PickContext } from '../balancing/picker.js';
 import type { CallOptions } from './client-options.js';
@@ -29,6 +30,8 @@ export interface GrpcClientTransport {
 export interface HttpClientTransport {
   /** WHATWG fetch, balanced per request over the service's endpoints. */
   fetch(input: string | URL, init?: RequestInit): Promise<Response>;
+  /** Sends one undici dispatch to this service, whatever its origin names (the discovery-wide dispatcher routes here). */
+  send(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
   close(): Promise<void>;
 }
 

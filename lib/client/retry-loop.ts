@@ -8,12 +8,18 @@ import type { ResolvedRetryOptions, RetryBudget } from './retry-policy.js';
 
 /** What one transport contributes to a retried call. */
 export interface AttemptPlan<T> {
-  /** Sends one attempt to `endpoint`. */
-  run(endpoint: Endpoint, attempt: number, deadline: Date | undefined): Promise<T>;
+  /** Sends one attempt to `endpoint`; `call` is the attempt's handle (see `completesOnSuccess`). */
+  run(endpoint: Endpoint, attempt: number, deadline: Date | undefined, call: CallHandle): Promise<T>;
   /** The transport's mapping of a failure onto the shared outcomes. */
   classify(error: unknown): CallOutcome;
   /** May this failure be retried on another endpoint? (the transport's safety rules) */
   retryable(error: unknown, outcome: CallOutcome, retry: ResolvedRetryOptions): boolean;
+  /**
+   * The transport completes the handle of an attempt that resolved itself,
+   * later and with its own outcome (HTTP: when the response body ends, with
+   * the status's outcome). Default: completed as `success` when `run` resolves.
+   */
+  completesOnSuccess?: boolean;
 }
 
 /** The client core, as the retry loop uses it. */
@@ -51,8 +57,8 @@ export async function runWithRetries<T>(
     if (!host.hasEndpoints()) await host.ready();
     const call = host.startCall(host.pickAvoiding(context, tried));
     try {
-      const result = await plan.run(call.endpoint, attempt, deadline);
-      call.complete('success');
+      const result = await plan.run(call.endpoint, attempt, deadline, call);
+      if (!plan.completesOnSuccess) call.complete('success');
       host.budget.onSuccess();
       return result;
     } catch (error) {

@@ -26,6 +26,8 @@ import { ServiceClient } from '../client/service-client.js';
 import { discoveryTargets, type DiscoveryTarget } from '../transports/grpc/discovery-targets.js';
 import { GrpcChannels } from '../transports/grpc/grpc-client-transport.js';
 import { installGrpcIntegration } from '../transports/grpc/install-grpc-integration.js';
+import { HttpServiceTransport } from '../transports/http/http-client-transport.js';
+import { DiscoveryHttpDispatcher, type HttpDispatcherOptions } from '../transports/http/discovery-http-dispatcher.js';
 import { ClientCatalog, type ClientDeclaration } from './client-catalog.js';
 import { ServiceRegistry } from './service-registry.js';
 
@@ -78,6 +80,9 @@ export class Discovery implements MetricsSource {
   private readonly attachedMetrics: DiscoveryMetrics[] = [];
   private readonly selves = new Set<ServiceRegistry>();
   private readonly targetRemovals = new Map<string, () => void>();
+  private readonly httpDispatchers: DiscoveryHttpDispatcher[] = [];
+  /** Routes requests of `client.fetch()` that leave their service (a redirect to another host). */
+  private redirects: DiscoveryHttpDispatcher | undefined;
   private closed = false;
   /** Unique authority of this Discovery in `discovery://<id>/<service>` targets. */
   readonly id = `d${++discoverySequence}`;
@@ -253,6 +258,29 @@ export class Discovery implements MetricsSource {
     return this;
   }
 
+  /**
+   * An undici Dispatcher that balances requests whose host names a service:
+   * `fetch('http://orders/api/orders/42', { dispatcher })`, or every fetch
+   * after `setGlobalDispatcher(...)` (with `fallback: true` for other hosts).
+   * Each service is called with its declared client options.
+   *
+   * @example
+   * const res = await fetch('http://orders/api/orders/42', { dispatcher: discovery.httpDispatcher() });
+   */
+  httpDispatcher(options: HttpDispatcherOptions = {}): DiscoveryHttpDispatcher {
+    if (this.closed) throw new ClosedError('discovery is closed');
+    const dispatcher = new DiscoveryHttpDispatcher(
+      {
+        clientFor: (service) => this.clientFor(service),
+        knownServices: () => this.catalog.names(),
+        dispatchTo: (client, request, handler) => client.sendHttp(request, handler),
+      },
+      options,
+    );
+    this.httpDispatchers.push(dispatcher);
+    return dispatcher;
+  }
+
   /** Builds the query a client's options describe, with the configuration's defaults. */
   queryFor(options: ServiceClientOptions): DiscoveryQuery {
     if (!options || typeof options.name !== 'string' || !options.name) {
@@ -312,6 +340,7 @@ export class Discovery implements MetricsSource {
     this.closed = true;
     for (const remove of this.targetRemovals.values()) remove();
     this.targetRemovals.clear();
+    await Promise.allSettled(this.httpDispatchers.splice(0).map((d) => d.close()));
     const deregister = this.config.registration.deregisterOnShutdown;
     await Promise.allSettled([...this.selves].map((s) => s.close({ deregister })));
     await Promise.allSettled(this.catalog.list().map((c) => c.close()));
@@ -349,6 +378,14 @@ export class Discovery implements MetricsSource {
               serveTarget: () => this.serveTarget(authority, client),
             });
           },
+          http: (client) =>
+            new HttpServiceTransport(client, {
+              hashHeader: this.hashHeader,
+              hostSuffix: '',
+              // A redirect to another host: routed like discovery.httpDispatcher() routes it.
+              dispatchOther: (request, handler) =>
+                (this.redirects ??= this.httpDispatcher()).dispatch(request, handler),
+            }),
         },
       },
     );
