@@ -47,5 +47,7 @@ function text(value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (Array.isArray(value)) return value.length ? text(value[0]) : undefined;
   if (typeof value === 'string') return value;
-  return typeof value === 'object' ? (value as { toString(): string }).toString() : String(value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  // Buffers (undici's raw headers) and anything else with a toString of its own.
+  return (value as { toString(): string }).toString();
 }
