@@ -46,6 +46,9 @@ const ROUTE_CACHE_LIMIT = 1_000;
  * options declared for it; other origins go to the fallback, or fail with a
  * clear error. A host names a service when it is a declared service's name
  * (or listed in `services`), or when it ends in `hostSuffix`.
+ *
+ * @example
+ * const res = await fetch('http://orders/api/orders/42', { dispatcher: discovery.httpDispatcher() });
  */
 export class DiscoveryHttpDispatcher extends Dispatcher {
   private readonly routes = new Map<string, ServiceClient | null>();
