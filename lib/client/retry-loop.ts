@@ -20,6 +20,12 @@ export interface AttemptPlan<T> {
    * the status's outcome). Default: completed as `success` when `run` resolves.
    */
   completesOnSuccess?: boolean;
+  /**
+   * True when a retryable failure provably never left this process (the
+   * connection was refused): like gRPC's transparent retries, retrying it
+   * loads no server, so it spends an attempt but not the retry budget.
+   */
+  neverSent?(error: unknown): boolean;
 }
 
 /** The client core, as the retry loop uses it. */
@@ -65,7 +71,8 @@ export async function runWithRetries<T>(
       const outcome = plan.classify(error);
       call.complete(outcome);
       const retryable = plan.retryable(error, outcome, retry);
-      if (retryable) host.budget.onFailure();
+      const transparent = retryable && plan.neverSent?.(error) === true;
+      if (retryable && !transparent) host.budget.onFailure();
       tried.add(call.endpoint.key);
       const delay = backoffDelay(attempt - 1, {
         initialMs: retry.initialBackoffMs,
@@ -74,7 +81,8 @@ export async function runWithRetries<T>(
         random: host.random,
       });
       const outOfTime = deadline !== undefined && Date.now() + delay >= deadline.getTime();
-      if (!retryable || attempt >= retry.maxAttempts || outOfTime || !host.budget.canRetry() || host.closing.aborted) {
+      const budgetAllows = transparent || host.budget.canRetry();
+      if (!retryable || attempt >= retry.maxAttempts || outOfTime || !budgetAllows || host.closing.aborted) {
         throw error;
       }
       await abortableSleep(delay, host.closing);

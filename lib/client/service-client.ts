@@ -406,7 +406,11 @@ export class ServiceClient implements AttemptHost, CallTracker {
    * const res = await client.fetch('/api/orders/42', { headers: { 'x-hash-key': customerId } });
    */
   fetch(input: string | URL, init?: RequestInit): Promise<Response> {
-    return this.transport('http').fetch(input, init);
+    try {
+      return this.transport('http').fetch(input, init);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** @internal HTTP: one undici dispatch sent to this service (what `discovery.httpDispatcher()` routes here). */

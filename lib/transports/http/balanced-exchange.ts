@@ -13,6 +13,7 @@ import {
   httpStatusOutcome,
   HttpStatusFailure,
   isReplayableBody,
+  neverSent,
   retryAfterMs,
   type HttpRetrySafety,
 } from './http-outcome.js';
@@ -32,6 +33,9 @@ export interface ExchangeContext {
 }
 
 const noop = (): void => undefined;
+
+/** How long an endpoint that refused a connection is picked around (gRPC's reconnect backoff cap here). */
+const RECONNECT_BACKOFF_MS = 1_000;
 
 /**
  * One HTTP request through the balanced dispatcher: picks an endpoint,
@@ -95,6 +99,11 @@ export class BalancedExchange implements AttemptPlan<void> {
 
   retryable(error: unknown, outcome: CallOutcome): boolean {
     return this.abortReason === undefined && httpRetryable(error, outcome, this.safety);
+  }
+
+  /** A refused connection: retried like gRPC's transparent retries, without spending the budget. */
+  neverSent(error: unknown): boolean {
+    return !(error instanceof HttpStatusFailure) && neverSent(error);
   }
 
   /** May an answer with this outcome be held back for a retry? (idempotent, body replayable, not aborted) */
@@ -235,6 +244,10 @@ class HttpAttempt implements LegacyHandler {
       case 'pending':
         this.state = 'done';
         this.error = error;
+        // Not accepting connections: picks go around it for a reconnect backoff, as gRPC picks
+        // around a subchannel in TRANSIENT_FAILURE (outlier detection decides about ejection).
+        if (neverSent(error))
+          this.exchange.context.client.avoidEndpoint(this.endpoint, Date.now() + RECONNECT_BACKOFF_MS);
         this.reject(error);
         return;
       case 'committed':
