@@ -409,7 +409,8 @@ export class ServiceClient implements AttemptHost, CallTracker {
     try {
       return this.transport('http').fetch(input, init);
     } catch (error) {
-      return Promise.reject(error);
+      // A closed client or no HTTP transport: a rejection, as fetch reports everything.
+      return Promise.reject(error instanceof Error ? error : new DiscoveryError(String(error)));
     }
   }
 
