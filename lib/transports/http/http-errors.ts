@@ -1,6 +1,6 @@
 import type { Endpoint } from '../../core/endpoint.js';
 import { DiscoveryError } from '../../core/errors.js';
-import { errorCode } from './http-outcome.js';
+import { errorCode, isParserError } from './http-outcome.js';
 
 /**
  * A request to one endpoint of a service failed at the transport level
@@ -27,8 +27,8 @@ export class HttpEndpointError extends DiscoveryError {
   ) {
     const code = errorCode(cause);
     const message = (cause as Error | undefined)?.message ?? String(cause);
-    const what = code?.startsWith('HPE_')
-      ? `answered with something that is not HTTP (${code}: ${message})`
+    const what = isParserError(cause)
+      ? `answered with something that is not HTTP: ${message}`
       : `failed: ${message}${code && !message.includes(code) ? ` (${code})` : ''}`;
     super(`service '${service}', endpoint ${endpoint.address} (instance ${endpoint.instance.id}) ${what}`, { cause });
     this.code = code;

@@ -47,6 +47,8 @@ export function errorCode(error: unknown): string | undefined {
  */
 export function httpErrorOutcome(error: unknown): CallOutcome {
   if (error instanceof HttpStatusFailure) return error.outcome;
+  // An answer that is not HTTP (a gRPC port, a database): the endpoint's fault. undici often leaves its code unset.
+  if (isParserError(error)) return 'connection-failure';
   const code = errorCode(error);
   if (code === undefined) return 'neutral';
   if (TIMEOUT_CODES.has(code)) return 'timeout';
@@ -113,6 +115,13 @@ export function httpRetryable(error: unknown, outcome: CallOutcome, safety: Http
   if (outcome === 'neutral' || outcome === 'success' || outcome === 'application-error') return false;
   if (!(error instanceof HttpStatusFailure) && neverSent(error)) return true;
   return safety.idempotent && safety.replayableBody;
+}
+
+/** undici could not parse the answer as HTTP/1.1. */
+export function isParserError(error: unknown): boolean {
+  return (
+    (error as { name?: unknown } | null)?.name === 'HTTPParserError' || Boolean(errorCode(error)?.startsWith('HPE_'))
+  );
 }
 
 /** True when the error proves the request was never written (see NEVER_SENT_CODES). */

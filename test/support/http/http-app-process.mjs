@@ -4,7 +4,7 @@
 // saw: the ids of POSTs, the requests answered while draining, the
 // connections it accepted. Decorators are applied by hand (plain JS).
 // Env: PORT, ID, PLATFORM (express | fastify), DISCOVERY (JSON options of
-// DiscoveryModule.forRoot), TLS_CERT + TLS_KEY (https), DELAY_MS, SEEN_FILE
+// DiscoveryModule.forRoot), TLS_CERT + TLS_KEY (https) + TLS_CA (client certificates), DELAY_MS, SEEN_FILE
 // (each POST id is appended there at once, so the count survives a SIGKILL).
 import 'reflect-metadata';
 import { Body, Controller, Get, HttpCode, Module, Post, Query, Res } from '@nestjs/common';
@@ -102,8 +102,15 @@ Module({
   controllers: [OrdersController],
 })(OrdersModule);
 
+// https; with TLS_CA, clients must present a certificate signed by it.
 const httpsOptions = process.env.TLS_CERT
-  ? { cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY) }
+  ? {
+      cert: readFileSync(process.env.TLS_CERT),
+      key: readFileSync(process.env.TLS_KEY),
+      ...(process.env.TLS_CA
+        ? { ca: readFileSync(process.env.TLS_CA), requestCert: true, rejectUnauthorized: true }
+        : {}),
+    }
   : undefined;
 let app;
 if (platform === 'fastify') {

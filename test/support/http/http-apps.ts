@@ -20,8 +20,8 @@ export interface HttpAppOptions {
   platform: HttpPlatform;
   /** DiscoveryModule.forRoot options (backend, backendConfig, registration ...). */
   discovery: Record<string, unknown>;
-  /** https with this certificate and key (PEM files). */
-  tls?: { cert: string; key: string };
+  /** https with this certificate and key (PEM files); with `ca`, clients must present a certificate it signed. */
+  tls?: { cert: string; key: string; ca?: string };
   /** Reuse a port (a restart of the same instance). */
   port?: number;
   /** Append each POST id to this file as it arrives (survives a SIGKILL). */
@@ -77,7 +77,13 @@ export async function startHttpApp(options: HttpAppOptions, attempts = 3): Promi
       PLATFORM: options.platform,
       DISCOVERY: JSON.stringify(options.discovery),
       ...(options.seenFile ? { SEEN_FILE: options.seenFile } : {}),
-      ...(options.tls ? { TLS_CERT: options.tls.cert, TLS_KEY: options.tls.key, NODE_EXTRA_CA_CERTS: '' } : {}),
+      ...(options.tls
+        ? {
+            TLS_CERT: options.tls.cert,
+            TLS_KEY: options.tls.key,
+            ...(options.tls.ca ? { TLS_CA: options.tls.ca } : {}),
+          }
+        : {}),
     },
     ready: async () => /listening \d+/.test(peer.log),
     readyTimeoutMs: 30_000,
