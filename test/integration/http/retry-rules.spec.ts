@@ -179,7 +179,7 @@ describe('HTTP retry rules (real HTTP servers that count what they read)', () =>
           controller.close();
         },
       });
-      return client.fetch('/x', { method: 'PUT', body, duplex: 'half' } as RequestInit).then(
+      return client.fetch('/x', { method: 'PUT', body, duplex: 'half' }).then(
         (r) => r.status,
         (e: Error) => e,
       );
