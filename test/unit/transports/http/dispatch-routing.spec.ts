@@ -40,7 +40,7 @@ describe('what the HTTP dispatcher reads', () => {
         controller = c;
         seen.push('start');
       },
-      onResponseStart: (_c, status, headers) => seen.push(`headers ${status} ${headers['retry-after']}`),
+      onResponseStart: (_c, status, headers) => seen.push(`headers ${status} ${String(headers['retry-after'])}`),
       onResponseData: (c, chunk) => {
         seen.push(`data ${chunk.toString()}`);
         c.pause();
