@@ -41,7 +41,7 @@ export type { RetryOptions } from './client/retry-policy.js';
 export type { HttpClientOptions, HttpTlsOptions } from './client/client-options.js';
 
 // HTTP beside the ServiceClient: the discovery-wide dispatcher, axios, errors.
-export type { DiscoveryHttpDispatcher, HttpDispatcherOptions } from './transports/http/discovery-http-dispatcher.js';
+export type { FetchDispatcher, HttpDispatcherOptions } from './transports/http/discovery-http-dispatcher.js';
 export { discoveryAxiosConfig } from './transports/http/axios-config.js';
 export { HttpEndpointError } from './transports/http/http-errors.js';
 

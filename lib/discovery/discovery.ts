@@ -27,7 +27,11 @@ import { discoveryTargets, type DiscoveryTarget } from '../transports/grpc/disco
 import { GrpcChannels } from '../transports/grpc/grpc-client-transport.js';
 import { installGrpcIntegration } from '../transports/grpc/install-grpc-integration.js';
 import { HttpServiceTransport } from '../transports/http/http-client-transport.js';
-import { DiscoveryHttpDispatcher, type HttpDispatcherOptions } from '../transports/http/discovery-http-dispatcher.js';
+import {
+  DiscoveryHttpDispatcher,
+  type FetchDispatcher,
+  type HttpDispatcherOptions,
+} from '../transports/http/discovery-http-dispatcher.js';
 import { ClientCatalog, type ClientDeclaration } from './client-catalog.js';
 import { ServiceRegistry } from './service-registry.js';
 
@@ -267,7 +271,12 @@ export class Discovery implements MetricsSource {
    * @example
    * const res = await fetch('http://orders/api/orders/42', { dispatcher: discovery.httpDispatcher() });
    */
-  httpDispatcher(options: HttpDispatcherOptions = {}): DiscoveryHttpDispatcher {
+  httpDispatcher(options: HttpDispatcherOptions = {}): FetchDispatcher {
+    // Typed as the platform fetch's dispatcher; it is an undici Dispatcher, which every fetch accepts.
+    return this.makeHttpDispatcher(options) as unknown as FetchDispatcher;
+  }
+
+  private makeHttpDispatcher(options: HttpDispatcherOptions): DiscoveryHttpDispatcher {
     if (this.closed) throw new ClosedError('discovery is closed');
     const dispatcher = new DiscoveryHttpDispatcher(
       {
@@ -384,7 +393,7 @@ export class Discovery implements MetricsSource {
               hostSuffix: '',
               // A redirect to another host: routed like discovery.httpDispatcher() routes it.
               dispatchOther: (request, handler) =>
-                (this.redirects ??= this.httpDispatcher()).dispatch(request, handler),
+                (this.redirects ??= this.makeHttpDispatcher({})).dispatch(request, handler),
             }),
         },
       },

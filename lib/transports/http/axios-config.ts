@@ -1,9 +1,10 @@
 import type { Dispatcher } from 'undici';
+import type { FetchDispatcher } from './discovery-http-dispatcher.js';
 
 /** The axios request config keys this module sets (the rest is yours). */
 export interface AxiosDispatchConfig {
   adapter: 'fetch';
-  fetchOptions: Record<string, unknown> & { dispatcher: Dispatcher };
+  fetchOptions: Record<string, unknown> & { dispatcher: FetchDispatcher | Dispatcher };
 }
 
 /**
@@ -17,7 +18,7 @@ export interface AxiosDispatchConfig {
  * const orders = axios.create(discoveryAxiosConfig(discovery.httpDispatcher(), { baseURL: 'http://orders', timeout: 2_000 }));
  */
 export function discoveryAxiosConfig<T extends object>(
-  dispatcher: Dispatcher,
+  dispatcher: FetchDispatcher | Dispatcher,
   config: T = {} as T,
 ): Omit<T, 'adapter' | 'fetchOptions'> & AxiosDispatchConfig {
   const own = (config as { fetchOptions?: Record<string, unknown> }).fetchOptions;

@@ -27,6 +27,18 @@ export interface HttpDispatcherOptions {
   fallback?: boolean | Dispatcher;
 }
 
+/**
+ * The dispatcher type the platform's `fetch` takes: `RequestInit['dispatcher']`
+ * of Node's types (their copy of undici's types), or undici's own where the
+ * global `RequestInit` has none (the DOM lib). What `httpDispatcher()`
+ * returns, so `fetch(url, { dispatcher })` type-checks without a cast; at
+ * run time it is an undici Dispatcher, which every fetch accepts.
+ *
+ * @example
+ * const dispatcher: FetchDispatcher = discovery.httpDispatcher();
+ */
+export type FetchDispatcher = RequestInit extends { dispatcher?: infer D } ? NonNullable<D> : Dispatcher;
+
 /** What the dispatcher needs from its Discovery. */
 export interface DiscoveryHttpRouting {
   /** The client of a service (its declared options: namespace, version, strategy ...). */

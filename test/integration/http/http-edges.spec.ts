@@ -61,7 +61,7 @@ describe('HTTP: bad input, TLS and active checks against real apps', () => {
   it('a host that names no known service: an error naming the host and the services known', async () => {
     discovery.client('orders');
     const error = await rejection(
-      fetch('http://ordres/api/whoami', { dispatcher: discovery.httpDispatcher() } as never),
+      fetch('http://ordres/api/whoami', { dispatcher: discovery.httpDispatcher() }),
     );
     expect(error).toBeInstanceOf(TypeError);
     const cause = error.cause as Error;
@@ -72,13 +72,13 @@ describe('HTTP: bad input, TLS and active checks against real apps', () => {
 
   it('with a fallback, other hosts pass through to a normal agent', async () => {
     const dispatcher = discovery.httpDispatcher({ fallback: true });
-    const response = await fetch(`${plain.url}/api/whoami`, { dispatcher } as never);
+    const response = await fetch(`${plain.url}/api/whoami`, { dispatcher });
     expect(await response.json()).toEqual({ instance: 'plain-1' });
   });
 
   it('a service named by a host suffix is discovered without being declared', async () => {
     const dispatcher = discovery.httpDispatcher({ hostSuffix: '.svc.discovery' });
-    const response = await fetch('http://orders.svc.discovery/api/whoami', { dispatcher } as never);
+    const response = await fetch('http://orders.svc.discovery/api/whoami', { dispatcher });
     expect(await response.json()).toEqual({ instance: 'plain-1' });
   });
 

@@ -167,7 +167,7 @@ export function describeHttpApps(platform: HttpPlatform, backend: () => HttpBack
         const dispatcher = discovery.httpDispatcher({ services: ['orders'] });
         const viaDispatcher = new Set<string>();
         for (let i = 0; i < 12; i++) {
-          const response = await fetch('http://orders/api/whoami', { dispatcher } as unknown as RequestInit);
+          const response = await fetch('http://orders/api/whoami', { dispatcher });
           viaDispatcher.add(((await response.json()) as { instance: string }).instance);
         }
         expect([...viaDispatcher].sort()).toEqual(apps.map((a) => a.id).sort());
