@@ -7,14 +7,15 @@
 //      switchyard's discovery:/// channel vs grpc-js round_robin vs direct,
 //      each round starting with the next one (no side always runs first);
 //   4. convergence: registry change -> client's endpoints$ emission, per backend;
-//   5. memory: retained heap per endpoint at 10,000 endpoints.
+//   5. memory: retained heap per endpoint at 10,000 endpoints;
+//   6. http: client.fetch and the dispatcher vs a hand-written undici round robin and axios (bench/support/http-part.mjs).
 // (One file of about 800 lines: the parts share the profile, the targets and
 // the report; the measuring code lives in the workers.)
 // Prints tables and writes bench/results.json; every figure carries the
 // 1-minute load average it was measured under, and the run's load at its
 // start and end is printed always. Environment:
 //   BENCH_QUICK=1                 a ~1-minute smoke run (fewer, shorter samples)
-//   BENCH_ONLY=pick,e2e,...       run only these parts (pick, rebuild, e2e, convergence, memory)
+//   BENCH_ONLY=pick,e2e,...       run only these parts (pick, rebuild, e2e, convergence, memory, http)
 //   BENCH_OUT=path                where to write the results (default bench/results.json)
 //   BENCH_E2E_SECONDS, BENCH_E2E_ROUNDS, BENCH_E2E_CONCURRENCY, BENCH_CONVERGENCE_CHANGES
 //   BENCH_E2E_NO_RETRY=1          also run the discovery:/// channel with gRPC retries off
@@ -25,6 +26,7 @@ import { cpus, loadavg, tmpdir, totalmem, type as osType, release } from 'node:o
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { MOLECULER_STRATEGIES, PEER_NAME, loadMoleculer } from './support/moleculer.mjs';
+import { httpReport, httpTargetChecks, runHttpPart } from './support/http-part.mjs';
 import { startConsul, startDnsmasq, startEtcd, startGreeter } from './support/peers.mjs';
 import { ROOT, runWorker, stopAll, stopAllOnSignals } from './support/processes.mjs';
 import { median, percentile, round } from './support/stats.mjs';
@@ -32,7 +34,7 @@ import { fmt, table } from './support/table.mjs';
 
 const env = process.env;
 const QUICK = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
-const PARTS = ['pick', 'rebuild', 'e2e', 'convergence', 'memory'];
+const PARTS = ['pick', 'rebuild', 'e2e', 'convergence', 'memory', 'http'];
 const ONLY = env.BENCH_ONLY
   ? env.BENCH_ONLY.split(',')
       .map((s) => s.trim())
@@ -612,6 +614,7 @@ function evaluateTargets(results) {
     if (row.p99_ms === null) add(`convergence ${row.backend} p99, ms`, row.status, `<= ${limit}`, null);
     else add(`convergence ${row.backend} p99, ms`, row.p99_ms, `<= ${limit}`, row.p99_ms <= limit);
   }
+  checks.push(...httpTargetChecks(results.http));
   if (results.memory && typeof results.memory === 'object') {
     add(
       'memory per endpoint @10k, bytes',
@@ -746,6 +749,7 @@ function printReport(results) {
         .join(', ')}`,
     );
   }
+  out.push(...httpReport(results.http, loadText));
   if (results.targets?.length) {
     out.push('', 'Targets');
     out.push(
@@ -796,6 +800,11 @@ async function main() {
     }
     if (ONLY.includes('convergence')) results.convergence = await convergence();
     if (ONLY.includes('memory')) results.memory = await memory();
+    if (ONLY.includes('http'))
+      results.http = await runHttpPart(PROFILE.e2e, measure, log).catch((error) => {
+        log(`  http failed: ${error.message}`);
+        return { error: error.message.split('\n')[0] };
+      });
   } finally {
     await stopAll();
   }
