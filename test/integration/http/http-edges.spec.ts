@@ -60,9 +60,7 @@ describe('HTTP: bad input, TLS and active checks against real apps', () => {
 
   it('a host that names no known service: an error naming the host and the services known', async () => {
     discovery.client('orders');
-    const error = await rejection(
-      fetch('http://ordres/api/whoami', { dispatcher: discovery.httpDispatcher() }),
-    );
+    const error = await rejection(fetch('http://ordres/api/whoami', { dispatcher: discovery.httpDispatcher() }));
     expect(error).toBeInstanceOf(TypeError);
     const cause = error.cause as Error;
     expect(cause.message).toContain("host 'ordres'");

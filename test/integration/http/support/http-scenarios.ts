@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firstValueFrom } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Discovery, DiscoveryHttpModule, DiscoveryModule, type ServiceClient } from '../../../../lib/index.js';
+import axios from 'axios';
+import {
+  Discovery,
+  DiscoveryHttpModule,
+  DiscoveryModule,
+  discoveryAxiosConfig,
+  type ServiceClient,
+} from '../../../../lib/index.js';
 import { startHttpApp, type HttpApp, type HttpPlatform } from '../../../support/http/http-apps.js';
 import { waitFor } from '../../../support/wait-for.js';
 import { startLoad } from './http-load.js';
@@ -143,7 +150,7 @@ export function describeHttpApps(platform: HttpPlatform, backend: () => HttpBack
       expect(orders.describeEndpoints().map((e) => e.inFlight)).toEqual([0, 0, 0]);
     });
 
-    it('@nestjs/axios HttpService and fetch with the dispatcher reach the same servers', async () => {
+    it('@nestjs/axios HttpService, plain axios and fetch with the dispatcher reach the same servers', async () => {
       @Module({
         imports: [
           DiscoveryModule.forRoot({ ...(options as object), clients: ['orders'], logger: quiet }),
@@ -171,6 +178,15 @@ export function describeHttpApps(platform: HttpPlatform, backend: () => HttpBack
           viaDispatcher.add(((await response.json()) as { instance: string }).instance);
         }
         expect([...viaDispatcher].sort()).toEqual(apps.map((a) => a.id).sort());
+
+        // Plain axios, without Nest: the config discoveryAxiosConfig() makes.
+        const plainAxios = axios.create(
+          discoveryAxiosConfig(dispatcher, { baseURL: 'http://orders', timeout: 10_000 }),
+        );
+        const viaPlainAxios = new Set<string>();
+        for (let i = 0; i < 12; i++)
+          viaPlainAxios.add((await plainAxios.get<{ instance: string }>('/api/whoami')).data.instance);
+        expect([...viaPlainAxios].sort()).toEqual(apps.map((a) => a.id).sort());
       } finally {
         await app.close();
       }
