@@ -38,7 +38,7 @@ export type {
   TagFilterOption,
 } from './client/client-options.js';
 export type { RetryOptions } from './client/retry-policy.js';
-export type { HttpClientOptions, HttpTlsOptions } from './client/client-options.js';
+export type { HttpClientOptions, HttpFetchInit, HttpTlsOptions } from './client/client-options.js';
 
 // HTTP beside the ServiceClient: the discovery-wide dispatcher, axios, errors.
 export type { FetchDispatcher, HttpDispatcherOptions } from './transports/http/discovery-http-dispatcher.js';

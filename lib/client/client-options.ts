@@ -85,6 +85,17 @@ export interface HttpClientOptions {
   maxRetryAfterMs?: number;
 }
 
+/**
+ * `client.fetch()`'s options: fetch's own, and the consistent-hash key
+ * (sent as the `x-hash-key` header, or the configured `hash_header`).
+ *
+ * @example
+ * await client.fetch('/api/carts/7', { key: customerId });
+ */
+export interface HttpFetchInit extends RequestInit {
+  key?: string;
+}
+
 /** TLS for `https` endpoints (Node's `tls.connect` options). */
 export interface HttpTlsOptions {
   ca?: string | Buffer | Array<string | Buffer>;

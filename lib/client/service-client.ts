@@ -17,7 +17,7 @@ import type { CheckerSource, ServiceHealth } from '../health/health-overlay.js';
 import { PASS_THROUGH_HEALTH, type HealthSettings } from '../health/health-settings.js';
 import type { DiscoveryLogger, Registry } from '../registry/registry.interface.js';
 import { CallHandle, type CallTracker } from './call-handle.js';
-import type { CallOptions, ReadyOptions, ServiceClientOptions } from './client-options.js';
+import type { CallOptions, HttpFetchInit, ReadyOptions, ServiceClientOptions } from './client-options.js';
 import type { ClientProxy } from '@nestjs/microservices';
 import type { Dispatcher } from 'undici';
 import type {
@@ -399,13 +399,13 @@ export class ServiceClient implements AttemptHost, CallTracker {
    * HTTP: the platform's `fetch`, balanced per request over this service's
    * endpoints (an undici Pool per endpoint). Takes a path, or a URL whose
    * host is the service's name; retries what HTTP's rules allow (see
-   * docs/transports/http.md). The consistent-hash key is the `x-hash-key`
-   * request header.
+   * docs/transports/http.md). The consistent-hash key is `key`, or the
+   * `x-hash-key` request header.
    *
    * @example
-   * const res = await client.fetch('/api/orders/42', { headers: { 'x-hash-key': customerId } });
+   * const res = await client.fetch('/api/orders/42', { key: customerId });
    */
-  fetch(input: string | URL, init?: RequestInit): Promise<Response> {
+  fetch(input: string | URL, init?: HttpFetchInit): Promise<Response> {
     try {
       return this.transport('http').fetch(input, init);
     } catch (error) {

@@ -84,6 +84,7 @@ const TYPES = [
   'HealthLevel',
   'HttpClientOptions',
   'HttpDispatcherOptions',
+  'HttpFetchInit',
   'HttpTlsOptions',
   'InstanceMetadata',
   'InstanceOptions',

@@ -1,5 +1,6 @@
 import { Dispatcher } from 'undici';
 import type { Subscription } from 'rxjs';
+import type { HttpFetchInit } from '../../client/client-options.js';
 import type { HttpClientTransport } from '../../client/client-transports.js';
 import type { ServiceClient } from '../../client/service-client.js';
 import { BalancedExchange, type ExchangeContext } from './balanced-exchange.js';
@@ -59,8 +60,15 @@ export class HttpServiceTransport extends Dispatcher implements HttpClientTransp
   }
 
   /** WHATWG fetch, balanced per request: a path (`/api/orders/42`) or a URL naming this service. */
-  fetch(input: string | URL, init?: RequestInit): Promise<Response> {
+  fetch(input: string | URL, init?: HttpFetchInit): Promise<Response> {
     const url = typeof input === 'string' && input.startsWith('/') ? this.origin + input : input;
+    if (init?.key !== undefined) {
+      // The key travels as the hash header, which the dispatcher reads (the server sees it too).
+      const { key, ...rest } = init;
+      const headers = new Headers(rest.headers);
+      headers.set(this.deps.hashHeader, key);
+      init = { ...rest, headers };
+    }
     // The platform's fetch (its Response is the global one); its dispatcher type comes from Node's bundled undici.
     return globalThis.fetch(url, { ...init, dispatcher: this } as unknown as RequestInit);
   }

@@ -13,6 +13,7 @@ import {
   DiscoveryHttpModule,
   DiscoveryModule,
   discoveryAxiosConfig,
+  type HttpFetchInit,
   type ServiceClient,
 } from '../../../../lib/index.js';
 import { startHttpApp, type HttpApp, type HttpPlatform } from '../../../support/http/http-apps.js';
@@ -32,7 +33,7 @@ const RETRIES_ON = { maxAttempts: 3, budget: { maxTokens: 100, tokenRatio: 1 } }
 const quiet = { log: () => undefined, warn: () => undefined, error: () => undefined };
 const DRAIN_MS = 1_000;
 
-async function whoami(client: ServiceClient, init?: RequestInit): Promise<string> {
+async function whoami(client: ServiceClient, init?: HttpFetchInit): Promise<string> {
   const response = await client.fetch('/api/whoami', init);
   expect(response.status).toBe(200);
   return ((await response.json()) as { instance: string }).instance;
@@ -121,7 +122,7 @@ export function describeHttpApps(platform: HttpPlatform, backend: () => HttpBack
       expect(Object.fromEntries(seen)).toEqual(Object.fromEntries(apps.map((a) => [a.id, 10])));
     });
 
-    it('consistent_hash keeps a key on one instance (x-hash-key header) and spreads keys', async () => {
+    it('consistent_hash keeps a key on one instance (x-hash-key header or { key }) and spreads keys', async () => {
       const orders = client('orders', { loadBalance: 'consistent_hash' });
       await orders.ready({ minEndpoints: 3, timeoutMs: 30_000 });
       const owners = new Set<string>();
@@ -132,6 +133,9 @@ export function describeHttpApps(platform: HttpPlatform, backend: () => HttpBack
         owners.add(first);
       }
       expect(owners.size).toBe(3);
+      // `{ key }` on client.fetch is the same key as the header.
+      const viaKey = await whoami(orders, { key: 'customer-0' });
+      expect(viaKey).toBe(await whoami(orders, { headers: { 'x-hash-key': 'customer-0' } }));
     });
 
     it('least_connections counts requests in flight until the body ends: a slow instance gets fewer', async () => {
