@@ -84,7 +84,8 @@ export class Discovery implements MetricsSource {
   private readonly attachedMetrics: DiscoveryMetrics[] = [];
   private readonly selves = new Set<ServiceRegistry>();
   private readonly targetRemovals = new Map<string, () => void>();
-  private readonly httpDispatchers: DiscoveryHttpDispatcher[] = [];
+  /** Dispatchers made by httpDispatcher(), one per option set (a custom fallback makes its own). */
+  private readonly httpDispatchers = new Map<string, DiscoveryHttpDispatcher>();
   /** Routes requests of `client.fetch()` that leave their service (a redirect to another host). */
   private redirects: DiscoveryHttpDispatcher | undefined;
   private closed = false;
@@ -278,6 +279,14 @@ export class Discovery implements MetricsSource {
 
   private makeHttpDispatcher(options: HttpDispatcherOptions): DiscoveryHttpDispatcher {
     if (this.closed) throw new ClosedError('discovery is closed');
+    const custom = typeof options.fallback === 'object';
+    const key = JSON.stringify([
+      options.hostSuffix ?? '',
+      [...(options.services ?? [])].sort(),
+      options.fallback ?? false,
+    ]);
+    const made = custom ? undefined : this.httpDispatchers.get(key);
+    if (made) return made;
     const dispatcher = new DiscoveryHttpDispatcher(
       {
         clientFor: (service) => this.clientFor(service),
@@ -286,7 +295,7 @@ export class Discovery implements MetricsSource {
       },
       options,
     );
-    this.httpDispatchers.push(dispatcher);
+    this.httpDispatchers.set(custom ? `${key}#${this.httpDispatchers.size}` : key, dispatcher);
     return dispatcher;
   }
 
@@ -349,7 +358,8 @@ export class Discovery implements MetricsSource {
     this.closed = true;
     for (const remove of this.targetRemovals.values()) remove();
     this.targetRemovals.clear();
-    await Promise.allSettled(this.httpDispatchers.splice(0).map((d) => d.close()));
+    await Promise.allSettled([...this.httpDispatchers.values()].map((d) => d.close()));
+    this.httpDispatchers.clear();
     const deregister = this.config.registration.deregisterOnShutdown;
     await Promise.allSettled([...this.selves].map((s) => s.close({ deregister })));
     await Promise.allSettled(this.catalog.list().map((c) => c.close()));

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { Agent } from 'undici';
+import { Discovery } from '../../../../lib/index.js';
 import { EndpointAvoidance } from '../../../../lib/client/endpoint-avoidance.js';
 import { EndpointSet } from '../../../../lib/core/endpoint-set.js';
 import { createServiceInstance } from '../../../../lib/core/service-instance.js';
@@ -80,5 +82,24 @@ describe('EndpointAvoidance', () => {
     const instance = createServiceInstance({ service: 's', address: '127.0.0.1:1', id: 'c' });
     avoidance.retain(EndpointSet.initial('s').next([instance]));
     expect(avoidance.size).toBe(0);
+  });
+});
+
+describe('discovery.httpDispatcher()', () => {
+  it('is made once per option set (a custom fallback gets its own), and closed with the Discovery', async () => {
+    const discovery = await Discovery.create({ backend: 'memory' }, { logger: { log() {}, warn() {}, error() {} } });
+    const fallback = new Agent();
+    try {
+      expect(discovery.httpDispatcher()).toBe(discovery.httpDispatcher({}));
+      expect(discovery.httpDispatcher({ services: ['b', 'a'] })).toBe(
+        discovery.httpDispatcher({ services: ['a', 'b'] }),
+      );
+      expect(discovery.httpDispatcher({ fallback: true })).not.toBe(discovery.httpDispatcher());
+      expect(discovery.httpDispatcher({ fallback })).not.toBe(discovery.httpDispatcher({ fallback }));
+    } finally {
+      await discovery.close();
+      await fallback.close();
+    }
+    expect(() => discovery.httpDispatcher()).toThrow('discovery is closed');
   });
 });
