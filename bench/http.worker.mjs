@@ -9,6 +9,10 @@
 // load average it started under. Every request reads its whole body.
 // mode "alloc": bytes allocated per pick on the dispatcher's path (host ->
 // client, pick, pool), from heapUsed around a long loop without a GC.
+// mode "overhead": switchyard's own CPU per request on the dispatcher's path
+// (routing, pick, retry loop, call handle, outcome), with each endpoint's
+// pool swapped for a stub that answers at once: what the end-to-end ratios
+// cannot resolve on a busy machine.
 // Prints one JSON line.
 import http from 'node:http';
 import { loadavg } from 'node:os';
@@ -135,11 +139,64 @@ async function allocPerPick(c) {
   }
 }
 
+/** CPU µs per request of switchyard's own layer: the dispatcher over stub pools that answer synchronously. */
+async function ownOverhead(c) {
+  await (await fetch('http://echo/hello', { dispatcher: c.dispatcher })).arrayBuffer();
+  const pools = c.client.httpTransport.context.pools;
+  const raw = [Buffer.from('content-length'), Buffer.from('2')];
+  const body = Buffer.from('ok');
+  const stub = {
+    dispatch(_options, handler) {
+      handler.onConnect(() => undefined);
+      handler.onHeaders(200, raw, () => undefined, 'OK');
+      handler.onData(body);
+      handler.onComplete(null);
+      return true;
+    },
+  };
+  for (const endpoint of c.client.snapshot().endpoints) {
+    const entry = pools.get(endpoint);
+    await entry.pool.close();
+    entry.pool = stub;
+  }
+  const options = { origin: 'http://echo', path: '/hello', method: 'GET', headers: { accept: '*/*' }, body: null };
+  let completed = 0;
+  const handler = {
+    onConnect() {},
+    onHeaders: () => true,
+    onData: () => true,
+    onComplete: () => completed++,
+    onError: (error) => {
+      throw error;
+    },
+  };
+  const run = async (n) => {
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < n; i++) {
+      c.dispatcher.dispatch(options, handler);
+      // Let the retry loop's promises settle now and then, as the event loop would.
+      if ((i & 1023) === 1023) await new Promise(setImmediate);
+    }
+    await new Promise(setImmediate);
+    const cpu = process.cpuUsage(cpu0);
+    return (cpu.user + cpu.system) / n;
+  };
+  await run(200_000);
+  const samples = [];
+  for (let i = 0; i < 5; i++) samples.push(await run(200_000));
+  if (completed !== 1_200_000) throw new Error(`only ${completed} of 1,200,000 stub requests completed`);
+  return { us_per_request: median(samples), samples };
+}
+
 async function main() {
   const c = await makeClients();
   try {
     if (mode === 'alloc') {
       process.stdout.write(`${JSON.stringify(await allocPerPick(c))}\n`);
+      return;
+    }
+    if (mode === 'overhead') {
+      process.stdout.write(`${JSON.stringify(await ownOverhead(c))}\n`);
       return;
     }
     const latencies = new Float64Array(2_000_000);

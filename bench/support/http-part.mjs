@@ -61,6 +61,8 @@ export async function runHttpPart(profile, measure, log) {
       { addresses, mode: 'alloc' },
       { execArgv: ['--expose-gc', '--min-semi-space-size=64', '--max-semi-space-size=64'] },
     );
+    log('  http: switchyard CPU per request on stub pools');
+    const overhead = await measure('http.worker.mjs', { addresses, mode: 'overhead' }, { execArgv: ['--expose-gc'] });
     const s = result.summary;
     const paired = (mode, key) => median(result.runs[mode].map((run, i) => run[key] / result.runs.undici_rr[i][key]));
     const row = (mode) => ({
@@ -80,6 +82,9 @@ export async function runHttpPart(profile, measure, log) {
       seconds_per_run: profile.durationMs / 1000,
       order_per_round: result.order,
       clients: Object.fromEntries(MODES.map(([mode]) => [mode, row(mode)])),
+      own_cpu_us_per_request: round(overhead.us_per_request, 2),
+      own_cpu_share_of_undici_rr: round(overhead.us_per_request / s.undici_rr.cpu_us_per_call, 4),
+      own_cpu_load_1m: overhead.load_1m,
       bytes_per_pick: alloc.bytes_per_pick === null ? null : round(alloc.bytes_per_pick, 3),
       picks_measured: alloc.picks_measured,
       alloc_load_1m: alloc.load_1m,
@@ -115,6 +120,14 @@ export function httpTargetChecks(h) {
       met: c.p99_vs_undici_rr <= HTTP_TARGETS.p99AboveUndici,
     });
   }
+  // The same target decomposed: switchyard's own layer, measured alone, against the round robin's whole request.
+  if (typeof h.own_cpu_share_of_undici_rr === 'number')
+    checks.push({
+      what: "http switchyard's own CPU per request (stub pools) / undici round robin's CPU per request",
+      measured: h.own_cpu_share_of_undici_rr,
+      target: `<= ${round(HTTP_TARGETS.cpuAboveUndici - 1, 2)}`,
+      met: h.own_cpu_share_of_undici_rr <= HTTP_TARGETS.cpuAboveUndici - 1,
+    });
   checks.push({
     what: 'http bytes allocated per pick (host -> client, pick, pool)',
     measured: h.bytes_per_pick ?? 'not measured',
@@ -148,5 +161,6 @@ export function httpReport(h, loadText) {
       rows,
     ),
     `   bytes per pick on the dispatcher path: ${h.bytes_per_pick === null ? 'not measured' : fmt(h.bytes_per_pick, 3)} (load 1m ${loadText(h.alloc_load_1m)})`,
+    `   switchyard's own CPU per request (dispatcher over stub pools): ${fmt(h.own_cpu_us_per_request, 2)} µs, ${fmt(h.own_cpu_share_of_undici_rr * 100, 2)} % of the round robin's per request (load 1m ${loadText(h.own_cpu_load_1m)})`,
   ];
 }
