@@ -165,8 +165,10 @@ export function describeHttpApps(platform: HttpPlatform, backend: () => HttpBack
       const app = await NestFactory.createApplicationContext(CallerModule, { logger: false });
       try {
         const http = app.get(HttpService);
+        // The default strategy (consistent_hash without a key) picks at random: ask until all three answered.
+        const everyone = apps.length;
         const viaAxios = new Set<string>();
-        for (let i = 0; i < 12; i++) {
+        for (let i = 0; i < 60 && viaAxios.size < everyone; i++) {
           const response = await firstValueFrom(http.get<{ instance: string }>('http://orders/api/whoami'));
           viaAxios.add(response.data.instance);
         }
@@ -177,7 +179,7 @@ export function describeHttpApps(platform: HttpPlatform, backend: () => HttpBack
 
         const dispatcher = discovery.httpDispatcher({ services: ['orders'] });
         const viaDispatcher = new Set<string>();
-        for (let i = 0; i < 12; i++) {
+        for (let i = 0; i < 60 && viaDispatcher.size < everyone; i++) {
           const response = await fetch('http://orders/api/whoami', { dispatcher });
           viaDispatcher.add(((await response.json()) as { instance: string }).instance);
         }
@@ -188,7 +190,7 @@ export function describeHttpApps(platform: HttpPlatform, backend: () => HttpBack
           discoveryAxiosConfig(dispatcher, { baseURL: 'http://orders', timeout: 10_000 }),
         );
         const viaPlainAxios = new Set<string>();
-        for (let i = 0; i < 12; i++)
+        for (let i = 0; i < 60 && viaPlainAxios.size < everyone; i++)
           viaPlainAxios.add((await plainAxios.get<{ instance: string }>('/api/whoami')).data.instance);
         expect([...viaPlainAxios].sort()).toEqual(apps.map((a) => a.id).sort());
       } finally {
