@@ -25,7 +25,7 @@ const load = (range) =>
       ? n(range[0], 2)
       : `${n(range[0], 2)}–${n(range[1], 2)}`
     : 'not recorded';
-const perFigure = [r.pick?.[0], r.rebuild?.[0], r.convergence?.[0], r.memory].some((x) => x && 'load_1m' in x);
+const perFigure = [r.pick?.[0], r.rebuild?.[0], r.convergence?.[0], r.memory, r.tcp].some((x) => x && 'load_1m' in x);
 out.push(
   `Measured ${m.date.slice(0, 10)} on ${m.cpus} × ${m.cpu_model}, Node ${m.node}, grpc-js ${m.grpc_js}, switchyard ${m.switchyard_commit}${m.quick ? ' (quick run)' : ''}; load average (1 / 5 / 15 min) ${m.loadavg_start.join(' / ')} at the start${m.loadavg_end ? ` and ${m.loadavg_end.join(' / ')} at the end` : ''}, on ${m.cpus} cores. ${perFigure ? 'Each figure carries the 1-minute load average while it was measured.' : 'This run did not record the load while each figure was measured (runs from then on do).'}`,
   '',
@@ -151,6 +151,32 @@ if (e?.switchyard_rps) {
   out.push(
     '',
     `Calls/s switchyard ÷ grpc-js round_robin: ${n(e.ratio_vs_grpcjs_rr, 3)} (median of per-round ratios ${n(e.paired_medians.rps_vs_grpcjs_rr, 3)}); ÷ direct: ${n(e.ratio_vs_direct, 3)}. Client CPU per call ÷ grpc-js round_robin: ${n(e.paired_medians.cpu_vs_grpcjs_rr, 3)} (per-round median); ÷ direct: ${n(e.paired_medians.cpu_vs_direct, 3)}.`,
+    '',
+  );
+}
+
+const t = r.tcp;
+if (t?.paired_medians) {
+  out.push(
+    `**End to end over Nest's TCP transport**, request/response over 3 Nest TCP microservices (one process each), concurrency ${t.concurrency}, medians of ${t.rounds} alternated rounds of ${t.seconds_per_run} s:`,
+    '',
+  );
+  head(['client', 'calls/s', 'p50 ms', 'p99 ms', 'client CPU µs/call', 'load (1 min)'], ['l', 'r', 'r', 'r', 'r', 'r']);
+  for (const [label, key] of [
+    ['switchyard `DiscoveryClientProxy`, `round_robin`', 'switchyard_tcp'],
+    ['three `ClientTCP`s, hand-written round robin', 'clienttcp_rr'],
+  ])
+    row([
+      label,
+      n(t.rps[key], 0),
+      n(t.p50_ms[key], 2),
+      n(t.p99_ms[key], 2),
+      n(t.cpu_us_per_call[key], 1),
+      load(t.load_1m[key]),
+    ]);
+  out.push(
+    '',
+    `Per-round medians, \`DiscoveryClientProxy\` ÷ \`ClientTCP\`s: calls/s ${n(t.paired_medians.rps, 3)}, client CPU per call ${n(t.paired_medians.cpu, 3)}, p99 ${n(t.paired_medians.p99, 3)}.`,
     '',
   );
 }

@@ -7,14 +7,17 @@
 //      switchyard's discovery:/// channel vs grpc-js round_robin vs direct,
 //      each round starting with the next one (no side always runs first);
 //   4. convergence: registry change -> client's endpoints$ emission, per backend;
-//   5. memory: retained heap per endpoint at 10,000 endpoints.
+//   5. memory: retained heap per endpoint at 10,000 endpoints;
+//   6. tcp: request/response over 3 Nest TCP microservices, DiscoveryClientProxy
+//      vs three ClientTCPs in a hand-written round robin (bench/support/tcp-part.mjs).
+//   7. http: client.fetch and the dispatcher vs a hand-written undici round robin and axios (bench/support/http-part.mjs).
 // (One file of about 800 lines: the parts share the profile, the targets and
 // the report; the measuring code lives in the workers.)
 // Prints tables and writes bench/results.json; every figure carries the
 // 1-minute load average it was measured under, and the run's load at its
 // start and end is printed always. Environment:
 //   BENCH_QUICK=1                 a ~1-minute smoke run (fewer, shorter samples)
-//   BENCH_ONLY=pick,e2e,...       run only these parts (pick, rebuild, e2e, echo, convergence, memory, overload, scale)
+//   BENCH_ONLY=pick,e2e,...       run only these parts (pick, rebuild, e2e, echo, convergence, memory, overload, tcp, http, scale)
 //                                 scale (one client over 100,000 instances, bench/parts/scale.mjs) takes ~30 min: BENCH_ONLY=scale
 //   BENCH_OUT=path                where to write the results (default bench/results.json)
 //   BENCH_E2E_SECONDS, BENCH_E2E_ROUNDS, BENCH_E2E_CONCURRENCY, BENCH_CONVERGENCE_CHANGES
@@ -26,6 +29,7 @@ import { cpus, loadavg, tmpdir, totalmem, type as osType, release } from 'node:o
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { MOLECULER_STRATEGIES, PEER_NAME, loadMoleculer } from './support/moleculer.mjs';
+import { httpReport, httpTargetChecks, runHttpPart } from './support/http-part.mjs';
 import { startConsul, startDnsmasq, startEtcd, startGreeter } from './support/peers.mjs';
 import { ROOT, runWorker, stopAll, stopAllOnSignals } from './support/processes.mjs';
 import { median, percentile, round } from './support/stats.mjs';
@@ -33,10 +37,11 @@ import { fmt, table } from './support/table.mjs';
 import { echoPart, echoReport, echoTargets } from './parts/echo.mjs';
 import { overloadPart, overloadReport, overloadTargets } from './parts/overload.mjs';
 import { scalePart, scaleReport, scaleTargets } from './parts/scale.mjs';
+import { tcpEndToEnd, tcpReport, tcpTargetChecks } from './support/tcp-part.mjs';
 
 const env = process.env;
 const QUICK = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
-const PARTS = ['pick', 'rebuild', 'e2e', 'echo', 'convergence', 'memory', 'overload', 'scale'];
+const PARTS = ['pick', 'rebuild', 'e2e', 'echo', 'convergence', 'memory', 'overload', 'tcp', 'http', 'scale'];
 const ONLY = env.BENCH_ONLY
   ? env.BENCH_ONLY.split(',')
       .map((s) => s.trim())
@@ -629,6 +634,8 @@ function evaluateTargets(results) {
     if (row.p99_ms === null) add(`convergence ${row.backend} p99, ms`, row.status, `<= ${limit}`, null);
     else add(`convergence ${row.backend} p99, ms`, row.p99_ms, `<= ${limit}`, row.p99_ms <= limit);
   }
+  tcpTargetChecks(results.tcp, add);
+  checks.push(...httpTargetChecks(results.http));
   if (results.memory && typeof results.memory === 'object') {
     add(
       'memory per endpoint @10k, bytes',
@@ -766,6 +773,8 @@ function printReport(results) {
   out.push(
     ...echoReport(results.echo, { table, loadText }),
     ...overloadReport(results.overload, { table, loadText }),
+    ...tcpReport(results.tcp, { table, fmt, loadText }),
+    ...httpReport(results.http, loadText),
     ...scaleReport(results.scale, { table, loadText }),
   );
   if (results.targets?.length) {
@@ -831,6 +840,18 @@ async function main() {
     }
     if (ONLY.includes('convergence')) results.convergence = await convergence();
     if (ONLY.includes('memory')) results.memory = await memory();
+    if (ONLY.includes('tcp')) {
+      // The same rounds, length and concurrency as the gRPC end-to-end part.
+      results.tcp = await tcpEndToEnd({ profile: PROFILE.e2e, measure, loadRange, log }).catch((error) => {
+        log(`  tcp failed: ${error.message}`);
+        return { error: error.message.split('\n')[0] };
+      });
+    }
+    if (ONLY.includes('http'))
+      results.http = await runHttpPart(PROFILE.e2e, measure, log).catch((error) => {
+        log(`  http failed: ${error.message}`);
+        return { error: error.message.split('\n')[0] };
+      });
   } finally {
     await stopAll();
   }

@@ -15,6 +15,11 @@ export type {
   DiscoveryOptionsFactory,
 } from './nest/interfaces/discovery-module-options.interface.js';
 export { DiscoveryHealthIndicator, type DiscoveryIndicatorResult } from './nest/health/discovery.health.js';
+export {
+  DiscoveryHttpModule,
+  type DiscoveryHttpModuleOptions,
+  type DiscoveryHttpModuleAsyncOptions,
+} from './nest/http/discovery-http.module.js';
 
 // Framework-free facade.
 export { Discovery, type DiscoveryExtras, type InstanceOptions } from './discovery/discovery.js';
@@ -33,6 +38,15 @@ export type {
   TagFilterOption,
 } from './client/client-options.js';
 export type { RetryOptions } from './client/retry-policy.js';
+export type { HttpClientOptions, HttpFetchInit, HttpTlsOptions } from './client/client-options.js';
+
+// HTTP beside the ServiceClient: the discovery-wide dispatcher, axios, errors.
+export type { FetchDispatcher, HttpDispatcherOptions } from './transports/http/discovery-http-dispatcher.js';
+export { discoveryAxiosConfig } from './transports/http/axios-config.js';
+export { HttpEndpointError } from './transports/http/http-errors.js';
+
+// Transports beside the ServiceClient: Nest's TCP transport, balanced (ClientsModule's customClass).
+export { DiscoveryClientProxy, type DiscoveryClientProxyOptions } from './transports/tcp/discovery-client-proxy.js';
 
 // Configuration.
 export { loadDiscoveryConfig } from './core/config/load-discovery-config.js';

@@ -1,5 +1,6 @@
 import type { ChannelCredentials, ChannelOptions, GrpcObject } from '@grpc/grpc-js';
 import type { OverloadOptions } from '../core/config/overload-options.js';
+import type { TcpClientOptions } from '@nestjs/microservices';
 import type { RetryOptions } from './retry-policy.js';
 
 /** A proto file (or loaded package) for `getService(name)`. */
@@ -63,6 +64,80 @@ export interface ServiceClientOptions extends OverloadOptions {
    * server (which deregistered first and is draining) still answers it.
    */
   channelLingerMs?: number;
+  /** Nest's TCP transport (`proxy()`, `DiscoveryClientProxy`): hash key, idempotent patterns, timeouts, TLS, serializers. */
+  tcp?: TcpTransportOptions;
+  /** HTTP: connection pools, TLS and what counts as a failure (`client.fetch`, the dispatcher, axios). */
+  http?: HttpClientOptions;
+}
+
+/**
+ * Nest TCP transport options of one service: what `ClientTCP` takes (TLS,
+ * serializer, deserializer, framing limits) except host and port, which
+ * come from the registry, plus how sends are balanced and retried.
+ *
+ * @example
+ * DiscoveryModule.forFeature([{ name: 'orders', loadBalance: 'consistent_hash', tcp: { hashKey: (_pattern, data) => data.userId, timeoutMs: 2_000 } }])
+ */
+export interface TcpTransportOptions extends Omit<NonNullable<TcpClientOptions['options']>, 'host' | 'port'> {
+  /** consistent_hash: the key of a send() or emit() (e.g. a user id); undefined sends without a key. */
+  hashKey?: (pattern: any, data: any) => string | undefined;
+  /**
+   * Patterns safe to handle twice. A send() that was written but got no
+   * answer (connection lost, timeout) is retried on another endpoint only
+   * for these; one that was never written is retried for every pattern.
+   */
+  idempotent?: ReadonlyArray<string | Record<string, unknown>>;
+  /** Deadline of one send() over all its attempts, ms. Default none (as ClientTCP); a timeout counts against the endpoint. */
+  timeoutMs?: number;
+  /** Longest wait for a connection to an endpoint, ms. Default 5 000; a connect not done in time is retried elsewhere. */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * HTTP options of one service's client.
+ *
+ * @example
+ * DiscoveryModule.forFeature([{ name: 'orders', http: { connections: 32, tls: { ca: readFileSync('ca.pem') } } }])
+ */
+export interface HttpClientOptions {
+  /** Connections per endpoint (undici Pool); default 64. */
+  connections?: number;
+  /** How long an idle keep-alive connection stays open, ms; default 4 000 (servers should keep theirs longer). */
+  keepAliveTimeoutMs?: number;
+  /** Connect timeout per attempt, ms; default 5 000 (a timeout there never reached the server, so it is retried). */
+  connectTimeoutMs?: number;
+  /** No response headers within this long fails the attempt as a timeout, ms; default 300 000. */
+  headersTimeoutMs?: number;
+  /** Speak https to the endpoints: the CA, client certificate and key (PEM), as Node's tls options. */
+  tls?: HttpTlsOptions;
+  /** Count 5xx answers as endpoint failures (outlier ejection; retried when idempotent). Default false: a 5xx is the application's answer. */
+  treat5xxAsFailure?: boolean;
+  /** Methods besides GET, HEAD, OPTIONS, PUT, DELETE and TRACE that are safe to send twice (e.g. `['PATCH']` if yours is). */
+  idempotentMethods?: readonly string[];
+  /** Longest `Retry-After` honoured, ms; default 300 000. */
+  maxRetryAfterMs?: number;
+}
+
+/**
+ * `client.fetch()`'s options: fetch's own, and the consistent-hash key
+ * (sent as the `x-hash-key` header, or the configured `hash_header`).
+ *
+ * @example
+ * await client.fetch('/api/carts/7', { key: customerId });
+ */
+export interface HttpFetchInit extends RequestInit {
+  key?: string;
+}
+
+/** TLS for `https` endpoints (Node's `tls.connect` options). */
+export interface HttpTlsOptions {
+  ca?: string | Buffer | Array<string | Buffer>;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Name checked against the certificate (default: the endpoint's host). */
+  servername?: string;
+  /** Default true. */
+  rejectUnauthorized?: boolean;
 }
 
 /** Options of `ServiceClient.ready()`. */

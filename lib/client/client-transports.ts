@@ -1,8 +1,9 @@
 import type { Channel, Client, ServiceClientConstructor } from '@grpc/grpc-js';
 import type { ClientProxy } from '@nestjs/microservices';
+import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
 import type { PickContext } from '../balancing/picker.js';
-import type { CallOptions } from './client-options.js';
+import type { CallOptions, HttpFetchInit } from './client-options.js';
 import type { ServiceClient } from './service-client.js';
 
 /** What `call()` hands its function on each attempt. */
@@ -30,7 +31,9 @@ export interface GrpcClientTransport {
 /** The HTTP side of a ServiceClient (lib/transports/http implements it). */
 export interface HttpClientTransport {
   /** WHATWG fetch, balanced per request over the service's endpoints. */
-  fetch(input: string | URL, init?: RequestInit): Promise<Response>;
+  fetch(input: string | URL, init?: HttpFetchInit): Promise<Response>;
+  /** Sends one undici dispatch to this service, whatever its origin names (the discovery-wide dispatcher routes here). */
+  send(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
   close(): Promise<void>;
 }
 

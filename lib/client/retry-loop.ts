@@ -9,12 +9,36 @@ import type { ResolvedRetryOptions, RetryBudget } from './retry-policy.js';
 
 /** What one transport contributes to a retried call. */
 export interface AttemptPlan<T> {
-  /** Sends one attempt to `endpoint`. */
-  run(endpoint: Endpoint, attempt: number, deadline: Date | undefined, signal?: AbortSignal): Promise<T>;
+  /**
+   * Sends one attempt to `endpoint`. `call` is the attempt's handle (see
+   * `completesOnSuccess`); `signal` aborts a hedged attempt that lost, when
+   * hedging.cancel is on.
+   */
+  run(
+    endpoint: Endpoint,
+    attempt: number,
+    deadline: Date | undefined,
+    call: CallHandle,
+    signal?: AbortSignal,
+  ): Promise<T>;
   /** The transport's mapping of a failure onto the shared outcomes. */
   classify(error: unknown): CallOutcome;
   /** May this failure be retried on another endpoint? (the transport's safety rules) */
   retryable(error: unknown, outcome: CallOutcome, retry: ResolvedRetryOptions): boolean;
+  /** The outcome of an attempt that succeeded; default `success`. A fire-and-forget write says `neutral`: its latency is not the endpoint's. */
+  succeeded?(result: T): CallOutcome;
+  /**
+   * The transport completes the handle of an attempt that resolved itself,
+   * later and with its own outcome (HTTP: when the response body ends, with
+   * the status's outcome). Default: completed as `success` when `run` resolves.
+   */
+  completesOnSuccess?: boolean;
+  /**
+   * True when a retryable failure provably never left this process (the
+   * connection was refused): like gRPC's transparent retries, retrying it
+   * loads no server, so it spends an attempt but not the retry budget.
+   */
+  neverSent?(error: unknown): boolean;
 }
 
 /** The client core, as the retry loop uses it. */
@@ -54,15 +78,16 @@ export async function runWithRetries<T>(
     if (!host.hasEndpoints()) await host.awaitEndpoints();
     const call = startAdmitted(host, context, tried);
     try {
-      const result = await plan.run(call.endpoint, attempt, deadline);
-      call.complete('success');
+      const result = await plan.run(call.endpoint, attempt, deadline, call);
+      if (!plan.completesOnSuccess) call.complete(plan.succeeded?.(result) ?? 'success');
       host.budget.onSuccess();
       return result;
     } catch (error) {
       const outcome = plan.classify(error);
       call.complete(outcome);
       const retryable = plan.retryable(error, outcome, retry);
-      if (retryable) host.budget.onFailure();
+      const transparent = retryable && plan.neverSent?.(error) === true;
+      if (retryable && !transparent) host.budget.onFailure();
       tried.add(call.endpoint.key);
       const delay = backoffDelay(attempt - 1, {
         initialMs: retry.initialBackoffMs,
@@ -71,7 +96,8 @@ export async function runWithRetries<T>(
         random: host.random,
       });
       const outOfTime = deadline !== undefined && Date.now() + delay >= deadline.getTime();
-      if (!retryable || attempt >= retry.maxAttempts || outOfTime || !host.budget.canRetry() || host.closing.aborted) {
+      const budgetAllows = transparent || host.budget.canRetry();
+      if (!retryable || attempt >= retry.maxAttempts || outOfTime || !budgetAllows || host.closing.aborted) {
         throw error;
       }
       await abortableSleep(delay, host.closing);

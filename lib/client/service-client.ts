@@ -20,8 +20,9 @@ import type { CheckerSource, ServiceHealth } from '../health/health-overlay.js';
 import { PASS_THROUGH_HEALTH, type HealthSettings } from '../health/health-settings.js';
 import type { DiscoveryLogger, Registry } from '../registry/registry.interface.js';
 import { CallHandle, type CallTracker } from './call-handle.js';
-import type { CallOptions, ReadyOptions, ServiceClientOptions } from './client-options.js';
+import type { CallOptions, HttpFetchInit, ReadyOptions, ServiceClientOptions } from './client-options.js';
 import type { ClientProxy } from '@nestjs/microservices';
+import type { Dispatcher } from 'undici';
 import type {
   CallAttempt,
   ClientTransports,
@@ -30,6 +31,7 @@ import type {
   TcpClientTransport,
 } from './client-transports.js';
 import { EndpointActivity } from './endpoint-activity.js';
+import { EndpointAvoidance } from './endpoint-avoidance.js';
 import { resolveRetryOptions, RetryBudget, type ResolvedRetryOptions } from './retry-policy.js';
 import type { HedgingHost } from './overload/hedging.js';
 import { ServedEndpoints } from './served-endpoints.js';
@@ -100,6 +102,7 @@ export class ServiceClient implements HedgingHost, CallTracker {
   private readonly retry: ResolvedRetryOptions;
   private readonly served: ServedEndpoints;
   private readonly activity = new EndpointActivity();
+  private readonly avoidance = new EndpointAvoidance();
   private readonly events = new Subject<DiscoveryEvent>();
   private readonly abort = new AbortController();
   private readonly activitySubscription: Subscription;
@@ -153,7 +156,10 @@ export class ServiceClient implements HedgingHost, CallTracker {
     });
     this.endpoints$ = this.served.sets$;
     this.admission = new Admission(options.name, this.overload, this.served.loads, this.random);
-    this.activitySubscription = this.served.raw$.subscribe((set) => this.activity.retain(set));
+    this.activitySubscription = this.served.raw$.subscribe((set) => {
+      this.activity.retain(set);
+      this.avoidance.retain(set);
+    });
   }
 
   /** The latest snapshot (revision 0 and no endpoints before the registry first answers). */
@@ -214,7 +220,36 @@ export class ServiceClient implements HedgingHost, CallTracker {
     if (endpoint === undefined) {
       throw new NoEndpointsError(this.service, this.served.reason(), this.served.snapshot.reason);
     }
-    return endpoint;
+    if (this.avoidance.size === 0 || !this.avoidance.avoids(endpoint.key, Date.now())) return endpoint;
+    return this.pickAround(endpoint, context);
+  }
+
+  /**
+   * Stay away from an endpoint until `untilMs` (epoch ms): what a server's
+   * `Retry-After` asks for. Picks go around it while others are served; it
+   * is not ejected (an overload signal, not a failure).
+   *
+   * @example
+   * client.avoidEndpoint(endpoint, Date.now() + retryAfterSeconds * 1_000);
+   */
+  avoidEndpoint(endpoint: Endpoint, untilMs: number): void {
+    this.avoidance.avoid(endpoint.key, untilMs);
+  }
+
+  /** When an avoided endpoint may be picked again (undefined when it is not avoided). */
+  avoidedUntil(endpoint: Endpoint): number | undefined {
+    return this.avoidance.size === 0 ? undefined : this.avoidance.avoidedUntil(endpoint.key, Date.now());
+  }
+
+  /** A pick that goes around avoided endpoints, as pickAvoiding goes around failed ones. */
+  private pickAround(avoided: Endpoint, context: PickContext | undefined): Endpoint {
+    const now = Date.now();
+    for (let i = 1; i <= REPICKS; i++) {
+      const key = context?.key;
+      const endpoint = this.served.pick(key === undefined ? context : { key: `${key}#avoid${i}` });
+      if (endpoint !== undefined && !this.avoidance.avoids(endpoint.key, now)) return endpoint;
+    }
+    return this.served.snapshot.endpoints.find((e) => !this.avoidance.avoids(e.key, now)) ?? avoided;
   }
 
   /**
@@ -424,13 +459,27 @@ export class ServiceClient implements HedgingHost, CallTracker {
   }
 
   /**
-   * HTTP: `fetch` balanced per request (an undici Pool per endpoint).
+   * HTTP: the platform's `fetch`, balanced per request over this service's
+   * endpoints (an undici Pool per endpoint). Takes a path, or a URL whose
+   * host is the service's name; retries what HTTP's rules allow (see
+   * docs/transports/http.md). The consistent-hash key is `key`, or the
+   * `x-hash-key` request header.
    *
    * @example
-   * const res = await client.fetch('/api/orders/42');
+   * const res = await client.fetch('/api/orders/42', { key: customerId });
    */
-  fetch(input: string | URL, init?: RequestInit): Promise<Response> {
-    return this.transport('http').fetch(input, init);
+  fetch(input: string | URL, init?: HttpFetchInit): Promise<Response> {
+    try {
+      return this.transport('http').fetch(input, init);
+    } catch (error) {
+      // A closed client or no HTTP transport: a rejection, as fetch reports everything.
+      return Promise.reject(error instanceof Error ? error : new DiscoveryError(String(error)));
+    }
+  }
+
+  /** @internal HTTP: one undici dispatch sent to this service (what `discovery.httpDispatcher()` routes here). */
+  sendHttp(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    return this.transport('http').send(options, handler);
   }
 
   /**

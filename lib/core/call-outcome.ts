@@ -14,10 +14,14 @@
  *   is retried only when the call is idempotent. Counts against the endpoint.
  * - `overload`: the endpoint refused for load (gRPC RESOURCE_EXHAUSTED,
  *   HTTP 429/503 with Retry-After): not broken, only busy.
+ * - `server-error`: the endpoint answered that it failed (HTTP 5xx, where
+ *   the transport is configured to count those): counts against the
+ *   endpoint like a timeout; retried only when the call is idempotent.
  * - `neutral`: the caller gave up (cancelled), or the error did not come from
  *   the endpoint (a bug in the calling code): says nothing about the endpoint.
  */
-export type CallOutcome = 'success' | 'application-error' | 'connection-failure' | 'timeout' | 'overload' | 'neutral';
+export type CallOutcome =
+  'success' | 'application-error' | 'connection-failure' | 'timeout' | 'server-error' | 'overload' | 'neutral';
 
 /** Socket error codes meaning the endpoint could not be reached or dropped the connection. */
 export const CONNECTION_ERROR_CODES: ReadonlySet<string> = new Set([
@@ -48,6 +52,7 @@ export function endpointVerdict(outcome: CallOutcome): 'failure' | 'answered' | 
   switch (outcome) {
     case 'connection-failure':
     case 'timeout':
+    case 'server-error':
       return 'failure';
     case 'neutral':
       return 'unknown';

@@ -60,6 +60,13 @@ export class ClientCatalog {
     return client;
   }
 
+  /** Every service declared or with a client. */
+  names(): string[] {
+    const names = new Set(this.declared.keys());
+    for (const client of this.clients.values()) names.add(client.service);
+    return [...names];
+  }
+
   list(): ServiceClient[] {
     return [...this.clients.values()];
   }

@@ -26,6 +26,13 @@ import { ServiceClient } from '../client/service-client.js';
 import { discoveryTargets, type DiscoveryTarget } from '../transports/grpc/discovery-targets.js';
 import { GrpcChannels } from '../transports/grpc/grpc-client-transport.js';
 import { installGrpcIntegration } from '../transports/grpc/install-grpc-integration.js';
+import { TcpProxyTransport } from '../transports/tcp/tcp-client-transport.js';
+import { HttpServiceTransport } from '../transports/http/http-client-transport.js';
+import {
+  DiscoveryHttpDispatcher,
+  type FetchDispatcher,
+  type HttpDispatcherOptions,
+} from '../transports/http/discovery-http-dispatcher.js';
 import { ClientCatalog, type ClientDeclaration } from './client-catalog.js';
 import { hostname } from 'node:os';
 import { hashString } from '../balancing/string-hash.js';
@@ -90,6 +97,10 @@ export class Discovery implements MetricsSource {
   private readonly attachedMetrics: DiscoveryMetrics[] = [];
   private readonly selves = new Set<ServiceRegistry>();
   private readonly targetRemovals = new Map<string, () => void>();
+  /** Dispatchers made by httpDispatcher(), one per option set (a custom fallback makes its own). */
+  private readonly httpDispatchers = new Map<string, DiscoveryHttpDispatcher>();
+  /** Routes requests of `client.fetch()` that leave their service (a redirect to another host). */
+  private redirects: DiscoveryHttpDispatcher | undefined;
   private closed = false;
   /** Unique authority of this Discovery in `discovery://<id>/<service>` targets. */
   readonly id = `d${++discoverySequence}`;
@@ -265,6 +276,42 @@ export class Discovery implements MetricsSource {
     return this;
   }
 
+  /**
+   * An undici Dispatcher that balances requests whose host names a service:
+   * `fetch('http://orders/api/orders/42', { dispatcher })`, or every fetch
+   * after `setGlobalDispatcher(...)` (with `fallback: true` for other hosts).
+   * Each service is called with its declared client options.
+   *
+   * @example
+   * const res = await fetch('http://orders/api/orders/42', { dispatcher: discovery.httpDispatcher() });
+   */
+  httpDispatcher(options: HttpDispatcherOptions = {}): FetchDispatcher {
+    // Typed as the platform fetch's dispatcher; it is an undici Dispatcher, which every fetch accepts.
+    return this.makeHttpDispatcher(options) as unknown as FetchDispatcher;
+  }
+
+  private makeHttpDispatcher(options: HttpDispatcherOptions): DiscoveryHttpDispatcher {
+    if (this.closed) throw new ClosedError('discovery is closed');
+    const custom = typeof options.fallback === 'object';
+    const key = JSON.stringify([
+      options.hostSuffix ?? '',
+      [...(options.services ?? [])].sort(),
+      options.fallback ?? false,
+    ]);
+    const made = custom ? undefined : this.httpDispatchers.get(key);
+    if (made) return made;
+    const dispatcher = new DiscoveryHttpDispatcher(
+      {
+        clientFor: (service) => this.clientFor(service),
+        knownServices: () => this.catalog.names(),
+        dispatchTo: (client, request, handler) => client.sendHttp(request, handler),
+      },
+      options,
+    );
+    this.httpDispatchers.set(custom ? `${key}#${this.httpDispatchers.size}` : key, dispatcher);
+    return dispatcher;
+  }
+
   /** Builds the query a client's options describe, with the configuration's defaults. */
   queryFor(options: ServiceClientOptions): DiscoveryQuery {
     if (!options || typeof options.name !== 'string' || !options.name) {
@@ -325,6 +372,8 @@ export class Discovery implements MetricsSource {
     this.closed = true;
     for (const remove of this.targetRemovals.values()) remove();
     this.targetRemovals.clear();
+    await Promise.allSettled([...this.httpDispatchers.values()].map((d) => d.close()));
+    this.httpDispatchers.clear();
     const deregister = this.config.registration.deregisterOnShutdown;
     await Promise.allSettled([...this.selves].map((s) => s.close({ deregister })));
     await Promise.allSettled(this.catalog.list().map((c) => c.close()));
@@ -370,6 +419,15 @@ export class Discovery implements MetricsSource {
               serveTarget: () => this.serveTarget(authority, client),
             });
           },
+          tcp: (client) => new TcpProxyTransport(client),
+          http: (client) =>
+            new HttpServiceTransport(client, {
+              hashHeader: this.hashHeader,
+              hostSuffix: '',
+              // A redirect to another host: routed like discovery.httpDispatcher() routes it.
+              dispatchOther: (request, handler) =>
+                (this.redirects ??= this.makeHttpDispatcher({})).dispatch(request, handler),
+            }),
         },
       },
     );

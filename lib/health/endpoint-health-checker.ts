@@ -130,7 +130,7 @@ export class EndpointHealthChecker {
     this.last = {
       address: this.address,
       kind: this.settings.kind,
-      target: this.settings.kind === 'http' ? this.settings.path : this.settings.service,
+      target: checkTarget(this.settings),
       ok: result.ok,
       healthy: this.state,
       changed,
@@ -198,9 +198,13 @@ export class HealthCheckerPool {
   }
 }
 
+/** What a check asks for: the grpc service name, the http path; a tcp check asks for nothing. */
+function checkTarget(s: ActiveCheckSettings): string {
+  return s.kind === 'grpc' ? s.service : s.kind === 'http' ? s.path : '';
+}
+
 function checkerKey(address: string, s: ActiveCheckSettings): string {
-  const target = s.kind === 'http' ? s.path : s.service;
-  return `${s.kind}|${address}|${target}|${s.intervalMs}|${s.timeoutMs}|${s.failureThreshold}|${s.successThreshold}`;
+  return `${s.kind}|${address}|${checkTarget(s)}|${s.intervalMs}|${s.timeoutMs}|${s.failureThreshold}|${s.successThreshold}`;
 }
 
 /**

@@ -1,9 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { request } from 'node:http';
+import { createConnection } from 'node:net';
 import { HealthClientConstructor, ServingStatus, type HealthClient } from './grpc-health-protocol.js';
 
-/** Which protocol active checks speak. */
-export type HealthCheckKind = 'grpc' | 'http';
+/** Which protocol active checks speak (`tcp`: the port accepts a connection). */
+export type HealthCheckKind = 'grpc' | 'http' | 'tcp';
 
 /** One check's outcome. */
 export interface ProbeResult {
@@ -38,7 +39,9 @@ export interface ProbeTarget {
  * const probe = createProbe({ host: '127.0.0.1', port: 50051, kind: 'grpc', service: '', path: '/health', intervalMs: 10_000 });
  */
 export function createProbe(target: ProbeTarget): HealthProbe {
-  return target.kind === 'http' ? new HttpProbe(target) : new GrpcHealthProbe(target);
+  if (target.kind === 'http') return new HttpProbe(target);
+  if (target.kind === 'tcp') return new TcpConnectProbe(target);
+  return new GrpcHealthProbe(target);
 }
 
 /** `grpc.health.v1.Health/Check` over a channel of its own. */
@@ -128,6 +131,31 @@ class HttpProbe implements HealthProbe {
       }, timeoutMs);
       req.on('error', (error: NodeJS.ErrnoException) => done({ ok: false, detail: error.code ?? error.message }));
       req.end();
+    });
+  }
+
+  close(): void {}
+}
+
+/**
+ * Connect and close: for servers with no health endpoint (Nest TCP
+ * microservices). A refused or unanswered connection fails; what the server
+ * would answer to a request is not asked.
+ */
+class TcpConnectProbe implements HealthProbe {
+  constructor(private readonly target: ProbeTarget) {}
+
+  check(timeoutMs: number): Promise<ProbeResult> {
+    return new Promise((resolve) => {
+      const socket = createConnection({ host: this.target.host, port: this.target.port });
+      const done = (result: ProbeResult) => {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(result);
+      };
+      const timer = setTimeout(() => done({ ok: false, detail: `no connection within ${timeoutMs} ms` }), timeoutMs);
+      socket.once('connect', () => done({ ok: true }));
+      socket.once('error', (error: NodeJS.ErrnoException) => done({ ok: false, detail: error.code ?? error.message }));
     });
   }
 

@@ -1,10 +1,12 @@
 import {
   Inject,
   Injectable,
+  Optional,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
   type OnModuleDestroy,
 } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { waitForTcp } from '../core/tcp.js';
 import type { Discovery } from '../discovery/discovery.js';
 import type { ServiceRegistry } from '../discovery/service-registry.js';
@@ -12,12 +14,15 @@ import { DISCOVERY_INSTANCE, SERVICE_REGISTRY } from './discovery.constants.js';
 import { GrpcHealthService } from '../health/grpc-health.service.js';
 import { ServingStatus } from '../health/grpc-health-protocol.js';
 import { shutdownGracefully } from '../health/graceful-shutdown.js';
+import { closeConnectionsAfterEachResponse, listeningHttpServer } from './http-drain.js';
 
 /**
- * Registers the app's instance once its advertised address accepts TCP;
- * when shutdown starts (before the server stops accepting) turns the app's
- * grpc.health.v1 status NOT_SERVING, deregisters, waits the drain delay;
- * closes everything after the server closed.
+ * Registers the app's instance once its advertised address accepts TCP
+ * (a gRPC server, or the HTTP server of `NestFactory.create` on Express or
+ * Fastify); when shutdown starts (before the server stops accepting) turns
+ * the app's grpc.health.v1 status NOT_SERVING, makes HTTP responses say
+ * `Connection: close` (keep-alive clients move on), deregisters, waits the
+ * drain delay while still serving; closes everything after the server closed.
  */
 @Injectable()
 export class DiscoveryLifecycle implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
@@ -28,6 +33,7 @@ export class DiscoveryLifecycle implements OnApplicationBootstrap, OnModuleDestr
     @Inject(DISCOVERY_INSTANCE) private readonly discovery: Discovery,
     @Inject(SERVICE_REGISTRY) private readonly self: ServiceRegistry,
     private readonly health: GrpcHealthService,
+    @Optional() private readonly adapterHost?: HttpAdapterHost,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -72,6 +78,11 @@ export class DiscoveryLifecycle implements OnApplicationBootstrap, OnModuleDestr
     // A read-only backend (dns, kubernetes) lists the instance by the platform's rules: the drain
     // gives a readinessProbe on grpc.health.v1 time to see NOT_SERVING and callers time to move away.
     const listedByPlatform = this.discovery.registry.readOnly && this.self.instance() !== undefined;
+    // From now on keep-alive HTTP clients get `Connection: close` with their answer, and reconnect elsewhere.
+    if (deregister) {
+      const server = listeningHttpServer(this.adapterHost?.httpAdapter);
+      if (server) closeConnectionsAfterEachResponse(server);
+    }
     // NOT_SERVING -> deregistered -> drain; Nest closes the servers after this hook.
     await shutdownGracefully({
       health: this.health,

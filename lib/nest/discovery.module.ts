@@ -1,5 +1,6 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import type { ServiceClientOptions } from '../client/client-options.js';
+import { Discovery } from '../discovery/discovery.js';
 import { DISCOVERY_INSTANCE, DISCOVERY_MODULE_OPTIONS, SERVICE_REGISTRY } from './discovery.constants.js';
 import { DiscoveryLifecycle } from './discovery-lifecycle.service.js';
 import { DiscoveryAdmin } from './admin/discovery-admin.service.js';
@@ -69,7 +70,10 @@ export class DiscoveryModule {
       { provide: GrpcHealthService, useFactory: () => new GrpcHealthService() },
       DiscoveryHealthIndicator,
     ];
+    // The Discovery by its class too: `constructor(private readonly discovery: Discovery)` (e.g. for httpDispatcher()).
+    const byClass: Provider = { provide: Discovery, useExisting: DISCOVERY_INSTANCE };
     const exported = [
+      Discovery,
       DISCOVERY_INSTANCE,
       SERVICE_REGISTRY,
       DISCOVERY_MODULE_OPTIONS,
@@ -83,6 +87,7 @@ export class DiscoveryModule {
       providers: [
         ...optionProviders,
         ...createCoreProviders(),
+        byClass,
         ...health,
         DiscoveryLifecycle,
         DiscoveryAdmin,

@@ -15,6 +15,7 @@ import type {
   DiscoveryOptionsFactory,
 } from './interfaces/discovery-module-options.interface.js';
 import { getServiceClientToken } from './utils/get-service-client-token.util.js';
+import { offerToClientProxies } from './utils/offer-to-client-proxies.js';
 import { clientsUsedBy, featureDeclarations, FeatureClients } from './utils/requested-clients.js';
 
 /** Keys of DiscoveryModuleOptions that are not discovery configuration. */
@@ -78,6 +79,8 @@ export async function createDiscovery(
     await discovery.close();
     throw error;
   }
+  // ClientsModule's DiscoveryClientProxy instances of this app find their clients here.
+  offerToClientProxies(discovery, container);
   // Importing the module makes discovery:///<service> targets work in every grpc-js client (ClientsModule included).
   return discovery.serveGrpcTargets();
 }

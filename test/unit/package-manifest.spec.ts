@@ -64,6 +64,8 @@ describe('package manifest', () => {
       '@grpc/proto-loader',
       '@grpc/grpc-js-xds',
       'prom-client',
+      '@nestjs/axios',
+      'axios',
     ]) {
       expect(manifest.peerDependencies?.[optional], optional).toBeDefined();
       expect(manifest.peerDependenciesMeta?.[optional]?.optional, optional).toBe(true);
@@ -78,6 +80,8 @@ describe('package manifest', () => {
         '@grpc/grpc-js-xds',
         '@grpc/proto-loader',
         'prom-client',
+        '@nestjs/axios',
+        'axios',
       ]) {
         const staticImport = new RegExp(`^import\\s(?!type)[^;]*from\\s+'${optional.replace('/', '\\/')}'`, 'm');
         expect(staticImport.test(text), `${file} imports ${optional} statically`).toBe(false);

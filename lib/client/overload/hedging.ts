@@ -74,10 +74,10 @@ export function runHedged<T>(
       inFlight.set(call, controller);
       const delay = started < maxAttempts ? host.hedgeDelayMs() : undefined;
       if (delay !== undefined) timer = setTimeout(hedge, delay);
-      plan.run(call.endpoint, started, deadline, controller.signal).then(
+      plan.run(call.endpoint, started, deadline, call, controller.signal).then(
         (value) => {
           if (!inFlight.delete(call)) return;
-          call.complete('success');
+          if (!plan.completesOnSuccess) call.complete(plan.succeeded?.(value) ?? 'success');
           host.budget.onSuccess();
           finish(undefined, value);
         },

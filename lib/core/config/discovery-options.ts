@@ -60,7 +60,7 @@ export const discoveryConfigSchema = z.strictObject({
       failureThreshold: z.number().int().min(1).default(3),
       successThreshold: z.number().int().min(1).default(2),
       path: z.string().startsWith('/').default('/health'),
-      kind: z.enum(['grpc', 'http']).default('grpc'),
+      kind: z.enum(['grpc', 'http', 'tcp']).default('grpc'),
       service: z.string().default(''),
       // Health layer: spread of each check interval (fraction), so checks of many endpoints do not synchronise.
       jitter: z.number().min(0).max(0.5).default(0.1),

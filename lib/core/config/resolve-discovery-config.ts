@@ -25,7 +25,7 @@ export interface ResolvedCommonConfig {
     failureThreshold: number;
     successThreshold: number;
     path: string;
-    kind: 'grpc' | 'http';
+    kind: 'grpc' | 'http' | 'tcp';
     service: string;
     /** Spread of each check interval, as a fraction of it. */
     jitter: number;

@@ -71,7 +71,7 @@ export class GrpcChannels implements GrpcClientTransport {
     const retry =
       options.retry !== undefined ? resolveRetryOptions(options.retry, 'call.retry') : this.client.retryPolicy;
     const plan: AttemptPlan<T> = {
-      run: (endpoint, attempt, deadline, signal = NEVER_ABORTED) =>
+      run: (endpoint, attempt, deadline, _call, signal = NEVER_ABORTED) =>
         fn({ channel: this.pool.get(endpoint, this.client.snapshot()), endpoint, deadline, attempt, signal }),
       classify: grpcOutcome,
       retryable: grpcRetryable,

@@ -127,7 +127,13 @@ describe('kubernetes backend: a Nest app that Kubernetes lists (read-only backen
     note('answered while draining');
     await closing;
     app = undefined;
-    await expect(sayHello(direct, 'after', { deadlineMs: 1_000 })).rejects.toMatchObject({
+    // A fresh channel: the old one may still hold the closing connection, whose last stream is CANCELLED.
+    const after = new greeterPackage.greeter.Greeter(
+      `127.0.0.1:${port}`,
+      grpc.credentials.createInsecure(),
+    ) as unknown as GreeterStub;
+    cleanups.push(() => after.close());
+    await expect(sayHello(after, 'after', { deadlineMs: 1_000 })).rejects.toMatchObject({
       code: grpc.status.UNAVAILABLE,
     });
     note('closed');

@@ -88,7 +88,7 @@ describe('health configuration', () => {
     ['success_threshold = 0', 'discovery.health_check.success_threshold', 0],
     ['failure_threshold = 1.5', 'discovery.health_check.failure_threshold', 1.5],
     ['path = "health"', 'discovery.health_check.path', 'health'],
-    ['kind = "tcp"', 'discovery.health_check.kind', 'tcp'],
+    ['kind = "udp"', 'discovery.health_check.kind', 'udp'],
   ])('rejects health_check %s, naming the field', (line, field, value) => {
     const error = issuesOf(toml(`[discovery.health_check]\n${line}`));
     expect(error.issues).toEqual([expect.objectContaining({ path: field, value })]);

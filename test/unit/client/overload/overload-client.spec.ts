@@ -111,7 +111,7 @@ describe('overload protection through the client core', () => {
       let loserFinished!: () => void;
       const loserDone = new Promise<void>((resolve) => (loserFinished = resolve));
       const plan: AttemptPlan<string> = {
-        run: (endpoint, _attempt, _deadline, signal) =>
+        run: (endpoint, _attempt, _deadline, _call, signal) =>
           new Promise((resolve) => {
             started.push(endpoint.address);
             const first = started.length === 1;
