@@ -19,7 +19,7 @@
 //   BENCH_QUICK=1                 a ~1-minute smoke run (fewer, shorter samples)
 //   BENCH_ONLY=pick,e2e,...       run only these parts (pick, rebuild, e2e, echo, convergence, memory, overload, tcp, http, scale)
 //                                 scale (one client over 100,000 instances, bench/parts/scale.mjs) takes ~30 min: BENCH_ONLY=scale
-//   BENCH_OUT=path                where to write the results (default bench/results.json)
+//   BENCH_OUT=path                where to write the results (default bench/results.json; bench/results-scale.json for BENCH_ONLY=scale)
 //   BENCH_E2E_SECONDS, BENCH_E2E_ROUNDS, BENCH_E2E_CONCURRENCY, BENCH_CONVERGENCE_CHANGES
 //   BENCH_E2E_NO_RETRY=1          also run the discovery:/// channel with gRPC retries off
 //   BENCH_REPORT=1                measure nothing: print the tables of the results file again
@@ -52,7 +52,10 @@ const DEFAULT_PARTS = PARTS.filter((part) => part !== 'scale');
 for (const part of ONLY)
   if (!PARTS.includes(part))
     throw new Error(`BENCH_ONLY: unknown part '${part}' (expected some of ${PARTS.join(', ')})`);
-const OUT = env.BENCH_OUT ?? join(ROOT, 'bench/results.json');
+// The scale part (half an hour, its own machine load) keeps its figures in a file of its own.
+const OUT =
+  env.BENCH_OUT ??
+  join(ROOT, ONLY.length === 1 && ONLY[0] === 'scale' ? 'bench/results-scale.json' : 'bench/results.json');
 
 function numberFromEnv(name, fallback) {
   const raw = env[name];
