@@ -26,7 +26,9 @@ const load = (range) =>
       ? n(range[0], 2)
       : `${n(range[0], 2)}–${n(range[1], 2)}`
     : 'not recorded';
-const perFigure = [r.pick?.[0], r.rebuild?.[0], r.convergence?.[0], r.memory, r.tcp, r.scale?.rows?.[0]].some((x) => x && 'load_1m' in x);
+const perFigure = [r.pick?.[0], r.rebuild?.[0], r.convergence?.[0], r.memory, r.tcp, r.scale?.rows?.[0]].some(
+  (x) => x && 'load_1m' in x,
+);
 out.push(
   `Measured ${m.date.slice(0, 10)} on ${m.cpus} × ${m.cpu_model}, Node ${m.node}, grpc-js ${m.grpc_js}, switchyard ${m.switchyard_commit}${m.quick ? ' (quick run)' : ''}; load average (1 / 5 / 15 min) ${m.loadavg_start.join(' / ')} at the start${m.loadavg_end ? ` and ${m.loadavg_end.join(' / ')} at the end` : ''}, on ${m.cpus} cores. ${perFigure ? 'Each figure carries the 1-minute load average while it was measured.' : 'This run did not record the load while each figure was measured (runs from then on do).'}`,
   '',
@@ -81,7 +83,9 @@ if (r.rebuild?.length) {
   if (r.snapshot_update)
     out.push(
       '',
-      `Besides the picker, the snapshot itself (\`EndpointSet.next\` with one join, plus pruning load records) took ${n(r.snapshot_update.ms_median, 2)} ms at 10,000 endpoints${perFigure ? ` (load ${load(r.snapshot_update.load_1m)})` : ''}.`,
+      r.snapshot_update.full_list_ms_median === undefined
+        ? `Besides the picker, the snapshot itself (\`EndpointSet.next\` with one join, plus pruning load records) took ${n(r.snapshot_update.ms_median, 2)} ms at 10,000 endpoints${perFigure ? ` (load ${load(r.snapshot_update.load_1m)})` : ''}.`
+        : `Besides the picker, the snapshot itself (the registry's diff of one join or one leave applied with \`EndpointSet.apply\`, and the departed endpoint's load record forgotten) took ${n(r.snapshot_update.ms_median, 3)} ms at 10,000 endpoints; a backend that only has a full list pays ${n(r.snapshot_update.full_list_ms_median, 2)} ms (\`EndpointSet.next\`)${perFigure ? ` (load ${load(r.snapshot_update.load_1m)})` : ''}.`,
     );
   out.push('');
 }
