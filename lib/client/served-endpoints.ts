@@ -1,3 +1,5 @@
+// The chain from a registry snapshot to the picker for one client (subset,
+// overlay, marks, levels, lazy rebuild): one owner, kept in one file.
 import { ReplaySubject, Subject, type Observable, type Subscription } from 'rxjs';
 import type { CallOutcome } from '../core/call-outcome.js';
 import type { CompiledQuery } from '../core/discovery-query.js';

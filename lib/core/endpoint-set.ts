@@ -1,3 +1,5 @@
+// The immutable snapshot and its diff-based updates (splice and merge paths,
+// binary-search lookups); the helpers below are private to it.
 import { endpointKeyOf, endpointOf, sameInstance, type Endpoint } from './endpoint.js';
 import type { ServiceInstance } from './service-instance.js';
 

@@ -1,3 +1,5 @@
+// One etcd client and what must hold around it (deadlines, bounded reads,
+// per-member keepalives, cluster-wide reachability): one state machine, kept whole.
 import type { Etcd3 } from 'etcd3';
 import { Backoff } from '../../core/backoff.js';
 import { DiscoveryError } from '../../core/errors.js';

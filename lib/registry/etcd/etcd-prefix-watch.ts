@@ -1,3 +1,5 @@
+// One prefix's read-then-watch state machine (paged reads at one revision,
+// re-reads on doubt, diffs out); splitting it would split its invariants.
 import type { IEvent, IKeyValue, Watcher } from 'etcd3';
 import { Backoff } from '../../core/backoff.js';
 import type { ServiceInstance } from '../../core/service-instance.js';

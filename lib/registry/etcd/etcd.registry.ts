@@ -1,3 +1,5 @@
+// The etcd backend's facade (registrations, shared prefix watches, layouts,
+// reachability); over 300 lines because each entry point documents its contract.
 import type { Observable } from 'rxjs';
 import { compileQuery, type CompiledQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
 import type { EndpointSet } from '../../core/endpoint-set.js';
