@@ -61,6 +61,39 @@ function socketsTo(port) {
   }
 }
 
+/** A CPU profile of the idle window (BENCH_SCALE_IDLE_PROFILE=file.cpuprofile), to see what an idle client does. */
+async function startProfile() {
+  const { Session } = await import('node:inspector/promises');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop(file) {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
+/** The idle window starts once no collection ran for this long (V8's memory reducer runs a few after start-up)... */
+const GC_QUIET_MS = 5_000;
+/** ...or after this long at most. */
+const GC_QUIET_MAX_MS = 40_000;
+
+/** Resolves once no garbage collection ran for GC_QUIET_MS (or after GC_QUIET_MAX_MS). */
+async function gcQuiet() {
+  let last = performance.now();
+  const observer = new PerformanceObserver(() => (last = performance.now()));
+  observer.observe({ entryTypes: ['gc'] });
+  const started = performance.now();
+  while (performance.now() - last < GC_QUIET_MS && performance.now() - started < GC_QUIET_MAX_MS)
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  observer.disconnect();
+}
+
 async function memoryAfterGc() {
   for (let i = 0; i < 3; i++) {
     globalThis.gc();
@@ -109,27 +142,38 @@ async function start({ dist, options, services, instances, readyTimeoutMs }) {
 }
 
 async function idle({ seconds, registryPort }) {
-  // CPU first: the forced collections below leave V8's helper threads sweeping for a while.
-  // Garbage collections in the window are reported beside it (V8 shrinks the heap a few
-  // seconds after start-up stops allocating: a one-off, not a steady cost).
+  // Steady state, not the aftermath of start-up: full collections first (heap and RSS are read
+  // after them), then a wait until no collection ran for 5 s (V8's memory reducer shrinks the heap
+  // with a few more, seconds after start-up stops allocating), then the window. Collections inside
+  // the window are reported beside it.
+  const memory = await memoryAfterGc();
+  await gcQuiet();
   let gcMs = 0;
+  const gcKinds = {};
   const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) gcMs += entry.duration;
+    for (const entry of list.getEntries()) {
+      gcMs += entry.duration;
+      const kind =
+        { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' }[entry.detail?.kind] ?? String(entry.detail?.kind);
+      gcKinds[kind] = (gcKinds[kind] ?? 0) + 1;
+    }
   });
   observer.observe({ entryTypes: ['gc'] });
+  const profiler = process.env.BENCH_SCALE_IDLE_PROFILE ? await startProfile() : undefined;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   const wall = performance.now() - t0;
   const idleCpu = cpuMs(cpu0);
+  await profiler?.stop(process.env.BENCH_SCALE_IDLE_PROFILE);
   await new Promise((resolve) => setImmediate(resolve));
   observer.disconnect();
-  const memory = await memoryAfterGc();
   send({
     phase: 'idle',
     ...memory,
     idle_cpu_percent: (idleCpu / wall) * 100,
     idle_gc_ms: gcMs,
+    idle_gc_counts: gcKinds,
     registry_sockets: registryPort ? socketsTo(registryPort) : undefined,
   });
 }

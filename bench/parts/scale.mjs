@@ -227,6 +227,7 @@ async function scenario({ backend, shape, strategy, dist, label, profile, log })
       array_buffers_mib: round(idle.array_buffers_mib, 1),
       idle_cpu_percent: round(idle.idle_cpu_percent, 2),
       idle_gc_ms: round(idle.idle_gc_ms, 1),
+      idle_gc_counts: idle.idle_gc_counts,
       registry_sockets: idle.registry_sockets,
       churn: {
         per_second: perSecond,
