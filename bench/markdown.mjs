@@ -1,6 +1,7 @@
 // Prints the figures of bench/results.json (or the file given) as Markdown
-// tables, for the README's Performance section:
+// tables, for docs/performance.md:
 //   node bench/markdown.mjs [bench/results.json]
+//   node bench/markdown.mjs bench/results-scale.json
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -25,7 +26,9 @@ const load = (range) =>
       ? n(range[0], 2)
       : `${n(range[0], 2)}–${n(range[1], 2)}`
     : 'not recorded';
-const perFigure = [r.pick?.[0], r.rebuild?.[0], r.convergence?.[0], r.memory, r.tcp].some((x) => x && 'load_1m' in x);
+const perFigure = [r.pick?.[0], r.rebuild?.[0], r.convergence?.[0], r.memory, r.tcp, r.scale?.rows?.[0]].some(
+  (x) => x && 'load_1m' in x,
+);
 out.push(
   `Measured ${m.date.slice(0, 10)} on ${m.cpus} × ${m.cpu_model}, Node ${m.node}, grpc-js ${m.grpc_js}, switchyard ${m.switchyard_commit}${m.quick ? ' (quick run)' : ''}; load average (1 / 5 / 15 min) ${m.loadavg_start.join(' / ')} at the start${m.loadavg_end ? ` and ${m.loadavg_end.join(' / ')} at the end` : ''}, on ${m.cpus} cores. ${perFigure ? 'Each figure carries the 1-minute load average while it was measured.' : 'This run did not record the load while each figure was measured (runs from then on do).'}`,
   '',
@@ -80,7 +83,9 @@ if (r.rebuild?.length) {
   if (r.snapshot_update)
     out.push(
       '',
-      `Besides the picker, the snapshot itself (\`EndpointSet.next\` with one join, plus pruning load records) took ${n(r.snapshot_update.ms_median, 2)} ms at 10,000 endpoints${perFigure ? ` (load ${load(r.snapshot_update.load_1m)})` : ''}.`,
+      r.snapshot_update.full_list_ms_median === undefined
+        ? `Besides the picker, the snapshot itself (\`EndpointSet.next\` with one join, plus pruning load records) took ${n(r.snapshot_update.ms_median, 2)} ms at 10,000 endpoints${perFigure ? ` (load ${load(r.snapshot_update.load_1m)})` : ''}.`
+        : `Besides the picker, the snapshot itself (the registry's diff of one join or one leave applied with \`EndpointSet.apply\`, and the departed endpoint's load record forgotten) took ${n(r.snapshot_update.ms_median, 3)} ms at 10,000 endpoints; a backend that only has a full list pays ${n(r.snapshot_update.full_list_ms_median, 2)} ms (\`EndpointSet.next\`)${perFigure ? ` (load ${load(r.snapshot_update.load_1m)})` : ''}.`,
     );
   out.push('');
 }
@@ -205,6 +210,48 @@ if (r.memory?.endpoints) {
     `**Memory**: ${n(mem.bytes_per_endpoint, 0)} bytes of heap per endpoint at ${mem.endpoints.toLocaleString('en-US')} endpoints with \`consistent_hash\` (${n(mem.bytes_per_endpoint_max, 0)} at most with any strategy): the instances ${n(mem.parts.instances, 0)}, the snapshot ${n(mem.parts.endpoint_set, 0)}, load records ${n(mem.parts.load_records, 0)}, the picker ${n(mem.parts.picker.consistent_hash, 0)} (\`consistent_hash\`) or less. grpc channels are not counted.${perFigure ? ` (Load ${load(mem.load_1m)}.)` : ''}`,
     '',
   );
+}
+
+const sc = r.scale;
+if (sc?.rows?.length) {
+  const p = sc.profile;
+  out.push(
+    `**Scale**: one client process with a client per service over a registry of services × instances (filled by a driver process), then ${p.churnPercent} % of the instances replaced per second for ${p.churnSeconds} s. Ready: from \`Discovery.create\` until every client serves every instance. Heap and RSS after full collections; idle CPU over ${p.idleSeconds} s with no change and no pick. Convergence: from the driver's write to the client's set showing it. Wrong sets: client sets that differ from the registry ${p.settleSeconds} s after churn stopped.`,
+    '',
+  );
+  head(
+    [
+      'registry',
+      'services × instances',
+      'strategy',
+      'ready s',
+      'heap / RSS MiB',
+      'idle CPU %',
+      'churn p50 / p99 ms',
+      'wrong sets',
+      'load (1 min)',
+    ],
+    ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
+  );
+  for (const x of sc.rows) {
+    const shape = `${x.services.toLocaleString('en-US')} × ${x.instances.toLocaleString('en-US')}`;
+    if (x.error) {
+      row([`\`${x.backend}\``, shape, `\`${x.strategy}\``, `failed: ${x.error}`, '', '', '', '', '']);
+      continue;
+    }
+    row([
+      `\`${x.backend}\``,
+      shape,
+      `\`${x.strategy}\`${x.build === 'this' ? '' : ` (${x.build})`}`,
+      x.ready_ms === null ? `${x.not_ready} never ready` : n(x.ready_ms / 1000),
+      `${n(x.heap_mib, 0)} / ${n(x.rss_mib, 0)}`,
+      n(x.idle_cpu_percent, 2),
+      `${n(x.churn.p50_ms)} / ${n(x.churn.p99_ms)}`,
+      String(x.wrong_sets),
+      load(x.load_1m),
+    ]);
+  }
+  out.push('');
 }
 
 process.stdout.write(`${out.join('\n')}\n`);

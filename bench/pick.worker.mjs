@@ -12,6 +12,7 @@
 //               shorter).
 import { PerformanceObserver } from 'node:perf_hooks';
 import { ConsistentHashStrategy, LoadTracker, getStrategy } from '../dist/balancing/index.js';
+import { endpointOf } from '../dist/core/endpoint.js';
 import { benchInstance, endpointSet, hashKeys, seededRandom } from './support/fixtures.mjs';
 import { loadMoleculer, moleculerPicker } from './support/moleculer.mjs';
 import { median, settle, percentile } from './support/stats.mjs';
@@ -244,16 +245,37 @@ function timeRebuilds(s) {
   };
 }
 
-/** What one snapshot change costs besides the picker: the new EndpointSet (diff, sort) and pruning load records. */
+/**
+ * What one snapshot change costs besides the picker, as a client pays it:
+ * the registry's diff applied to the EndpointSet (one join, or one leave)
+ * and the departed endpoint's load record forgotten. `full_list_ms_median`:
+ * the same join through `next(list)`, for backends that only have a full list.
+ */
 function timeSnapshot(s) {
   const base = s.set;
   const joinedInstances = [...base.instances, benchInstance(rebuildSize + 1)];
+  const joiner = endpointOf(benchInstance(rebuildSize + 1));
+  const leaver = base.endpoints[Math.floor(base.size / 2)];
   const times = [];
+  const full = [];
   base.next(joinedInstances);
+  base.apply({ upserted: [joiner] });
   for (let i = 0; i < rebuildIterations; i++) {
-    times.push(cpuMs(() => s.loads.retain(base.next(joinedInstances).endpoints)));
+    times.push(cpuMs(() => base.apply({ upserted: [joiner] })));
+    times.push(
+      cpuMs(() => {
+        const next = base.apply({ removed: [leaver.key] });
+        s.loads.forget(next.diff.removed);
+      }),
+    );
+    full.push(cpuMs(() => s.loads.retain(base.next(joinedInstances).endpoints)));
   }
-  return { ms_median: median(times), ms_max: Math.max(...times), iterations: times.length };
+  return {
+    ms_median: median(times),
+    ms_max: Math.max(...times),
+    iterations: times.length,
+    full_list_ms_median: median(full),
+  };
 }
 
 async function main() {

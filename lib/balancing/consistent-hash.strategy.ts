@@ -1,7 +1,6 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { ConfigurationError } from '../core/errors.js';
 import { EMPTY_PICKER } from './empty-picker.js';
-import { loadRecordsOf } from './endpoint-load.js';
 import { assertPositiveWeights } from './endpoint-weights.js';
 import { lessLoadedOfTwo } from './least-connections.strategy.js';
 import type { BalancingStrategy, EndpointLoad, LoadSource, PickContext, Picker, PickerBuildContext } from './picker.js';
@@ -13,18 +12,39 @@ import { hashString } from './string-hash.js';
  * one hash and one table read (O(1), no binary search), and the table spreads
  * keys evenly without hundreds of virtual nodes per endpoint.
  *
- * Table size: a constant prime, 65,537 by default (Envoy's default too). It
- * must not depend on the endpoint count, or every membership change would
- * remap every key, and it must be the same in every client, so that all
- * clients send a key to the same endpoint. 65,537 slots give ~100 slots per
- * endpoint up to 655 endpoints (the paper's advice for near-minimal
- * disruption) and still ~6.5 per endpoint at 10,000 (key shares within
- * ±8%, which bounded load evens out); filling it costs about M·ln M probes,
- * a few ms, at any size. `tableSize` raises it for very large sets.
+ * Table size: a prime from a fixed ladder (4,099, 16,411, 65,537), the
+ * smallest that gives every endpoint at least 100 slots (the paper's advice
+ * for near-minimal disruption), capped at 65,537 (Envoy's default size;
+ * still ~6.5 slots per endpoint at 10,000, key shares within ±8 %, which
+ * bounded load evens out). The size depends only on the endpoint count, so
+ * every client builds the same table from the same set; filling costs about
+ * M·ln M probes, so a 100-endpoint service fills 16,411 slots (32 KB), not
+ * 65,537 (128 KB), in a quarter of the time. The price: when a service's size
+ * crosses a rung (40 -> 41, 164 -> 165, 655 -> 656 endpoints) the table size
+ * changes and nearly every key moves once, as if hashing started afresh.
+ * `tableSize` pins one size for every count (no such move, ever).
  */
 
-/** Default table size (a prime): Uint16 slots, 128 KB per picker. */
+/** The largest (and the pre-0.2 fixed) table size, a prime: Uint16 slots, 128 KB per picker. */
 export const DEFAULT_TABLE_SIZE = 65_537;
+
+/** The rungs of table sizes (primes just above 4^k · 1,024), smallest first. */
+const TABLE_SIZE_LADDER: readonly number[] = [4_099, 16_411, DEFAULT_TABLE_SIZE];
+
+/** Slots per endpoint the ladder aims for (until the cap). */
+const MIN_SLOTS_PER_ENDPOINT = 100;
+
+/**
+ * The table size for `n` endpoints: the smallest rung of at least 100 slots
+ * per endpoint, or the largest rung. Every client computes the same.
+ *
+ * @example
+ * tableSizeFor(100); // 16411
+ */
+export function tableSizeFor(n: number): number {
+  for (const size of TABLE_SIZE_LADDER) if (size >= n * MIN_SLOTS_PER_ENDPOINT) return size;
+  return DEFAULT_TABLE_SIZE;
+}
 
 /** Endpoints a table can hold (the canonical sort packs the index in 20 bits). */
 const MAX_ENDPOINTS = 2 ** 20;
@@ -110,7 +130,8 @@ export class MaglevPicker implements Picker {
   private readonly table: Uint16Array | Int32Array;
   /** Endpoints in a canonical order (by key hash), so every client builds the same table from the same set. */
   private readonly endpoints: readonly Endpoint[];
-  private readonly loads: readonly EndpointLoad[];
+  /** Load records, resolved on the first pick that reads them (keyless, or bounded load). */
+  private loadRecords: readonly EndpointLoad[] | undefined;
   /** Per endpoint: bounded-load factor × weight share; empty when bounded load is off. */
   private readonly capScale: Float64Array;
 
@@ -143,7 +164,6 @@ export class MaglevPicker implements Picker {
       ordered[i] = endpoints[byHash[i] % MAX_ENDPOINTS];
     }
     this.endpoints = ordered;
-    this.loads = loadRecordsOf(this.endpoints, context);
     this.size = size;
     this.table = populate(this.endpoints, hashes, totalWeight, size);
     this.capScale = new Float64Array(boundedLoadFactor === undefined ? 0 : n);
@@ -156,19 +176,33 @@ export class MaglevPicker implements Picker {
     const key = context?.key;
     if (key === undefined || key === '') {
       this.state = advance(advance(this.state));
-      return this.endpoints[lessLoadedOfTwo(this.loads, this.state)];
+      return this.endpoints[lessLoadedOfTwo(this.loadRecords ?? this.resolveLoads(), this.state)];
     }
     let slot = hashString(key) % this.size;
     let index = this.table[slot];
     if (this.capScale.length === 0) return this.endpoints[index];
     // Bounded load: skip an endpoint already holding its share of (in flight + this call) × factor.
     const demand = this.totalInFlight() + 1;
-    for (let walked = 0; this.loads[index].inFlight >= Math.ceil(this.capScale[index] * demand); walked++) {
+    const loads = this.loadRecords ?? this.resolveLoads();
+    for (let walked = 0; loads[index].inFlight >= Math.ceil(this.capScale[index] * demand); walked++) {
       if (walked === this.size) return this.endpoints[this.leastLoaded()];
       slot = slot + 1 === this.size ? 0 : slot + 1;
       index = this.table[slot];
     }
     return this.endpoints[index];
+  }
+
+  /**
+   * The load records in table order. Looking up 10,000 records costs more
+   * than filling a small table, and keyed picks without bounded load never
+   * read them: resolved on first use (the source keeps one record per key).
+   * Callers read `this.loadRecords ?? this.resolveLoads()`: a getter with
+   * `??=` made V8 allocate 40 B per keyless pick once two pickers existed.
+   */
+  private resolveLoads(): readonly EndpointLoad[] {
+    const loads = this.endpoints.map((endpoint) => this.source.load(endpoint));
+    this.loadRecords = loads;
+    return loads;
   }
 
   /** The endpoint index a key maps to, ignoring load (for tests and diagnostics). */
@@ -179,15 +213,17 @@ export class MaglevPicker implements Picker {
   private totalInFlight(): number {
     if (this.source.totalInFlight !== undefined) return this.source.totalInFlight();
     // A source without totals costs a scan; LoadTracker keeps the total.
+    const loads = this.loadRecords ?? this.resolveLoads();
     let total = 0;
-    for (let i = 0; i < this.loads.length; i++) total += this.loads[i].inFlight;
+    for (let i = 0; i < loads.length; i++) total += loads[i].inFlight;
     return total;
   }
 
   /** Only reached when every endpoint in the table is at its bound (an endpoint too light to own a slot). */
   private leastLoaded(): number {
+    const loads = this.loadRecords ?? this.resolveLoads();
     let best = 0;
-    for (let i = 1; i < this.loads.length; i++) if (this.loads[i].inFlight < this.loads[best].inFlight) best = i;
+    for (let i = 1; i < loads.length; i++) if (loads[i].inFlight < loads[best].inFlight) best = i;
     return best;
   }
 }
@@ -204,8 +240,9 @@ export interface ConsistentHashOptions {
    */
   boundedLoadFactor?: number;
   /**
-   * Table size (rounded up to a prime); default {@link DEFAULT_TABLE_SIZE}.
-   * Every client of a service must use the same size to agree on key owners.
+   * A fixed table size (rounded up to a prime) for every endpoint count;
+   * default: by count ({@link tableSizeFor}: 4,099 to 65,537). Every client
+   * of a service must use the same setting to agree on key owners.
    */
   tableSize?: number;
 }
@@ -224,7 +261,8 @@ export interface ConsistentHashOptions {
 export class ConsistentHashStrategy implements BalancingStrategy {
   readonly name: string;
   private readonly boundedLoadFactor: number | undefined;
-  private readonly tableSize: number;
+  /** The pinned size, or undefined for a size by endpoint count. */
+  private readonly tableSize: number | undefined;
 
   constructor(options: ConsistentHashOptions = {}) {
     const factor = options.boundedLoadFactor;
@@ -237,12 +275,13 @@ export class ConsistentHashStrategy implements BalancingStrategy {
     }
     this.name = options.name ?? 'consistent_hash';
     this.boundedLoadFactor = factor;
-    this.tableSize = size === undefined ? DEFAULT_TABLE_SIZE : nextPrime(size);
+    this.tableSize = size === undefined ? undefined : nextPrime(size);
   }
 
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
     if (endpoints.length === 0) return EMPTY_PICKER;
     const total = assertPositiveWeights(endpoints, this.name);
-    return new MaglevPicker(endpoints, total, context, this.boundedLoadFactor, this.tableSize);
+    const size = this.tableSize ?? tableSizeFor(endpoints.length);
+    return new MaglevPicker(endpoints, total, context, this.boundedLoadFactor, size);
   }
 }

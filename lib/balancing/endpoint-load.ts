@@ -136,6 +136,18 @@ export class LoadTracker implements LoadSource {
   }
 
   /**
+   * Drops the records of endpoints that left (`removed`, from a snapshot's
+   * diff), except those with calls still in flight: what {@link retain}
+   * does, at the cost of what changed.
+   */
+  forget(removed: readonly Endpoint[]): void {
+    for (const endpoint of removed) {
+      const record = this.records.get(endpoint.key);
+      if (record !== undefined && record.inFlight === 0) this.records.delete(endpoint.key);
+    }
+  }
+
+  /**
    * Drops the records of endpoints not in `endpoints`, except those with calls
    * still in flight: their calls will end and decrement them, and if the
    * endpoint comes back its count is still right. Call on each snapshot.

@@ -29,11 +29,12 @@ export class RoundRobinPicker implements Picker {
 }
 
 /**
- * `round_robin`: each endpoint in turn. A new picker starts where the previous
- * one would have continued when that endpoint is still present (a membership
- * change does not reset the rotation and overload the first endpoint), and
- * otherwise at a random offset, so many clients started together do not all
- * hit the same endpoint first.
+ * `round_robin`: each endpoint in turn. A new picker keeps the previous one's
+ * place: it starts at the endpoint the previous one would have returned next,
+ * or, when that one left, at the one after it in key order (a membership
+ * change neither resets the rotation nor overloads the first endpoint). A
+ * first picker starts at a random offset, so many clients started together
+ * do not all hit the same endpoint first.
  *
  * @example
  * const picker = new RoundRobinStrategy().build(set.endpoints, { loads, random: Math.random });
@@ -45,11 +46,30 @@ export class RoundRobinStrategy implements BalancingStrategy {
 
   build(endpoints: readonly Endpoint[], context: PickerBuildContext): Picker {
     if (endpoints.length === 0) return EMPTY_PICKER;
-    let start = -1;
     const upcoming = context.previous instanceof RoundRobinPicker ? context.previous.upcoming() : undefined;
-    if (upcoming !== undefined) start = endpoints.findIndex((e) => e.key === upcoming.key);
-    if (start < 0) start = randomIndex(context.random, endpoints.length);
-    // A plain copy: snapshots hand out frozen arrays, which V8 indexes slower on every pick.
-    return new RoundRobinPicker(endpoints.slice(), start);
+    const start =
+      upcoming === undefined ? randomIndex(context.random, endpoints.length) : placeOf(endpoints, upcoming.key);
+    // A plain copy: snapshots hand out frozen arrays, which V8 indexes slower on every pick
+    // (Array.from, not slice: slice copies a frozen array element by element).
+    return new RoundRobinPicker(Array.from(endpoints), start);
   }
+}
+
+/**
+ * Where the rotation continues: the index of `key`, or of the first key
+ * after it (snapshots are sorted by key, so this is a binary search; an
+ * unsorted list is searched through).
+ */
+function placeOf(endpoints: readonly Endpoint[], key: string): number {
+  let low = 0;
+  let high = endpoints.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (endpoints[middle].key < key) low = middle + 1;
+    else high = middle;
+  }
+  if (endpoints[low]?.key === key) return low;
+  const found = endpoints.findIndex((e) => e.key === key);
+  if (found >= 0) return found;
+  return low < endpoints.length ? low : 0;
 }

@@ -17,6 +17,7 @@ interface Activity {
  */
 export class EndpointActivity {
   private readonly byKey = new Map<string, Activity>();
+  private lastSet: EndpointSet | undefined;
 
   picked(endpoint: Endpoint): void {
     const activity = this.of(endpoint);
@@ -41,10 +42,18 @@ export class EndpointActivity {
     return { picks: activity?.lastMinute.total() ?? 0, failures: activity?.failures.total() ?? 0 };
   }
 
-  /** Forgets endpoints the registry no longer lists. */
+  /** Forgets endpoints the registry no longer lists (from the set's diff against the last one seen). */
   retain(set: EndpointSet): void {
+    const last = this.lastSet;
+    this.lastSet = set;
     if (this.byKey.size === 0) return;
-    for (const key of this.byKey.keys()) if (!set.has(key)) this.byKey.delete(key);
+    // A full pass when there is nothing to diff against, or when records outnumber the set (a pick
+    // counted on an endpoint after it left is never in a later diff).
+    if (last === undefined || this.byKey.size > set.size + 16) {
+      for (const key of this.byKey.keys()) if (!set.has(key)) this.byKey.delete(key);
+      return;
+    }
+    for (const endpoint of set.diffFrom(last).removed) this.byKey.delete(endpoint.key);
   }
 
   private of(endpoint: Endpoint): Activity {

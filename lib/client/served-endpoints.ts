@@ -1,3 +1,5 @@
+// The chain from a registry snapshot to the picker for one client (subset,
+// overlay, marks, levels, lazy rebuild): one owner, kept in one file.
 import { ReplaySubject, Subject, type Observable, type Subscription } from 'rxjs';
 import type { CallOutcome } from '../core/call-outcome.js';
 import type { CompiledQuery } from '../core/discovery-query.js';
@@ -16,6 +18,10 @@ import type { OverloadSettings } from '../core/config/overload-options.js';
 import { SlowStart, SlowStartPicker } from './overload/slow-start.js';
 import { priorityLoads, priorityOf, PriorityPicker, type Locality } from './priority-levels.js';
 import { deterministicSubset } from './subsetting.js';
+import { clientUpdates } from './update-scheduler.js';
+
+/** The set before any: what the first set's diff is taken against. */
+const EMPTY_SET = EndpointSet.initial('');
 
 /** What a ServedEndpoints is built from. */
 export interface ServedEndpointsDeps {
@@ -51,11 +57,24 @@ export interface EndpointStanding {
  * slow start). It keeps the served snapshot, the picker built for it and the
  * load records every transport feeds, so every transport of a service
  * balances through the same picker and the same loads.
+ *
+ * At scale (a gateway over 1,000 services that churn all day) a change costs
+ * what changed: each step follows the snapshots' diffs; registry sets go
+ * through the process-wide {@link clientUpdates} scheduler, so a burst is
+ * spread over turns of the event loop (registry I/O runs between them) and a
+ * service's queued update is replaced by its newer one; and the picker is
+ * rebuilt lazily, on the first pick after a change, so a burst of changes
+ * costs one rebuild and a service nobody calls costs none.
  */
 export class ServedEndpoints {
   private readonly sets = new ReplaySubject<EndpointSet>(1);
   private current: EndpointSet;
   private currentPicker: Picker = EMPTY_PICKER;
+  /** The served set changed since the picker was built: rebuild on the next pick. */
+  private pickerStale = false;
+  /** The overlay's latest set, and the keys in it the registry marks (weight 0, `healthy: false`). */
+  private overlaySet: EndpointSet | undefined;
+  private readonly marked = new Set<string>();
   readonly loads = new LoadTracker();
   private readonly overlay: HealthOverlay;
   private readonly subscription: Subscription;
@@ -79,18 +98,26 @@ export class ServedEndpoints {
       settings: deps.health,
       checkers: deps.checkers,
       logger: deps.logger,
-      serve: (set) => this.accept(withoutMarked(set)),
+      serve: (set) => this.accept(this.withoutMarked(set)),
       emit: deps.emit,
     });
     const { size } = deps.overload.subsetting;
     let lastRaw: EndpointSet | undefined;
     this.subscription = deps.registry.watch(deps.query.query).subscribe({
-      next: (raw) => {
-        const set = size > 0 ? deterministicSubset(raw, size, deps.clientIndex) : raw;
-        lastRaw = set;
-        this.observeRaw(set);
-        this.overlay.update(set);
-      },
+      next: (raw) =>
+        clientUpdates.submit(this, () => {
+          if (this.closed) return;
+          try {
+            const set = size > 0 ? deterministicSubset(raw, size, deps.clientIndex) : raw;
+            lastRaw = set;
+            this.observeRaw(set);
+            this.overlay.update(set);
+          } catch (error) {
+            deps.logger.error(
+              `service '${deps.service}': updating the endpoint set failed: ${(error as Error).message}`,
+            );
+          }
+        }),
       // Registries never error by contract; if one does, keep serving what we have.
       error: (error: unknown) => {
         const message = (error as Error)?.message ?? String(error);
@@ -107,8 +134,9 @@ export class ServedEndpoints {
     return this.current;
   }
 
-  /** The picker of the served snapshot. */
+  /** The picker of the served snapshot (built now if the set changed since the last pick). */
   get picker(): Picker {
+    if (this.pickerStale) this.rebuild();
     return this.currentPicker;
   }
 
@@ -123,6 +151,7 @@ export class ServedEndpoints {
 
   /** One pick; undefined when nothing is served. O(1) or O(log n), no allocation. */
   pick(context?: PickContext): Endpoint | undefined {
+    if (this.pickerStale) this.rebuild();
     return this.currentPicker.pick(context);
   }
 
@@ -157,6 +186,7 @@ export class ServedEndpoints {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clientUpdates.cancel(this);
     this.subscription.unsubscribe();
     this.overlay.close();
     this.departures.complete();
@@ -167,8 +197,11 @@ export class ServedEndpoints {
     if (this.closed) return;
     const previous = this.current;
     this.current = set;
-    this.slowStart.observe(previous, set);
-    if (set.endpoints !== previous.endpoints || this.currentPicker === EMPTY_PICKER) this.rebuild(set);
+    const diff = set.diffFrom(previous);
+    this.slowStart.observe(previous, set, diff);
+    // Departed endpoints' load records go, unless calls are still in flight on them.
+    this.loads.forget(diff.removed);
+    if (set.endpoints !== previous.endpoints || this.currentPicker === EMPTY_PICKER) this.pickerStale = true;
     if (set.state !== previous.state) {
       const text = `service '${this.deps.service}': endpoint set ${set.state}${set.reason ? ` (${set.reason})` : ''}, ${set.size} endpoint(s)`;
       if (set.state === 'stale') this.deps.logger.warn(text);
@@ -177,7 +210,9 @@ export class ServedEndpoints {
     this.sets.next(set);
   }
 
-  private rebuild(set: EndpointSet): void {
+  private rebuild(): void {
+    this.pickerStale = false;
+    const set = this.current;
     try {
       const picker = set.size === 0 ? EMPTY_PICKER : this.buildPicker(set);
       this.currentPicker =
@@ -190,7 +225,27 @@ export class ServedEndpoints {
         `strategy '${this.deps.strategy.name}' rejected the endpoints of '${this.deps.service}': ${(error as Error).message}`,
       );
     }
-    this.loads.retain(set.endpoints);
+  }
+
+  /**
+   * The endpoints the registry says may take traffic: weight above 0 (0 is a
+   * drain marker) and not marked `healthy: false` (also a Kubernetes endpoint
+   * that is terminating but still serving). The others stay known, so calls in
+   * flight on them finish and are recorded, but they take no new calls. The
+   * marked keys are followed through the overlay's diffs: a set with none
+   * passes as it is, without a scan.
+   */
+  private withoutMarked(set: EndpointSet): EndpointSet {
+    const diff = this.overlaySet === undefined ? set.diffFrom(EMPTY_SET) : set.diffFrom(this.overlaySet);
+    this.overlaySet = set;
+    for (const endpoint of diff.removed) this.marked.delete(endpoint.key);
+    for (const endpoints of [diff.added, diff.updated]) {
+      for (const endpoint of endpoints) {
+        if (receivesTraffic(endpoint.instance)) this.marked.delete(endpoint.key);
+        else this.marked.add(endpoint.key);
+      }
+    }
+    return this.marked.size === 0 ? set : set.filter((x) => receivesTraffic(x.instance));
   }
 
   /** One picker over the served set, or one per priority level behind a PriorityPicker. */
@@ -214,8 +269,9 @@ export class ServedEndpoints {
     }
     const context = { loads: this.loads, random: this.deps.random, previous: this.currentPicker };
     const ordered = [...levels.entries()].filter(([, l]) => l.served.length > 0).sort(([a], [b]) => a - b);
-    // One level (the usual case): the strategy over every served endpoint. A plain copy: pickers index it on every call, and frozen arrays index slower in V8.
-    if (ordered.length <= 1) return this.deps.strategy.build(set.endpoints.slice(), context);
+    // One level (the usual case): the strategy over every served endpoint. A plain copy: pickers index
+    // it on every call, and frozen arrays index slower in V8 (Array.from: slice copies them one by one).
+    if (ordered.length <= 1) return this.deps.strategy.build(Array.from(set.endpoints), context);
     const all = [...levels.entries()].sort(([a], [b]) => a - b);
     const loads = priorityLoads(
       all.map(([, l]) => ({ healthy: l.served.length, total: l.total })),
@@ -260,16 +316,4 @@ export class ServedEndpoints {
       });
     }
   }
-}
-
-/**
- * The endpoints the registry says may take traffic: weight above 0 (0 is a
- * drain marker) and not marked `healthy: false` (also a Kubernetes endpoint
- * that is terminating but still serving). The others stay known, so calls in
- * flight on them finish and are recorded, but they take no new calls.
- */
-function withoutMarked(set: EndpointSet): EndpointSet {
-  for (const e of set.endpoints)
-    if (!receivesTraffic(e.instance)) return set.filter((x) => receivesTraffic(x.instance));
-  return set;
 }

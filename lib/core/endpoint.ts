@@ -15,10 +15,21 @@ export interface Endpoint {
   readonly instance: ServiceInstance;
 }
 
+/**
+ * The key of the endpoint an instance becomes (instance id and address), for
+ * backends that report which endpoints left.
+ *
+ * @example
+ * publisher.publishChanges([], [endpointKeyOf(departed)]);
+ */
+export function endpointKeyOf(instance: ServiceInstance): string {
+  return `${instance.id}@${instance.address}`;
+}
+
 /** Builds the endpoint for an instance. */
 export function endpointOf(instance: ServiceInstance): Endpoint {
   return Object.freeze({
-    key: `${instance.id}@${instance.address}`,
+    key: endpointKeyOf(instance),
     address: instance.address,
     host: instance.host,
     port: instance.port,

@@ -2,7 +2,7 @@
 // snapshots); its log and event texts make up much of its length.
 import type { Subscription } from 'rxjs';
 import type { Endpoint } from '../core/endpoint.js';
-import { EndpointSet, type EndpointSetState } from '../core/endpoint-set.js';
+import { EndpointSet } from '../core/endpoint-set.js';
 import type { DiscoveryLogger } from '../registry/registry.interface.js';
 import type { DiscoveryEvent } from './discovery-events.js';
 import type { ActiveCheckSettings, EndpointHealthChecker } from './endpoint-health-checker.js';
@@ -54,7 +54,13 @@ export class HealthOverlay {
   /** The chain of served snapshots: their own revisions and diffs. */
   private chain: EndpointSet;
   private served: EndpointSet | undefined;
-  private readonly checkers = new Map<string, { checker: EndpointHealthChecker; subscription: Subscription }>();
+  /** One checker per address, and the keys of the known endpoints at that address. */
+  private readonly checkers = new Map<
+    string,
+    { checker: EndpointHealthChecker; subscription: Subscription; keys: Set<string> }
+  >();
+  /** Known endpoints out of service now (failing checks win over an ejection), by key. */
+  private readonly out = new Map<string, 'unhealthy' | 'ejected'>();
   private readonly detector: OutlierDetector;
   private readonly passThrough: boolean;
   private panic = false;
@@ -78,18 +84,36 @@ export class HealthOverlay {
     return this.health;
   }
 
-  /** A new registry snapshot. */
+  /**
+   * A new registry snapshot. Costs what changed since the previous one
+   * (its diff), not the size of the set.
+   */
   update(raw: EndpointSet): void {
     if (this.closed) return;
+    const previous = this.raw;
     this.raw = raw;
     if (this.passThrough) {
       this.health = countAll(raw);
       this.publish(raw);
       return;
     }
-    if (this.deps.settings.active.enabled) this.syncCheckers(raw);
-    this.detector.retain(new Set(raw.endpoints.map((e) => e.key)));
-    this.recompute();
+    const diff = previous === undefined ? { added: raw.endpoints, removed: [], updated: [] } : raw.diffFrom(previous);
+    const removed: string[] = [];
+    for (const endpoint of diff.removed) {
+      removed.push(endpoint.key);
+      this.out.delete(endpoint.key);
+      this.detector.forget(endpoint.key);
+      this.releaseChecker(endpoint);
+    }
+    const changed: Endpoint[] = [];
+    for (const endpoint of diff.added) {
+      if (this.deps.settings.active.enabled) this.acquireChecker(endpoint);
+      this.classify(endpoint);
+      changed.push(endpoint);
+    }
+    // Same key, same address: the health stays; the served copy is replaced.
+    for (const endpoint of diff.updated) changed.push(endpoint);
+    this.recompute(changed, removed);
   }
 
   /** One call's outcome on `endpoint` (from every transport, through the client core). */
@@ -143,114 +167,144 @@ export class HealthOverlay {
     this.detector.close();
   }
 
-  private syncCheckers(raw: EndpointSet): void {
-    const wanted = new Set<string>();
-    for (const endpoint of raw.endpoints) {
-      wanted.add(endpoint.address);
-      if (this.checkers.has(endpoint.address)) continue;
-      const checker = this.deps.checkers.acquire(endpoint, this.deps.settings.active);
-      const subscription = checker.results$.subscribe((result) => {
-        this.deps.emit({
-          type: 'health-check',
-          service: this.deps.service,
-          address: result.address,
-          kind: result.kind,
-          ok: result.ok,
-          healthy: result.healthy,
-          changed: result.changed,
-          detail: result.detail,
-          durationMs: result.durationMs,
-          at: result.at,
-        });
-        if (result.ok && result.detail)
-          this.deps.logger.warn(`service '${this.deps.service}': ${result.address}: ${result.detail}`);
-        if (!result.changed) return;
-        if (result.healthy) {
-          this.deps.logger.log(
-            `service '${this.deps.service}': ${result.address} passed ${result.consecutiveSuccesses} health check(s) in a row; back in service`,
-          );
-        } else {
-          this.deps.logger.warn(
-            `service '${this.deps.service}': ${result.address} failed ${result.consecutiveFailures} health check(s) in a row (${result.detail ?? 'failed'}); taken out of service`,
-          );
-        }
-        this.recompute();
-      });
-      this.checkers.set(endpoint.address, { checker, subscription });
-    }
-    for (const [address, entry] of this.checkers) {
-      if (wanted.has(address)) continue;
-      entry.subscription.unsubscribe();
-      this.deps.checkers.release(entry.checker);
-      this.checkers.delete(address);
-    }
+  /** Records whether a known endpoint is out of service now; returns true when that changed. */
+  private classify(endpoint: Endpoint): boolean {
+    const state = this.isFailingChecks(endpoint.address)
+      ? 'unhealthy'
+      : this.detector.isEjected(endpoint.key)
+        ? 'ejected'
+        : undefined;
+    if (this.out.get(endpoint.key) === state) return false;
+    if (state === undefined) this.out.delete(endpoint.key);
+    else this.out.set(endpoint.key, state);
+    return true;
   }
 
-  private recompute(): void {
-    const raw = this.raw;
-    if (!raw || this.closed) return;
-    const healthy: Endpoint[] = [];
-    let unhealthy = 0;
-    let ejected = 0;
-    for (const endpoint of raw.endpoints) {
-      if (this.isFailingChecks(endpoint.address)) unhealthy++;
-      else if (this.detector.isEjected(endpoint.key)) ejected++;
-      else healthy.push(endpoint);
+  private acquireChecker(endpoint: Endpoint): void {
+    const existing = this.checkers.get(endpoint.address);
+    if (existing) {
+      existing.keys.add(endpoint.key);
+      return;
     }
-    const total = raw.size;
-    const threshold = this.deps.settings.panicThreshold;
-    const panic = threshold > 0 && total > 0 && healthy.length * 100 < threshold * total;
-    if (panic !== this.panic) {
-      this.panic = panic;
-      const share = total ? Math.round((healthy.length * 100) / total) : 0;
-      if (panic) {
-        this.deps.logger.warn(
-          `service '${this.deps.service}': only ${healthy.length} of ${total} endpoint(s) healthy (${share}% < panic threshold ${threshold}%); balancing over all of them`,
+    const address = endpoint.address;
+    const checker = this.deps.checkers.acquire(endpoint, this.deps.settings.active);
+    const subscription = checker.results$.subscribe((result) => {
+      this.deps.emit({
+        type: 'health-check',
+        service: this.deps.service,
+        address: result.address,
+        kind: result.kind,
+        ok: result.ok,
+        healthy: result.healthy,
+        changed: result.changed,
+        detail: result.detail,
+        durationMs: result.durationMs,
+        at: result.at,
+      });
+      if (result.ok && result.detail)
+        this.deps.logger.warn(`service '${this.deps.service}': ${result.address}: ${result.detail}`);
+      if (!result.changed) return;
+      if (result.healthy) {
+        this.deps.logger.log(
+          `service '${this.deps.service}': ${result.address} passed ${result.consecutiveSuccesses} health check(s) in a row; back in service`,
         );
       } else {
-        this.deps.logger.log(
-          `service '${this.deps.service}': ${healthy.length} of ${total} endpoint(s) healthy again; panic mode over`,
+        this.deps.logger.warn(
+          `service '${this.deps.service}': ${result.address} failed ${result.consecutiveFailures} health check(s) in a row (${result.detail ?? 'failed'}); taken out of service`,
         );
       }
-      this.deps.emit({
-        type: 'panic',
-        service: this.deps.service,
-        active: panic,
-        healthy: healthy.length,
-        total,
-        at: Date.now(),
-      });
-    }
-    const kept = panic ? raw.endpoints : healthy;
-    this.health = { total, healthy: healthy.length, unhealthy, ejected, served: kept.length, panic };
-    this.publish(this.derive(raw, kept));
+      this.reclassify([...(this.checkers.get(address)?.keys ?? [])]);
+    });
+    this.checkers.set(address, { checker, subscription, keys: new Set([endpoint.key]) });
   }
 
-  /** The served snapshot for `kept` endpoints of `raw`: the previous one when nothing changed. */
-  private derive(raw: EndpointSet, kept: readonly Endpoint[]): EndpointSet {
+  private releaseChecker(endpoint: Endpoint): void {
+    const entry = this.checkers.get(endpoint.address);
+    if (!entry) return;
+    entry.keys.delete(endpoint.key);
+    if (entry.keys.size > 0) return;
+    entry.subscription.unsubscribe();
+    this.deps.checkers.release(entry.checker);
+    this.checkers.delete(endpoint.address);
+  }
+
+  /** The health of these known endpoints may have changed (a check result, an ejection). */
+  private reclassify(keys: readonly string[]): void {
+    const raw = this.raw;
+    if (!raw || this.closed) return;
+    const changed: Endpoint[] = [];
+    for (const key of keys) {
+      const endpoint = raw.get(key);
+      if (endpoint !== undefined && this.classify(endpoint)) changed.push(endpoint);
+    }
+    this.recompute(changed, []);
+  }
+
+  /**
+   * Serves the known endpoints minus those out (or all of them in panic),
+   * updating the served chain with what changed: `changed` endpoints are
+   * (re)placed or taken out by their health, `removed` keys left.
+   */
+  private recompute(changed: readonly Endpoint[], removed: readonly string[]): void {
+    const raw = this.raw;
+    if (!raw || this.closed) return;
+    let unhealthy = 0;
+    for (const state of this.out.values()) if (state === 'unhealthy') unhealthy++;
+    const total = raw.size;
+    const healthy = total - this.out.size;
+    const threshold = this.deps.settings.panicThreshold;
+    const panic = threshold > 0 && total > 0 && healthy * 100 < threshold * total;
+    const upserted: Endpoint[] = [];
+    const taken: string[] = [...removed];
+    if (panic !== this.panic) {
+      this.panic = panic;
+      this.reportPanic(panic, healthy, total, threshold);
+      // Everything out of service comes in (panic) or goes out again.
+      for (const key of this.out.keys()) {
+        const endpoint = raw.get(key);
+        if (endpoint === undefined) continue;
+        if (panic) upserted.push(endpoint);
+        else taken.push(key);
+      }
+    }
+    for (const endpoint of changed) {
+      if (panic || !this.out.has(endpoint.key)) upserted.push(endpoint);
+      else taken.push(endpoint.key);
+    }
+    const servedCount = panic ? total : healthy;
+    this.health = { total, healthy, unhealthy, ejected: this.out.size - unhealthy, served: servedCount, panic };
+    this.publish(this.derive(raw, upserted, taken));
+  }
+
+  private reportPanic(panic: boolean, healthy: number, total: number, threshold: number): void {
+    const share = total ? Math.round((healthy * 100) / total) : 0;
+    if (panic) {
+      this.deps.logger.warn(
+        `service '${this.deps.service}': only ${healthy} of ${total} endpoint(s) healthy (${share}% < panic threshold ${threshold}%); balancing over all of them`,
+      );
+    } else {
+      this.deps.logger.log(
+        `service '${this.deps.service}': ${healthy} of ${total} endpoint(s) healthy again; panic mode over`,
+      );
+    }
+    this.deps.emit({ type: 'panic', service: this.deps.service, active: panic, healthy, total, at: Date.now() });
+  }
+
+  /** The served snapshot after these changes: the previous one when nothing served changed. */
+  private derive(raw: EndpointSet, upserted: readonly Endpoint[], removed: readonly string[]): EndpointSet {
     let chain = this.chain;
     if (!raw.resolved) {
       // No answer yet: nothing to filter, only the registry's state to follow.
       if (raw.state === 'stale') chain = chain.stale(raw.reason ?? 'registry unreachable');
       return (this.chain = chain);
     }
-    const state: EndpointSetState =
-      raw.state === 'stale' ? 'stale' : kept.length > 0 ? 'ok' : raw.size > 0 ? 'ok' : 'empty';
-    if (chain.resolved && sameServed(chain, kept, state, raw.reason)) return chain;
-    if (kept.length === 0 && raw.size > 0) {
-      // Every known endpoint is out and panic mode is off. EndpointSet.next([])
-      // would say `empty` ("zero instances"), which is not true: build an `ok`
-      // set with no endpoints instead, from a full snapshot filtered to
-      // nothing. Going through `stale` first guarantees a new revision even
-      // when the chain already held exactly these instances.
-      chain = chain
-        .stale('health overlay')
-        .next(raw.instances)
-        .filter(() => false);
-    } else {
-      chain = chain.next(kept.map((e) => e.instance));
-    }
+    // Every known endpoint out with panic off is an `ok` set with no endpoints:
+    // `empty` would say "zero instances", which is not true.
+    const emptyState = raw.size > 0 ? 'ok' : 'empty';
+    if (upserted.length || removed.length) chain = chain.apply({ upserted, removed }, { emptyState });
     if (raw.state === 'stale') chain = chain.stale(raw.reason ?? 'registry unreachable');
+    else if (chain.state === 'stale' || !chain.resolved || (chain.size === 0 && chain.state !== emptyState))
+      chain = chain.apply({}, { emptyState });
     return (this.chain = chain);
   }
 
@@ -287,7 +341,7 @@ export class HealthOverlay {
       `service '${this.deps.service}': ${address} ejected for ${Math.round(info.durationMs / 1000)} s after ${info.consecutiveFailures} consecutive transport failures (ejection #${info.ejections})`,
     );
     this.deps.emit({ type: 'ejected', service: this.deps.service, address, key, ...info, at: Date.now() });
-    this.recompute();
+    this.reclassify([key]);
   }
 
   private onReturned(key: string): void {
@@ -295,24 +349,10 @@ export class HealthOverlay {
     const address = this.raw?.get(key)?.address ?? key;
     this.deps.logger.log(`service '${this.deps.service}': ejection of ${address} ended; back in service`);
     this.deps.emit({ type: 'returned', service: this.deps.service, address, key, at: Date.now() });
-    this.recompute();
+    this.reclassify([key]);
   }
 }
 
 function countAll(set: EndpointSet): ServiceHealth {
   return { total: set.size, healthy: set.size, unhealthy: 0, ejected: 0, served: set.size, panic: false };
-}
-
-function sameServed(
-  chain: EndpointSet,
-  kept: readonly Endpoint[],
-  state: EndpointSetState,
-  reason: string | undefined,
-): boolean {
-  if (chain.state !== state || chain.size !== kept.length) return false;
-  if (state === 'stale' && chain.reason !== reason) return false;
-  for (const endpoint of kept) {
-    if (chain.get(endpoint.key)?.instance !== endpoint.instance) return false;
-  }
-  return true;
 }

@@ -112,6 +112,17 @@ export class OutlierDetector {
     }
   }
 
+  /** Forgets one endpoint that left the registry (as `retain` does for all that left, in O(1)). */
+  forget(key: string): void {
+    const record = this.records.get(key);
+    if (record === undefined) return;
+    if (record.timer !== undefined) {
+      clearTimeout(record.timer);
+      this.ejectedCount--;
+    }
+    this.records.delete(key);
+  }
+
   /** Stops every ejection timer. */
   close(): void {
     for (const record of this.records.values()) clearTimeout(record.timer);

@@ -1,4 +1,4 @@
-import type { EndpointSet } from '../../core/endpoint-set.js';
+import type { EndpointSet, EndpointSetDiff } from '../../core/endpoint-set.js';
 import type { Endpoint } from '../../core/endpoint.js';
 import { advance, seedFrom, unitAt } from '../../balancing/picker-random.js';
 import type { PickContext, Picker } from '../../balancing/picker.js';
@@ -32,16 +32,16 @@ export class SlowStart {
     return this.since.size;
   }
 
-  /** Follows the served set: endpoints new to it start ramping. */
-  observe(previous: EndpointSet, next: EndpointSet): void {
+  /** Follows the served set: endpoints new to it start ramping. Costs what changed (`diff`, from previous to next). */
+  observe(previous: EndpointSet, next: EndpointSet, diff: EndpointSetDiff = next.diffFrom(previous)): void {
     if (!this.enabled) return;
     if (!this.established) {
       if (next.resolved && next.size > 0) this.established = true;
       return;
     }
     const now = this.now();
-    for (const endpoint of next.endpoints) if (!previous.has(endpoint.key)) this.since.set(endpoint.key, now);
-    for (const key of this.since.keys()) if (!next.has(key)) this.since.delete(key);
+    for (const endpoint of diff.added) this.since.set(endpoint.key, now);
+    for (const endpoint of diff.removed) this.since.delete(endpoint.key);
   }
 
   /** The share of its full weight an endpoint gets now, in (0, 1]. */

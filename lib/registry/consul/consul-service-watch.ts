@@ -50,13 +50,7 @@ export function followConsulService(
   const service = query.service;
   const controller = new AbortController();
   const signal = controller.signal;
-  const warned = new Set<string>();
-  const warnOnce = (key: string, message: string) => {
-    if (warned.has(key)) return;
-    if (warned.size >= MAX_REMEMBERED_WARNINGS) warned.clear();
-    warned.add(key);
-    logger.warn(message);
-  };
+  const warnOnce = onceWarner(logger);
 
   let filter = buildConsulFilter(query);
   const run = async () => {
@@ -131,34 +125,8 @@ export function followConsulService(
       lastIndex = returned;
       index = returned;
 
-      let entries: unknown;
-      try {
-        entries = JSON.parse(response.body);
-      } catch {
-        entries = undefined;
-      }
-      if (!Array.isArray(entries)) {
-        warnOnce(
-          `body:${response.body.slice(0, 40)}`,
-          `consul: health answer for '${service}' is not a JSON array; keeping the last endpoints`,
-        );
-      } else {
-        const instances: ServiceInstance[] = [];
-        for (const entry of entries) {
-          try {
-            const instance = fromHealthEntry(entry);
-            if (compiled.matches(instance)) instances.push(instance);
-          } catch (error) {
-            const id = (entry as { Service?: { ID?: unknown } })?.Service?.ID;
-            const message = (error as Error).message;
-            warnOnce(
-              `${String(id)}:${message}`,
-              `consul: skipping instance ${JSON.stringify(id ?? null)} of '${service}': ${message}`,
-            );
-          }
-        }
-        publisher.publish(instances);
-      }
+      const instances = healthInstances(response.body, service, compiled, warnOnce);
+      if (instances) publisher.publish(instances);
 
       const elapsed = Date.now() - startedAt;
       if (elapsed < settings.minQueryIntervalMs) await abortableSleep(settings.minQueryIntervalMs - elapsed, signal);
@@ -166,6 +134,66 @@ export function followConsulService(
   };
   run().catch((error: unknown) => logger.error(`consul: watch of '${service}' stopped: ${(error as Error).message}`));
   return () => controller.abort();
+}
+
+/**
+ * The instances of a health answer that the query keeps; undefined (with a
+ * warning) when the body is not a JSON array. A record that cannot be read
+ * is skipped with a warning naming it.
+ *
+ * @example
+ * const instances = healthInstances(response.body, 'orders', compiled, warnOnce);
+ */
+export function healthInstances(
+  body: string,
+  service: string,
+  compiled: CompiledQuery,
+  warnOnce: (key: string, message: string) => void,
+): ServiceInstance[] | undefined {
+  let entries: unknown;
+  try {
+    entries = JSON.parse(body);
+  } catch {
+    entries = undefined;
+  }
+  if (!Array.isArray(entries)) {
+    warnOnce(
+      `body:${body.slice(0, 40)}`,
+      `consul: health answer for '${service}' is not a JSON array; keeping the last endpoints`,
+    );
+    return undefined;
+  }
+  const instances: ServiceInstance[] = [];
+  for (const entry of entries) {
+    try {
+      const instance = fromHealthEntry(entry);
+      if (compiled.matches(instance)) instances.push(instance);
+    } catch (error) {
+      const id = (entry as { Service?: { ID?: unknown } })?.Service?.ID;
+      const message = (error as Error).message;
+      warnOnce(
+        `${String(id)}:${message}`,
+        `consul: skipping instance ${JSON.stringify(id ?? null)} of '${service}': ${message}`,
+      );
+    }
+  }
+  return instances;
+}
+
+/**
+ * Remembers warnings (up to 1,000), so one bad record is reported once, not every round.
+ *
+ * @example
+ * const warnOnce = onceWarner(logger); warnOnce(key, message);
+ */
+export function onceWarner(logger: DiscoveryLogger): (key: string, message: string) => void {
+  const warned = new Set<string>();
+  return (key, message) => {
+    if (warned.has(key)) return;
+    if (warned.size >= MAX_REMEMBERED_WARNINGS) warned.clear();
+    warned.add(key);
+    logger.warn(message);
+  };
 }
 
 /** `X-Consul-Index` as a number >= 1 (0, missing or garbage would make the next query return at once). */

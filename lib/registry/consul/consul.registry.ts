@@ -10,6 +10,7 @@ import type { DiscoveryLogger, Registration, RegistrationTiming, Registry } from
 import { EndpointWatches } from '../shared/endpoint-watches.js';
 import type { Reachability } from '../shared/reachability.js';
 import { ConsulAgentApi, type ConsulClient } from './consul-agent-api.js';
+import { ConsulCatalogWatch } from './consul-catalog-watch.js';
 import { ConsulHttp, ConsulRequestError } from './consul-http.js';
 import { ConsulRegistration } from './consul-registration.js';
 import { followConsulService } from './consul-service-watch.js';
@@ -44,6 +45,9 @@ export class ConsulRegistry implements Registry {
   private readonly logger: DiscoveryLogger;
   private readonly registrations = new Set<ConsulRegistration>();
   private readonly watches = new EndpointWatches();
+  /** Watches that have a long-poll of their own now (at most `maxBlockingQueries`). */
+  private blockingQueries = 0;
+  private readonly catalog: ConsulCatalogWatch;
   private closed = false;
 
   constructor(
@@ -56,6 +60,7 @@ export class ConsulRegistry implements Registry {
     this.http = http;
     this.api = new ConsulAgentApi(http, client);
     this.logger = logger;
+    this.catalog = new ConsulCatalogWatch(http, logger);
   }
 
   get reachability(): Reachability {
@@ -82,12 +87,24 @@ export class ConsulRegistry implements Registry {
     return registration;
   }
 
+  /**
+   * Follows a query: with a blocking query of its own while fewer than
+   * `max_blocking_queries` watches have one, otherwise through the
+   * catalog-wide watch, so 1,000 services never hold 1,000 sockets to the
+   * agent (whose default limit is 200 per client IP).
+   */
   watch(query: DiscoveryQuery): Observable<EndpointSet> {
     // Validated here, so a bad query throws to the caller instead of erroring the stream.
     const compiled = compileQuery(query);
-    return this.watches.stream(query.service, (publisher) =>
-      followConsulService(query, compiled, { http: this.http, logger: this.logger }, publisher),
-    );
+    return this.watches.stream(query.service, (publisher) => {
+      if (this.blockingQueries >= this.settings.maxBlockingQueries) return this.catalog.add(query, compiled, publisher);
+      this.blockingQueries++;
+      const stop = followConsulService(query, compiled, { http: this.http, logger: this.logger }, publisher);
+      return () => {
+        this.blockingQueries--;
+        stop();
+      };
+    });
   }
 
   /**

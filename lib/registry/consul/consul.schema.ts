@@ -26,6 +26,14 @@ export const CONSUL_MIN_DEREGISTER_MS = 60_000;
 const MIN_QUERY_INTERVAL_MS: number = 250;
 /** Consul's blocking queries accept at most 10 minutes. */
 const MAX_WAIT_S = 600;
+/**
+ * Services watched with a long-poll each, at most; beyond, a catalog-wide
+ * watch serves them (consul-catalog-watch.ts). The agent accepts 200
+ * connections per client IP by default, shared with everything else the
+ * host sends it: 32 long-polls, the wide watch's 10 and registrations stay
+ * well below.
+ */
+const DEFAULT_BLOCKING_QUERIES = 32;
 
 /**
  * `backend = "consul"`: validates `backend_config` and transforms it into
@@ -53,6 +61,7 @@ export const consulConfigSchema = (context: BackendSchemaContext) =>
         })
         .prefault({}),
       wait: seconds.default(30),
+      maxBlockingQueries: z.number().int().min(0).max(1_000).default(DEFAULT_BLOCKING_QUERIES),
       strict: z.boolean().default(false),
       rustCompatible: z.boolean().default(false),
     })
@@ -137,6 +146,8 @@ export const consulConfigSchema = (context: BackendSchemaContext) =>
         }),
         /** Blocking query `wait`. */
         waitMs: Math.max(1, toMs(raw.wait)),
+        /** Services watched with a long-poll each; beyond, by the catalog-wide watch. */
+        maxBlockingQueries: raw.maxBlockingQueries,
         // A request must fail before the next heartbeat is due, or one stalled
         // call would delay every later one; but never below 1 s.
         /** Deadline of non-blocking requests (register, check pass, deregister). */

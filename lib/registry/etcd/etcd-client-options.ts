@@ -1,7 +1,11 @@
 import type { IOptions } from 'etcd3';
 import { backoffDelay } from '../../core/backoff.js';
+import { DiscoveryError } from '../../core/errors.js';
 import type { Etcd3Library } from './etcd-connection.js';
 import type { EtcdSettings } from './etcd.schema.js';
+
+/** A request that got no answer within its deadline (a stalled or busy server, or a hung connection). */
+export class EtcdTimeoutError extends DiscoveryError {}
 
 type FaultHandling = NonNullable<IOptions['faultHandling']>;
 
@@ -11,13 +15,20 @@ type FaultHandling = NonNullable<IOptions['faultHandling']>;
  * stay within a few seconds, and etcd3's circuit breaker is replaced by a
  * pass-through (the backend retries on its own jittered backoff).
  *
+ * A slow reply is not a dead server: etcd3's pool closes every client of a
+ * host (the shared watch stream and every read in flight with them) when a
+ * call fails with an error it deems recoverable, DEADLINE_EXCEEDED
+ * included. The host policy hands a deadline back as {@link EtcdTimeoutError},
+ * which etcd3 does not treat so, so a busy etcd (or a busy client missing
+ * its own deadlines) costs one request, not every watch.
+ *
  * @example
  * const client = new lib.Etcd3(etcdClientOptions(lib, settings));
  */
-export function etcdClientOptions(lib: Etcd3Library, settings: EtcdSettings): IOptions {
+export function etcdClientOptions(lib: Etcd3Library, settings: EtcdSettings, hosts = settings.hosts): IOptions {
   const requestTimeoutMs = settings.requestTimeoutMs;
   const deadline = () => ({ deadline: Date.now() + requestTimeoutMs });
-  const hostCount = settings.hosts.length;
+  const hostCount = hosts.length;
   // etcd3's default host policy is a circuit breaker that refuses every
   // call for 5 s after three failures: after an outage the key would come
   // back seconds late. The backend retries on its own jittered backoff, so
@@ -26,7 +37,16 @@ export function etcdClientOptions(lib: Etcd3Library, settings: EtcdSettings): IO
   // (Async like cockatiel's: etcd3's markFailed relies on a rejected promise, not a throw.)
   const passThrough = {
     async execute<T>(fn: (context: { signal: AbortSignal; attempt: number }) => T | Promise<T>): Promise<T> {
-      return fn({ signal: new AbortController().signal, attempt: 0 });
+      try {
+        return await fn({ signal: new AbortController().signal, attempt: 0 });
+      } catch (error) {
+        if (error instanceof lib.GRPCDeadlineExceededError) {
+          throw new EtcdTimeoutError(`etcd answered no request within its deadline (${error.message})`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
     },
   };
   const acrossHosts = {
@@ -43,7 +63,7 @@ export function etcdClientOptions(lib: Etcd3Library, settings: EtcdSettings): IO
   };
   const reconnectCapMs = Math.max(1_000, Math.min(5_000, settings.probeIntervalMs * 2));
   return {
-    hosts: [...settings.hosts],
+    hosts: [...hosts],
     ...(settings.credentials ? { credentials: settings.credentials as NonNullable<IOptions['credentials']> } : {}),
     ...(settings.auth ? { auth: { ...settings.auth, callOptions: deadline } } : {}),
     dialTimeout: settings.dialTimeoutMs,

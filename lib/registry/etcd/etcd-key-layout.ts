@@ -27,6 +27,12 @@ export interface EtcdKeyLayout {
   readonly name: EtcdLayoutName;
   /** What separates key segments. */
   readonly separator: string;
+  /**
+   * True when a record's key names its instance (the key's last segment is
+   * the instance id, checked on decode): no two keys of a prefix give one
+   * endpoint, so a watch event can be published as a diff.
+   */
+  readonly keyNamesInstance: boolean;
   /** The weight of an instance registered without one, and of a record without one. */
   readonly defaultWeight: number;
   /** The key an instance is registered under. */
@@ -72,6 +78,8 @@ const OP_DELETE = 1;
 export class GrpcNamingLayout implements EtcdKeyLayout {
   readonly name = 'grpc-naming';
   readonly separator = '/';
+  /** The key is an address; two keys may carry one instance id and Addr. */
+  readonly keyNamesInstance = false;
   readonly defaultWeight = DEFAULT_WEIGHT;
   constructor(private readonly prefix: string) {}
 

@@ -25,22 +25,13 @@ export function revokeLeaseQuietly(connection: EtcdConnection, lease: string): v
     .catch(() => undefined);
 }
 
-/** One keepalive over a short-lived stream; resolves with the TTL etcd answered (0: lease gone). */
-export function keepAliveOnce(connection: EtcdConnection, lease: string): Promise<number> {
-  return connection.call('lease keepalive', async (options) => {
-    const stream = await connection.client.leaseClient.leaseKeepAlive(options);
-    return new Promise<number>((resolve, reject) => {
-      stream.on('data', (response) => {
-        resolve(Number(response.TTL));
-        // Half-close: etcd ends the stream cleanly (a cancel would be
-        // reported as a host failure and reset every stream of the host).
-        stream.end();
-      });
-      stream.on('error', reject);
-      stream.on('end', () => reject(new Error('lease keepalive stream ended without an answer')));
-      stream.write({ ID: lease });
-    });
-  });
+/**
+ * One keepalive, moving to another member when one does not answer, until
+ * the lease is renewed or `budgetMs` (what the lease has left) is spent;
+ * resolves with the TTL etcd answered (0: lease gone).
+ */
+export function keepAliveOnce(connection: EtcdConnection, lease: string, budgetMs: number): Promise<number> {
+  return connection.keepAlive(lease, budgetMs);
 }
 
 /** Puts `value` at `key` under `lease`; resolves with what the key held before. */

@@ -16,6 +16,9 @@ import {
   revokeLeaseQuietly,
 } from './etcd-lease-requests.js';
 
+/** Keepalives give up this long before the lease would expire, leaving time to report it and start over. */
+const KEEPALIVE_MARGIN_MS = 250;
+
 /**
  * One instance registered in etcd: its key is put under a lease of the
  * registration TTL, renewed every heartbeat. When the lease is lost (etcd
@@ -188,7 +191,10 @@ export class EtcdRegistration extends RegistrationBase {
 
   private async renewOrEstablish(): Promise<void> {
     if (this.leaseId === undefined) return this.establish();
-    const ttl = await keepAliveOnce(this.connection, this.leaseId);
+    // Keep trying (on each member in turn) for as long as the lease lives: an election
+    // takes a second or two, often longer than one request's deadline.
+    const leaseLeftMs = this.lastRenewedAt + this.timing.ttlMs - Date.now() - KEEPALIVE_MARGIN_MS;
+    const ttl = await keepAliveOnce(this.connection, this.leaseId, leaseLeftMs);
     if (!this.active) return;
     if (ttl <= 0) {
       this.leaseLost('etcd reports the lease expired');

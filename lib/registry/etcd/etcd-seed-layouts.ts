@@ -107,6 +107,7 @@ export function checkCrateWritable(instance: ServiceInstance): void {
 export class SeedLayout implements EtcdKeyLayout {
   readonly name = 'seed';
   readonly defaultWeight = CRATE_DEFAULT_WEIGHT;
+  readonly keyNamesInstance = true;
   constructor(
     private readonly prefix: string,
     readonly separator: string,
@@ -167,6 +168,7 @@ export class SeedLayout implements EtcdKeyLayout {
 export class SeedSlashLayout implements EtcdKeyLayout {
   readonly name = 'seed-slash';
   readonly defaultWeight = DEFAULT_WEIGHT;
+  readonly keyNamesInstance = true;
   constructor(
     private readonly prefix: string,
     readonly separator: string,

@@ -1,3 +1,5 @@
+// The etcd backend's facade (registrations, shared prefix watches, layouts,
+// reachability); over 300 lines because each entry point documents its contract.
 import type { Observable } from 'rxjs';
 import { compileQuery, type CompiledQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
 import type { EndpointSet } from '../../core/endpoint-set.js';
@@ -10,7 +12,8 @@ import { EndpointWatches } from '../shared/endpoint-watches.js';
 import type { Reachability } from '../shared/reachability.js';
 import { EtcdConnection, type Etcd3Library } from './etcd-connection.js';
 import { keyLayoutFor, type EtcdKeyLayout } from './etcd-key-layout.js';
-import { prefixEnd, PrefixWatch, type PrefixWatchState } from './etcd-prefix-watch.js';
+import { endpointKeyOf } from '../../core/endpoint.js';
+import { prefixEnd, PrefixWatch, type PrefixChanges, type PrefixWatchState } from './etcd-prefix-watch.js';
 import { EtcdRegistration } from './etcd-registration.js';
 import { SeedSlashLayout } from './etcd-seed-layouts.js';
 import type { EtcdSettings } from './etcd.schema.js';
@@ -24,10 +27,13 @@ export { MAX_VALUE_BYTES, type EtcdSettings } from './etcd.schema.js';
 /** Smallest registration TTL etcd handles well (its lease minimum is about 1.5 s on default election settings). */
 const MIN_TTL_MS = 2_000;
 
+/** Called after a prefix of the shared watch changed: with what changed, or without (take it all). */
+type WatchListener = (source: PrefixWatch, changes?: PrefixChanges) => void;
+
 /** The prefix watches of one service in one namespace (one prefix, or the crate's three roots). */
 interface SharedWatch {
   readonly watches: readonly PrefixWatch[];
-  readonly listeners: Set<() => void>;
+  readonly listeners: Set<WatchListener>;
 }
 
 /** Options of {@link EtcdRegistry} that are not etcd settings. */
@@ -126,13 +132,33 @@ export class EtcdRegistry implements Registry {
     const matches = this.layout.readsEveryNamespace(compiled.namespace) ? inAnyNamespace(query) : compiled.matches;
     return this.watches.stream(query.service, (publisher) => {
       const shared = this.acquireWatch(query.service, compiled.namespace);
-      const render = () => {
+      // Whether the publisher's set is the filtered caches: then a change can be published as a diff.
+      let inSync = false;
+      const render: WatchListener = (source, changes) => {
         const merged = mergeStates(shared.watches.map((w) => w.state));
-        if (merged.kind === 'stale') publisher.publishStale(merged.reason);
-        else if (merged.kind === 'ok') publisher.publish(merged.instances.filter(matches));
+        if (merged.kind === 'stale') {
+          publisher.publishStale(merged.reason);
+          if (changes?.size) inSync = false;
+          return;
+        }
+        if (merged.kind !== 'ok') {
+          if (changes?.size) inSync = false;
+          return;
+        }
+        if (changes && inSync && publisher.hasPublished && this.diffable(shared, source)) {
+          publishChanges(publisher, source, changes, matches);
+          return;
+        }
+        const instances: ServiceInstance[] = [];
+        for (const watch of shared.watches) {
+          if (watch.state.kind !== 'ok') continue;
+          for (const instance of watch.instances()) if (matches(instance)) instances.push(instance);
+        }
+        publisher.publish(instances);
+        inSync = true;
       };
       shared.listeners.add(render);
-      render();
+      render(shared.watches[0]);
       return () => {
         shared.listeners.delete(render);
         if (shared.listeners.size === 0) this.releaseWatch(shared);
@@ -140,18 +166,39 @@ export class EtcdRegistry implements Registry {
     });
   }
 
+  /**
+   * Whether a change of `source` can be published as a diff: the layout
+   * names each instance by its key (no two keys of a prefix give one
+   * endpoint), and no other prefix of the service holds records (the same
+   * instance under two roots would be one endpoint from two sources).
+   */
+  private diffable(shared: SharedWatch, source: PrefixWatch): boolean {
+    if (!this.layout.keyNamesInstance) return false;
+    for (const watch of shared.watches) if (watch !== source && watch.size > 0) return false;
+    return true;
+  }
+
   private acquireWatch(service: string, namespace: string): SharedWatch {
     const prefixes = this.layout.prefixesOf(service, namespace);
     const id = `${prefixes.join('\u0000')}\u0000${namespace}`;
     let shared = this.prefixWatches.get(id);
     if (!shared) {
-      const listeners = new Set<() => void>();
-      const notify = () => {
-        for (const listener of [...listeners]) listener();
-      };
-      const watches = prefixes.map(
-        (prefix) => new PrefixWatch(this.connection, this.layout, prefix, service, namespace, this.logger, notify),
-      );
+      const listeners = new Set<WatchListener>();
+      const watches: PrefixWatch[] = [];
+      for (const prefix of prefixes) {
+        const watch: PrefixWatch = new PrefixWatch(
+          this.connection,
+          this.layout,
+          prefix,
+          service,
+          namespace,
+          this.logger,
+          (changes) => {
+            for (const listener of [...listeners]) listener(watch, changes);
+          },
+        );
+        watches.push(watch);
+      }
       shared = { watches, listeners };
       this.prefixWatches.set(id, shared);
       if (this.layout.name === 'seed') void this.warnAboutSlashKeys(service, namespace);
@@ -172,8 +219,10 @@ export class EtcdRegistry implements Registry {
     this.slashKeysChecked.add(prefix);
     try {
       const key = Buffer.from(prefix);
-      const answer = await this.connection.call('range', (options) =>
-        this.connection.client.kv.range({ key, range_end: prefixEnd(key), count_only: true }, options),
+      const answer = await this.connection.reads.run(() =>
+        this.connection.call('range', (options) =>
+          this.connection.client.kv.range({ key, range_end: prefixEnd(key), count_only: true }, options),
+        ),
       );
       const count = Number(answer.count);
       if (count > 0 && !this.closed) {
@@ -217,22 +266,42 @@ export class EtcdRegistry implements Registry {
 
 /**
  * One state for several prefixes: pending until each has answered, stale
- * while any is stale, and otherwise the instances of those etcd let us
- * read; a refused prefix is left out (and logged by its watch) unless
- * every one was refused.
+ * while any is stale, and otherwise `ok` over those etcd let us read (a
+ * refused prefix is left out, and logged by its watch, unless every one
+ * was refused).
  */
 function mergeStates(
   states: readonly PrefixWatchState[],
-): { kind: 'pending' } | { kind: 'stale'; reason: string } | { kind: 'ok'; instances: readonly ServiceInstance[] } {
+): { kind: 'pending' } | { kind: 'stale'; reason: string } | { kind: 'ok' } {
   const stale = states.find((s) => s.kind === 'stale');
   if (stale) return stale;
   if (states.some((s) => s.kind === 'pending')) return { kind: 'pending' };
-  const readable = states.filter((s) => s.kind === 'ok');
-  if (readable.length === 0) {
+  if (!states.some((s) => s.kind === 'ok')) {
     const refused = states.find((s) => s.kind === 'refused');
     return { kind: 'stale', reason: refused?.reason ?? 'no prefix to read' };
   }
-  return readable.length === 1 ? readable[0] : { kind: 'ok', instances: readable.flatMap((s) => s.instances) };
+  return { kind: 'ok' };
+}
+
+/**
+ * Publishes one prefix's changes as a diff: the endpoint each changed key
+ * held (if the query kept it) leaves, the one it holds now (if kept) joins.
+ * A key that keeps its endpoint is a net update; costs what changed.
+ */
+function publishChanges(
+  publisher: { publishChanges(upserted: readonly ServiceInstance[], removed: readonly string[]): boolean },
+  source: PrefixWatch,
+  changes: PrefixChanges,
+  matches: (instance: ServiceInstance) => boolean,
+): void {
+  const upserted: ServiceInstance[] = [];
+  const removed: string[] = [];
+  for (const [key, before] of changes) {
+    if (before !== undefined && matches(before)) removed.push(endpointKeyOf(before));
+    const now = source.instanceAt(key);
+    if (now !== undefined && matches(now)) upserted.push(now);
+  }
+  if (upserted.length || removed.length) publisher.publishChanges(upserted, removed);
 }
 
 /**

@@ -1,3 +1,5 @@
+// One folder watcher (fs.watch, debounce, polling fallback, record decoding
+// with warnings): a single state machine, kept in one file.
 import { constants } from 'node:fs';
 import { open, readdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';

@@ -1,4 +1,5 @@
 import { Observable, Subject } from 'rxjs';
+import { endpointOf } from '../../core/endpoint.js';
 import { EndpointSet } from '../../core/endpoint-set.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
 
@@ -48,6 +49,16 @@ export class EndpointSetPublisher {
   /** Publishes what the registry answered; returns true when a new set was emitted. */
   publish(instances: readonly ServiceInstance[]): boolean {
     return this.emit(this.current.next(instances));
+  }
+
+  /**
+   * Publishes what changed, for backends that know it (a watch event): the
+   * instances that joined or changed, and the endpoint keys
+   * (`endpointKeyOf`) that left. Costs what changed, not the whole set.
+   * Returns true when a new set was emitted.
+   */
+  publishChanges(upserted: readonly ServiceInstance[], removed: readonly string[]): boolean {
+    return this.emit(this.current.apply({ upserted: upserted.map((i) => endpointOf(i)), removed }));
   }
 
   /**

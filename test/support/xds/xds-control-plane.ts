@@ -111,6 +111,12 @@ function resourceName(typeUrl: string, resource: Record<string, unknown>): strin
  * can assert on the protocol. `stop()` and `start()` restart it on the same
  * port, like a control plane rollout.
  *
+ * For the scale benchmark: `partialEds` pushes only the ClusterLoadAssignment
+ * that changed (as Istio's incremental EDS does; EDS is not a full-state
+ * type, so a response may carry a subset), where by default a change sends
+ * every subscribed one; `keepRecords: false` keeps no request or response
+ * log (a long run would otherwise hold every one).
+ *
  * @example
  * const plane = await XdsControlPlane.start(); plane.set(CLUSTER_TYPE, 'orders', edsCluster('orders')); ... await plane.close();
  */
@@ -124,6 +130,8 @@ export class XdsControlPlane {
   private streamCount = 0;
   private nonceCount = 0;
   port = 0;
+  private partialEds = false;
+  private keepRecords = true;
 
   private constructor() {
     for (const type of [LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE]) {
@@ -133,9 +141,13 @@ export class XdsControlPlane {
   }
 
   /** Starts a control plane on 127.0.0.1: on `port`, or on a free one. */
-  static async start(options: { port?: number } = {}): Promise<XdsControlPlane> {
+  static async start(
+    options: { port?: number; partialEds?: boolean; keepRecords?: boolean } = {},
+  ): Promise<XdsControlPlane> {
     const plane = new XdsControlPlane();
     plane.port = options.port ?? 0;
+    plane.partialEds = options.partialEds ?? false;
+    plane.keepRecords = options.keepRecords ?? true;
     await plane.start();
     return plane;
   }
@@ -295,7 +307,8 @@ export class XdsControlPlane {
       const sub = stream.subscriptions.get(typeUrl);
       if (!sub) continue;
       // Full-state types go to every subscriber (a deletion is news too); others only where named.
-      if (FULL_STATE_TYPES.has(typeUrl) || sub.names === '*' || sub.names.has(name)) this.respond(stream, typeUrl);
+      if (FULL_STATE_TYPES.has(typeUrl) || sub.names === '*' || sub.names.has(name))
+        this.respond(stream, typeUrl, this.partialEds && typeUrl === ENDPOINT_TYPE ? name : undefined);
     }
   }
 
@@ -332,11 +345,11 @@ export class XdsControlPlane {
     if (previous && previous.lastNonce && request.response_nonce !== previous.lastNonce) {
       // An answer to an older response: the protocol says ignore it; a later ACK carries the names.
       record.kind = 'stale';
-      this.requests.push(record);
+      if (this.keepRecords) this.requests.push(record);
       return;
     }
     if (previous && request.response_nonce) record.kind = request.error_detail ? 'nack' : 'ack';
-    this.requests.push(record);
+    if (this.keepRecords) this.requests.push(record);
     if (!this.resources.has(typeUrl)) return;
     const wildcard = !previous && request.resource_names.length === 0 && FULL_STATE_TYPES.has(typeUrl);
     const names: Set<string> | '*' = wildcard
@@ -349,14 +362,23 @@ export class XdsControlPlane {
     if (changed) this.respond(stream, typeUrl);
   }
 
-  private respond(stream: AdsStream, typeUrl: string): void {
+  /** Sends the stream its subscribed resources of `typeUrl` (only `only`, when given and still there). */
+  private respond(stream: AdsStream, typeUrl: string, only?: string): void {
     const sub = stream.subscriptions.get(typeUrl)!;
     const table = this.table(typeUrl);
-    const names = sub.names === '*' ? [...table.keys()] : [...sub.names].filter((n) => table.has(n));
+    const names =
+      only !== undefined
+        ? table.has(only)
+          ? [only]
+          : []
+        : sub.names === '*'
+          ? [...table.keys()]
+          : [...sub.names].filter((n) => table.has(n));
     const nonce = `n${++this.nonceCount}`;
     const versionInfo = String(this.versions.get(typeUrl) ?? 0);
     sub.lastNonce = nonce;
-    this.responses.push({ stream: stream.id, typeUrl, versionInfo, nonce, names, at: Date.now() });
+    if (this.keepRecords)
+      this.responses.push({ stream: stream.id, typeUrl, versionInfo, nonce, names, at: Date.now() });
     stream.call.write({
       version_info: versionInfo,
       resources: names.map((n) => table.get(n)!),

@@ -5,9 +5,10 @@ import {
   ConsistentHashStrategy,
   DEFAULT_TABLE_SIZE,
   MaglevPicker,
+  tableSizeFor,
 } from '../../../lib/balancing/consistent-hash.strategy.js';
 import type { Picker } from '../../../lib/balancing/picker.js';
-import { ConfigurationError, type Endpoint } from '../../../lib/core/index.js';
+import { ConfigurationError, EndpointSet, type Endpoint } from '../../../lib/core/index.js';
 import { buildContext, countPicks, makeEndpoints, mulberry32, withRawWeight } from './support/balancing-fixtures.js';
 
 const strategy = new ConsistentHashStrategy();
@@ -79,15 +80,49 @@ describe('consistent_hash (Maglev)', () => {
     weighted.forEach((e, i) => expect(Math.abs(shares.get(e.key)! - weights[i] / 10)).toBeLessThan(0.02));
   });
 
-  it('uses one fixed prime table size whatever the number of endpoints, overridable', () => {
+  it('sizes the table by endpoint count (at least 100 slots each, capped), the same in every client; tableSize pins it', () => {
     expect(DEFAULT_TABLE_SIZE).toBe(65_537);
-    for (const n of [1, 3, 700])
-      expect((strategy.build(makeEndpoints(n), buildContext(1)) as MaglevPicker).size).toBe(65_537);
-    const custom = new ConsistentHashStrategy({ tableSize: 1000 }).build(
-      makeEndpoints(3),
-      buildContext(1),
-    ) as MaglevPicker;
-    expect(custom.size).toBe(1009);
+    const sizes = [1, 40, 41, 164, 165, 655, 656, 10_000].map((n) => [n, tableSizeFor(n)]);
+    expect(sizes).toEqual([
+      [1, 4_099],
+      [40, 4_099],
+      [41, 16_411],
+      [164, 16_411],
+      [165, 65_537],
+      [655, 65_537],
+      [656, 65_537],
+      [10_000, 65_537],
+    ]);
+    for (const n of [1, 3, 100, 700]) {
+      const picker = strategy.build(makeEndpoints(n), buildContext(1)) as MaglevPicker;
+      expect(picker.size).toBe(tableSizeFor(n));
+      expect(picker.size).toBeGreaterThanOrEqual(Math.min(100 * n, DEFAULT_TABLE_SIZE));
+    }
+    const custom = new ConsistentHashStrategy({ tableSize: 1000 });
+    for (const n of [3, 300]) expect((custom.build(makeEndpoints(n), buildContext(1)) as MaglevPicker).size).toBe(1009);
+  });
+
+  it('moves nearly every key once when the size crosses a rung of the ladder, and none beyond the share with tableSize pinned', () => {
+    const endpoints = makeEndpoints(41);
+    const before = owners(strategy.build(endpoints.slice(0, 40), buildContext(1)));
+    const after = owners(strategy.build(endpoints, buildContext(1)));
+    // 4,099 -> 16,411 slots: the table starts afresh (documented; tableSize avoids it).
+    expect(movedShare(before, after)).toBeGreaterThan(0.5);
+    const pinned = new ConsistentHashStrategy({ tableSize: 16_411 });
+    const pinnedBefore = owners(pinned.build(endpoints.slice(0, 40), buildContext(1)));
+    const pinnedAfter = owners(pinned.build(endpoints, buildContext(1)));
+    expect(movedShare(pinnedBefore, pinnedAfter)).toBeLessThanOrEqual(2 / 40);
+  });
+
+  it('builds the same table whatever sequence of changes led to the set (a rebuild equals a from-scratch build)', () => {
+    const all = makeEndpoints(60);
+    // One client saw 0..49, then lost 10 and gained 10 more; another built from the final set at once.
+    let set = EndpointSet.initial('svc').apply({ upserted: all.slice(0, 50) });
+    const seen = strategy.build(set.endpoints, buildContext(1));
+    set = set.apply({ removed: all.slice(0, 10).map((e) => e.key), upserted: all.slice(50) });
+    const rebuilt = strategy.build(set.endpoints, buildContext(2, { previous: seen }));
+    const scratch = strategy.build([...all.slice(10)].reverse(), buildContext(3));
+    expect(owners(rebuilt)).toEqual(owners(scratch));
   });
 
   it('without a key (or with an empty one) falls back to the less loaded of two random endpoints', () => {

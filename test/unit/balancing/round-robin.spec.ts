@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RoundRobinStrategy } from '../../../lib/balancing/round-robin.strategy.js';
+import { RoundRobinPicker, RoundRobinStrategy } from '../../../lib/balancing/round-robin.strategy.js';
+import { EndpointSet } from '../../../lib/core/index.js';
 import { RandomStrategy } from '../../../lib/balancing/random.strategy.js';
 import { buildContext, countPicks, makeEndpoints } from './support/balancing-fixtures.js';
 
@@ -46,6 +47,32 @@ describe('round_robin', () => {
       buildContext(99, { previous: first }),
     );
     expect(next.pick()!.key).toBe(expected[upcoming % 6]);
+  });
+
+  it('continues at the next endpoint in key order when the one it would have picked next left', () => {
+    const all = makeEndpoints(8);
+    let set = EndpointSet.initial('svc').apply({ upserted: all });
+    const first = strategy.build(set.endpoints, buildContext(1));
+    const keys = set.endpoints.map((e) => e.key);
+    const upcoming = (keys.indexOf(first.pick()!.key) + 1) % keys.length;
+    set = set.apply({ removed: [keys[upcoming]] });
+    const next = strategy.build(set.endpoints, buildContext(42, { previous: first }));
+    expect(next.pick()!.key).toBe(keys[(upcoming + 1) % keys.length]);
+  });
+
+  it('after any sequence of changes, picks as a fresh picker started at the same endpoint would', () => {
+    const all = makeEndpoints(40);
+    let set = EndpointSet.initial('svc').apply({ upserted: all.slice(0, 30) });
+    let picker = strategy.build(set.endpoints, buildContext(1));
+    for (let step = 0; step < 10; step++) {
+      for (let i = 0; i < 7; i++) picker.pick();
+      set = set.apply({ removed: [set.endpoints[(step * 5) % set.size].key], upserted: [all[30 + step]] });
+      picker = strategy.build(set.endpoints, buildContext(step, { previous: picker }));
+    }
+    const start = picker.pick()!;
+    const fresh = new RoundRobinPicker(Array.from(set.endpoints), set.endpoints.indexOf(start));
+    const sequence = [start.key, ...Array.from({ length: 100 }, () => picker.pick()!.key)];
+    expect(Array.from({ length: 101 }, () => fresh.pick()!.key)).toEqual(sequence);
   });
 
   it('falls back to a random start when the previous picker is of another strategy', () => {

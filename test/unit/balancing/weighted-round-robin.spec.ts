@@ -6,7 +6,7 @@ import {
   WeightedRoundRobinStrategy,
   WeightedRoundRobinTreePicker,
 } from '../../../lib/balancing/weighted-round-robin.strategy.js';
-import type { Endpoint } from '../../../lib/core/index.js';
+import { EndpointSet, type Endpoint } from '../../../lib/core/index.js';
 import { buildContext, countPicks, makeEndpoints, withRawWeight } from './support/balancing-fixtures.js';
 
 const strategy = new WeightedRoundRobinStrategy();
@@ -127,6 +127,58 @@ describe('weighted_round_robin', () => {
     const tree = new WeightedRoundRobinTreePicker(integral, 0);
     const schedule = strategy.build(integral, { ...buildContext(1), random: () => 0 });
     for (let i = 0; i < 3 * 14; i++) expect(schedule.pick()).toBe(tree.pick());
+  });
+
+  it('starts at phase t exactly as a picker that made t picks (counters set in closed form, not walked)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 1, maxLength: 12 }),
+        fc.nat({ max: 500 }),
+        (weights, t) => {
+          const endpoints = makeEndpoints(weights.length, weights);
+          const walked = new WeightedRoundRobinTreePicker(endpoints, 0);
+          for (let i = 0; i < t; i++) walked.nextIndex();
+          const started = new WeightedRoundRobinTreePicker(endpoints, t);
+          const total = weights.reduce((a, b) => a + b, 0);
+          for (let i = 0; i < 2 * total; i++) expect(started.nextIndex()).toBe(walked.nextIndex());
+        },
+      ),
+      { numRuns: 200 },
+    );
+    // Irrational weights too: the phase uses the very comparison a pick makes.
+    const irrational = makeEndpoints(3, [Math.SQRT2, 1, 1 / 3]);
+    const walked = new WeightedRoundRobinTreePicker(irrational, 0);
+    for (let i = 0; i < 77; i++) walked.nextIndex();
+    const started = new WeightedRoundRobinTreePicker(irrational, 77);
+    for (let i = 0; i < 100; i++) expect(started.nextIndex()).toBe(walked.nextIndex());
+  });
+
+  it('a rebuild after a change equals a from-scratch build and keeps exact shares over the next Σw picks', () => {
+    const weights = Array.from({ length: 30 }, (_, i) => 1 + (i % 4));
+    const all = makeEndpoints(30, weights);
+    let set = EndpointSet.initial('svc').apply({ upserted: all.slice(0, 25) });
+    const first = strategy.build(set.endpoints, buildContext(1));
+    for (let i = 0; i < 17; i++) first.pick();
+    set = set.apply({ removed: [all[3].key, all[7].key], upserted: all.slice(25) });
+    const rebuilt = strategy.build(set.endpoints, buildContext(9, { previous: first }));
+    const scratch = strategy.build(
+      [...set.endpoints].reverse().sort((a, b) => (a.key < b.key ? -1 : 1)),
+      buildContext(9),
+    );
+    const total = set.endpoints.reduce((sum, e) => sum + e.weight, 0);
+    const sequence = Array.from({ length: total }, () => rebuilt.pick()!.key);
+    expect(Array.from({ length: total }, () => scratch.pick()!.key)).toEqual(sequence);
+    const counts = new Map<string, number>();
+    for (const key of sequence) counts.set(key, (counts.get(key) ?? 0) + 1);
+    for (const endpoint of set.endpoints) expect(counts.get(endpoint.key)).toBe(endpoint.weight);
+  });
+
+  it('stores the cycle as it walks it: the second pass repeats the first', () => {
+    const endpoints = makeEndpoints(7, [5, 1, 3, 1, 2, 2, 1]);
+    const picker = strategy.build(endpoints, buildContext(4));
+    expect(picker).toBeInstanceOf(WeightedRoundRobinSchedulePicker);
+    const first = Array.from({ length: 15 }, () => picker.pick()!.key);
+    expect(Array.from({ length: 15 }, () => picker.pick()!.key)).toEqual(first);
   });
 
   it('gives the same sequence when every weight is scaled by the same factor', () => {

@@ -1,4 +1,5 @@
 import { Subject } from 'rxjs';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createServiceInstance, EndpointSet, type DiscoveryEvent } from '../../../lib/index.js';
 import { HealthOverlay, type CheckerSource } from '../../../lib/health/health-overlay.js';
@@ -209,5 +210,52 @@ describe('HealthOverlay', () => {
     o.recordOutcome(raw.endpoints[0], 'connection-failure');
     o.recordOutcome(raw.endpoints[0], 'connection-failure');
     expect(served).toHaveLength(1);
+  });
+
+  it('updated from diffs, serves exactly what a from-scratch computation serves, after any sequence of changes', () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('add' as const), port: fc.integer({ min: 1, max: 12 }) }),
+      fc.record({ kind: fc.constant('remove' as const), port: fc.integer({ min: 1, max: 12 }) }),
+      fc.record({ kind: fc.constant('reweigh' as const), port: fc.integer({ min: 1, max: 12 }) }),
+      fc.record({ kind: fc.constant('check' as const), port: fc.integer({ min: 1, max: 12 }), ok: fc.boolean() }),
+      fc.record({ kind: fc.constant('fail' as const), port: fc.integer({ min: 1, max: 12 }) }),
+      fc.record({ kind: fc.constant('stale' as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), fc.constantFrom(0, 50), (ops, panicThreshold) => {
+        const { o, served, checkers } = overlay({ panicThreshold });
+        const live = new Map<number, number>();
+        let raw = EndpointSet.initial('svc');
+        const instancesNow = () =>
+          [...live].map(([port, weight]) =>
+            createServiceInstance({ service: 'svc', id: `i${port}`, address: `127.0.0.1:${port}`, weight }),
+          );
+        for (const step of ops) {
+          if (step.kind === 'add') live.set(step.port, live.get(step.port) ?? 1);
+          else if (step.kind === 'remove') live.delete(step.port);
+          else if (step.kind === 'reweigh' && live.has(step.port)) live.set(step.port, live.get(step.port)! + 1);
+          if (step.kind === 'check') {
+            if (checkers.checkers.has(`127.0.0.1:${step.port}`)) checkers.set(`127.0.0.1:${step.port}`, step.ok);
+          } else if (step.kind === 'fail') {
+            const endpoint = raw.endpoints.find((e) => e.port === step.port);
+            if (endpoint) for (let i = 0; i < 2; i++) o.recordOutcome(endpoint, 'connection-failure');
+          } else {
+            raw = step.kind === 'stale' ? raw.stale('down') : raw.next(instancesNow());
+            o.update(raw);
+          }
+          // From scratch: the known endpoints minus those failing checks or ejected, or all in panic.
+          const healthy = raw.endpoints.filter((e) => !o.isFailingChecks(e.address) && !o.isEjected(e.key));
+          const panic = panicThreshold > 0 && raw.size > 0 && healthy.length * 100 < panicThreshold * raw.size;
+          const expected = (panic ? raw.endpoints : healthy).map((e) => `${e.key}:${e.weight}`);
+          const last = served.at(-1);
+          if (!last) continue;
+          expect(last.endpoints.map((e) => `${e.key}:${e.weight}`)).toEqual(expected);
+          expect(last.state).toBe(raw.state === 'stale' ? 'stale' : raw.size > 0 ? 'ok' : 'empty');
+          expect(o.status).toMatchObject({ total: raw.size, healthy: healthy.length, panic });
+        }
+        o.close();
+      }),
+      { numRuns: 300 },
+    );
   });
 });

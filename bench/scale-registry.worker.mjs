@@ -1,0 +1,250 @@
+// The registry side of the scale scenario, in its own process: fills the
+// registry with `services` × `instances` records, then churns it (each
+// replacement removes a service's oldest instance and adds a new one, the
+// services taken in turn) at a given rate, logging the time each change was
+// sent and the time the registry acknowledged it. Driven over IPC by bench/parts/scale.mjs:
+//   setup  { backend, target, services, instances }  -> populated
+//   churn  { seconds, perSecond }                    -> churned + the change log
+//   truth                                            -> the instance ids of every service now
+//   stop
+// etcd: records in the Rust crate's layout (switchyard's default), written
+// with etcd3 in transactions. consul: catalog registrations with a passing
+// check (as switchyard's instances have), on nodes other than the agent's. mesh: the project's xDS test control plane runs here,
+// one EDS cluster per service, each change pushing only the cluster that
+// changed (as Istio's incremental EDS does).
+import { Agent, request } from 'node:http';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ROOT } from './support/processes.mjs';
+
+const now = () => performance.timeOrigin + performance.now();
+const send = (message) => process.send(message);
+const dist = (path) => import(pathToFileURL(join(ROOT, 'dist', path)).href);
+
+let kind;
+
+/**
+ * Instance `i` of service `s`: a unique id and address, and the id and
+ * endpoint key a client sees (the mesh backend names an endpoint by its address).
+ */
+function instanceOf(service, s, i) {
+  const id = `${service}-i${i}`;
+  const host = `10.${(s >> 8) & 255}.${s & 255}.${i % 250}`;
+  const port = 20_000 + Math.floor(i / 250);
+  const address = `${host}:${port}`;
+  const seenAs = kind === 'mesh' ? `xds-${address}` : id;
+  return { id, host, port, address, seenAs, key: `${seenAs}@${address}` };
+}
+
+/** Runs `task(i)` for i in [0, count) with at most `width` at a time. */
+async function inParallel(count, width, task) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, count) }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
+}
+
+let backend;
+/** service -> { index, live: instance[] (oldest first), next } */
+const state = new Map();
+
+async function etcdBackend({ target }) {
+  const { Etcd3 } = createRequire(import.meta.url)('etcd3');
+  const { toCrateRecord } = await dist('registry/etcd/etcd-seed-layouts.js');
+  const { createServiceInstance } = await dist('core/service-instance.js');
+  const client = new Etcd3({ hosts: target });
+  const keyOf = (service, instance) => `default/services/${service}/${instance.id}`;
+  const value = (service, instance) =>
+    JSON.stringify(
+      toCrateRecord(
+        createServiceInstance({ service, id: instance.id, host: instance.host, port: instance.port, weight: 100 }),
+      ),
+    );
+  return {
+    async fill(service, instances) {
+      for (let at = 0; at < instances.length; at += 128) {
+        const batch = instances.slice(at, at + 128);
+        await client
+          .if(keyOf(service, batch[0]), 'Version', '>', -1)
+          .then(...batch.map((i) => client.put(keyOf(service, i)).value(value(service, i))))
+          .else(...batch.map((i) => client.put(keyOf(service, i)).value(value(service, i))))
+          .commit();
+      }
+    },
+    async replace(service, old, fresh) {
+      const del = client.delete().key(keyOf(service, old));
+      const put = client.put(keyOf(service, fresh)).value(value(service, fresh));
+      await client.if(keyOf(service, old), 'Version', '>', 0).then(del, put).else(put).commit();
+    },
+    close: () => client.close(),
+  };
+}
+
+async function consulBackend({ target }) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  const call = (method, path, body) =>
+    new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+      const req = request(`${target}/v1${path}`, {
+        method,
+        agent,
+        headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+      });
+      req.on('response', (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve() : reject(new Error(`${path}: HTTP ${res.statusCode}`)),
+        );
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+  // Written to the catalog (as an external registrator does), on nodes of their own: the agent's
+  // anti-entropy leaves other nodes alone, and a catalog write is one Raft commit, where an agent
+  // registration with a check costs the 1.8 dev agent ~70 ms of bookkeeping.
+  const nodeOf = (service) => `scale-node-${service.slice(-1)}`;
+  const register = (service, i) =>
+    call('PUT', '/catalog/register', {
+      Node: nodeOf(service),
+      Address: '10.255.0.1',
+      Service: {
+        ID: i.id,
+        Service: service,
+        Address: i.host,
+        Port: i.port,
+        Meta: { namespace: 'default' },
+        Weights: { Passing: 1, Warning: 1 },
+      },
+      // A passing check, as switchyard registers one.
+      Check: { CheckID: `service:${i.id}`, Name: `${service} check`, Status: 'passing', ServiceID: i.id },
+    });
+  return {
+    async fill(service, instances) {
+      await inParallel(instances.length, 4, (k) => register(service, instances[k]));
+    },
+    async replace(service, old, fresh) {
+      await call('PUT', '/catalog/deregister', { Node: nodeOf(service), ServiceID: old.id });
+      await register(service, fresh);
+    },
+    close: () => agent.destroy(),
+  };
+}
+
+async function meshBackend() {
+  const { loadXdsFixture } = await import('./support/xds-fixture.mjs');
+  const xds = await loadXdsFixture();
+  if (!xds.XdsControlPlane) throw new Error(xds.problem);
+  const plane = await xds.XdsControlPlane.start({ partialEds: true, keepRecords: false });
+  const publish = (service) =>
+    plane.set(
+      xds.ENDPOINT_TYPE,
+      xds.loadAssignment(service, [{ endpoints: state.get(service).live.map((i) => ({ address: i.address })) }]),
+    );
+  return {
+    url: plane.url,
+    async fill(service) {
+      plane.set(xds.CLUSTER_TYPE, xds.edsCluster(service));
+      publish(service);
+    },
+    async replace(service) {
+      publish(service);
+    },
+    close: () => plane.close(),
+  };
+}
+
+async function setup({ kind: backendKind, target, services, instances }) {
+  kind = backendKind;
+  const t0 = performance.now();
+  backend =
+    kind === 'etcd'
+      ? await etcdBackend({ target })
+      : kind === 'consul'
+        ? await consulBackend({ target })
+        : await meshBackend();
+  services.forEach((service, s) => {
+    const live = Array.from({ length: instances }, (_, i) => instanceOf(service, s, i));
+    state.set(service, { index: s, live, next: instances });
+  });
+  await inParallel(services.length, kind === 'etcd' ? 8 : kind === 'consul' ? 4 : 1, async (s) => {
+    const service = services[s];
+    await backend.fill(service, state.get(service).live);
+  });
+  send({ phase: 'populated', ms: performance.now() - t0, ...(backend.url ? { url: backend.url } : {}) });
+}
+
+async function churn({ seconds, perSecond }) {
+  const services = [...state.keys()];
+  const log = [];
+  const failures = [];
+  const t0 = performance.now();
+  let started = 0;
+  let inFlight = 0;
+  let skipped = 0;
+  const maxInFlight = 256;
+  await new Promise((resolve) => {
+    const tick = setInterval(() => {
+      const elapsed = performance.now() - t0;
+      const due = Math.min(Math.floor((elapsed / 1000) * perSecond), Math.floor(seconds * perSecond));
+      while (started < due) {
+        if (inFlight >= maxInFlight) {
+          // The registry does not keep up: count what could not be sent rather than queue it.
+          skipped += due - started;
+          started = due;
+          break;
+        }
+        const service = services[started % services.length];
+        const entry = state.get(service);
+        const old = entry.live.shift();
+        const fresh = instanceOf(service, entry.index, entry.next++);
+        entry.live.push(fresh);
+        started++;
+        inFlight++;
+        const removal = [service, old.key, 'removed', now(), 0];
+        const addition = [service, fresh.key, 'added', removal[3], 0];
+        log.push(removal, addition);
+        backend
+          .replace(service, old, fresh)
+          .then(() => (removal[4] = addition[4] = now()))
+          .catch((error) => failures.push(error.message))
+          .finally(() => inFlight--);
+      }
+      if (elapsed >= seconds * 1000 && inFlight === 0) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 5);
+  });
+  send({
+    phase: 'churned',
+    log,
+    failures: failures.slice(0, 5),
+    failed: failures.length,
+    skipped,
+    sent: started - skipped,
+  });
+}
+
+function truth() {
+  send({
+    phase: 'truth',
+    sets: [...state].map(([service, entry]) => ({ service, ids: entry.live.map((i) => i.seenAs).sort() })),
+  });
+}
+
+async function stop() {
+  await backend?.close();
+  send({ phase: 'stopped' });
+  process.exit(0);
+}
+
+const handlers = { setup, churn, truth, stop };
+process.on('message', (message) => {
+  Promise.resolve(handlers[message.phase](message)).catch((error) =>
+    send({ phase: 'error', error: `${error?.constructor?.name}: ${error?.message}` }),
+  );
+});
+process.on('disconnect', () => process.exit(0));
