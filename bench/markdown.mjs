@@ -254,4 +254,17 @@ if (sc?.rows?.length) {
   out.push('');
 }
 
+if (r.targets?.length) {
+  out.push('**Against the targets** of this run:', '');
+  head(['target', 'measured', 'limit', 'met'], ['l', 'r', 'l', 'l']);
+  for (const t of r.targets)
+    row([
+      t.what,
+      String(t.measured),
+      t.target.replace('<=', '≤').replace('>=', '≥'),
+      t.met === null ? 'not measured' : t.met ? 'yes' : '**no**',
+    ]);
+  out.push('');
+}
+
 process.stdout.write(`${out.join('\n')}\n`);

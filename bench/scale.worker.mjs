@@ -78,10 +78,16 @@ async function startProfile() {
   };
 }
 
-/** The idle window starts once no collection ran for this long (V8's memory reducer runs a few after start-up)... */
-const GC_QUIET_MS = 5_000;
+/**
+ * The idle window starts once no collection ran for this long. After
+ * allocation stops, V8's memory reducer runs up to three incremental
+ * collections about 8 s apart to shrink the heap (seen as 3 major
+ * collections in a 20 s window that began 5 s after the last one); the
+ * window measures what follows them.
+ */
+const GC_QUIET_MS = 12_000;
 /** ...or after this long at most. */
-const GC_QUIET_MAX_MS = 40_000;
+const GC_QUIET_MAX_MS = 60_000;
 
 /** Resolves once no garbage collection ran for GC_QUIET_MS (or after GC_QUIET_MAX_MS). */
 async function gcQuiet() {
@@ -143,7 +149,7 @@ async function start({ dist, options, services, instances, readyTimeoutMs }) {
 
 async function idle({ seconds, registryPort }) {
   // Steady state, not the aftermath of start-up: full collections first (heap and RSS are read
-  // after them), then a wait until no collection ran for 5 s (V8's memory reducer shrinks the heap
+  // after them), then a wait until no collection ran for 12 s (V8's memory reducer shrinks the heap
   // with a few more, seconds after start-up stops allocating), then the window. Collections inside
   // the window are reported beside it.
   const memory = await memoryAfterGc();
