@@ -1,4 +1,5 @@
 import type { Endpoint } from '../core/endpoint.js';
+import { lowerBound } from '../core/endpoint-set.js';
 import { EMPTY_PICKER } from './empty-picker.js';
 import type { BalancingStrategy, Picker, PickerBuildContext } from './picker.js';
 import { randomIndex } from './picker-random.js';
@@ -61,13 +62,7 @@ export class RoundRobinStrategy implements BalancingStrategy {
  * unsorted list is searched through).
  */
 function placeOf(endpoints: readonly Endpoint[], key: string): number {
-  let low = 0;
-  let high = endpoints.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    if (endpoints[middle].key < key) low = middle + 1;
-    else high = middle;
-  }
+  const low = lowerBound(endpoints, key);
   if (endpoints[low]?.key === key) return low;
   const found = endpoints.findIndex((e) => e.key === key);
   if (found >= 0) return found;

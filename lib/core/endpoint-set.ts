@@ -333,8 +333,13 @@ function mergedWith(
   return out;
 }
 
-/** First index whose key is not below `key`. */
-function lowerBound(endpoints: readonly Endpoint[], key: string): number {
+/**
+ * First index whose key is not below `key`, in endpoints sorted by key (a snapshot's order).
+ *
+ * @example
+ * const at = lowerBound(set.endpoints, 'orders-b');
+ */
+export function lowerBound(endpoints: readonly Endpoint[], key: string): number {
   let low = 0;
   let high = endpoints.length;
   while (low < high) {

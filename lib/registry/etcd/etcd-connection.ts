@@ -164,22 +164,13 @@ export class EtcdConnection {
     fn: (options: EtcdCallOptions) => Promise<T>,
     timeoutMs = this.settings.requestTimeoutMs,
   ): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new EtcdTimeoutError(`etcd ${what} got no answer within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    });
     try {
-      const result = await Promise.race([fn({ deadline: Date.now() + timeoutMs }), timeout]);
+      const result = await this.timed(what, fn, timeoutMs);
       this.observe();
       return result;
     } catch (error) {
       this.observe(error);
       throw error;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -243,9 +234,12 @@ export class EtcdConnection {
     throw lastError ?? new EtcdTimeoutError(`etcd lease keepalive got no answer within ${budgetMs} ms`);
   }
 
-  /** Like {@link call}, without feeding reachability (the probe's own requests). */
-  private async timed<T>(what: string, fn: (options: EtcdCallOptions) => Promise<T>): Promise<T> {
-    const timeoutMs = this.settings.requestTimeoutMs;
+  /** A request with a deadline (gRPC's and a timer's), without feeding reachability (the probe's own requests; {@link call} feeds it). */
+  private async timed<T>(
+    what: string,
+    fn: (options: EtcdCallOptions) => Promise<T>,
+    timeoutMs = this.settings.requestTimeoutMs,
+  ): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
