@@ -45,6 +45,19 @@ export function normalizeSemver(version: string): string | null {
   return semver.valid(semver.clean(version, { loose: true }) ?? undefined) ?? null;
 }
 
+/**
+ * Whether the query filters on version or tags: records without them (DNS,
+ * EndpointSlices) can match no such query.
+ *
+ * @example
+ * if (filtersOnVersionOrTags(query)) logger.warn('this backend has no versions or tags');
+ */
+export function filtersOnVersionOrTags(query: Pick<DiscoveryQuery, 'version' | 'tags'>): boolean {
+  return (
+    (query.version !== undefined && query.version !== '' && query.version !== '*') || (query.tags?.length ?? 0) > 0
+  );
+}
+
 /** Validates a query and compiles it. Throws {@link ConfigurationError} naming the bad field. */
 export function compileQuery(query: DiscoveryQuery, fieldPrefix = 'query'): CompiledQuery {
   assertServiceName(query.service, `${fieldPrefix}.service`);

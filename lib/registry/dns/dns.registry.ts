@@ -1,6 +1,6 @@
 import { promises as dns } from 'node:dns';
 import type { Observable } from 'rxjs';
-import { compileQuery, type DiscoveryQuery } from '../../core/discovery-query.js';
+import { compileQuery, filtersOnVersionOrTags, type DiscoveryQuery } from '../../core/discovery-query.js';
 import type { EndpointSet } from '../../core/endpoint-set.js';
 import { NotSupportedError } from '../../core/errors.js';
 import { configFor, type BackendFactory } from '../backend-context.js';
@@ -53,10 +53,7 @@ export class DnsRegistry implements Registry {
   watch(query: DiscoveryQuery): Observable<EndpointSet> {
     const compiled = compileQuery(query);
     return this.watches.stream(query.service, (publisher) => {
-      if (
-        (query.version !== undefined && query.version !== '' && query.version !== '*') ||
-        (query.tags?.length ?? 0) > 0
-      ) {
+      if (filtersOnVersionOrTags(query)) {
         this.logger.warn(
           `dns: DNS records carry no version or tags; the version/tag filters of the query for '${query.service}' leave no endpoints`,
         );
