@@ -46,7 +46,7 @@ export function tableSizeFor(n: number): number {
   return DEFAULT_TABLE_SIZE;
 }
 
-/** Endpoints a table can hold (the canonical sort packs the index in 20 bits). */
+/** Endpoints a table may hold (a bound on build time and memory; past the table size most would own no slot). */
 const MAX_ENDPOINTS = 2 ** 20;
 
 /** Seed of the endpoint hash, distinct from the key hash so the two are unrelated. */
@@ -75,6 +75,50 @@ function remix(h: number): number {
 }
 
 /**
+ * The indices of `keys` in ascending key order, ties in index order: a
+ * stable radix sort in three passes of 11-bit digits (about 0.1 ms at
+ * 10,000, against 0.7 ms for a typed-array sort of packed keys; small
+ * digits keep it cheap for a handful of endpoints too).
+ */
+function sortedOrder(keys: Uint32Array): Uint32Array {
+  const n = keys.length;
+  let from = new Uint32Array(n);
+  let to = new Uint32Array(n);
+  for (let i = 0; i < n; i++) from[i] = i;
+  const counts = new Uint32Array(0x800);
+  for (let shift = 0; shift < 32; shift += 11) {
+    counts.fill(0);
+    for (let i = 0; i < n; i++) counts[(keys[i] >>> shift) & 0x7ff]++;
+    let sum = 0;
+    for (let d = 0; d < 0x800; d++) {
+      const c = counts[d];
+      counts[d] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const index = from[i];
+      to[counts[(keys[index] >>> shift) & 0x7ff]++] = index;
+    }
+    [from, to] = [to, from];
+  }
+  return from;
+}
+
+/** Endpoint i claims the next free slot of its permutation (offset + j·skip mod size): marks it used, returns it. */
+function claimSlot(i: number, next: Int32Array, skip: Int32Array, used: Uint32Array, size: number): number {
+  const step = skip[i];
+  let slot = next[i];
+  while ((used[slot >>> 5] & (1 << (slot & 31))) !== 0) {
+    slot += step;
+    if (slot >= size) slot -= size;
+  }
+  used[slot >>> 5] |= 1 << (slot & 31);
+  const after = slot + step;
+  next[i] = after >= size ? after - size : after;
+  return slot;
+}
+
+/**
  * Fills a Maglev lookup table: endpoints take turns claiming the next free
  * slot of their own permutation (offset + j·skip mod size), an endpoint of
  * twice the mean weight taking two turns per round. `hashes[i]` is endpoint
@@ -100,23 +144,21 @@ function populate(
   const table = n <= 0x10000 ? new Uint16Array(size) : new Int32Array(size);
   // Occupancy as a bitmap: the probes of the last rounds hit a few KB instead of the whole table.
   const used = new Uint32Array((size + 31) >>> 5);
-  let filled = 0;
-  while (filled < size) {
+  let equal = true;
+  for (let i = 1; i < n && equal; i++) equal = endpoints[i].weight === endpoints[0].weight;
+  // Equal weights (the usual case): one turn each per round, without the credit arithmetic.
+  if (equal) {
+    for (let filled = 0; filled < size;)
+      for (let i = 0; i < n && filled < size; i++, filled++) table[claimSlot(i, next, skip, used, size)] = i;
+    return table;
+  }
+  for (let filled = 0; filled < size;) {
     for (let i = 0; i < n && filled < size; i++) {
       credit[i] += share[i];
       while (credit[i] >= 1 && filled < size) {
         credit[i] -= 1;
-        const step = skip[i];
-        let slot = next[i];
-        while ((used[slot >>> 5] & (1 << (slot & 31))) !== 0) {
-          slot += step;
-          if (slot >= size) slot -= size;
-        }
-        used[slot >>> 5] |= 1 << (slot & 31);
-        table[slot] = i;
+        table[claimSlot(i, next, skip, used, size)] = i;
         filled++;
-        slot += step;
-        next[i] = slot >= size ? slot - size : slot;
       }
     }
   }
@@ -152,16 +194,15 @@ export class MaglevPicker implements Picker {
     }
     this.source = context.loads;
     this.state = seedFrom(context.random);
-    // Canonical order: by endpoint hash, then input index (the snapshot's key order), packed in one
-    // double (32 + 20 bits, exact) so a plain numeric sort does it: a comparator sort costs ms at 10k.
-    const byHash = new Float64Array(n);
-    for (let i = 0; i < n; i++) byHash[i] = hashString(endpoints[i].key, ENDPOINT_SEED) * MAX_ENDPOINTS + i;
-    byHash.sort();
+    // Canonical order: by endpoint hash, then input index (the snapshot's key order).
+    const raw = new Uint32Array(n);
+    for (let i = 0; i < n; i++) raw[i] = hashString(endpoints[i].key, ENDPOINT_SEED);
+    const order = sortedOrder(raw);
     const hashes = new Uint32Array(n);
     const ordered: Endpoint[] = new Array(n);
     for (let i = 0; i < n; i++) {
-      hashes[i] = Math.floor(byHash[i] / MAX_ENDPOINTS);
-      ordered[i] = endpoints[byHash[i] % MAX_ENDPOINTS];
+      hashes[i] = raw[order[i]];
+      ordered[i] = endpoints[order[i]];
     }
     this.endpoints = ordered;
     this.size = size;
