@@ -18,6 +18,7 @@ import type { OverloadSettings } from '../core/config/overload-options.js';
 import { SlowStart, SlowStartPicker } from './overload/slow-start.js';
 import { priorityLoads, priorityOf, PriorityPicker, type Locality } from './priority-levels.js';
 import { deterministicSubset } from './subsetting.js';
+import { pickerRebuilds, type RebuildBudget } from './rebuild-budget.js';
 import { clientUpdates } from './update-scheduler.js';
 
 /** The set before any: what the first set's diff is taken against. */
@@ -40,6 +41,8 @@ export interface ServedEndpointsDeps {
   health: HealthSettings;
   checkers: CheckerSource;
   emit: (event: DiscoveryEvent) => void;
+  /** The rebuild budget (default the process-wide {@link pickerRebuilds}). */
+  rebuilds?: RebuildBudget;
 }
 
 /** How an endpoint stands, as the admin view shows it. */
@@ -64,7 +67,11 @@ export interface EndpointStanding {
  * spread over turns of the event loop (registry I/O runs between them) and a
  * service's queued update is replaced by its newer one; and the picker is
  * rebuilt lazily, on the first pick after a change, so a burst of changes
- * costs one rebuild and a service nobody calls costs none.
+ * costs one rebuild and a service nobody calls costs none. While the
+ * process's rebuild budget ({@link pickerRebuilds}) is spent, a changed
+ * service keeps picking from its previous picker for up to a second: a pick
+ * of an endpoint that left (or changed) rebuilds at once, so only newcomers
+ * and weight changes wait.
  */
 export class ServedEndpoints {
   private readonly sets = new ReplaySubject<EndpointSet>(1);
@@ -72,6 +79,10 @@ export class ServedEndpoints {
   private currentPicker: Picker = EMPTY_PICKER;
   /** The served set changed since the picker was built: rebuild on the next pick. */
   private pickerStale = false;
+  /** When the picker went stale (performance.now()). */
+  private staleSince = 0;
+  /** What `picker` hands out: picks through {@link pick}, so transports get the same deferral and checks. */
+  private readonly view: Picker = { pick: (context) => this.pick(context) };
   /** The overlay's latest set, and the keys in it the registry marks (weight 0, `healthy: false`). */
   private overlaySet: EndpointSet | undefined;
   private readonly marked = new Set<string>();
@@ -82,12 +93,14 @@ export class ServedEndpoints {
   private readonly slowStart: SlowStart;
   private rawState: EndpointSet['state'] | undefined;
   private closed = false;
+  private readonly rebuilds: RebuildBudget;
 
   /** Replays the current served set, then each change. */
   readonly sets$: Observable<EndpointSet> = this.sets.asObservable();
 
   constructor(private readonly deps: ServedEndpointsDeps) {
     this.current = EndpointSet.initial(deps.service);
+    this.rebuilds = deps.rebuilds ?? pickerRebuilds;
     this.slowStart = new SlowStart(deps.overload.slowStart);
     // Priority levels come after health and the registry's marks, so a zone
     // whose endpoints fail or are drained spills over to the others. The marks
@@ -134,10 +147,9 @@ export class ServedEndpoints {
     return this.current;
   }
 
-  /** The picker of the served snapshot (built now if the set changed since the last pick). */
+  /** The picker of the served snapshot (each pick goes through {@link pick}). */
   get picker(): Picker {
-    if (this.pickerStale) this.rebuild();
-    return this.currentPicker;
+    return this.view;
   }
 
   /** Every endpoint the registry knows (served or not). */
@@ -151,7 +163,15 @@ export class ServedEndpoints {
 
   /** One pick; undefined when nothing is served. O(1) or O(log n), no allocation. */
   pick(context?: PickContext): Endpoint | undefined {
-    if (this.pickerStale) this.rebuild();
+    if (!this.pickerStale) return this.currentPicker.pick(context);
+    if (this.currentPicker === EMPTY_PICKER || this.rebuilds.due(this.staleSince)) {
+      this.rebuild();
+      return this.currentPicker.pick(context);
+    }
+    // Over budget: the previous picker, as long as what it picks is still served as it was.
+    const endpoint = this.currentPicker.pick(context);
+    if (endpoint !== undefined && this.current.get(endpoint.key) === endpoint) return endpoint;
+    this.rebuild();
     return this.currentPicker.pick(context);
   }
 
@@ -201,7 +221,10 @@ export class ServedEndpoints {
     this.slowStart.observe(previous, set, diff);
     // Departed endpoints' load records go, unless calls are still in flight on them.
     this.loads.forget(diff.removed);
-    if (set.endpoints !== previous.endpoints || this.currentPicker === EMPTY_PICKER) this.pickerStale = true;
+    if ((set.endpoints !== previous.endpoints || this.currentPicker === EMPTY_PICKER) && !this.pickerStale) {
+      this.pickerStale = true;
+      this.staleSince = this.rebuilds.now();
+    }
     if (set.state !== previous.state) {
       const text = `service '${this.deps.service}': endpoint set ${set.state}${set.reason ? ` (${set.reason})` : ''}, ${set.size} endpoint(s)`;
       if (set.state === 'stale') this.deps.logger.warn(text);
@@ -213,6 +236,7 @@ export class ServedEndpoints {
   private rebuild(): void {
     this.pickerStale = false;
     const set = this.current;
+    const started = this.rebuilds.now();
     try {
       const picker = set.size === 0 ? EMPTY_PICKER : this.buildPicker(set);
       this.currentPicker =
@@ -224,6 +248,8 @@ export class ServedEndpoints {
       this.deps.logger.error(
         `strategy '${this.deps.strategy.name}' rejected the endpoints of '${this.deps.service}': ${(error as Error).message}`,
       );
+    } finally {
+      this.rebuilds.spend(this.rebuilds.now() - started);
     }
   }
 
