@@ -36,9 +36,14 @@ export class RebuildBudget {
     this.at = now();
   }
 
-  /** Whether a picker stale since `staleSince` (on {@link now}) should be rebuilt now: within budget, or waited long enough. */
-  due(staleSince: number): boolean {
-    return this.allows() || this.now() - staleSince >= MAX_DEFER_MS;
+  /**
+   * Whether a picker stale since `staleSince` (on {@link now}) should be
+   * rebuilt now: within budget, or it waited `maxWaitMs` (at most
+   * {@link MAX_DEFER_MS}; callers pass a jittered share of it, so services
+   * that went stale together do not all rebuild in the same turn).
+   */
+  due(staleSince: number, maxWaitMs = MAX_DEFER_MS): boolean {
+    return this.allows() || this.now() - staleSince >= Math.min(maxWaitMs, MAX_DEFER_MS);
   }
 
   /** Whether a rebuild may run now. */

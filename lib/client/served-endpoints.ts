@@ -18,7 +18,7 @@ import type { OverloadSettings } from '../core/config/overload-options.js';
 import { SlowStart, SlowStartPicker } from './overload/slow-start.js';
 import { priorityLoads, priorityOf, PriorityPicker, type Locality } from './priority-levels.js';
 import { deterministicSubset } from './subsetting.js';
-import { pickerRebuilds, type RebuildBudget } from './rebuild-budget.js';
+import { MAX_DEFER_MS, pickerRebuilds, type RebuildBudget } from './rebuild-budget.js';
 import { clientUpdates } from './update-scheduler.js';
 
 /** The set before any: what the first set's diff is taken against. */
@@ -79,8 +79,9 @@ export class ServedEndpoints {
   private currentPicker: Picker = EMPTY_PICKER;
   /** The served set changed since the picker was built: rebuild on the next pick. */
   private pickerStale = false;
-  /** When the picker went stale (performance.now()). */
+  /** When the picker went stale (on the rebuild budget's clock), and how long it may wait over budget. */
   private staleSince = 0;
+  private maxWaitMs = MAX_DEFER_MS;
   /** What `picker` hands out: picks through {@link pick}, so transports get the same deferral and checks. */
   private readonly view: Picker = { pick: (context) => this.pick(context) };
   /** The overlay's latest set, and the keys in it the registry marks (weight 0, `healthy: false`). */
@@ -164,7 +165,7 @@ export class ServedEndpoints {
   /** One pick; undefined when nothing is served. O(1) or O(log n), no allocation. */
   pick(context?: PickContext): Endpoint | undefined {
     if (!this.pickerStale) return this.currentPicker.pick(context);
-    if (this.currentPicker === EMPTY_PICKER || this.rebuilds.due(this.staleSince)) {
+    if (this.currentPicker === EMPTY_PICKER || this.rebuilds.due(this.staleSince, this.maxWaitMs)) {
       this.rebuild();
       return this.currentPicker.pick(context);
     }
@@ -224,6 +225,8 @@ export class ServedEndpoints {
     if ((set.endpoints !== previous.endpoints || this.currentPicker === EMPTY_PICKER) && !this.pickerStale) {
       this.pickerStale = true;
       this.staleSince = this.rebuilds.now();
+      // Half to all of the longest wait: services that changed together do not rebuild together.
+      this.maxWaitMs = MAX_DEFER_MS * (0.5 + 0.5 * this.deps.random());
     }
     if (set.state !== previous.state) {
       const text = `service '${this.deps.service}': endpoint set ${set.state}${set.reason ? ` (${set.reason})` : ''}, ${set.size} endpoint(s)`;

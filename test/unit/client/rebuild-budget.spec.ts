@@ -64,7 +64,7 @@ describe('ServedEndpoints over a spent rebuild budget', () => {
       service: 'svc',
       registry: new MemoryRegistry(store),
       query: compileQuery({ service: 'svc' }),
-      locality: {},
+      locality: { zone: undefined, region: undefined },
       overload: resolveOverload(undefined),
       clientIndex: 0,
       strategy,
