@@ -17,6 +17,8 @@ export interface XdsResourceType<T> {
   /** Short name for logs: CDS, EDS. */
   readonly label: string;
   readonly fullState: boolean;
+  /** Number of the string field holding the resource's name (read from the bytes to spot superseded resources). */
+  readonly nameField: number;
   nameOf(message: unknown): string;
   /** Throws XdsResourceError for a resource that must be NACKed. */
   parse(message: unknown): T;
@@ -27,6 +29,7 @@ export const CLUSTER_RESOURCE: XdsResourceType<MeshCluster> = {
   typeUrl: CLUSTER_TYPE_URL,
   label: 'CDS',
   fullState: true,
+  nameField: 1,
   nameOf: (message) => (message as ClusterMessage).name ?? '',
   parse: (message) => parseCluster(message as ClusterMessage),
 };
@@ -36,6 +39,7 @@ export const ENDPOINT_RESOURCE: XdsResourceType<MeshLoadAssignment> = {
   typeUrl: ENDPOINT_TYPE_URL,
   label: 'EDS',
   fullState: false,
+  nameField: 1,
   nameOf: (message) => (message as ClusterLoadAssignmentMessage).cluster_name ?? '',
   parse: (message) => parseLoadAssignment(message as ClusterLoadAssignmentMessage),
 };
