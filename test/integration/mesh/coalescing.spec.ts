@@ -11,9 +11,9 @@ import {
 } from '../../../lib/registry/mesh/xds-protos.js';
 import { ENDPOINT_RESOURCE } from '../../../lib/registry/mesh/xds-resource-type.js';
 import { waitFor } from '../../support/wait-for.js';
-import { encodeResource } from '../../support/xds/xds-control-plane.js';
-import { ENDPOINT_TYPE, loadAssignment } from '../../support/xds/xds-resources.js';
-import { FAST, RecordingLogger } from './mesh-test-kit.js';
+import { encodeResource, XdsControlPlane } from '../../support/xds/xds-control-plane.js';
+import { CLUSTER_TYPE, edsCluster, ENDPOINT_TYPE, loadAssignment } from '../../support/xds/xds-resources.js';
+import { FAST, meshRegistry, RecordingLogger, SetRecorder } from './mesh-test-kit.js';
 
 /** gRPC length-prefixed framing: flag byte (uncompressed), 4-byte length, message. */
 function frame(message: Buffer): Buffer {
@@ -175,5 +175,36 @@ describe('mesh backend: a backlog of ClusterLoadAssignments applies only the new
     // The NACK keeps the last version accepted, 4, as a client applying every response would.
     expect(answers[1]).toMatchObject({ version_info: '4', error_detail: { code: 3 } });
     expect(answers[1].error_detail!.message).toMatch(/port 1-65535/);
+  });
+});
+
+describe('the test control plane under a burst of changes', () => {
+  it('sends each changed cluster once when its stream drains, and the client ends on the last assignment', async () => {
+    const plane = await XdsControlPlane.start();
+    const registry = await meshRegistry({ xdsServer: plane.url, nodeId: 'burst-plane' });
+    try {
+      plane.set(CLUSTER_TYPE, edsCluster('orders'));
+      plane.set(ENDPOINT_TYPE, loadAssignment('orders', [{ endpoints: [{ address: '10.0.0.1:30000' }] }]));
+      const orders = new SetRecorder(registry.watch({ service: 'orders' }));
+      await waitFor(() => orders.latest?.size === 1, { what: 'the first set' });
+      await waitFor(() => plane.settled(ENDPOINT_TYPE), { what: 'the first assignment ACKed' });
+      const sentBefore = plane.responses.filter((r) => r.typeUrl === ENDPOINT_TYPE).length;
+
+      // 200 changes in one go: the stream's buffer fills after a few, and the rest wait for 'drain'.
+      for (let k = 1; k <= 200; k++)
+        plane.set(ENDPOINT_TYPE, loadAssignment('orders', [{ endpoints: [{ address: `10.0.0.1:${30_000 + k}` }] }]));
+      await waitFor(() => orders.addresses().join() === '10.0.0.1:30200', { what: 'the last assignment' });
+      await waitFor(() => plane.settled(ENDPOINT_TYPE), { what: 'the last response answered' });
+
+      const sent = plane.responses.filter((r) => r.typeUrl === ENDPOINT_TYPE).slice(sentBefore);
+      expect(sent.length).toBeLessThan(200);
+      const last = plane.requests.filter((r) => r.typeUrl === ENDPOINT_TYPE).at(-1)!;
+      expect(last).toMatchObject({ kind: 'ack', nonce: sent.at(-1)!.nonce, versionInfo: sent.at(-1)!.versionInfo });
+      expect(plane.requestsOf('nack')).toEqual([]);
+      orders.unsubscribe();
+    } finally {
+      await registry.close();
+      await plane.close();
+    }
   });
 });

@@ -1,3 +1,7 @@
+// One file of ~430 lines on purpose: the benchmark loads it as a single
+// module (bench/support/xds-fixture.mjs transpiles it on its own), and the
+// table, the per-stream subscriptions and the write gate that coalesces
+// changes are one state machine.
 import * as grpc from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { xdsProtoIncludeDirs } from '../../../lib/registry/mesh/xds-protos.js';
@@ -54,6 +58,10 @@ interface AdsStream {
   call: grpc.ServerDuplexStream<DiscoveryRequest, object>;
   subscriptions: Map<string, Subscription>;
   nodeId: string | undefined;
+  /** True from a write that filled the stream's buffer until its 'drain'. */
+  blocked: boolean;
+  /** What changed while blocked, by type: the names to send, or every subscribed one. */
+  pending: Map<string, Set<string> | 'all'>;
 }
 
 const PROTO_FILES = [
@@ -110,6 +118,12 @@ function resourceName(typeUrl: string, resource: Record<string, unknown>): strin
  * recorded and classified (subscribe / ACK / NACK / stale nonce) so tests
  * can assert on the protocol. `stop()` and `start()` restart it on the same
  * port, like a control plane rollout.
+ *
+ * Like go-control-plane and Istio, it does not queue a response per change
+ * on a stream that cannot keep up: while a write left the stream's buffer
+ * full (until 'drain'), changes are only noted, and once drained each
+ * changed type is sent once, with the resources as they are then (the
+ * newest assignment per cluster; every earlier one was never sent).
  *
  * For the scale benchmark: `partialEds` pushes only the ClusterLoadAssignment
  * that changed (as Istio's incremental EDS does; EDS is not a full-state
@@ -313,8 +327,16 @@ export class XdsControlPlane {
   }
 
   private onStream(call: grpc.ServerDuplexStream<DiscoveryRequest, object>): void {
-    const stream: AdsStream = { id: ++this.streamCount, call, subscriptions: new Map(), nodeId: undefined };
+    const stream: AdsStream = {
+      id: ++this.streamCount,
+      call,
+      subscriptions: new Map(),
+      nodeId: undefined,
+      blocked: false,
+      pending: new Map(),
+    };
     this.streams.add(stream);
+    call.on('drain', () => this.flush(stream));
     const drop = () => this.streams.delete(stream);
     call.on('data', (request: DiscoveryRequest) => this.onRequest(stream, request));
     call.on('end', () => {
@@ -362,15 +384,27 @@ export class XdsControlPlane {
     if (changed) this.respond(stream, typeUrl);
   }
 
-  /** Sends the stream its subscribed resources of `typeUrl` (only `only`, when given and still there). */
-  private respond(stream: AdsStream, typeUrl: string, only?: string): void {
+  /**
+   * Sends the stream its subscribed resources of `typeUrl` (only `only`,
+   * those still there, when given), or notes them for `flush` while the
+   * stream's buffer is full.
+   */
+  private respond(stream: AdsStream, typeUrl: string, only?: string | readonly string[]): void {
+    if (stream.blocked) {
+      const pending = stream.pending.get(typeUrl);
+      if (only === undefined || pending === 'all') stream.pending.set(typeUrl, 'all');
+      else {
+        const names = pending ?? new Set<string>();
+        for (const name of typeof only === 'string' ? [only] : only) names.add(name);
+        stream.pending.set(typeUrl, names);
+      }
+      return;
+    }
     const sub = stream.subscriptions.get(typeUrl)!;
     const table = this.table(typeUrl);
     const names =
       only !== undefined
-        ? table.has(only)
-          ? [only]
-          : []
+        ? (typeof only === 'string' ? [only] : [...only]).filter((n) => table.has(n))
         : sub.names === '*'
           ? [...table.keys()]
           : [...sub.names].filter((n) => table.has(n));
@@ -379,12 +413,22 @@ export class XdsControlPlane {
     sub.lastNonce = nonce;
     if (this.keepRecords)
       this.responses.push({ stream: stream.id, typeUrl, versionInfo, nonce, names, at: Date.now() });
-    stream.call.write({
+    const room = stream.call.write({
       version_info: versionInfo,
       resources: names.map((n) => table.get(n)!),
       type_url: typeUrl,
       nonce,
     });
+    if (!room) stream.blocked = true;
+  }
+
+  /** The stream's buffer drained: sends what changed meanwhile, once per type, as it is now. */
+  private flush(stream: AdsStream): void {
+    stream.blocked = false;
+    if (!this.streams.has(stream)) return;
+    const pending = [...stream.pending];
+    stream.pending.clear();
+    for (const [typeUrl, names] of pending) this.respond(stream, typeUrl, names === 'all' ? undefined : [...names]);
   }
 }
 
