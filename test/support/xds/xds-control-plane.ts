@@ -13,6 +13,22 @@ export interface AnyResource {
   value: Buffer;
 }
 
+/**
+ * A resource in the table: encoded when first sent (as go-control-plane
+ * marshals at send time), so a version replaced before any stream took it
+ * costs nothing.
+ */
+interface TableEntry {
+  plain?: Record<string, unknown>;
+  any?: AnyResource;
+}
+
+/** The entry's Any, encoding it on first use. */
+function encoded(typeUrl: string, entry: TableEntry): AnyResource {
+  entry.any ??= encodeResource(typeUrl, entry.plain!);
+  return entry.any;
+}
+
 /** One DiscoveryRequest the control plane received, classified. */
 export interface XdsRequestRecord {
   /** Which ADS stream (1, 2, ... in order of opening; a reconnect is a new stream). */
@@ -137,7 +153,7 @@ function resourceName(typeUrl: string, resource: Record<string, unknown>): strin
 export class XdsControlPlane {
   readonly requests: XdsRequestRecord[] = [];
   readonly responses: XdsResponseRecord[] = [];
-  private readonly resources = new Map<string, Map<string, AnyResource>>();
+  private readonly resources = new Map<string, Map<string, TableEntry>>();
   private readonly versions = new Map<string, number>();
   private readonly streams = new Set<AdsStream>();
   private server: grpc.Server | undefined;
@@ -229,12 +245,14 @@ export class XdsControlPlane {
 
   /** Adds or replaces a resource (encoded from a plain object) and pushes it to subscribers. */
   set(typeUrl: string, resource: Record<string, unknown>): void {
-    this.setEncoded(typeUrl, resourceName(typeUrl, resource), encodeResource(typeUrl, resource));
+    const name = resourceName(typeUrl, resource);
+    this.table(typeUrl).set(name, { plain: resource });
+    this.changed(typeUrl, name);
   }
 
   /** Adds or replaces a resource with exact bytes (for malformed resources) and pushes it. */
   setEncoded(typeUrl: string, name: string, any: AnyResource): void {
-    this.table(typeUrl).set(name, any);
+    this.table(typeUrl).set(name, { any });
     this.changed(typeUrl, name);
   }
 
@@ -296,7 +314,9 @@ export class XdsControlPlane {
       const table = this.resources.get(typeUrl);
       const own =
         options.withSubscribed && sub && table
-          ? [...table.entries()].filter(([n]) => sub.names === '*' || sub.names.has(n)).map(([, r]) => r)
+          ? [...table.entries()]
+              .filter(([n]) => sub.names === '*' || sub.names.has(n))
+              .map(([, entry]) => encoded(typeUrl, entry))
           : [];
       if (sub) sub.lastNonce = nonce;
       stream.call.write({
@@ -309,7 +329,7 @@ export class XdsControlPlane {
     return nonces;
   }
 
-  private table(typeUrl: string): Map<string, AnyResource> {
+  private table(typeUrl: string): Map<string, TableEntry> {
     const table = this.resources.get(typeUrl);
     if (!table) throw new Error(`the test control plane does not serve ${typeUrl}`);
     return table;
@@ -415,7 +435,7 @@ export class XdsControlPlane {
       this.responses.push({ stream: stream.id, typeUrl, versionInfo, nonce, names, at: Date.now() });
     const room = stream.call.write({
       version_info: versionInfo,
-      resources: names.map((n) => table.get(n)!),
+      resources: names.map((n) => encoded(typeUrl, table.get(n)!)),
       type_url: typeUrl,
       nonce,
     });
