@@ -46,14 +46,6 @@ export interface AdsClientOptions {
 
 const INVALID_ARGUMENT = 3;
 const DEFAULT_RESOURCE_TIMEOUT_MS = 15_000;
-/**
- * HTTP/2 flow-control window of the ADS stream. gRPC's 64 KiB holds less
- * than one ClusterLoadAssignment of a thousand endpoints, so a control
- * plane that sends faster than the client applies would queue its
- * responses on its side, where nothing can skip the superseded ones; with
- * room for a few MiB they queue here, and each batch applies only the newest.
- */
-const FLOW_CONTROL_WINDOW_BYTES = 8 * 1024 * 1024;
 
 /** What the client received and how much of it a later response made moot (diagnostics and tests). */
 export interface AdsCounters {
@@ -212,7 +204,6 @@ export class AdsClient {
         // servers refuse pings more often than every 5 minutes by default.
         'grpc.keepalive_time_ms': 330_000,
         'grpc.keepalive_timeout_ms': 20_000,
-        'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES,
       },
     );
     return this.client;
@@ -346,7 +337,8 @@ export class AdsClient {
       if (!skipped || decoded.received.has(name)) continue;
       for (let i = skipped.length - 1; i >= 0; i--) {
         const wanted = (n: string): boolean => n === name && sub.watchers.has(n);
-        const copy = decodeResponse(skipped[i], sub.type, wanted, this.options.protos).received.get(name);
+        const previousOf = (n: string): unknown => sub.cache.get(n)?.value;
+        const copy = decodeResponse(skipped[i], sub.type, wanted, this.options.protos, previousOf).received.get(name);
         if (!copy) continue;
         this.applyResource(sub, name, copy);
         break;
@@ -380,7 +372,13 @@ export class AdsClient {
       return;
     }
     const { type } = sub;
-    const decoded = decodeResponse(response, type, (name) => sub.watchers.has(name), this.options.protos);
+    const decoded = decodeResponse(
+      response,
+      type,
+      (name) => sub.watchers.has(name),
+      this.options.protos,
+      (name) => sub.cache.get(name)?.value,
+    );
     const { received, invalid, unnamed, errors } = decoded;
     if (held && names) this.recoverSkipped(sub, decoded, names, held);
     for (const name of invalid) sub.authoritative.add(name);
