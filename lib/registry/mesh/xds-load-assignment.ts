@@ -85,7 +85,16 @@ interface Candidate {
   endpoint: Omit<MeshEndpoint, 'weight'>;
   endpointWeight: number;
   group: number;
+  /** What the endpoint was parsed from (see `contentKey`); undefined when it is not reused. */
+  key: string | undefined;
 }
+
+/**
+ * The served endpoints of each parsed assignment by what they were parsed
+ * from and their weight: the next version of the same cluster reuses those
+ * that did not change (a churn of 1 % re-sends 99 % unchanged endpoints).
+ */
+const parsedEndpoints = new WeakMap<MeshLoadAssignment, Map<string, MeshEndpoint>>();
 
 /** Largest integer effective weight before falling back to fractions. */
 const MAX_INTEGER_WEIGHT = 1_000_000;
@@ -108,7 +117,12 @@ const MAX_INTEGER_WEIGHT = 1_000_000;
  * @example
  * const { endpoints } = parseLoadAssignment(decodedClusterLoadAssignment);
  */
-export function parseLoadAssignment(message: ClusterLoadAssignmentMessage, path = ''): MeshLoadAssignment {
+export function parseLoadAssignment(
+  message: ClusterLoadAssignmentMessage,
+  path = '',
+  previous?: MeshLoadAssignment,
+): MeshLoadAssignment {
+  const reusable = previous ? parsedEndpoints.get(previous) : undefined;
   const groups = message.endpoints ?? [];
   const candidates: Candidate[] = [];
   let unhealthy = 0;
@@ -118,13 +132,15 @@ export function parseLoadAssignment(message: ClusterLoadAssignmentMessage, path 
     priorityOf.set(g, priority);
     (group.lb_endpoints ?? []).forEach((lb, e) => {
       const where = `${path}endpoints[${g}].lb_endpoints[${e}]`;
-      const endpoint = parseLbEndpoint(lb, group, where);
+      const key = contentKey(lb, group);
+      const known = key === undefined ? undefined : reusable?.get(key);
+      const endpoint = known ?? parseLbEndpoint(lb, group, where);
       const health = lb.health_status || 'UNKNOWN';
       if (!SERVED_HEALTH.has(health)) {
         unhealthy++;
         return;
       }
-      candidates.push({ endpoint, endpointWeight: endpointWeight(lb, where), group: g });
+      candidates.push({ endpoint, endpointWeight: endpointWeight(lb, where), group: g, key });
     });
   });
 
@@ -142,11 +158,48 @@ export function parseLoadAssignment(message: ClusterLoadAssignmentMessage, path 
   const active = usable.filter((c) => priorityOf.get(c.group) === activePriority);
   const failover = usable.length - active.length;
   const weights = weighted ? localityScaledWeights(active, localityWeights) : active.map((c) => c.endpointWeight);
-  return {
+  const byKey = new Map<string, MeshEndpoint>();
+  const endpoints = active.map((c, i) => {
+    const weight = weights[i];
+    if (c.key === undefined) return Object.freeze({ ...c.endpoint, weight });
+    const key = `${c.key}#${weight}`; // a content key is JSON, ending in ']'
+    const known = reusable?.get(key);
+    const endpoint = known && known.weight === weight ? known : Object.freeze({ ...c.endpoint, weight });
+    byKey.set(c.key, endpoint); // the weight-less entry feeds the next parse's parseLbEndpoint shortcut
+    byKey.set(key, endpoint);
+    return endpoint;
+  });
+  const assignment: MeshLoadAssignment = {
     clusterName: message.cluster_name ?? '',
-    endpoints: active.map((c, i) => Object.freeze({ ...c.endpoint, weight: weights[i] })),
+    endpoints,
     skipped: { unhealthy, failover, unweightedLocality },
   };
+  parsedEndpoints.set(assignment, byKey);
+  return assignment;
+}
+
+/**
+ * Everything `parseLbEndpoint` reads of an endpoint and its locality, as
+ * one string: equal keys parse to equal endpoints. Undefined for an
+ * endpoint that does not parse (it is parsed, and reported, every time).
+ */
+function contentKey(lb: LbEndpointMessage, group: LocalityLbEndpointsMessage): string | undefined {
+  const socket = lb.endpoint?.address?.socket_address;
+  if (!socket) return undefined;
+  const locality = group.locality;
+  const metadata = lb.metadata?.filter_metadata;
+  const hasMetadata = metadata !== undefined && metadata !== null && Object.keys(metadata).length > 0;
+  return JSON.stringify([
+    socket.address ?? '',
+    socket.port_value ?? '',
+    socket.protocol ?? '',
+    socket.port_specifier ?? '',
+    lb.endpoint?.hostname ?? '',
+    locality?.region ?? '',
+    locality?.zone ?? '',
+    locality?.sub_zone ?? '',
+    hasMetadata ? metadata : null,
+  ]);
 }
 
 function parseLbEndpoint(

@@ -20,8 +20,11 @@ export interface XdsResourceType<T> {
   /** Number of the string field holding the resource's name (read from the bytes to spot superseded resources). */
   readonly nameField: number;
   nameOf(message: unknown): string;
-  /** Throws XdsResourceError for a resource that must be NACKed. */
-  parse(message: unknown): T;
+  /**
+   * Throws XdsResourceError for a resource that must be NACKed. `previous`
+   * is the version in use, whose unchanged parts a parser may reuse.
+   */
+  parse(message: unknown, previous?: T): T;
 }
 
 /** CDS: `envoy.config.cluster.v3.Cluster`. */
@@ -41,5 +44,5 @@ export const ENDPOINT_RESOURCE: XdsResourceType<MeshLoadAssignment> = {
   fullState: false,
   nameField: 1,
   nameOf: (message) => (message as ClusterLoadAssignmentMessage).cluster_name ?? '',
-  parse: (message) => parseLoadAssignment(message as ClusterLoadAssignmentMessage),
+  parse: (message, previous) => parseLoadAssignment(message as ClusterLoadAssignmentMessage, '', previous),
 };
