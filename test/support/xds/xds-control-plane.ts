@@ -74,9 +74,9 @@ interface AdsStream {
   call: grpc.ServerDuplexStream<DiscoveryRequest, object>;
   subscriptions: Map<string, Subscription>;
   nodeId: string | undefined;
-  /** True from a write that filled the stream's buffer until its 'drain'. */
-  blocked: boolean;
-  /** What changed while blocked, by type: the names to send, or every subscribed one. */
+  /** Responses handed to the stream whose write has not completed (HTTP/2 flow control holds them). */
+  writing: number;
+  /** What changed while a write was under way, by type: the names to send, or every subscribed one. */
   pending: Map<string, Set<string> | 'all'>;
 }
 
@@ -136,10 +136,11 @@ function resourceName(typeUrl: string, resource: Record<string, unknown>): strin
  * port, like a control plane rollout.
  *
  * Like go-control-plane and Istio, it does not queue a response per change
- * on a stream that cannot keep up: while a write left the stream's buffer
- * full (until 'drain'), changes are only noted, and once drained each
- * changed type is sent once, with the resources as they are then (the
- * newest assignment per cluster; every earlier one was never sent).
+ * on a stream that cannot keep up: while a response is still being written
+ * (HTTP/2 flow control holds it until the client reads), changes are only
+ * noted, and once the write completes each changed type is sent once, with
+ * the resources as they are then (the newest assignment per cluster; every
+ * earlier one was never sent or encoded).
  *
  * For the scale benchmark: `partialEds` pushes only the ClusterLoadAssignment
  * that changed (as Istio's incremental EDS does; EDS is not a full-state
@@ -352,11 +353,10 @@ export class XdsControlPlane {
       call,
       subscriptions: new Map(),
       nodeId: undefined,
-      blocked: false,
+      writing: 0,
       pending: new Map(),
     };
     this.streams.add(stream);
-    call.on('drain', () => this.flush(stream));
     const drop = () => this.streams.delete(stream);
     call.on('data', (request: DiscoveryRequest) => this.onRequest(stream, request));
     call.on('end', () => {
@@ -407,10 +407,10 @@ export class XdsControlPlane {
   /**
    * Sends the stream its subscribed resources of `typeUrl` (only `only`,
    * those still there, when given), or notes them for `flush` while the
-   * stream's buffer is full.
+   * stream is still writing the previous response.
    */
   private respond(stream: AdsStream, typeUrl: string, only?: string | readonly string[]): void {
-    if (stream.blocked) {
+    if (stream.writing > 0) {
       const pending = stream.pending.get(typeUrl);
       if (only === undefined || pending === 'all') stream.pending.set(typeUrl, 'all');
       else {
@@ -433,19 +433,24 @@ export class XdsControlPlane {
     sub.lastNonce = nonce;
     if (this.keepRecords)
       this.responses.push({ stream: stream.id, typeUrl, versionInfo, nonce, names, at: Date.now() });
-    const room = stream.call.write({
-      version_info: versionInfo,
-      resources: names.map((n) => encoded(typeUrl, table.get(n)!)),
-      type_url: typeUrl,
-      nonce,
-    });
-    if (!room) stream.blocked = true;
+    stream.writing++;
+    stream.call.write(
+      {
+        version_info: versionInfo,
+        resources: names.map((n) => encoded(typeUrl, table.get(n)!)),
+        type_url: typeUrl,
+        nonce,
+      },
+      () => {
+        stream.writing--;
+        if (stream.writing === 0) this.flush(stream);
+      },
+    );
   }
 
-  /** The stream's buffer drained: sends what changed meanwhile, once per type, as it is now. */
+  /** The stream finished writing: sends what changed meanwhile, once per type, as it is now. */
   private flush(stream: AdsStream): void {
-    stream.blocked = false;
-    if (!this.streams.has(stream)) return;
+    if (!this.streams.has(stream) || stream.pending.size === 0) return;
     const pending = [...stream.pending];
     stream.pending.clear();
     for (const [typeUrl, names] of pending) this.respond(stream, typeUrl, names === 'all' ? undefined : [...names]);
