@@ -161,12 +161,12 @@ export function parseLoadAssignment(
   const byKey = new Map<string, MeshEndpoint>();
   const endpoints = active.map((c, i) => {
     const weight = weights[i];
-    if (c.key === undefined) return Object.freeze({ ...c.endpoint, weight });
-    const key = `${c.key}#${weight}`; // a content key is JSON, ending in ']'
-    const known = reusable?.get(key);
-    const endpoint = known && known.weight === weight ? known : Object.freeze({ ...c.endpoint, weight });
-    byKey.set(c.key, endpoint); // the weight-less entry feeds the next parse's parseLbEndpoint shortcut
-    byKey.set(key, endpoint);
+    // A reused endpoint carries its weight: the same object when that did not change either.
+    const endpoint =
+      (c.endpoint as Partial<MeshEndpoint>).weight === weight
+        ? (c.endpoint as MeshEndpoint)
+        : Object.freeze({ ...c.endpoint, weight });
+    if (c.key !== undefined) byKey.set(c.key, endpoint);
     return endpoint;
   });
   const assignment: MeshLoadAssignment = {
@@ -181,7 +181,8 @@ export function parseLoadAssignment(
 /**
  * Everything `parseLbEndpoint` reads of an endpoint and its locality, as
  * one string: equal keys parse to equal endpoints. Undefined for an
- * endpoint that does not parse (it is parsed, and reported, every time).
+ * endpoint that does not parse (it is parsed, and reported, every time)
+ * or whose texts hold the separator (rare enough to just parse).
  */
 function contentKey(lb: LbEndpointMessage, group: LocalityLbEndpointsMessage): string | undefined {
   const socket = lb.endpoint?.address?.socket_address;
@@ -189,18 +190,20 @@ function contentKey(lb: LbEndpointMessage, group: LocalityLbEndpointsMessage): s
   const locality = group.locality;
   const metadata = lb.metadata?.filter_metadata;
   const hasMetadata = metadata !== undefined && metadata !== null && Object.keys(metadata).length > 0;
-  return JSON.stringify([
+  const texts = [
     socket.address ?? '',
-    socket.port_value ?? '',
     socket.protocol ?? '',
     socket.port_specifier ?? '',
     lb.endpoint?.hostname ?? '',
     locality?.region ?? '',
     locality?.zone ?? '',
     locality?.sub_zone ?? '',
-    hasMetadata ? metadata : null,
-  ]);
+  ];
+  if (texts.some((text) => text.includes(SEPARATOR))) return undefined;
+  return `${texts.join(SEPARATOR)}${SEPARATOR}${socket.port_value ?? ''}${SEPARATOR}${hasMetadata ? JSON.stringify(metadata) : ''}`;
 }
+
+const SEPARATOR = '\u0000';
 
 function parseLbEndpoint(
   lb: LbEndpointMessage,
