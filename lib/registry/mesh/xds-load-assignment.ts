@@ -90,9 +90,11 @@ interface Candidate {
 }
 
 /**
- * The served endpoints of each parsed assignment by what they were parsed
- * from and their weight: the next version of the same cluster reuses those
- * that did not change (a churn of 1 % re-sends 99 % unchanged endpoints).
+ * Served endpoints by what they were parsed from (`contentKey`), shared by
+ * the versions of one cluster: the next version reuses those that did not
+ * change (a churn of 1 % re-sends 99 % unchanged endpoints). Equal keys
+ * parse to equal endpoints whatever the version, so a version that fails
+ * to parse leaves it valid; it is pruned when endpoints that left pile up.
  */
 const parsedEndpoints = new WeakMap<MeshLoadAssignment, Map<string, MeshEndpoint>>();
 
@@ -122,7 +124,7 @@ export function parseLoadAssignment(
   path = '',
   previous?: MeshLoadAssignment,
 ): MeshLoadAssignment {
-  const reusable = previous ? parsedEndpoints.get(previous) : undefined;
+  const known = (previous && parsedEndpoints.get(previous)) ?? new Map<string, MeshEndpoint>();
   const groups = message.endpoints ?? [];
   const candidates: Candidate[] = [];
   let unhealthy = 0;
@@ -131,16 +133,16 @@ export function parseLoadAssignment(
     const priority = group.priority ?? 0;
     priorityOf.set(g, priority);
     (group.lb_endpoints ?? []).forEach((lb, e) => {
-      const where = `${path}endpoints[${g}].lb_endpoints[${e}]`;
       const key = contentKey(lb, group);
-      const known = key === undefined ? undefined : reusable?.get(key);
-      const endpoint = known ?? parseLbEndpoint(lb, group, where);
+      const endpoint =
+        (key === undefined ? undefined : known.get(key)) ??
+        parseLbEndpoint(lb, group, `${path}endpoints[${g}].lb_endpoints[${e}]`);
       const health = lb.health_status || 'UNKNOWN';
       if (!SERVED_HEALTH.has(health)) {
         unhealthy++;
         return;
       }
-      candidates.push({ endpoint, endpointWeight: endpointWeight(lb, where), group: g, key });
+      candidates.push({ endpoint, endpointWeight: endpointWeight(lb, path, g, e), group: g, key });
     });
   });
 
@@ -158,7 +160,6 @@ export function parseLoadAssignment(
   const active = usable.filter((c) => priorityOf.get(c.group) === activePriority);
   const failover = usable.length - active.length;
   const weights = weighted ? localityScaledWeights(active, localityWeights) : active.map((c) => c.endpointWeight);
-  const byKey = new Map<string, MeshEndpoint>();
   const endpoints = active.map((c, i) => {
     const weight = weights[i];
     // A reused endpoint carries its weight: the same object when that did not change either.
@@ -166,15 +167,20 @@ export function parseLoadAssignment(
       (c.endpoint as Partial<MeshEndpoint>).weight === weight
         ? (c.endpoint as MeshEndpoint)
         : Object.freeze({ ...c.endpoint, weight });
-    if (c.key !== undefined) byKey.set(c.key, endpoint);
+    if (c.key !== undefined) known.set(c.key, endpoint);
     return endpoint;
   });
+  let reusable = known;
+  if (known.size > 2 * endpoints.length + 64) {
+    reusable = new Map();
+    active.forEach((c, i) => c.key !== undefined && reusable.set(c.key, endpoints[i]));
+  }
   const assignment: MeshLoadAssignment = {
     clusterName: message.cluster_name ?? '',
     endpoints,
     skipped: { unhealthy, failover, unweightedLocality },
   };
-  parsedEndpoints.set(assignment, byKey);
+  parsedEndpoints.set(assignment, reusable);
   return assignment;
 }
 
@@ -254,12 +260,15 @@ function parseLbEndpoint(
   };
 }
 
-function endpointWeight(lb: LbEndpointMessage, where: string): number {
+/** The endpoint's weight; `path`, `group` and `index` place it in an error (built only then). */
+function endpointWeight(lb: LbEndpointMessage, path: string, group: number, index: number): number {
   const weight = lb.load_balancing_weight;
   if (!weight) return 1;
   const value = weight.value ?? 0;
-  if (!Number.isInteger(value) || value < 1)
+  if (!Number.isInteger(value) || value < 1) {
+    const where = `${path}endpoints[${group}].lb_endpoints[${index}]`;
     throw new XdsResourceError(`${where}.load_balancing_weight: a weight >= 1 expected (got ${value})`);
+  }
   return value;
 }
 
