@@ -190,7 +190,7 @@ describe('the test control plane under a burst of changes', () => {
       await waitFor(() => plane.settled(ENDPOINT_TYPE), { what: 'the first assignment ACKed' });
       const sentBefore = plane.responses.filter((r) => r.typeUrl === ENDPOINT_TYPE).length;
 
-      // 200 changes in one go: the first is being written while the others arrive, so they wait and merge.
+      // 200 changes in one go: the first is sent; the others wait for its write and its ACK, and merge.
       for (let k = 1; k <= 200; k++)
         plane.set(ENDPOINT_TYPE, loadAssignment('orders', [{ endpoints: [{ address: `10.0.0.1:${30_000 + k}` }] }]));
       await waitFor(() => orders.addresses().join() === '10.0.0.1:30200', { what: 'the last assignment' });

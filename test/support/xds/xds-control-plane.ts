@@ -76,6 +76,8 @@ interface AdsStream {
   nodeId: string | undefined;
   /** Responses handed to the stream whose write has not completed (HTTP/2 flow control holds them). */
   writing: number;
+  /** Types whose last response the client has not answered (ACK or NACK) yet. */
+  awaiting: Set<string>;
   /** What changed while a write was under way, by type: the names to send, or every subscribed one. */
   pending: Map<string, Set<string> | 'all'>;
 }
@@ -136,11 +138,13 @@ function resourceName(typeUrl: string, resource: Record<string, unknown>): strin
  * port, like a control plane rollout.
  *
  * Like go-control-plane and Istio, it does not queue a response per change
- * on a stream that cannot keep up: while a response is still being written
- * (HTTP/2 flow control holds it until the client reads), changes are only
- * noted, and once the write completes each changed type is sent once, with
- * the resources as they are then (the newest assignment per cluster; every
- * earlier one was never sent or encoded).
+ * on a stream that cannot keep up: while a type's last response is not
+ * answered yet (go-control-plane answers a type's next request, which is
+ * the ACK), or a response is still being written (HTTP/2 flow control
+ * holds it until the client reads), changes are only noted; then each
+ * changed type is sent once, with the resources as they are then (the
+ * newest assignment per cluster; every earlier one was never sent or
+ * encoded).
  *
  * For the scale benchmark: `partialEds` pushes only the ClusterLoadAssignment
  * that changed (as Istio's incremental EDS does; EDS is not a full-state
@@ -354,6 +358,7 @@ export class XdsControlPlane {
       subscriptions: new Map(),
       nodeId: undefined,
       writing: 0,
+      awaiting: new Set(),
       pending: new Map(),
     };
     this.streams.add(stream);
@@ -390,7 +395,10 @@ export class XdsControlPlane {
       if (this.keepRecords) this.requests.push(record);
       return;
     }
-    if (previous && request.response_nonce) record.kind = request.error_detail ? 'nack' : 'ack';
+    if (previous && request.response_nonce) {
+      record.kind = request.error_detail ? 'nack' : 'ack';
+      stream.awaiting.delete(typeUrl);
+    }
     if (this.keepRecords) this.requests.push(record);
     if (!this.resources.has(typeUrl)) return;
     const wildcard = !previous && request.resource_names.length === 0 && FULL_STATE_TYPES.has(typeUrl);
@@ -402,6 +410,7 @@ export class XdsControlPlane {
     const changed = !previous || !sameNames(previous.names, names);
     stream.subscriptions.set(typeUrl, { names, lastNonce: previous?.lastNonce ?? '' });
     if (changed) this.respond(stream, typeUrl);
+    this.flush(stream);
   }
 
   /**
@@ -410,7 +419,7 @@ export class XdsControlPlane {
    * stream is still writing the previous response.
    */
   private respond(stream: AdsStream, typeUrl: string, only?: string | readonly string[]): void {
-    if (stream.writing > 0) {
+    if (stream.writing > 0 || stream.awaiting.has(typeUrl)) {
       const pending = stream.pending.get(typeUrl);
       if (only === undefined || pending === 'all') stream.pending.set(typeUrl, 'all');
       else {
@@ -434,6 +443,7 @@ export class XdsControlPlane {
     if (this.keepRecords)
       this.responses.push({ stream: stream.id, typeUrl, versionInfo, nonce, names, at: Date.now() });
     stream.writing++;
+    stream.awaiting.add(typeUrl);
     stream.call.write(
       {
         version_info: versionInfo,
@@ -448,12 +458,18 @@ export class XdsControlPlane {
     );
   }
 
-  /** The stream finished writing: sends what changed meanwhile, once per type, as it is now. */
+  /**
+   * Sends what changed while the stream was busy, once per type, as it is
+   * now: the types whose last response was answered, one write at a time.
+   */
   private flush(stream: AdsStream): void {
-    if (!this.streams.has(stream) || stream.pending.size === 0) return;
-    const pending = [...stream.pending];
-    stream.pending.clear();
-    for (const [typeUrl, names] of pending) this.respond(stream, typeUrl, names === 'all' ? undefined : [...names]);
+    if (!this.streams.has(stream)) return;
+    for (const [typeUrl, names] of [...stream.pending]) {
+      if (stream.writing > 0) return; // the write's completion flushes again
+      if (stream.awaiting.has(typeUrl)) continue; // its answer does
+      stream.pending.delete(typeUrl);
+      this.respond(stream, typeUrl, names === 'all' ? undefined : [...names]);
+    }
   }
 }
 
