@@ -65,7 +65,9 @@ type Held = Map<string, DiscoveryResponseMessage[]>;
  * ones (with `error_detail`, keeping the previous version), ignores types
  * and resources it never asked for, and reconnects with backoff,
  * re-subscribing everything on the new stream. The stream opens with the
- * first watch and closes with the last.
+ * first watch and closes with the last. Of responses that arrive together
+ * (a control plane that got ahead), those a later one replaces entirely
+ * are neither decoded nor ACKed (see `onResponses`).
  *
  * @example
  * const ads = new AdsClient({ server, node, protos, logger }); const stop = ads.watch(CLUSTER_RESOURCE, 'orders', watcher);
