@@ -1,4 +1,4 @@
-// One file of ~450 lines on purpose: the stream, the per-type ACK state,
+// One file of ~470 lines on purpose: the stream, the per-type ACK state,
 // the resource timers and the batching of superseded responses are one
 // state machine, each step touching all of them. What is separable lives
 // beside it: decoding a response (xds-response.ts), reading one from its

@@ -1,3 +1,7 @@
+// One file of ~330 lines on purpose: validating a ClusterLoadAssignment,
+// choosing its served endpoints and weights, and reusing the endpoints of
+// the previous version are one pass over the same message; splitting them
+// would spread one rule (what an endpoint is parsed from) over files.
 import { formatAddress, parseAddress } from '../../core/address.js';
 import { DiscoveryError } from '../../core/errors.js';
 

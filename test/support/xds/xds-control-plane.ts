@@ -1,4 +1,4 @@
-// One file of ~430 lines on purpose: the benchmark loads it as a single
+// One file of ~480 lines on purpose: the benchmark loads it as a single
 // module (bench/support/xds-fixture.mjs transpiles it on its own), and the
 // table, the per-stream subscriptions and the write gate that coalesces
 // changes are one state machine.
