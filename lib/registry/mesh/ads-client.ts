@@ -1,16 +1,24 @@
-// One file of ~350 lines on purpose: the stream, the per-type ACK state and
-// the resource timers are one state machine, each step touching all three.
-// What is separable lives beside it: decoding a response (xds-response.ts)
-// and the per-type bookkeeping (xds-type-subscription.ts).
+// One file of ~470 lines on purpose: the stream, the per-type ACK state,
+// the resource timers and the batching of superseded responses are one
+// state machine, each step touching all of them. What is separable lives
+// beside it: decoding a response (xds-response.ts), reading one from its
+// bytes (xds-wire.ts) and the per-type bookkeeping (xds-type-subscription.ts).
 import * as grpc from '@grpc/grpc-js';
 import { Backoff } from '../../core/backoff.js';
 import type { DiscoveryLogger } from '../registry.interface.js';
 import { ReachabilityTracker } from '../shared/reachability.js';
 import type { XdsServerTarget } from './mesh.schema.js';
-import type { DiscoveryRequestMessage, DiscoveryResponseMessage, NodeMessage, XdsProtos } from './xds-protos.js';
+import {
+  RESOURCE_WRAPPER_TYPE_URL,
+  type DiscoveryRequestMessage,
+  type DiscoveryResponseMessage,
+  type NodeMessage,
+  type XdsProtos,
+} from './xds-protos.js';
 import type { XdsResourceType } from './xds-resource-type.js';
-import { decodeResponse } from './xds-response.js';
+import { decodeResponse, type DecodedResponse } from './xds-response.js';
 import { TypeSubscription, type ResourceWatcher } from './xds-type-subscription.js';
+import { peekResourceName, peekResponse, supersededIn } from './xds-wire.js';
 
 export type { ResourceWatcher } from './xds-type-subscription.js';
 
@@ -39,6 +47,17 @@ export interface AdsClientOptions {
 const INVALID_ARGUMENT = 3;
 const DEFAULT_RESOURCE_TIMEOUT_MS = 15_000;
 
+/** What the client received and how much of it a later response made moot (diagnostics and tests). */
+export interface AdsCounters {
+  /** Responses received on any stream. */
+  responses: number;
+  /** Responses left undecoded: a later response received in the same batch carried every resource they held. */
+  superseded: number;
+}
+
+/** Superseded responses of one type, by resource name, since the last applied response naming it. */
+type Held = Map<string, DiscoveryResponseMessage[]>;
+
 /**
  * switchyard's own xDS v3 client: one Aggregated Discovery Service stream
  * (state of the world) shared by every watch of a registry. It subscribes
@@ -46,7 +65,9 @@ const DEFAULT_RESOURCE_TIMEOUT_MS = 15_000;
  * ones (with `error_detail`, keeping the previous version), ignores types
  * and resources it never asked for, and reconnects with backoff,
  * re-subscribing everything on the new stream. The stream opens with the
- * first watch and closes with the last.
+ * first watch and closes with the last. Of responses that arrive together
+ * (a control plane that got ahead), those a later one replaces entirely
+ * are neither decoded nor ACKed (see `onResponses`).
  *
  * @example
  * const ads = new AdsClient({ server, node, protos, logger }); const stop = ads.watch(CLUSTER_RESOURCE, 'orders', watcher);
@@ -58,13 +79,14 @@ export class AdsClient {
   /** Whether the control plane answers: the ADS stream while one is open, a connection check otherwise. */
   readonly reachability = new ReachabilityTracker(() => this.checkControlPlane());
   private client: grpc.Client | undefined;
-  private call: grpc.ClientDuplexStream<DiscoveryRequestMessage, DiscoveryResponseMessage> | undefined;
+  private call: grpc.ClientDuplexStream<DiscoveryRequestMessage, Buffer> | undefined;
   private answered = false;
   private nodeSent = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   /** Set while the control plane is unreachable: the reason every watcher was told. */
   private unreachable: string | undefined;
   private closed = false;
+  readonly counters: AdsCounters = { responses: 0, superseded: 0 };
 
   constructor(private readonly options: AdsClientOptions) {
     const tuning = options.tuning ?? {};
@@ -134,27 +156,38 @@ export class AdsClient {
     const { protos } = this.options;
     const client = this.channel();
     for (const sub of this.types.values()) sub.resetStream();
+    // Responses arrive as bytes: what is read from them before any full
+    // decode decides which ones a later response already replaced.
     const call = client.makeBidiStreamRequest(
       protos.ads.path,
       protos.ads.requestSerialize,
-      protos.ads.responseDeserialize,
+      (bytes: Buffer) => bytes,
       new grpc.Metadata(),
     );
     this.call = call;
     this.answered = false;
     this.nodeSent = false;
-    call.on('data', (response: DiscoveryResponseMessage) => {
+    // Responses received within one event-loop turn are handled together, once the turn's I/O is read.
+    const inbox: Buffer[] = [];
+    let scheduled = false;
+    const drain = (): void => {
+      scheduled = false;
+      const batch = inbox.splice(0);
+      if (this.call === call && batch.length > 0) this.onResponses(batch);
+    };
+    call.on('data', (bytes: Buffer) => {
       if (this.call !== call) return;
-      try {
-        this.onResponse(response);
-      } catch (error) {
-        this.options.logger.error(`mesh: handling an xDS response failed: ${(error as Error).stack ?? String(error)}`);
+      inbox.push(bytes);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(drain);
       }
     });
     // The 'status' handler decides what an ended stream means; this one only keeps errors from being unhandled.
     call.on('error', () => undefined);
     call.on('status', (status: grpc.StatusObject) => {
       if (this.call !== call) return;
+      drain(); // what arrived before the end is news as before
       this.onStreamEnd(status);
     });
     for (const sub of this.types.values()) if (sub.watchers.size > 0) this.sendRequest(sub);
@@ -234,7 +267,98 @@ export class AdsClient {
     }
   }
 
-  private onResponse(response: DiscoveryResponseMessage): void {
+  /**
+   * Handles the responses received in one turn, in order, except those a
+   * later one in the batch replaces entirely (every resource they carry is
+   * in a later response of the same type): those are neither decoded nor
+   * ACKed (the control plane ignores an answer to any but its latest
+   * nonce, and the later response's ACK names its newer version). Should
+   * the later response not hold a valid copy of such a resource, the
+   * newest valid skipped copy is applied before it, so the outcome is the
+   * one of applying every response in order.
+   */
+  private onResponses(batch: Buffer[]): void {
+    this.counters.responses += batch.length;
+    const responses: Array<DiscoveryResponseMessage | undefined> = batch.map((bytes) => {
+      try {
+        return peekResponse(bytes) ?? this.options.protos.ads.responseDeserialize(bytes);
+      } catch (error) {
+        this.options.logger.error(`mesh: an xDS response does not decode, ignored: ${(error as Error).message}`);
+        return undefined;
+      }
+    });
+    const names = responses.map((response) => (response ? this.namesIn(response) : undefined));
+    const superseded = supersededIn(
+      responses.map((response, i) => ({ typeUrl: response?.type_url ?? '', names: names[i] })),
+    );
+    const held = new Map<string, Held>();
+    responses.forEach((response, i) => {
+      if (!response) return;
+      if (superseded[i]) {
+        this.counters.superseded++;
+        let byName = held.get(response.type_url);
+        if (!byName) held.set(response.type_url, (byName = new Map()));
+        for (const name of names[i]!) {
+          const list = byName.get(name);
+          if (list) list.push(response);
+          else byName.set(name, [response]);
+        }
+        return;
+      }
+      try {
+        this.onResponse(response, held.get(response.type_url), names[i]);
+      } catch (error) {
+        this.options.logger.error(`mesh: handling an xDS response failed: ${(error as Error).stack ?? String(error)}`);
+      }
+    });
+  }
+
+  /** Names of the resources a response carries, read from their bytes; undefined when one cannot be told. */
+  private namesIn(response: DiscoveryResponseMessage): string[] | undefined {
+    const sub = this.types.get(response.type_url);
+    if (!sub || !sub.sentOnStream) return undefined;
+    const names: string[] = [];
+    for (const any of response.resources ?? []) {
+      const name = peekResourceName(any, sub.type.typeUrl, sub.type.nameField, RESOURCE_WRAPPER_TYPE_URL);
+      if (name === undefined) return undefined;
+      names.push(name);
+    }
+    return names;
+  }
+
+  /**
+   * A resource `decoded` lacks a valid copy of, while skipped responses
+   * carried it: the newest valid skipped copy becomes the current one,
+   * as if those responses had been applied. Only the names this response
+   * carries are settled; the others wait for the response that replaced them.
+   */
+  private recoverSkipped(sub: TypeSubscription, decoded: DecodedResponse, names: readonly string[], held: Held): void {
+    for (const name of names) {
+      const skipped = held.get(name);
+      held.delete(name);
+      if (!skipped || decoded.received.has(name)) continue;
+      for (let i = skipped.length - 1; i >= 0; i--) {
+        const wanted = (n: string): boolean => n === name && sub.watchers.has(n);
+        const previousOf = (n: string): unknown => sub.cache.get(n)?.value;
+        const copy = decodeResponse(skipped[i], sub.type, wanted, this.options.protos, previousOf).received.get(name);
+        if (!copy) continue;
+        this.applyResource(sub, name, copy);
+        break;
+      }
+    }
+  }
+
+  private applyResource(sub: TypeSubscription, name: string, resource: { bytes: Buffer; value: unknown }): void {
+    sub.clearTimer(name);
+    sub.missing.delete(name);
+    sub.authoritative.add(name);
+    const previous = sub.cache.get(name);
+    sub.cache.set(name, resource);
+    if (previous && previous.bytes.equals(resource.bytes)) return;
+    for (const watcher of [...(sub.watchers.get(name) ?? [])]) watcher.onResource(resource.value);
+  }
+
+  private onResponse(response: DiscoveryResponseMessage, held?: Held, names?: readonly string[]): void {
     if (!this.answered) {
       this.answered = true;
       this.backoff.reset();
@@ -250,25 +374,20 @@ export class AdsClient {
       return;
     }
     const { type } = sub;
-    const { received, invalid, unnamed, errors } = decodeResponse(
+    const decoded = decodeResponse(
       response,
       type,
       (name) => sub.watchers.has(name),
       this.options.protos,
+      (name) => sub.cache.get(name)?.value,
     );
+    const { received, invalid, unnamed, errors } = decoded;
+    if (held && names) this.recoverSkipped(sub, decoded, names, held);
     for (const name of invalid) sub.authoritative.add(name);
     // An invalid resource with no valid version before it: nothing usable exists, say so now.
     for (const name of invalid) if (!sub.cache.has(name) && !sub.missing.has(name)) this.markMissing(sub, name);
 
-    for (const [name, resource] of received) {
-      sub.clearTimer(name);
-      sub.missing.delete(name);
-      sub.authoritative.add(name);
-      const previous = sub.cache.get(name);
-      sub.cache.set(name, resource);
-      if (previous && previous.bytes.equals(resource.bytes)) continue;
-      for (const watcher of [...(sub.watchers.get(name) ?? [])]) watcher.onResource(resource.value);
-    }
+    for (const [name, resource] of received) this.applyResource(sub, name, resource);
     // Full-state types list every existing subscribed resource; absence is deletion
     // (unless an undecodable entry might have been the one missing).
     if (type.fullState && !unnamed) {

@@ -27,6 +27,12 @@ export class MeshServiceWatch {
   private unwatchCluster: (() => void) | undefined;
   private unwatchEds: (() => void) | undefined;
   private lastNote = '';
+  /**
+   * The instance made of each endpoint (null: it was skipped): the parser
+   * hands unchanged endpoints over as the same objects, so a new version
+   * of a large assignment only builds instances for what changed.
+   */
+  private readonly instances = new WeakMap<MeshEndpoint, ServiceInstance | null>();
 
   constructor(
     readonly service: string,
@@ -131,29 +137,37 @@ export class MeshServiceWatch {
   private toInstances(endpoints: readonly MeshEndpoint[]): ServiceInstance[] {
     const out: ServiceInstance[] = [];
     for (const endpoint of endpoints) {
-      const custom: Record<string, string> = { 'xds.cluster': this.clusterName };
-      if (endpoint.subZone) custom.sub_zone = endpoint.subZone;
-      if (endpoint.hostname) custom.hostname = endpoint.hostname;
-      try {
-        out.push(
-          createServiceInstance({
-            service: this.service,
-            id: `xds-${endpoint.address}`,
-            address: endpoint.address,
-            namespace: this.query.namespace,
-            version: endpoint.tags.version ?? '',
-            tags: endpoint.tags,
-            metadata: { region: endpoint.region, zone: endpoint.zone, custom },
-            weight: endpoint.weight,
-          }),
-        );
-      } catch (error) {
-        this.logger.warn(
-          `mesh: skipped endpoint ${endpoint.address} of '${this.service}': ${(error as Error).message}`,
-        );
+      const known = this.instances.get(endpoint);
+      if (known !== undefined) {
+        if (known) out.push(known);
+        continue;
       }
+      const instance = this.toInstance(endpoint);
+      this.instances.set(endpoint, instance);
+      if (instance) out.push(instance);
     }
     return out;
+  }
+
+  private toInstance(endpoint: MeshEndpoint): ServiceInstance | null {
+    const custom: Record<string, string> = { 'xds.cluster': this.clusterName };
+    if (endpoint.subZone) custom.sub_zone = endpoint.subZone;
+    if (endpoint.hostname) custom.hostname = endpoint.hostname;
+    try {
+      return createServiceInstance({
+        service: this.service,
+        id: `xds-${endpoint.address}`,
+        address: endpoint.address,
+        namespace: this.query.namespace,
+        version: endpoint.tags.version ?? '',
+        tags: endpoint.tags,
+        metadata: { region: endpoint.region, zone: endpoint.zone, custom },
+        weight: endpoint.weight,
+      });
+    } catch (error) {
+      this.logger.warn(`mesh: skipped endpoint ${endpoint.address} of '${this.service}': ${(error as Error).message}`);
+      return null;
+    }
   }
 
   private note(message: string): void {

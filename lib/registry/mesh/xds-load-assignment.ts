@@ -1,3 +1,7 @@
+// One file of ~330 lines on purpose: validating a ClusterLoadAssignment,
+// choosing its served endpoints and weights, and reusing the endpoints of
+// the previous version are one pass over the same message; splitting them
+// would spread one rule (what an endpoint is parsed from) over files.
 import { formatAddress, parseAddress } from '../../core/address.js';
 import { DiscoveryError } from '../../core/errors.js';
 
@@ -85,7 +89,18 @@ interface Candidate {
   endpoint: Omit<MeshEndpoint, 'weight'>;
   endpointWeight: number;
   group: number;
+  /** What the endpoint was parsed from (see `contentKey`); undefined when it is not reused. */
+  key: string | undefined;
 }
+
+/**
+ * Served endpoints by what they were parsed from (`contentKey`), shared by
+ * the versions of one cluster: the next version reuses those that did not
+ * change (a churn of 1 % re-sends 99 % unchanged endpoints). Equal keys
+ * parse to equal endpoints whatever the version, so a version that fails
+ * to parse leaves it valid; it is pruned when endpoints that left pile up.
+ */
+const parsedEndpoints = new WeakMap<MeshLoadAssignment, Map<string, MeshEndpoint>>();
 
 /** Largest integer effective weight before falling back to fractions. */
 const MAX_INTEGER_WEIGHT = 1_000_000;
@@ -108,7 +123,12 @@ const MAX_INTEGER_WEIGHT = 1_000_000;
  * @example
  * const { endpoints } = parseLoadAssignment(decodedClusterLoadAssignment);
  */
-export function parseLoadAssignment(message: ClusterLoadAssignmentMessage, path = ''): MeshLoadAssignment {
+export function parseLoadAssignment(
+  message: ClusterLoadAssignmentMessage,
+  path = '',
+  previous?: MeshLoadAssignment,
+): MeshLoadAssignment {
+  const known = (previous && parsedEndpoints.get(previous)) ?? new Map<string, MeshEndpoint>();
   const groups = message.endpoints ?? [];
   const candidates: Candidate[] = [];
   let unhealthy = 0;
@@ -117,14 +137,16 @@ export function parseLoadAssignment(message: ClusterLoadAssignmentMessage, path 
     const priority = group.priority ?? 0;
     priorityOf.set(g, priority);
     (group.lb_endpoints ?? []).forEach((lb, e) => {
-      const where = `${path}endpoints[${g}].lb_endpoints[${e}]`;
-      const endpoint = parseLbEndpoint(lb, group, where);
+      const key = contentKey(lb, group);
+      const endpoint =
+        (key === undefined ? undefined : known.get(key)) ??
+        parseLbEndpoint(lb, group, `${path}endpoints[${g}].lb_endpoints[${e}]`);
       const health = lb.health_status || 'UNKNOWN';
       if (!SERVED_HEALTH.has(health)) {
         unhealthy++;
         return;
       }
-      candidates.push({ endpoint, endpointWeight: endpointWeight(lb, where), group: g });
+      candidates.push({ endpoint, endpointWeight: endpointWeight(lb, path, g, e), group: g, key });
     });
   });
 
@@ -142,12 +164,56 @@ export function parseLoadAssignment(message: ClusterLoadAssignmentMessage, path 
   const active = usable.filter((c) => priorityOf.get(c.group) === activePriority);
   const failover = usable.length - active.length;
   const weights = weighted ? localityScaledWeights(active, localityWeights) : active.map((c) => c.endpointWeight);
-  return {
+  const endpoints = active.map((c, i) => {
+    const weight = weights[i];
+    // A reused endpoint carries its weight: the same object when that did not change either.
+    const endpoint =
+      (c.endpoint as Partial<MeshEndpoint>).weight === weight
+        ? (c.endpoint as MeshEndpoint)
+        : Object.freeze({ ...c.endpoint, weight });
+    if (c.key !== undefined) known.set(c.key, endpoint);
+    return endpoint;
+  });
+  let reusable = known;
+  if (known.size > 2 * endpoints.length + 64) {
+    reusable = new Map();
+    active.forEach((c, i) => c.key !== undefined && reusable.set(c.key, endpoints[i]));
+  }
+  const assignment: MeshLoadAssignment = {
     clusterName: message.cluster_name ?? '',
-    endpoints: active.map((c, i) => Object.freeze({ ...c.endpoint, weight: weights[i] })),
+    endpoints,
     skipped: { unhealthy, failover, unweightedLocality },
   };
+  parsedEndpoints.set(assignment, reusable);
+  return assignment;
 }
+
+/**
+ * Everything `parseLbEndpoint` reads of an endpoint and its locality, as
+ * one string: equal keys parse to equal endpoints. Undefined for an
+ * endpoint that does not parse (it is parsed, and reported, every time)
+ * or whose texts hold the separator (rare enough to just parse).
+ */
+function contentKey(lb: LbEndpointMessage, group: LocalityLbEndpointsMessage): string | undefined {
+  const socket = lb.endpoint?.address?.socket_address;
+  if (!socket) return undefined;
+  const locality = group.locality;
+  const metadata = lb.metadata?.filter_metadata;
+  const hasMetadata = metadata !== undefined && metadata !== null && Object.keys(metadata).length > 0;
+  const texts = [
+    socket.address ?? '',
+    socket.protocol ?? '',
+    socket.port_specifier ?? '',
+    lb.endpoint?.hostname ?? '',
+    locality?.region ?? '',
+    locality?.zone ?? '',
+    locality?.sub_zone ?? '',
+  ];
+  if (texts.some((text) => text.includes(SEPARATOR))) return undefined;
+  return `${texts.join(SEPARATOR)}${SEPARATOR}${socket.port_value ?? ''}${SEPARATOR}${hasMetadata ? JSON.stringify(metadata) : ''}`;
+}
+
+const SEPARATOR = '\u0000';
 
 function parseLbEndpoint(
   lb: LbEndpointMessage,
@@ -198,12 +264,15 @@ function parseLbEndpoint(
   };
 }
 
-function endpointWeight(lb: LbEndpointMessage, where: string): number {
+/** The endpoint's weight; `path`, `group` and `index` place it in an error (built only then). */
+function endpointWeight(lb: LbEndpointMessage, path: string, group: number, index: number): number {
   const weight = lb.load_balancing_weight;
   if (!weight) return 1;
   const value = weight.value ?? 0;
-  if (!Number.isInteger(value) || value < 1)
+  if (!Number.isInteger(value) || value < 1) {
+    const where = `${path}endpoints[${group}].lb_endpoints[${index}]`;
     throw new XdsResourceError(`${where}.load_balancing_weight: a weight >= 1 expected (got ${value})`);
+  }
   return value;
 }
 

@@ -17,9 +17,14 @@ export interface XdsResourceType<T> {
   /** Short name for logs: CDS, EDS. */
   readonly label: string;
   readonly fullState: boolean;
+  /** Number of the string field holding the resource's name (read from the bytes to spot superseded resources). */
+  readonly nameField: number;
   nameOf(message: unknown): string;
-  /** Throws XdsResourceError for a resource that must be NACKed. */
-  parse(message: unknown): T;
+  /**
+   * Throws XdsResourceError for a resource that must be NACKed. `previous`
+   * is the version in use, whose unchanged parts a parser may reuse.
+   */
+  parse(message: unknown, previous?: T): T;
 }
 
 /** CDS: `envoy.config.cluster.v3.Cluster`. */
@@ -27,6 +32,7 @@ export const CLUSTER_RESOURCE: XdsResourceType<MeshCluster> = {
   typeUrl: CLUSTER_TYPE_URL,
   label: 'CDS',
   fullState: true,
+  nameField: 1,
   nameOf: (message) => (message as ClusterMessage).name ?? '',
   parse: (message) => parseCluster(message as ClusterMessage),
 };
@@ -36,6 +42,7 @@ export const ENDPOINT_RESOURCE: XdsResourceType<MeshLoadAssignment> = {
   typeUrl: ENDPOINT_TYPE_URL,
   label: 'EDS',
   fullState: false,
+  nameField: 1,
   nameOf: (message) => (message as ClusterLoadAssignmentMessage).cluster_name ?? '',
-  parse: (message) => parseLoadAssignment(message as ClusterLoadAssignmentMessage),
+  parse: (message, previous) => parseLoadAssignment(message as ClusterLoadAssignmentMessage, '', previous),
 };

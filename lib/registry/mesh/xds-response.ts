@@ -23,6 +23,8 @@ export interface DecodedResponse {
  * Decodes the resources of one response of `type`: unwraps Resource
  * envelopes, decodes and validates each resource the client `wanted`,
  * ignores the others, and collects what makes the response invalid.
+ * `previousOf` gives the version of a resource in use, for the parser to
+ * reuse what did not change.
  *
  * @example
  * const { received, errors } = decodeResponse(response, CLUSTER_RESOURCE, (name) => watched.has(name), protos);
@@ -32,6 +34,7 @@ export function decodeResponse(
   type: XdsResourceType<unknown>,
   wanted: (name: string) => boolean,
   protos: XdsProtos,
+  previousOf: (name: string) => unknown = () => undefined,
 ): DecodedResponse {
   const errors: string[] = [];
   const received = new Map<string, { bytes: Buffer; value: unknown }>();
@@ -63,7 +66,7 @@ export function decodeResponse(
       return;
     }
     try {
-      received.set(name, { bytes: any.value, value: type.parse(message) });
+      received.set(name, { bytes: any.value, value: type.parse(message, previousOf(name)) });
     } catch (error) {
       if (!(error instanceof XdsResourceError)) throw error;
       invalid.add(name);

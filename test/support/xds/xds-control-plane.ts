@@ -1,3 +1,7 @@
+// One file of ~480 lines on purpose: the benchmark loads it as a single
+// module (bench/support/xds-fixture.mjs transpiles it on its own), and the
+// table, the per-stream subscriptions and the write gate that coalesces
+// changes are one state machine.
 import * as grpc from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { xdsProtoIncludeDirs } from '../../../lib/registry/mesh/xds-protos.js';
@@ -7,6 +11,22 @@ import { CLUSTER_TYPE, ENDPOINT_TYPE, FULL_STATE_TYPES, LISTENER_TYPE, ROUTE_TYP
 export interface AnyResource {
   type_url: string;
   value: Buffer;
+}
+
+/**
+ * A resource in the table: encoded when first sent (as go-control-plane
+ * marshals at send time), so a version replaced before any stream took it
+ * costs nothing.
+ */
+interface TableEntry {
+  plain?: Record<string, unknown>;
+  any?: AnyResource;
+}
+
+/** The entry's Any, encoding it on first use. */
+function encoded(typeUrl: string, entry: TableEntry): AnyResource {
+  entry.any ??= encodeResource(typeUrl, entry.plain!);
+  return entry.any;
 }
 
 /** One DiscoveryRequest the control plane received, classified. */
@@ -54,6 +74,12 @@ interface AdsStream {
   call: grpc.ServerDuplexStream<DiscoveryRequest, object>;
   subscriptions: Map<string, Subscription>;
   nodeId: string | undefined;
+  /** Responses handed to the stream whose write has not completed (HTTP/2 flow control holds them). */
+  writing: number;
+  /** Types whose last response the client has not answered (ACK or NACK) yet. */
+  awaiting: Set<string>;
+  /** What changed while a write was under way, by type: the names to send, or every subscribed one. */
+  pending: Map<string, Set<string> | 'all'>;
 }
 
 const PROTO_FILES = [
@@ -111,6 +137,15 @@ function resourceName(typeUrl: string, resource: Record<string, unknown>): strin
  * can assert on the protocol. `stop()` and `start()` restart it on the same
  * port, like a control plane rollout.
  *
+ * Like go-control-plane and Istio, it does not queue a response per change
+ * on a stream that cannot keep up: while a type's last response is not
+ * answered yet (go-control-plane answers a type's next request, which is
+ * the ACK), or a response is still being written (HTTP/2 flow control
+ * holds it until the client reads), changes are only noted; then each
+ * changed type is sent once, with the resources as they are then (the
+ * newest assignment per cluster; every earlier one was never sent or
+ * encoded).
+ *
  * For the scale benchmark: `partialEds` pushes only the ClusterLoadAssignment
  * that changed (as Istio's incremental EDS does; EDS is not a full-state
  * type, so a response may carry a subset), where by default a change sends
@@ -123,7 +158,7 @@ function resourceName(typeUrl: string, resource: Record<string, unknown>): strin
 export class XdsControlPlane {
   readonly requests: XdsRequestRecord[] = [];
   readonly responses: XdsResponseRecord[] = [];
-  private readonly resources = new Map<string, Map<string, AnyResource>>();
+  private readonly resources = new Map<string, Map<string, TableEntry>>();
   private readonly versions = new Map<string, number>();
   private readonly streams = new Set<AdsStream>();
   private server: grpc.Server | undefined;
@@ -215,12 +250,14 @@ export class XdsControlPlane {
 
   /** Adds or replaces a resource (encoded from a plain object) and pushes it to subscribers. */
   set(typeUrl: string, resource: Record<string, unknown>): void {
-    this.setEncoded(typeUrl, resourceName(typeUrl, resource), encodeResource(typeUrl, resource));
+    const name = resourceName(typeUrl, resource);
+    this.table(typeUrl).set(name, { plain: resource });
+    this.changed(typeUrl, name);
   }
 
   /** Adds or replaces a resource with exact bytes (for malformed resources) and pushes it. */
   setEncoded(typeUrl: string, name: string, any: AnyResource): void {
-    this.table(typeUrl).set(name, any);
+    this.table(typeUrl).set(name, { any });
     this.changed(typeUrl, name);
   }
 
@@ -282,7 +319,9 @@ export class XdsControlPlane {
       const table = this.resources.get(typeUrl);
       const own =
         options.withSubscribed && sub && table
-          ? [...table.entries()].filter(([n]) => sub.names === '*' || sub.names.has(n)).map(([, r]) => r)
+          ? [...table.entries()]
+              .filter(([n]) => sub.names === '*' || sub.names.has(n))
+              .map(([, entry]) => encoded(typeUrl, entry))
           : [];
       if (sub) sub.lastNonce = nonce;
       stream.call.write({
@@ -295,7 +334,7 @@ export class XdsControlPlane {
     return nonces;
   }
 
-  private table(typeUrl: string): Map<string, AnyResource> {
+  private table(typeUrl: string): Map<string, TableEntry> {
     const table = this.resources.get(typeUrl);
     if (!table) throw new Error(`the test control plane does not serve ${typeUrl}`);
     return table;
@@ -313,7 +352,15 @@ export class XdsControlPlane {
   }
 
   private onStream(call: grpc.ServerDuplexStream<DiscoveryRequest, object>): void {
-    const stream: AdsStream = { id: ++this.streamCount, call, subscriptions: new Map(), nodeId: undefined };
+    const stream: AdsStream = {
+      id: ++this.streamCount,
+      call,
+      subscriptions: new Map(),
+      nodeId: undefined,
+      writing: 0,
+      awaiting: new Set(),
+      pending: new Map(),
+    };
     this.streams.add(stream);
     const drop = () => this.streams.delete(stream);
     call.on('data', (request: DiscoveryRequest) => this.onRequest(stream, request));
@@ -348,7 +395,10 @@ export class XdsControlPlane {
       if (this.keepRecords) this.requests.push(record);
       return;
     }
-    if (previous && request.response_nonce) record.kind = request.error_detail ? 'nack' : 'ack';
+    if (previous && request.response_nonce) {
+      record.kind = request.error_detail ? 'nack' : 'ack';
+      stream.awaiting.delete(typeUrl);
+    }
     if (this.keepRecords) this.requests.push(record);
     if (!this.resources.has(typeUrl)) return;
     const wildcard = !previous && request.resource_names.length === 0 && FULL_STATE_TYPES.has(typeUrl);
@@ -360,17 +410,30 @@ export class XdsControlPlane {
     const changed = !previous || !sameNames(previous.names, names);
     stream.subscriptions.set(typeUrl, { names, lastNonce: previous?.lastNonce ?? '' });
     if (changed) this.respond(stream, typeUrl);
+    this.flush(stream);
   }
 
-  /** Sends the stream its subscribed resources of `typeUrl` (only `only`, when given and still there). */
-  private respond(stream: AdsStream, typeUrl: string, only?: string): void {
+  /**
+   * Sends the stream its subscribed resources of `typeUrl` (only `only`,
+   * those still there, when given), or notes them for `flush` while the
+   * stream is still writing the previous response.
+   */
+  private respond(stream: AdsStream, typeUrl: string, only?: string | readonly string[]): void {
+    if (stream.writing > 0 || stream.awaiting.has(typeUrl)) {
+      const pending = stream.pending.get(typeUrl);
+      if (only === undefined || pending === 'all') stream.pending.set(typeUrl, 'all');
+      else {
+        const names = pending ?? new Set<string>();
+        for (const name of typeof only === 'string' ? [only] : only) names.add(name);
+        stream.pending.set(typeUrl, names);
+      }
+      return;
+    }
     const sub = stream.subscriptions.get(typeUrl)!;
     const table = this.table(typeUrl);
     const names =
       only !== undefined
-        ? table.has(only)
-          ? [only]
-          : []
+        ? (typeof only === 'string' ? [only] : [...only]).filter((n) => table.has(n))
         : sub.names === '*'
           ? [...table.keys()]
           : [...sub.names].filter((n) => table.has(n));
@@ -379,12 +442,34 @@ export class XdsControlPlane {
     sub.lastNonce = nonce;
     if (this.keepRecords)
       this.responses.push({ stream: stream.id, typeUrl, versionInfo, nonce, names, at: Date.now() });
-    stream.call.write({
-      version_info: versionInfo,
-      resources: names.map((n) => table.get(n)!),
-      type_url: typeUrl,
-      nonce,
-    });
+    stream.writing++;
+    stream.awaiting.add(typeUrl);
+    stream.call.write(
+      {
+        version_info: versionInfo,
+        resources: names.map((n) => encoded(typeUrl, table.get(n)!)),
+        type_url: typeUrl,
+        nonce,
+      },
+      () => {
+        stream.writing--;
+        if (stream.writing === 0) this.flush(stream);
+      },
+    );
+  }
+
+  /**
+   * Sends what changed while the stream was busy, once per type, as it is
+   * now: the types whose last response was answered, one write at a time.
+   */
+  private flush(stream: AdsStream): void {
+    if (!this.streams.has(stream)) return;
+    for (const [typeUrl, names] of [...stream.pending]) {
+      if (stream.writing > 0) return; // the write's completion flushes again
+      if (stream.awaiting.has(typeUrl)) continue; // its answer does
+      stream.pending.delete(typeUrl);
+      this.respond(stream, typeUrl, names === 'all' ? undefined : [...names]);
+    }
   }
 }
 
