@@ -126,14 +126,19 @@ describe('Discovery (framework-free)', () => {
     await client.ready();
     const states: string[] = [];
     client.endpoints$.subscribe((s) => states.push(`${s.state}:${s.size}`));
+    // Each change reaches the client at once, or on the next turn when the
+    // turn's update slice is spent (a loaded machine): wait for each state.
+    const reaches = (state: string) => waitFor(() => client.snapshot().state === state, { what: state });
     store.setReachable(false);
-    expect(client.snapshot().state).toBe('stale');
+    await reaches('stale');
     expect(client.pick().port).toBe(7201);
     store.setReachable(true);
+    await reaches('ok');
     await registrations.splice(0)[0].deregister();
-    expect(client.snapshot().state).toBe('empty');
+    await reaches('empty');
     expect(() => client.pick()).toThrow(/reports zero instances/);
     store.setReachable(false);
+    await reaches('stale');
     expect(() => client.pick()).toThrow(/registry is unreachable/);
     expect(states).toEqual(['ok:1', 'stale:1', 'ok:1', 'empty:0', 'stale:0']);
     await discovery.close();
