@@ -61,7 +61,10 @@ function socketsTo(port) {
   }
 }
 
-/** A CPU profile of the idle window (BENCH_SCALE_IDLE_PROFILE=file.cpuprofile), to see what an idle client does. */
+/**
+ * A CPU profile of the idle window (BENCH_SCALE_IDLE_PROFILE=file.cpuprofile), to see what an idle client
+ * does, or of the churn (BENCH_SCALE_CHURN_PROFILE=file.cpuprofile), to see what a change costs.
+ */
 async function startProfile() {
   const { Session } = await import('node:inspector/promises');
   const { writeFileSync } = await import('node:fs');
@@ -222,9 +225,11 @@ async function churn({ seconds, pickRate }) {
           }
         }, 10)
       : undefined;
+  const profiler = process.env.BENCH_SCALE_CHURN_PROFILE ? await startProfile() : undefined;
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   clearInterval(timer);
   const wall = performance.now() - t0;
+  await profiler?.stop(process.env.BENCH_SCALE_CHURN_PROFILE);
   send({
     phase: 'churned',
     churn_cpu_percent: (cpuMs(cpu0) / wall) * 100,
