@@ -1,6 +1,7 @@
 import { Observable, Subject } from 'rxjs';
-import { endpointOf } from '../../core/endpoint.js';
+import { endpointKeyOf, endpointOf } from '../../core/endpoint.js';
 import { EndpointSet } from '../../core/endpoint-set.js';
+import { instanceListChanges } from '../../core/instance-list-changes.js';
 import type { ServiceInstance } from '../../core/service-instance.js';
 
 /**
@@ -20,6 +21,12 @@ export class EndpointSetPublisher {
   private current: EndpointSet;
   private published = false;
   private closed = false;
+  /**
+   * The list the current set was made of, when it was made of exactly that
+   * list (a copy; no two of its instances share a key): the next list is
+   * compared with it by position and identity first.
+   */
+  private lastList: readonly ServiceInstance[] | undefined;
   private readonly changes = new Subject<EndpointSet>();
   /** The latest set (once one was published), then each change; completes on close. */
   readonly sets$: Observable<EndpointSet>;
@@ -48,7 +55,33 @@ export class EndpointSetPublisher {
 
   /** Publishes what the registry answered; returns true when a new set was emitted. */
   publish(instances: readonly ServiceInstance[]): boolean {
-    return this.emit(this.current.next(instances));
+    const next = this.nextOf(instances);
+    this.lastList = next.size === instances.length ? instances.slice() : undefined;
+    return this.emit(next);
+  }
+
+  /**
+   * The set after `instances`. When the backend hands over the same
+   * instance objects for what did not change (in the same order), the
+   * changes are found by walking the last list and this one side by side,
+   * and only they are applied: no key is built, no map filled (a 1 % churn
+   * of a 1,000-endpoint assignment costs its ten changes). Otherwise, or
+   * when that finds a repeated key, the list is diffed by key.
+   */
+  private nextOf(instances: readonly ServiceInstance[]): EndpointSet {
+    const last = this.lastList;
+    if (last !== undefined) {
+      const changes = instanceListChanges(last, instances, Math.max(16, instances.length >> 2));
+      if (changes !== undefined) {
+        const next = this.current.apply({
+          upserted: changes.added.map((i) => endpointOf(i)),
+          removed: changes.removed.map(endpointKeyOf),
+        });
+        // A size that differs from the list's means two instances share a key: the first wins, by key.
+        if (next.size === instances.length) return next;
+      }
+    }
+    return this.current.next(instances);
   }
 
   /**
@@ -58,6 +91,7 @@ export class EndpointSetPublisher {
    * Returns true when a new set was emitted.
    */
   publishChanges(upserted: readonly ServiceInstance[], removed: readonly string[]): boolean {
+    this.lastList = undefined;
     return this.emit(this.current.apply({ upserted: upserted.map((i) => endpointOf(i)), removed }));
   }
 
