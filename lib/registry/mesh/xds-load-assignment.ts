@@ -1,4 +1,4 @@
-// One file of ~330 lines on purpose: validating a ClusterLoadAssignment,
+// One file of ~370 lines on purpose: validating a ClusterLoadAssignment,
 // choosing its served endpoints and weights, and reusing the endpoints of
 // the previous version are one pass over the same message; splitting them
 // would spread one rule (what an endpoint is parsed from) over files.
@@ -45,14 +45,14 @@ export interface ClusterLoadAssignmentMessage {
   endpoints?: LocalityLbEndpointsMessage[];
 }
 
-interface LocalityLbEndpointsMessage {
+export interface LocalityLbEndpointsMessage {
   locality?: { region?: string; zone?: string; sub_zone?: string } | null;
   lb_endpoints?: LbEndpointMessage[];
   load_balancing_weight?: { value?: number } | null;
   priority?: number;
 }
 
-interface LbEndpointMessage {
+export interface LbEndpointMessage {
   endpoint?: {
     address?: { socket_address?: SocketAddressMessage | null; address?: string } | null;
     hostname?: string;
@@ -91,6 +91,27 @@ interface Candidate {
   group: number;
   /** What the endpoint was parsed from (see `contentKey`); undefined when it is not reused. */
   key: string | undefined;
+  /** Its place in the message (`lb_endpoints` index), for {@link ParsedPlaces}. */
+  place: number;
+}
+
+/** What one LbEndpoint was parsed into: the endpoint (weighted once served), and whether it is served. */
+export interface ParsedPlace {
+  readonly endpoint: Omit<MeshEndpoint, 'weight'>;
+  readonly endpointWeight: number;
+  readonly served: boolean;
+  readonly locality: LocalityLbEndpointsMessage['locality'];
+}
+
+/**
+ * Parse results by place (group, then index in `lb_endpoints`): `prior`
+ * holds, for an LbEndpoint whose bytes did not change, what it was parsed
+ * into last time (xds-eds-bytes.ts finds those), so it is taken as it was,
+ * without parsing or keys; `out` receives what every place is parsed into now.
+ */
+export interface ParsedPlaces {
+  readonly prior: ReadonlyArray<ReadonlyArray<ParsedPlace | undefined>>;
+  readonly out: ParsedPlace[][];
 }
 
 /**
@@ -127,6 +148,7 @@ export function parseLoadAssignment(
   message: ClusterLoadAssignmentMessage,
   path = '',
   previous?: MeshLoadAssignment,
+  places?: ParsedPlaces,
 ): MeshLoadAssignment {
   const known = (previous && parsedEndpoints.get(previous)) ?? new Map<string, MeshEndpoint>();
   const groups = message.endpoints ?? [];
@@ -136,17 +158,31 @@ export function parseLoadAssignment(
   groups.forEach((group, g) => {
     const priority = group.priority ?? 0;
     priorityOf.set(g, priority);
+    const prior = places?.prior[g];
+    const out: ParsedPlace[] = [];
+    places?.out.push(out);
     (group.lb_endpoints ?? []).forEach((lb, e) => {
-      const key = contentKey(lb, group);
-      const endpoint =
-        (key === undefined ? undefined : known.get(key)) ??
-        parseLbEndpoint(lb, group, `${path}endpoints[${g}].lb_endpoints[${e}]`);
-      const health = lb.health_status || 'UNKNOWN';
-      if (!SERVED_HEALTH.has(health)) {
+      let place = prior?.[e];
+      let key: string | undefined;
+      if (place === undefined || place.locality !== group.locality) {
+        key = contentKey(lb, group);
+        const endpoint =
+          (key === undefined ? undefined : known.get(key)) ??
+          parseLbEndpoint(lb, group, `${path}endpoints[${g}].lb_endpoints[${e}]`);
+        const served = SERVED_HEALTH.has(lb.health_status || 'UNKNOWN');
+        place = {
+          endpoint,
+          endpointWeight: served ? endpointWeight(lb, path, g, e) : 0,
+          served,
+          locality: group.locality,
+        };
+      }
+      if (places) out.push(place);
+      if (!place.served) {
         unhealthy++;
         return;
       }
-      candidates.push({ endpoint, endpointWeight: endpointWeight(lb, path, g, e), group: g, key });
+      candidates.push({ endpoint: place.endpoint, endpointWeight: place.endpointWeight, group: g, key, place: e });
     });
   });
 
@@ -172,6 +208,10 @@ export function parseLoadAssignment(
         ? (c.endpoint as MeshEndpoint)
         : Object.freeze({ ...c.endpoint, weight });
     if (c.key !== undefined) known.set(c.key, endpoint);
+    if (places && c.endpoint !== endpoint) {
+      const place = places.out[c.group][c.place];
+      places.out[c.group][c.place] = { ...place, endpoint };
+    }
     return endpoint;
   });
   let reusable = known;

@@ -10,6 +10,9 @@ export const CLUSTER_TYPE_URL = 'type.googleapis.com/envoy.config.cluster.v3.Clu
 export const ENDPOINT_TYPE_URL = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
 /** Type URL of the optional wrapper some servers put around SotW resources. */
 export const RESOURCE_WRAPPER_TYPE_URL = 'type.googleapis.com/envoy.service.discovery.v3.Resource';
+/** Messages inside a ClusterLoadAssignment, decoded one by one when only some endpoints changed. */
+export const LB_ENDPOINT_TYPE_URL = 'type.googleapis.com/envoy.config.endpoint.v3.LbEndpoint';
+export const LOCALITY_TYPE_URL = 'type.googleapis.com/envoy.config.core.v3.Locality';
 
 /** The part of `google.protobuf.Any` we read. */
 export interface AnyMessage {
@@ -124,7 +127,13 @@ async function load(): Promise<XdsProtos> {
       "The envoy protos inside @grpc/grpc-js-xds lack AggregatedDiscoveryService (too old for backend 'mesh'): npm install @grpc/grpc-js-xds@^1.14.0",
     );
   const decoders = new Map<string, (bytes: Buffer) => unknown>();
-  for (const typeUrl of [CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, RESOURCE_WRAPPER_TYPE_URL]) {
+  for (const typeUrl of [
+    CLUSTER_TYPE_URL,
+    ENDPOINT_TYPE_URL,
+    RESOURCE_WRAPPER_TYPE_URL,
+    LB_ENDPOINT_TYPE_URL,
+    LOCALITY_TYPE_URL,
+  ]) {
     const message = definition[typeUrl.slice(typeUrl.indexOf('/') + 1)] as
       { deserialize?: (bytes: Buffer) => unknown } | undefined;
     if (typeof message?.deserialize !== 'function') {

@@ -4,7 +4,8 @@ import {
   type ClusterLoadAssignmentMessage,
   type MeshLoadAssignment,
 } from './xds-load-assignment.js';
-import { CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL } from './xds-protos.js';
+import { readLoadAssignment } from './xds-eds-bytes.js';
+import { CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, type XdsProtos } from './xds-protos.js';
 
 /**
  * One xDS resource type as the ADS client handles it: how to name a decoded
@@ -25,6 +26,12 @@ export interface XdsResourceType<T> {
    * is the version in use, whose unchanged parts a parser may reuse.
    */
   parse(message: unknown, previous?: T): T;
+  /**
+   * Reads a resource from its bytes without decoding all of it (its name,
+   * and how to parse it against the version in use); undefined when it
+   * cannot, and the resource is decoded whole. Optional.
+   */
+  fromBytes?(bytes: Buffer, protos: XdsProtos): { name: string; parse(previous?: T): T } | undefined;
 }
 
 /** CDS: `envoy.config.cluster.v3.Cluster`. */
@@ -45,4 +52,6 @@ export const ENDPOINT_RESOURCE: XdsResourceType<MeshLoadAssignment> = {
   nameField: 1,
   nameOf: (message) => (message as ClusterLoadAssignmentMessage).cluster_name ?? '',
   parse: (message, previous) => parseLoadAssignment(message as ClusterLoadAssignmentMessage, '', previous),
+  // 1 % churn of a 1,000-endpoint assignment re-sends 990 unchanged endpoints: only the others are decoded.
+  fromBytes: readLoadAssignment,
 };

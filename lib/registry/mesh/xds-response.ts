@@ -51,22 +51,26 @@ export function decodeResponse(
       unnamed = true;
       return;
     }
+    const read = type.fromBytes?.(any.value, protos);
     let message: unknown;
-    try {
-      message = protos.decoder(type.typeUrl)!(any.value);
-    } catch (error) {
-      errors.push(`resources[${i}]: not a valid ${type.label} resource (${(error as Error).message})`);
-      unnamed = true;
-      return;
+    if (read === undefined) {
+      try {
+        message = protos.decoder(type.typeUrl)!(any.value);
+      } catch (error) {
+        errors.push(`resources[${i}]: not a valid ${type.label} resource (${(error as Error).message})`);
+        unnamed = true;
+        return;
+      }
     }
-    const name = type.nameOf(message);
+    const name = read ? read.name : type.nameOf(message);
     if (!wanted(name)) return; // never asked for: ignored
     if (received.has(name) || invalid.has(name)) {
       errors.push(`${type.label} resource '${name}' appears twice`);
       return;
     }
     try {
-      received.set(name, { bytes: any.value, value: type.parse(message, previousOf(name)) });
+      const previous = previousOf(name);
+      received.set(name, { bytes: any.value, value: read ? read.parse(previous) : type.parse(message, previous) });
     } catch (error) {
       if (!(error instanceof XdsResourceError)) throw error;
       invalid.add(name);

@@ -1,28 +1,39 @@
 import type { AnyMessage, DiscoveryResponseMessage } from './xds-protos.js';
 
 /** Bytes that are not the protobuf they should be (the caller falls back to the full decoder). */
-class WireError extends Error {}
+export class WireError extends Error {}
 
 const LENGTH_DELIMITED = 2;
 
 /**
- * Reads one top-level protobuf message field by field without decoding
- * nested messages: `visit` gets every length-delimited field as a byte
- * range; varint and fixed fields are skipped. Throws WireError on
- * truncated bytes or group fields (wire types 3 and 4, unused by xDS).
+ * Reads one protobuf message field by field without decoding nested
+ * messages: `visit` gets every length-delimited field as a byte range;
+ * `onVarint` (when given) every varint field's value; fixed fields are
+ * skipped. `from`/`to` read a message that sits inside `bytes`. Throws
+ * WireError on truncated bytes or group fields (wire types 3 and 4, unused
+ * by xDS).
  */
-function forEachField(bytes: Buffer, visit: (field: number, start: number, end: number) => void): void {
-  let pos = 0;
-  while (pos < bytes.length) {
+export function forEachField(
+  bytes: Buffer,
+  visit: (field: number, start: number, end: number) => void,
+  onVarint?: (field: number, value: number) => void,
+  from = 0,
+  to = bytes.length,
+): void {
+  let pos = from;
+  while (pos < to) {
     let key: number;
     [key, pos] = readVarint(bytes, pos);
     const field = Math.floor(key / 8);
     const wireType = key % 8;
     if (field === 0) throw new WireError('field number 0');
     switch (wireType) {
-      case 0:
-        pos = readVarint(bytes, pos)[1];
+      case 0: {
+        let value: number;
+        [value, pos] = readVarint(bytes, pos);
+        onVarint?.(field, value);
         break;
+      }
       case 1:
         pos += 8;
         break;
@@ -30,7 +41,7 @@ function forEachField(bytes: Buffer, visit: (field: number, start: number, end: 
         let length: number;
         [length, pos] = readVarint(bytes, pos);
         const end = pos + length;
-        if (end > bytes.length) throw new WireError('truncated field');
+        if (end > to) throw new WireError('truncated field');
         visit(field, pos, end);
         pos = end;
         break;
@@ -41,7 +52,7 @@ function forEachField(bytes: Buffer, visit: (field: number, start: number, end: 
       default:
         throw new WireError(`wire type ${wireType}`);
     }
-    if (pos > bytes.length) throw new WireError('truncated field');
+    if (pos > to) throw new WireError('truncated field');
   }
 }
 
