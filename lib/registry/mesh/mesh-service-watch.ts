@@ -177,6 +177,6 @@ export class MeshServiceWatch {
   }
 
   private publish(instances: readonly ServiceInstance[]): void {
-    if (!this.stopped) this.publisher.publish(instances);
+    if (!this.stopped) this.publisher.publishReusing(instances);
   }
 }

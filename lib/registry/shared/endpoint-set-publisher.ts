@@ -24,7 +24,7 @@ export class EndpointSetPublisher {
   /**
    * The list the current set was made of, when it was made of exactly that
    * list (a copy; no two of its instances share a key): the next list is
-   * compared with it by position and identity first.
+   * compared with it by position and identity first (publishReusing).
    */
   private lastList: readonly ServiceInstance[] | undefined;
   private readonly changes = new Subject<EndpointSet>();
@@ -55,33 +55,37 @@ export class EndpointSetPublisher {
 
   /** Publishes what the registry answered; returns true when a new set was emitted. */
   publish(instances: readonly ServiceInstance[]): boolean {
-    const next = this.nextOf(instances);
+    this.lastList = undefined;
+    return this.emit(this.current.next(instances));
+  }
+
+  /**
+   * Publishes what the registry answered, for backends that hand over the
+   * same instance objects for what did not change, in the same order (the
+   * mesh backend's ClusterLoadAssignments): the changes are found by
+   * walking the last list and this one side by side, by identity, and only
+   * they are applied; no key is built, no map filled (1 % churn of a
+   * 1,000-endpoint assignment costs its ten changes). When that finds a
+   * repeated key or too many changes, the list is diffed by key as
+   * {@link publish} does. Returns true when a new set was emitted.
+   */
+  publishReusing(instances: readonly ServiceInstance[]): boolean {
+    const next = this.nextByIdentity(instances) ?? this.current.next(instances);
     this.lastList = next.size === instances.length ? instances.slice() : undefined;
     return this.emit(next);
   }
 
-  /**
-   * The set after `instances`. When the backend hands over the same
-   * instance objects for what did not change (in the same order), the
-   * changes are found by walking the last list and this one side by side,
-   * and only they are applied: no key is built, no map filled (a 1 % churn
-   * of a 1,000-endpoint assignment costs its ten changes). Otherwise, or
-   * when that finds a repeated key, the list is diffed by key.
-   */
-  private nextOf(instances: readonly ServiceInstance[]): EndpointSet {
+  private nextByIdentity(instances: readonly ServiceInstance[]): EndpointSet | undefined {
     const last = this.lastList;
-    if (last !== undefined) {
-      const changes = instanceListChanges(last, instances, Math.max(16, instances.length >> 2));
-      if (changes !== undefined) {
-        const next = this.current.apply({
-          upserted: changes.added.map((i) => endpointOf(i)),
-          removed: changes.removed.map(endpointKeyOf),
-        });
-        // A size that differs from the list's means two instances share a key: the first wins, by key.
-        if (next.size === instances.length) return next;
-      }
-    }
-    return this.current.next(instances);
+    if (last === undefined) return undefined;
+    const changes = instanceListChanges(last, instances, Math.max(16, instances.length >> 2));
+    if (changes === undefined) return undefined;
+    const next = this.current.apply({
+      upserted: changes.added.map((i) => endpointOf(i)),
+      removed: changes.removed.map(endpointKeyOf),
+    });
+    // A size that differs from the list's means two instances share a key: the first wins, by key.
+    return next.size === instances.length ? next : undefined;
   }
 
   /**

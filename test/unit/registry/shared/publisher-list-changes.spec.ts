@@ -20,7 +20,7 @@ const diffOf = (set: EndpointSet) => ({
   updated: set.diff.updated.map((e) => e.key).sort(),
 });
 
-describe('EndpointSetPublisher: lists compared by position and identity', () => {
+describe('EndpointSetPublisher.publishReusing: lists compared by position and identity', () => {
   it('publishes, for any sequence of lists, the sets and diffs a diff by key gives', () => {
     // Each step edits the last list: keep, drop, insert, move, swap in an equal copy or a changed
     // instance, or repeat an instance's key (the first of a repeated key wins).
@@ -48,7 +48,7 @@ describe('EndpointSetPublisher: lists compared by position and identity', () => 
             else if (op === 'fresh') list.splice(i, 0, pool[pick][2]);
           }
           const before = fast.latest;
-          fast.publish(list);
+          fast.publishReusing(list);
           const expected = byKey.next(list);
           expect(served(fast.latest)).toEqual(served(expected));
           if (expected !== byKey) expect(diffOf(fast.latest)).toEqual(diffOf(expected));
