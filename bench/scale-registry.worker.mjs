@@ -138,11 +138,25 @@ async function meshBackend() {
   const xds = await loadXdsFixture();
   if (!xds.XdsControlPlane) throw new Error(xds.problem);
   const plane = await xds.XdsControlPlane.start({ partialEds: true, keepRecords: false });
+  // What xds.loadAssignment(service, [{ endpoints: [{ address }, ...] }]) builds, with each endpoint's
+  // object made once per instance: a control plane keeps its endpoints, it does not rebuild 1,000 per change.
+  const lbOf = (i) =>
+    (i.lb ??= {
+      endpoint: { address: { socket_address: { address: i.host, port_value: i.port } } },
+      health_status: 'HEALTHY',
+    });
   const publish = (service) =>
-    plane.set(
-      xds.ENDPOINT_TYPE,
-      xds.loadAssignment(service, [{ endpoints: state.get(service).live.map((i) => ({ address: i.address })) }]),
-    );
+    plane.set(xds.ENDPOINT_TYPE, {
+      cluster_name: service,
+      endpoints: [
+        {
+          locality: { region: '', zone: '', sub_zone: '' },
+          load_balancing_weight: { value: 1 },
+          priority: 0,
+          lb_endpoints: state.get(service).live.map(lbOf),
+        },
+      ],
+    });
   return {
     url: plane.url,
     async fill(service) {
@@ -176,7 +190,30 @@ async function setup({ kind: backendKind, target, services, instances }) {
   send({ phase: 'populated', ms: performance.now() - t0, ...(backend.url ? { url: backend.url } : {}) });
 }
 
-async function churn({ seconds, perSecond }) {
+/** A CPU profile of this process over the churn (BENCH_SCALE_REGISTRY_PROFILE=file.cpuprofile): the driver and, for mesh, the control plane. */
+async function profiled(task) {
+  const file = process.env.BENCH_SCALE_REGISTRY_PROFILE;
+  if (!file) return task();
+  const { Session } = await import('node:inspector/promises');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await task();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
+async function churn(options) {
+  return profiled(() => churnFor(options));
+}
+
+async function churnFor({ seconds, perSecond }) {
   const services = [...state.keys()];
   const log = [];
   const failures = [];

@@ -19,7 +19,9 @@ export interface AnyResource {
 /**
  * A resource in the table: encoded when first sent (as go-control-plane
  * marshals at send time), so a version replaced before any stream took it
- * costs nothing.
+ * costs nothing; a ClusterLoadAssignment is encoded in the turn after it
+ * was set, while the streams wait for their clients' answers, so the next
+ * response goes out without waiting for its encoding.
  */
 interface TableEntry {
   plain?: Record<string, unknown>;
@@ -453,6 +455,8 @@ export class XdsControlPlane {
   private readonly versions = new Map<string, number>();
   private readonly streams = new Set<AdsStream>();
   private readonly loadAssignments = new LoadAssignmentEncoder();
+  /** ClusterLoadAssignments set in this turn, encoded in the next (see TableEntry). */
+  private readonly toEncode = new Set<string>();
   private server: grpc.Server | undefined;
   private streamCount = 0;
   private nonceCount = 0;
@@ -545,6 +549,23 @@ export class XdsControlPlane {
     const name = resourceName(typeUrl, resource);
     this.table(typeUrl).set(name, { plain: resource });
     this.changed(typeUrl, name);
+    if (typeUrl === ENDPOINT_TYPE) {
+      if (this.toEncode.size === 0) setImmediate(() => this.encodeSet());
+      this.toEncode.add(name);
+    }
+  }
+
+  private encodeSet(): void {
+    const table = this.table(ENDPOINT_TYPE);
+    for (const name of this.toEncode) {
+      const entry = table.get(name);
+      try {
+        if (entry) this.encoded(ENDPOINT_TYPE, entry);
+      } catch {
+        // Left to fail where it is sent, as before.
+      }
+    }
+    this.toEncode.clear();
   }
 
   /** Adds or replaces a resource with exact bytes (for malformed resources) and pushes it. */
