@@ -86,13 +86,13 @@ interface ValueMessage {
 }
 
 interface Candidate {
-  endpoint: Omit<MeshEndpoint, 'weight'>;
+  place: ParsedPlace;
   endpointWeight: number;
   group: number;
   /** What the endpoint was parsed from (see `contentKey`); undefined when it is not reused. */
   key: string | undefined;
-  /** Its place in the message (`lb_endpoints` index), for {@link ParsedPlaces}. */
-  place: number;
+  /** Its index in its group's `lb_endpoints`, for {@link ParsedPlaces}. */
+  index: number;
 }
 
 /** What one LbEndpoint was parsed into: the endpoint (weighted once served), and whether it is served. */
@@ -101,6 +101,8 @@ export interface ParsedPlace {
   readonly endpointWeight: number;
   readonly served: boolean;
   readonly locality: LocalityLbEndpointsMessage['locality'];
+  /** The effective weight `endpoint` carries (-1: not yet weighted). */
+  readonly weight: number;
 }
 
 /**
@@ -175,6 +177,7 @@ export function parseLoadAssignment(
           endpointWeight: served ? endpointWeight(lb, path, g, e) : 0,
           served,
           locality: group.locality,
+          weight: -1,
         };
       }
       if (places) out.push(place);
@@ -182,7 +185,7 @@ export function parseLoadAssignment(
         unhealthy++;
         return;
       }
-      candidates.push({ endpoint: place.endpoint, endpointWeight: place.endpointWeight, group: g, key, place: e });
+      candidates.push({ place, endpointWeight: place.endpointWeight, group: g, key, index: e });
     });
   });
 
@@ -203,15 +206,14 @@ export function parseLoadAssignment(
   const endpoints = active.map((c, i) => {
     const weight = weights[i];
     // A reused endpoint carries its weight: the same object when that did not change either.
+    const { place } = c;
+    if (place.weight === weight) return place.endpoint as MeshEndpoint;
     const endpoint =
-      (c.endpoint as Partial<MeshEndpoint>).weight === weight
-        ? (c.endpoint as MeshEndpoint)
-        : Object.freeze({ ...c.endpoint, weight });
+      (place.endpoint as Partial<MeshEndpoint>).weight === weight
+        ? (place.endpoint as MeshEndpoint)
+        : Object.freeze({ ...place.endpoint, weight });
     if (c.key !== undefined) known.set(c.key, endpoint);
-    if (places && c.endpoint !== endpoint) {
-      const place = places.out[c.group][c.place];
-      places.out[c.group][c.place] = { ...place, endpoint };
-    }
+    if (places) places.out[c.group][c.index] = { ...place, endpoint, weight };
     return endpoint;
   });
   let reusable = known;
