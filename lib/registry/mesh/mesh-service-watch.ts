@@ -7,6 +7,9 @@ import type { MeshCluster } from './xds-cluster.js';
 import type { MeshEndpoint, MeshLoadAssignment } from './xds-load-assignment.js';
 import { CLUSTER_RESOURCE, ENDPOINT_RESOURCE } from './xds-resource-type.js';
 
+/** How far ahead of the last match an unchanged endpoint is looked for by place (churn removes some in between). */
+const PLACES_AHEAD = 32;
+
 /**
  * One `watch()` of the mesh backend: follows the service's Cluster (CDS)
  * and, for EDS clusters, its ClusterLoadAssignment, and publishes the
@@ -33,6 +36,9 @@ export class MeshServiceWatch {
    * of a large assignment only builds instances for what changed.
    */
   private readonly instances = new WeakMap<MeshEndpoint, ServiceInstance | null>();
+  /** The endpoints last turned into instances, and those instances (by place): most are the same next time. */
+  private lastEndpoints: readonly MeshEndpoint[] = [];
+  private lastInstances: Array<ServiceInstance | null> = [];
 
   constructor(
     readonly service: string,
@@ -136,16 +142,30 @@ export class MeshServiceWatch {
 
   private toInstances(endpoints: readonly MeshEndpoint[]): ServiceInstance[] {
     const out: ServiceInstance[] = [];
-    for (const endpoint of endpoints) {
-      const known = this.instances.get(endpoint);
-      if (known !== undefined) {
-        if (known) out.push(known);
-        continue;
+    const made = new Array<ServiceInstance | null>(endpoints.length);
+    const last = this.lastEndpoints;
+    // Unchanged endpoints come in the same order: found by place (past a few that left), else by object.
+    let cursor = 0;
+    endpoints.forEach((endpoint, i) => {
+      let instance: ServiceInstance | null | undefined;
+      const end = Math.min(last.length, cursor + PLACES_AHEAD);
+      for (let j = cursor; j < end; j++) {
+        if (last[j] === endpoint) {
+          instance = this.lastInstances[j];
+          cursor = j + 1;
+          break;
+        }
       }
-      const instance = this.toInstance(endpoint);
-      this.instances.set(endpoint, instance);
+      instance ??= this.instances.get(endpoint);
+      if (instance === undefined) {
+        instance = this.toInstance(endpoint);
+        this.instances.set(endpoint, instance);
+      }
+      made[i] = instance;
       if (instance) out.push(instance);
-    }
+    });
+    this.lastEndpoints = endpoints;
+    this.lastInstances = made;
     return out;
   }
 
