@@ -16,6 +16,7 @@ import { Agent, request } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { startCpuProfile } from './support/cpu-profile.mjs';
 import { ROOT } from './support/processes.mjs';
 
 const now = () => performance.timeOrigin + performance.now();
@@ -194,18 +195,11 @@ async function setup({ kind: backendKind, target, services, instances }) {
 async function profiled(task) {
   const file = process.env.BENCH_SCALE_REGISTRY_PROFILE;
   if (!file) return task();
-  const { Session } = await import('node:inspector/promises');
-  const { writeFileSync } = await import('node:fs');
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.start');
+  const profiler = await startCpuProfile();
   try {
     return await task();
   } finally {
-    const { profile } = await session.post('Profiler.stop');
-    writeFileSync(file, JSON.stringify(profile));
-    session.disconnect();
+    await profiler.stop(file);
   }
 }
 

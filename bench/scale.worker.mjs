@@ -12,10 +12,13 @@
 //   check   every client's set, for comparison with the registry
 // Run with --expose-gc. `dist` in the start message selects the build
 // (default ../dist; another checkout's dist/ measures a baseline).
+// BENCH_SCALE_IDLE_PROFILE / BENCH_SCALE_CHURN_PROFILE=<file.cpuprofile>: a CPU
+// profile of the idle window (what an idle client does) / of the churn (what a change costs).
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import { startCpuProfile } from './support/cpu-profile.mjs';
 
 const quiet = { log() {}, warn() {}, error() {} };
 const now = () => performance.timeOrigin + performance.now();
@@ -59,26 +62,6 @@ function socketsTo(port) {
   } catch {
     return undefined;
   }
-}
-
-/**
- * A CPU profile of the idle window (BENCH_SCALE_IDLE_PROFILE=file.cpuprofile), to see what an idle client
- * does, or of the churn (BENCH_SCALE_CHURN_PROFILE=file.cpuprofile), to see what a change costs.
- */
-async function startProfile() {
-  const { Session } = await import('node:inspector/promises');
-  const { writeFileSync } = await import('node:fs');
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.start');
-  return {
-    async stop(file) {
-      const { profile } = await session.post('Profiler.stop');
-      writeFileSync(file, JSON.stringify(profile));
-      session.disconnect();
-    },
-  };
 }
 
 /**
@@ -168,7 +151,7 @@ async function idle({ seconds, registryPort }) {
     }
   });
   observer.observe({ entryTypes: ['gc'] });
-  const profiler = process.env.BENCH_SCALE_IDLE_PROFILE ? await startProfile() : undefined;
+  const profiler = process.env.BENCH_SCALE_IDLE_PROFILE ? await startCpuProfile() : undefined;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
@@ -225,7 +208,7 @@ async function churn({ seconds, pickRate }) {
           }
         }, 10)
       : undefined;
-  const profiler = process.env.BENCH_SCALE_CHURN_PROFILE ? await startProfile() : undefined;
+  const profiler = process.env.BENCH_SCALE_CHURN_PROFILE ? await startCpuProfile() : undefined;
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   clearInterval(timer);
   const wall = performance.now() - t0;
