@@ -5,14 +5,17 @@
 set -euo pipefail
 
 if [ -x /usr/bin/chromium ]; then
-  echo "chromium already installed: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+  echo "chromium already installed: $(/usr/bin/chromium --version 2>/dev/null | sed -n 1p)"
   exit 0
 fi
 sudo_cmd=""
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
-if ! apt-cache policy chromium 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+# Read into a variable first: with pipefail, `apt-cache policy | grep -q`
+# fails when grep exits early and apt-cache gets SIGPIPE.
+policy="$(apt-cache policy chromium 2>/dev/null || true)"
+if ! grep -q 'Candidate: [0-9]' <<<"$policy"; then
   $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 update
 fi
 $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends chromium fonts-dejavu-core
-/usr/bin/chromium --version | head -n1
+/usr/bin/chromium --version | sed -n 1p

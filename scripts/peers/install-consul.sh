@@ -16,7 +16,7 @@ exec 9>"$root/.peers/consul.lock"
 flock 9
 
 if [ -x "$bin" ] && "$bin" version >/dev/null 2>&1; then
-  echo "consul already cached: $("$bin" version | head -n 1) at $bin"
+  echo "consul already cached: $("$bin" version | sed -n 1p) at $bin"
   exit 0
 fi
 
@@ -26,4 +26,4 @@ if ! "$bin" version >/dev/null 2>&1; then
   echo "install-consul: unpacked binary at $bin does not run" >&2
   exit 1
 fi
-echo "consul installed: $("$bin" version | head -n 1) at $bin"
+echo "consul installed: $("$bin" version | sed -n 1p) at $bin"

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 if command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; then
-  echo "dnsmasq already installed: $( (/usr/sbin/dnsmasq --version 2>/dev/null || dnsmasq --version) | head -n1)"
+  echo "dnsmasq already installed: $( (/usr/sbin/dnsmasq --version 2>/dev/null || dnsmasq --version) | sed -n 1p)"
   exit 0
 fi
 
@@ -31,4 +31,4 @@ if [ ! -x /usr/sbin/dnsmasq ]; then
   echo "install-dnsmasq: dnsmasq-base installed but /usr/sbin/dnsmasq is missing" >&2
   exit 1
 fi
-/usr/sbin/dnsmasq --version | head -n1
+/usr/sbin/dnsmasq --version | sed -n 1p

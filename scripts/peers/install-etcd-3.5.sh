@@ -17,15 +17,24 @@ mkdir -p "$root/.peers"
 exec 9>"$root/.peers/etcd-3.5.lock"
 flock 9
 
-if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q '^etcd Version: 3\.5\.'; then
-  echo "etcd 3.5 already cached: $("$bin" --version | head -n 1) at $bin"
+# The version is read into a variable before grep looks at it: with pipefail,
+# `etcd --version | grep -q` fails when grep exits at the first line and etcd,
+# still writing, gets SIGPIPE (it did so on CI).
+runs_as_3_5() {
+  local version
+  version="$("$bin" --version 2>/dev/null || true)"
+  grep -q '^etcd Version: 3\.5\.' <<<"$version"
+}
+
+if [ -x "$bin" ] && runs_as_3_5; then
+  echo "etcd 3.5 already cached: $("$bin" --version | sed -n 1p) at $bin"
   exit 0
 fi
 
 bash "$here/fetch-debian-package.sh" trixie etcd-server "$cache"
 
-if ! "$bin" --version 2>/dev/null | grep -q '^etcd Version: 3\.5\.'; then
-  echo "install-etcd-3.5: unpacked binary at $bin does not run as etcd 3.5: $("$bin" --version 2>&1 | head -n 1)" >&2
+if ! runs_as_3_5; then
+  echo "install-etcd-3.5: unpacked binary at $bin does not run as etcd 3.5: $("$bin" --version 2>&1 | sed -n 1p)" >&2
   exit 1
 fi
-echo "etcd 3.5 installed: $("$bin" --version | head -n 1) at $bin"
+echo "etcd 3.5 installed: $("$bin" --version | sed -n 1p) at $bin"

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 if [ -x /usr/bin/etcd ] && [ -x /usr/bin/etcdctl ]; then
-  echo "etcd already installed: $(/usr/bin/etcd --version | head -n1)"
+  echo "etcd already installed: $(/usr/bin/etcd --version | sed -n 1p)"
   exit 0
 fi
 
@@ -18,7 +18,10 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 # The package lists may be empty on a fresh machine; refresh only when the
 # candidate is unknown, so repeated runs stay offline.
-if ! apt-cache policy etcd-server 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+# Read into a variable first: with pipefail, `apt-cache policy | grep -q`
+# fails when grep exits early and apt-cache gets SIGPIPE.
+policy="$(apt-cache policy etcd-server 2>/dev/null || true)"
+if ! grep -q 'Candidate: [0-9]' <<<"$policy"; then
   $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 update
 fi
 # Installing the package starts no service here (no systemd in containers);
@@ -36,4 +39,4 @@ fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
   $sudo_cmd systemctl stop etcd || true
 fi
-echo "etcd installed: $(/usr/bin/etcd --version | head -n1)"
+echo "etcd installed: $(/usr/bin/etcd --version | sed -n 1p)"
