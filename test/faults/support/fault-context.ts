@@ -189,6 +189,6 @@ export function expectLoadHeld(load: LoadGenerator, details: Record<string, unkn
   details.faultWindow = window;
   expect(
     window.skippedShare,
-    `${window.skipped} of the ${window.scheduled} calls due in the ${window.windowMs} ms fault window were never made (this process lagged or too many calls waited): the rate was not held`,
+    `${window.skipped} of the ${window.scheduled} calls due in the ${window.windowMs} ms fault window were never made (over the whole run: ${load.lagged} as this process lagged, ${load.notStarted} as too many calls waited): the rate was not held`,
   ).toBeLessThanOrEqual(MAX_SKIPPED_SHARE);
 }
