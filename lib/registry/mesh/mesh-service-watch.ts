@@ -31,9 +31,10 @@ export class MeshServiceWatch {
   private unwatchEds: (() => void) | undefined;
   private lastNote = '';
   /**
-   * The instance made of each endpoint (null: it was skipped): the parser
-   * hands unchanged endpoints over as the same objects, so a new version
-   * of a large assignment only builds instances for what changed.
+   * The instance made of each endpoint (null: it was skipped, or does not
+   * match the watch's query): the parser hands unchanged endpoints over as
+   * the same objects, so a new version of a large assignment only builds
+   * (and matches) instances for what changed.
    */
   private readonly instances = new WeakMap<MeshEndpoint, ServiceInstance | null>();
   /** The endpoints last turned into instances, and those instances (by place): most are the same next time. */
@@ -127,7 +128,7 @@ export class MeshServiceWatch {
       if (!this.assignmentFresh) return; // the ClusterLoadAssignment has not arrived yet
       endpoints = this.assignment ? this.served(this.assignment) : [];
     }
-    this.publish(this.toInstances(endpoints).filter(this.query.matches));
+    this.publish(this.toInstances(endpoints));
   }
 
   private served(assignment: MeshLoadAssignment): readonly MeshEndpoint[] {
@@ -140,13 +141,15 @@ export class MeshServiceWatch {
     return assignment.endpoints;
   }
 
+  /** The instances of `endpoints` that match the query. */
   private toInstances(endpoints: readonly MeshEndpoint[]): ServiceInstance[] {
     const out: ServiceInstance[] = [];
     const made = new Array<ServiceInstance | null>(endpoints.length);
     const last = this.lastEndpoints;
     // Unchanged endpoints come in the same order: found by place (past a few that left), else by object.
     let cursor = 0;
-    endpoints.forEach((endpoint, i) => {
+    for (let i = 0; i < endpoints.length; i++) {
+      const endpoint = endpoints[i];
       let instance: ServiceInstance | null | undefined;
       const end = Math.min(last.length, cursor + PLACES_AHEAD);
       for (let j = cursor; j < end; j++) {
@@ -163,7 +166,7 @@ export class MeshServiceWatch {
       }
       made[i] = instance;
       if (instance) out.push(instance);
-    });
+    }
     this.lastEndpoints = endpoints;
     this.lastInstances = made;
     return out;
@@ -173,8 +176,9 @@ export class MeshServiceWatch {
     const custom: Record<string, string> = { 'xds.cluster': this.clusterName };
     if (endpoint.subZone) custom.sub_zone = endpoint.subZone;
     if (endpoint.hostname) custom.hostname = endpoint.hostname;
+    let instance: ServiceInstance;
     try {
-      return createServiceInstance({
+      instance = createServiceInstance({
         service: this.service,
         id: `xds-${endpoint.address}`,
         address: endpoint.address,
@@ -188,6 +192,7 @@ export class MeshServiceWatch {
       this.logger.warn(`mesh: skipped endpoint ${endpoint.address} of '${this.service}': ${(error as Error).message}`);
       return null;
     }
+    return this.query.matches(instance) ? instance : null;
   }
 
   private note(message: string): void {

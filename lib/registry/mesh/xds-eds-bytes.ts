@@ -75,8 +75,9 @@ export function readLoadAssignment(
   return {
     name,
     parse(previous) {
-      // Kept on its own: the response buffer may hold every other resource of its batch.
-      const own = Buffer.from(bytes);
+      // Kept until the next version: copied when it is a small part of its response's buffer (which may hold
+      // every other resource of its batch), so it does not keep the rest alive.
+      const own = 2 * bytes.byteLength >= bytes.buffer.byteLength ? bytes : Buffer.from(bytes);
       const before = previous && layouts.get(previous);
       const localities: Array<LocalityLbEndpointsMessage['locality']> = [];
       const prior: Array<Array<ParsedPlace | undefined>> = [];
@@ -153,10 +154,12 @@ function readGroup(bytes: Buffer, from: number, to: number): GroupLayout {
 /**
  * The decoded `lb_endpoints` of group `g`: the previous version's objects
  * where the bytes are equal. Each endpoint is compared with the previous
- * version's endpoint after the last one matched; at the first mismatch the
- * previous endpoints are indexed by a hash of their bytes, and the walk
- * goes on from wherever an endpoint is found (past removals, wherever they
- * are).
+ * version's endpoints after the last one matched, up to {@link LOOK_AHEAD}
+ * of them (a few removed in between); one not found there is decoded.
+ * Past {@link MISSES_BEFORE_INDEX} such endpoints the order has broken (a
+ * reshuffle, not a churn), and the previous endpoints are indexed by a hash
+ * of their bytes so the rest are found wherever they are. Indexing costs a
+ * hash of every previous endpoint, more than decoding a few new ones.
  */
 function endpointMessages(
   bytes: Buffer,
@@ -171,16 +174,22 @@ function endpointMessages(
   const was = before?.groups[g];
   const wasPlaces = before?.places[g];
   let index: Map<number, number[]> | undefined;
+  let misses = 0;
   let cursor = 0;
+  const wasCount = was ? was.lbs.length / 2 : 0;
   for (let e = 0; e < count; e++) {
     const start = group.lbs[2 * e];
     const end = group.lbs[2 * e + 1];
     let found = -1;
     if (before && was && wasPlaces) {
-      const wasCount = was.lbs.length / 2;
-      if (cursor < wasCount && sameBytes(bytes, start, end, before.bytes, was.lbs[2 * cursor], was.lbs[2 * cursor + 1]))
-        found = cursor;
-      else {
+      const ahead = Math.min(wasCount, cursor + LOOK_AHEAD);
+      for (let k = cursor; k < ahead; k++) {
+        if (sameBytes(bytes, start, end, before.bytes, was.lbs[2 * k], was.lbs[2 * k + 1])) {
+          found = k;
+          break;
+        }
+      }
+      if (found < 0 && (index !== undefined || ++misses > MISSES_BEFORE_INDEX)) {
         if (index === undefined) {
           index = new Map();
           for (let k = 0; k < wasCount; k++) {
@@ -208,6 +217,10 @@ function endpointMessages(
 }
 
 const NONE: readonly number[] = [];
+/** How many of the previous version's endpoints past the last match an endpoint is compared with. */
+const LOOK_AHEAD = 16;
+/** Endpoints not found ahead (new, or moved) before the previous ones are indexed by hash. */
+const MISSES_BEFORE_INDEX = 16;
 
 /** FNV-1a over a byte range (32 bits). */
 function hashOf(bytes: Buffer, start: number, end: number): number {

@@ -85,16 +85,6 @@ interface ValueMessage {
   bool_value?: boolean;
 }
 
-interface Candidate {
-  place: ParsedPlace;
-  endpointWeight: number;
-  group: number;
-  /** What the endpoint was parsed from (see `contentKey`); undefined when it is not reused. */
-  key: string | undefined;
-  /** Its index in its group's `lb_endpoints`, for {@link ParsedPlaces}. */
-  index: number;
-}
-
 /** What one LbEndpoint was parsed into: the endpoint (weighted once served), and whether it is served. */
 export interface ParsedPlace {
   readonly endpoint: Omit<MeshEndpoint, 'weight'>;
@@ -154,28 +144,33 @@ export function parseLoadAssignment(
 ): MeshLoadAssignment {
   const known = (previous && parsedEndpoints.get(previous)) ?? new Map<string, MeshEndpoint>();
   const groups = message.endpoints ?? [];
-  const candidates: Candidate[] = [];
+  // Served endpoints in order, as parallel arrays (one update of a large assignment allocates no object per endpoint).
+  const served: ParsedPlace[] = [];
+  const servedGroup: number[] = [];
+  const servedIndex: number[] = [];
+  /** Keys of the served endpoints parsed now (by position in `served`); the reused ones need none. */
+  let servedKeys: Map<number, string> | undefined;
   let unhealthy = 0;
-  const priorityOf = new Map<number, number>();
-  groups.forEach((group, g) => {
-    const priority = group.priority ?? 0;
-    priorityOf.set(g, priority);
+  for (let g = 0; g < groups.length; g++) {
+    const group = groups[g];
     const prior = places?.prior[g];
     const out: ParsedPlace[] = [];
     places?.out.push(out);
-    (group.lb_endpoints ?? []).forEach((lb, e) => {
+    const lbs = group.lb_endpoints ?? [];
+    for (let e = 0; e < lbs.length; e++) {
       let place = prior?.[e];
       let key: string | undefined;
       if (place === undefined || place.locality !== group.locality) {
+        const lb = lbs[e];
         key = contentKey(lb, group);
         const endpoint =
           (key === undefined ? undefined : known.get(key)) ??
           parseLbEndpoint(lb, group, `${path}endpoints[${g}].lb_endpoints[${e}]`);
-        const served = SERVED_HEALTH.has(lb.health_status || 'UNKNOWN');
+        const isServed = SERVED_HEALTH.has(lb.health_status || 'UNKNOWN');
         place = {
           endpoint,
-          endpointWeight: served ? endpointWeight(lb, path, g, e) : 0,
-          served,
+          endpointWeight: isServed ? endpointWeight(lb, path, g, e) : 0,
+          served: isServed,
           locality: group.locality,
           weight: -1,
         };
@@ -183,43 +178,61 @@ export function parseLoadAssignment(
       if (places) out.push(place);
       if (!place.served) {
         unhealthy++;
-        return;
+        continue;
       }
-      candidates.push({ place, endpointWeight: place.endpointWeight, group: g, key, index: e });
-    });
-  });
+      if (key !== undefined) (servedKeys ??= new Map()).set(served.length, key);
+      served.push(place);
+      servedGroup.push(g);
+      servedIndex.push(e);
+    }
+  }
 
   const localityWeights = groups.map((group) => group.load_balancing_weight?.value ?? 0);
   const weighted = localityWeights.some((w) => w > 0);
+  // Usable: not in a locality left without weight while others have one. Active: usable, in the lowest priority.
+  const usable = (i: number) => !weighted || localityWeights[servedGroup[i]] > 0;
+  const priorityOf = (i: number) => groups[servedGroup[i]].priority ?? 0;
   let unweightedLocality = 0;
-  const usable = candidates.filter((c) => {
-    if (weighted && localityWeights[c.group] === 0) {
-      unweightedLocality++;
-      return false;
-    }
-    return true;
-  });
-  const activePriority = Math.min(...usable.map((c) => priorityOf.get(c.group)!));
-  const active = usable.filter((c) => priorityOf.get(c.group) === activePriority);
-  const failover = usable.length - active.length;
-  const weights = weighted ? localityScaledWeights(active, localityWeights) : active.map((c) => c.endpointWeight);
-  const endpoints = active.map((c, i) => {
-    const weight = weights[i];
+  let activePriority = Infinity;
+  for (let i = 0; i < served.length; i++) {
+    if (!usable(i)) unweightedLocality++;
+    else activePriority = Math.min(activePriority, priorityOf(i));
+  }
+  const isActive = (i: number) => usable(i) && priorityOf(i) === activePriority;
+  let activeCount = 0;
+  for (let i = 0; i < served.length; i++) if (isActive(i)) activeCount++;
+  const failover = served.length - unweightedLocality - activeCount;
+  const weightOf = weighted
+    ? localityScaledWeights(served, servedGroup, isActive, localityWeights)
+    : (i: number) => served[i].endpointWeight;
+  const endpoints = new Array<MeshEndpoint>(activeCount);
+  for (let i = 0, n = 0; i < served.length; i++) {
+    if (!isActive(i)) continue;
+    const weight = weightOf(i);
+    const place = served[i];
+    const key = servedKeys?.get(i);
+    let endpoint: MeshEndpoint;
     // A reused endpoint carries its weight: the same object when that did not change either.
-    const { place } = c;
-    if (place.weight === weight) return place.endpoint as MeshEndpoint;
-    const endpoint =
-      (place.endpoint as Partial<MeshEndpoint>).weight === weight
-        ? (place.endpoint as MeshEndpoint)
-        : Object.freeze({ ...place.endpoint, weight });
-    if (c.key !== undefined) known.set(c.key, endpoint);
-    if (places) places.out[c.group][c.index] = { ...place, endpoint, weight };
-    return endpoint;
-  });
+    if (place.weight === weight) endpoint = place.endpoint as MeshEndpoint;
+    else {
+      endpoint =
+        (place.endpoint as Partial<MeshEndpoint>).weight === weight
+          ? (place.endpoint as MeshEndpoint)
+          : Object.freeze({ ...place.endpoint, weight });
+      if (key !== undefined) known.set(key, endpoint);
+      if (places) places.out[servedGroup[i]][servedIndex[i]] = { ...place, endpoint, weight };
+    }
+    endpoints[n++] = endpoint;
+  }
   let reusable = known;
-  if (known.size > 2 * endpoints.length + 64) {
+  if (known.size > 2 * activeCount + 64) {
     reusable = new Map();
-    active.forEach((c, i) => c.key !== undefined && reusable.set(c.key, endpoints[i]));
+    for (let i = 0, n = 0; i < served.length; i++) {
+      if (!isActive(i)) continue;
+      const key = servedKeys?.get(i);
+      if (key !== undefined) reusable.set(key, endpoints[n]);
+      n++;
+    }
   }
   const assignment: MeshLoadAssignment = {
     clusterName: message.cluster_name ?? '',
@@ -323,21 +336,44 @@ function endpointWeight(lb: LbEndpointMessage, path: string, group: number, inde
  * multiplied by the least common multiple of the sums (and divided by the
  * common divisor) so the weights stay integers when that stays small:
  * integer weights let weighted round robin precompute its schedule.
+ * Returns the weight of each active served endpoint, by position.
  */
-function localityScaledWeights(active: readonly Candidate[], localityWeights: readonly number[]): number[] {
-  const sums = new Map<number, number>();
-  for (const c of active) sums.set(c.group, (sums.get(c.group) ?? 0) + c.endpointWeight);
+function localityScaledWeights(
+  served: readonly ParsedPlace[],
+  servedGroup: readonly number[],
+  isActive: (i: number) => boolean,
+  localityWeights: readonly number[],
+): (i: number) => number {
+  const sums = new Array<number>(localityWeights.length).fill(0);
+  for (let i = 0; i < served.length; i++) if (isActive(i)) sums[servedGroup[i]] += served[i].endpointWeight;
   let lcm = 1;
-  for (const sum of sums.values()) {
+  for (const sum of sums) {
+    if (sum === 0) continue;
     lcm = (lcm / gcd(lcm, sum)) * sum;
     if (lcm > MAX_INTEGER_WEIGHT) break;
   }
-  const scaled = active.map((c) => localityWeights[c.group] * c.endpointWeight * (lcm / sums.get(c.group)!));
-  if (lcm <= MAX_INTEGER_WEIGHT && scaled.every((w) => Number.isSafeInteger(w) && w <= MAX_INTEGER_WEIGHT)) {
-    const divisor = scaled.reduce((d, w) => gcd(d, w), 0) || 1;
-    return scaled.map((w) => w / divisor);
+  const scaled = (i: number) => {
+    const g = servedGroup[i];
+    return localityWeights[g] * served[i].endpointWeight * (lcm / sums[g]);
+  };
+  if (lcm <= MAX_INTEGER_WEIGHT) {
+    let divisor = 0;
+    let integers = true;
+    for (let i = 0; i < served.length && integers; i++) {
+      if (!isActive(i)) continue;
+      const w = scaled(i);
+      if (!Number.isSafeInteger(w) || w > MAX_INTEGER_WEIGHT) integers = false;
+      else divisor = gcd(divisor, w);
+    }
+    if (integers) {
+      const by = divisor || 1;
+      return (i) => scaled(i) / by;
+    }
   }
-  return active.map((c) => (localityWeights[c.group] * c.endpointWeight) / sums.get(c.group)!);
+  return (i) => {
+    const g = servedGroup[i];
+    return (localityWeights[g] * served[i].endpointWeight) / sums[g];
+  };
 }
 
 function gcd(a: number, b: number): number {
