@@ -208,14 +208,30 @@ async function churn({ seconds, pickRate }) {
           }
         }, 10)
       : undefined;
+  // GC pauses over the churn: a long one delays every change that arrives meanwhile.
+  const gc = { ms: 0, maxMs: 0, counts: {} };
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gc.ms += entry.duration;
+      gc.maxMs = Math.max(gc.maxMs, entry.duration);
+      const kind =
+        { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' }[entry.detail?.kind] ?? String(entry.detail?.kind);
+      gc.counts[kind] = (gc.counts[kind] ?? 0) + 1;
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
   const profiler = process.env.BENCH_SCALE_CHURN_PROFILE ? await startCpuProfile() : undefined;
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   clearInterval(timer);
   const wall = performance.now() - t0;
   await profiler?.stop(process.env.BENCH_SCALE_CHURN_PROFILE);
+  gcObserver.disconnect();
   send({
     phase: 'churned',
     churn_cpu_percent: (cpuMs(cpu0) / wall) * 100,
+    churn_gc_ms: gc.ms,
+    churn_gc_max_ms: gc.maxMs,
+    churn_gc_counts: gc.counts,
     picks,
     failed_picks: failedPicks,
     ...(await memoryAfterGc()),
