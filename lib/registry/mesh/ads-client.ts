@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Backoff } from '../../core/backoff.js';
 import type { DiscoveryLogger } from '../registry.interface.js';
 import { ReachabilityTracker } from '../shared/reachability.js';
+import { KeptBytes } from './kept-bytes.js';
 import type { XdsServerTarget } from './mesh.schema.js';
 import {
   RESOURCE_WRAPPER_TYPE_URL,
@@ -357,8 +358,11 @@ export class AdsClient {
     sub.missing.delete(name);
     sub.authoritative.add(name);
     const previous = sub.cache.get(name);
-    sub.cache.set(name, resource);
-    if (previous && previous.bytes.equals(resource.bytes)) return;
+    const unchanged = previous !== undefined && previous.kept.bytes.equals(resource.bytes);
+    const kept = previous?.kept ?? new KeptBytes();
+    if (!unchanged) kept.keep(resource.bytes);
+    sub.cache.set(name, { kept, value: resource.value });
+    if (unchanged) return;
     for (const watcher of [...(sub.watchers.get(name) ?? [])]) watcher.onResource(resource.value);
   }
 

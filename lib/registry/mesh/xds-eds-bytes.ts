@@ -7,6 +7,7 @@ import {
   type ParsedPlace,
 } from './xds-load-assignment.js';
 import { LB_ENDPOINT_TYPE_URL, LOCALITY_TYPE_URL, type XdsProtos } from './xds-protos.js';
+import { KeptBytes } from './kept-bytes.js';
 import { forEachField, WireError } from './xds-wire.js';
 
 /** One `LocalityLbEndpoints` as laid out in the bytes. */
@@ -21,14 +22,35 @@ interface GroupLayout {
   lbs: number[];
 }
 
+/** The bytes of an assignment's latest version (see {@link KeptBytes}), and which version they are. */
+class Slab {
+  private readonly kept = new KeptBytes();
+  /** The version whose bytes are kept; undefined while being written. */
+  private owner: Layout | undefined;
+
+  /** The bytes `layout` was read from, or undefined when another version's replaced them. */
+  bytesOf(layout: Layout): Buffer | undefined {
+    return this.owner === layout ? this.kept.bytes : undefined;
+  }
+
+  keep(bytes: Buffer, layout: Layout): void {
+    this.owner = undefined;
+    this.kept.keep(bytes);
+    this.owner = layout;
+  }
+}
+
 /** What a version of an assignment was made of, kept to compare the next version with. */
 interface Layout {
-  readonly bytes: Buffer;
+  readonly slab: Slab;
   readonly groups: readonly GroupLayout[];
   readonly localities: ReadonlyArray<LocalityLbEndpointsMessage['locality']>;
   /** What each LbEndpoint was parsed into, by group and place. */
   readonly places: ReadonlyArray<ReadonlyArray<ParsedPlace>>;
 }
+
+/** A layout whose bytes are still in its slab. */
+type ReadableLayout = Layout & { readonly bytes: Buffer };
 
 /** Stands in the message for an LbEndpoint taken as parsed before (the parser does not read it). */
 const UNCHANGED: LbEndpointMessage = Object.freeze({});
@@ -75,10 +97,10 @@ export function readLoadAssignment(
   return {
     name,
     parse(previous) {
-      // Kept until the next version: copied when it is a small part of its response's buffer (which may hold
-      // every other resource of its batch), so it does not keep the rest alive.
-      const own = 2 * bytes.byteLength >= bytes.buffer.byteLength ? bytes : Buffer.from(bytes);
-      const before = previous && layouts.get(previous);
+      const layout = previous && layouts.get(previous);
+      // The version compared against: its bytes are gone if another version parsed against the same one since.
+      const beforeBytes = layout?.slab.bytesOf(layout);
+      const before: ReadableLayout | undefined = beforeBytes && { ...layout!, bytes: beforeBytes };
       const localities: Array<LocalityLbEndpointsMessage['locality']> = [];
       const prior: Array<Array<ParsedPlace | undefined>> = [];
       const message = {
@@ -91,18 +113,18 @@ export function readLoadAssignment(
               before &&
               was &&
               was.localityStart >= 0 &&
-              sameBytes(own, group.localityStart, group.localityEnd, before.bytes, was.localityStart, was.localityEnd)
+              sameBytes(bytes, group.localityStart, group.localityEnd, before.bytes, was.localityStart, was.localityEnd)
                 ? before.localities[g]
                 : decodeOrRefuse(
                     decodeLocality,
-                    own.subarray(group.localityStart, group.localityEnd),
+                    bytes.subarray(group.localityStart, group.localityEnd),
                     `endpoints[${g}].locality`,
                   );
           }
           localities.push(locality);
           // Under another locality, every endpoint parses anew.
           const same = before && before.localities[g] === locality ? before : undefined;
-          const { messages, places } = endpointMessages(own, group, same, g, decodeLb);
+          const { messages, places } = endpointMessages(bytes, group, same, g, decodeLb);
           prior.push(places);
           return {
             locality,
@@ -114,7 +136,9 @@ export function readLoadAssignment(
       };
       const out: ParsedPlace[][] = [];
       const assignment = parseLoadAssignment(message, '', previous, { prior, out });
-      layouts.set(assignment, { bytes: own, groups, localities, places: out });
+      const kept: Layout = { slab: layout?.slab ?? new Slab(), groups, localities, places: out };
+      kept.slab.keep(bytes, kept);
+      layouts.set(assignment, kept);
       return assignment;
     },
   };
@@ -164,7 +188,7 @@ function readGroup(bytes: Buffer, from: number, to: number): GroupLayout {
 function endpointMessages(
   bytes: Buffer,
   group: GroupLayout,
-  before: Layout | undefined,
+  before: ReadableLayout | undefined,
   g: number,
   decode: (bytes: Buffer) => LbEndpointMessage,
 ): { messages: LbEndpointMessage[]; places: Array<ParsedPlace | undefined> } {

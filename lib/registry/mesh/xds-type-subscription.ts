@@ -1,3 +1,4 @@
+import type { KeptBytes } from './kept-bytes.js';
 import type { XdsResourceType } from './xds-resource-type.js';
 
 /** What a subscriber of one resource hears. */
@@ -13,8 +14,8 @@ export interface ResourceWatcher<T> {
 /** Per type URL: who wants which resource, what this stream delivered, and the ACK state. */
 export class TypeSubscription {
   readonly watchers = new Map<string, Set<ResourceWatcher<unknown>>>();
-  /** Valid resources received on the current stream, with their bytes to skip identical resends. */
-  readonly cache = new Map<string, { bytes: Buffer; value: unknown }>();
+  /** Valid resources received on the current stream, with their bytes (a copy) to skip identical resends. */
+  readonly cache = new Map<string, { kept: KeptBytes; value: unknown }>();
   /** Resources the control plane said (or showed, by silence) do not exist, on the current stream. */
   readonly missing = new Set<string>();
   readonly timers = new Map<string, NodeJS.Timeout>();

@@ -106,6 +106,24 @@ describe('ClusterLoadAssignment read from its bytes', () => {
     expect(v2.fast.endpoints.filter((e) => kept.has(e))).toHaveLength(947);
   });
 
+  it('compares with a version only while its bytes are kept: two versions parsed against one never mix', () => {
+    // Endpoints of equal byte length, so bytes of one version at the places of another would compare equal.
+    const x = { address: '10.0.0.1:80', weight: 1 };
+    const y = { address: '10.0.0.2:80', weight: 5 };
+    const p = both(bytesOf([{ region: 'eu', endpoints: [x] }]));
+    const a = ENDPOINT_RESOURCE.fromBytes!(bytesOf([{ region: 'eu', endpoints: [x, y] }]), protos)!.parse(p.fast);
+    // A second version against the same one replaces the kept bytes (those of `a`) with its own.
+    ENDPOINT_RESOURCE.fromBytes!(bytesOf([{ region: 'eu', endpoints: [y, x] }]), protos)!.parse(p.fast);
+    const next = bytesOf([{ region: 'eu', endpoints: [y, x] }]);
+    const fast = ENDPOINT_RESOURCE.fromBytes!(next, protos)!.parse(a);
+    const whole = ENDPOINT_RESOURCE.parse(protos.decoder(ENDPOINT_RESOURCE.typeUrl)!(next), a);
+    expect(fast).toEqual(whole);
+    expect(fast.endpoints.map((e) => [e.address, e.weight])).toEqual([
+      ['10.0.0.2:80', 5],
+      ['10.0.0.1:80', 1],
+    ]);
+  });
+
   it('refuses (for a NACK) an endpoint whose bytes do not decode, instead of throwing anything else', () => {
     // cluster_name "c"; one locality group holding one LbEndpoint whose `endpoint` field is a truncated varint.
     const bytes = Buffer.from([0x0a, 0x01, 0x63, 0x12, 0x06, 0x12, 0x04, 0x0a, 0x02, 0xff, 0xff]);
