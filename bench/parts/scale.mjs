@@ -18,6 +18,7 @@
 //   BENCH_SCALE_SHAPES=1000x100,100x1000    (services x instances; consul: BENCH_SCALE_CONSUL_SHAPES, default 1000x10)
 //   BENCH_SCALE_CHURN_SECONDS=30            BENCH_SCALE_CHURN_PERCENT=1   BENCH_SCALE_PICKS=0
 //   BENCH_SCALE_BASELINE=/path/to/dist      also run each scenario on that build (another checkout), alternating
+//   BENCH_SCALE_CLIENT_FLAGS='--trace-gc'   extra Node flags for the client process
 import { fork } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -136,7 +137,10 @@ async function scenario({ backend, shape, strategy, dist, label, profile, log })
   const loadBefore = load1m();
   let peer;
   const driver = driven('scale-registry.worker.mjs');
-  const client = driven('scale.worker.mjs', ['--expose-gc']);
+  const client = driven('scale.worker.mjs', [
+    '--expose-gc',
+    ...(process.env.BENCH_SCALE_CLIENT_FLAGS ?? '').split(' ').filter(Boolean),
+  ]);
   try {
     let target;
     let registryPort;
