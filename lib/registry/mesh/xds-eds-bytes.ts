@@ -179,11 +179,12 @@ function readGroup(bytes: Buffer, from: number, to: number): GroupLayout {
  * The decoded `lb_endpoints` of group `g`: the previous version's objects
  * where the bytes are equal. Each endpoint is compared with the previous
  * version's endpoints after the last one matched, up to {@link LOOK_AHEAD}
- * of them (a few removed in between); one not found there is decoded.
- * Past {@link MISSES_BEFORE_INDEX} such endpoints the order has broken (a
- * reshuffle, not a churn), and the previous endpoints are indexed by a hash
- * of their bytes so the rest are found wherever they are. Indexing costs a
- * hash of every previous endpoint, more than decoding a few new ones.
+ * of them (a few removed in between). Past {@link MISSES_BEFORE_INDEX}
+ * endpoints not found there the order has broken (a reshuffle, not a
+ * churn), and the previous endpoints are indexed by a hash of their bytes
+ * so that every endpoint is found wherever it is; indexing costs a hash of
+ * every previous endpoint, more than decoding a few new ones. Only what is
+ * not found at all is decoded, once the walk is over.
  */
 function endpointMessages(
   bytes: Buffer,
@@ -199,6 +200,8 @@ function endpointMessages(
   const wasPlaces = before?.places[g];
   let index: Map<number, number[]> | undefined;
   let misses = 0;
+  /** Endpoints not found (yet): decoded once the walk is over. */
+  let missed: number[] | undefined;
   let cursor = 0;
   const wasCount = was ? was.lbs.length / 2 : 0;
   for (let e = 0; e < count; e++) {
@@ -223,21 +226,41 @@ function endpointMessages(
             else index.set(hash, [k]);
           }
         }
-        for (const k of index.get(hashOf(bytes, start, end)) ?? NONE) {
-          if (sameBytes(bytes, start, end, before.bytes, was.lbs[2 * k], was.lbs[2 * k + 1])) {
-            found = k;
-            break;
-          }
-        }
+        found = indexed(index, bytes, start, end, before.bytes, was);
       }
     }
     if (found >= 0) {
       messages[e] = UNCHANGED;
       places[e] = wasPlaces![found];
       if (found >= cursor) cursor = found + 1;
+    } else (missed ??= []).push(e);
+  }
+  // Those not found ahead before the index was built are looked up in it; what is left changed, and is decoded
+  // (in order, so the first that does not decode is the one named).
+  for (const e of missed ?? NONE) {
+    const start = group.lbs[2 * e];
+    const end = group.lbs[2 * e + 1];
+    const k = index && was ? indexed(index, bytes, start, end, before!.bytes, was) : -1;
+    if (k >= 0) {
+      messages[e] = UNCHANGED;
+      places[e] = wasPlaces![k];
     } else messages[e] = decodeOrRefuse(decode, bytes.subarray(start, end), `endpoints[${g}].lb_endpoints[${e}]`);
   }
   return { messages, places };
+}
+
+/** The place of the previous version's endpoint with these bytes, or -1. */
+function indexed(
+  index: Map<number, number[]>,
+  bytes: Buffer,
+  start: number,
+  end: number,
+  wasBytes: Buffer,
+  was: GroupLayout,
+): number {
+  for (const k of index.get(hashOf(bytes, start, end)) ?? NONE)
+    if (sameBytes(bytes, start, end, wasBytes, was.lbs[2 * k], was.lbs[2 * k + 1])) return k;
+  return -1;
 }
 
 const NONE: readonly number[] = [];

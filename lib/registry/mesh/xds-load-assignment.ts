@@ -142,7 +142,9 @@ export function parseLoadAssignment(
   previous?: MeshLoadAssignment,
   places?: ParsedPlaces,
 ): MeshLoadAssignment {
-  const known = (previous && parsedEndpoints.get(previous)) ?? new Map<string, MeshEndpoint>();
+  // Reuse by what an endpoint was parsed from serves whole decodes; the bytes reader (`places`) reuses by bytes,
+  // and a key per endpoint of 100,000 would cost ~14 MiB.
+  const known = places ? undefined : ((previous && parsedEndpoints.get(previous)) ?? new Map<string, MeshEndpoint>());
   const groups = message.endpoints ?? [];
   // Served endpoints in order, as parallel arrays (one update of a large assignment allocates no object per endpoint).
   const served: ParsedPlace[] = [];
@@ -162,9 +164,9 @@ export function parseLoadAssignment(
       let key: string | undefined;
       if (place === undefined || place.locality !== group.locality) {
         const lb = lbs[e];
-        key = contentKey(lb, group);
+        key = known && contentKey(lb, group);
         const endpoint =
-          (key === undefined ? undefined : known.get(key)) ??
+          (key === undefined ? undefined : known!.get(key)) ??
           parseLbEndpoint(lb, group, `${path}endpoints[${g}].lb_endpoints[${e}]`);
         const isServed = SERVED_HEALTH.has(lb.health_status || 'UNKNOWN');
         place = {
@@ -219,18 +221,18 @@ export function parseLoadAssignment(
         (place.endpoint as Partial<MeshEndpoint>).weight === weight
           ? (place.endpoint as MeshEndpoint)
           : Object.freeze({ ...place.endpoint, weight });
-      if (key !== undefined) known.set(key, endpoint);
+      if (key !== undefined) known!.set(key, endpoint);
       if (places) places.out[servedGroup[i]][servedIndex[i]] = { ...place, endpoint, weight };
     }
     endpoints[n++] = endpoint;
   }
   let reusable = known;
-  if (known.size > 2 * activeCount + 64) {
+  if (known && known.size > 2 * activeCount + 64) {
     reusable = new Map();
     for (let i = 0, n = 0; i < served.length; i++) {
       if (!isActive(i)) continue;
       const key = servedKeys?.get(i);
-      if (key !== undefined) reusable.set(key, endpoints[n]);
+      if (key !== undefined) reusable!.set(key, endpoints[n]);
       n++;
     }
   }
@@ -239,7 +241,7 @@ export function parseLoadAssignment(
     endpoints,
     skipped: { unhealthy, failover, unweightedLocality },
   };
-  parsedEndpoints.set(assignment, reusable);
+  if (reusable) parsedEndpoints.set(assignment, reusable);
   return assignment;
 }
 
@@ -300,7 +302,9 @@ function parseLbEndpoint(
   const rawHost = socket.address ?? '';
   let host: string;
   try {
-    host = parseAddress(formatAddress(rawHost, port)).host;
+    const parsed = parseAddress(formatAddress(rawHost, port)).host;
+    // The decoded text when it is already canonical: one string per endpoint instead of two.
+    host = parsed === rawHost ? rawHost : parsed;
   } catch {
     throw new XdsResourceError(
       `${where}.endpoint.address.socket_address.address: an IP address or host name expected (got ${JSON.stringify(rawHost)})`,
