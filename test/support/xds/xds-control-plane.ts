@@ -179,6 +179,13 @@ export class LoadAssignmentEncoder {
   private addressed = 0;
   /** LbEndpoints of any other shape, by `valueKey`. */
   private readonly bySpelling = new Map<string, CachedLbEndpoint>();
+  /**
+   * Address-only LbEndpoints frozen at every level, by identity: they cannot
+   * change, so a caller that keeps its objects (a control plane keeps its
+   * endpoints) skips the checks and lookups by value; a cached entry dropped
+   * since (no cluster held it) is looked up by value again.
+   */
+  private readonly frozen = new WeakMap<object, CachedLbEndpoint>();
   /** By cluster name: the cached LbEndpoints its latest encoded assignment uses. */
   private readonly holders = new Map<string, CachedLbEndpoint[]>();
   private readonly assignment = serializer('envoy.config.endpoint.v3.ClusterLoadAssignment');
@@ -248,7 +255,13 @@ export class LoadAssignmentEncoder {
   }
 
   private lbEndpointBytes(lbEndpoint: Record<string, unknown>, used: CachedLbEndpoint[]): Buffer {
-    let cached: CachedLbEndpoint | undefined;
+    let cached = this.frozen.get(lbEndpoint);
+    if (cached !== undefined && cached.users > 0) {
+      cached.users++;
+      used.push(cached);
+      return cached.bytes;
+    }
+    cached = undefined;
     const socket = addressOnly(lbEndpoint);
     if (socket) {
       // A Map takes -0 for 0: both encode as port 0 (a uint32). An undefined hostname is not encoded, as an absent one.
@@ -265,6 +278,7 @@ export class LoadAssignmentEncoder {
         users: 0,
         key: { port: socket.port_value, host: socket.address, health, hostname },
       });
+      if (frozenAddressOnly(lbEndpoint)) this.frozen.set(lbEndpoint, cached);
     } else {
       const spelling = valueKey(lbEndpoint);
       if (spelling === undefined) return this.lbEndpoint(lbEndpoint);
@@ -371,6 +385,18 @@ function addressOnly(lbEndpoint: Record<string, unknown>): { address: string; po
   if (typeof socket.address !== 'string' || typeof socket.port_value !== 'number') return undefined;
   if (!hasOnly(socket, 'address', 'port_value')) return undefined;
   return socket as { address: string; port_value: number };
+}
+
+/** An LbEndpoint `addressOnly` accepted, frozen at each of its four levels (its leaves are strings and numbers). */
+function frozenAddressOnly(lbEndpoint: Record<string, unknown>): boolean {
+  const endpoint = lbEndpoint.endpoint as Record<string, unknown>;
+  const address = endpoint.address as Record<string, unknown>;
+  return (
+    Object.isFrozen(lbEndpoint) &&
+    Object.isFrozen(endpoint) &&
+    Object.isFrozen(address) &&
+    Object.isFrozen(address.socket_address)
+  );
 }
 
 function hasOnly(object: Record<string, unknown>, name: string, other?: string): boolean {

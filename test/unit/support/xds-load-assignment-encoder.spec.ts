@@ -113,6 +113,30 @@ describe('LoadAssignmentEncoder: a ClusterLoadAssignment at the cost of what cha
     }
   });
 
+  it('takes frozen LbEndpoints by identity with the same bytes, also once their cached copy was dropped', () => {
+    const encoder = new LoadAssignmentEncoder();
+    const frozen = (host: string, port: number, health = 'HEALTHY'): Plain =>
+      Object.freeze({
+        endpoint: Object.freeze({
+          address: Object.freeze({ socket_address: Object.freeze({ address: host, port_value: port }) }),
+        }),
+        health_status: health,
+      });
+    const a = frozen('10.0.0.1', 7001);
+    const b = frozen('10.0.0.2', 7002, 'DRAINING');
+    const c = frozen('10.0.0.3', 7003);
+    const assignment = (...lbs: Plain[]): Plain => ({ cluster_name: 'orders', endpoints: [{ lb_endpoints: lbs }] });
+    expectSameBytes(encoder, assignment(a, b));
+    expectSameBytes(encoder, assignment(b, a, c));
+    // `a` is dropped from the cache (no cluster holds it), then comes back.
+    expectSameBytes(encoder, assignment(c));
+    expect(encoder.cachedEndpoints).toBe(1);
+    expectSameBytes(encoder, assignment(a, c, a));
+    expect(encoder.cachedEndpoints).toBe(2);
+    encoder.forget('orders');
+    expect(encoder.cachedEndpoints).toBe(0);
+  });
+
   it('tells apart LbEndpoints that differ only in what a careless key would drop', () => {
     const encoder = new LoadAssignmentEncoder();
     const socket = { address: '10.0.0.1', port_value: 7001 };
