@@ -240,7 +240,7 @@ function endpointMessages(
   for (const e of missed ?? NONE) {
     const start = group.lbs[2 * e];
     const end = group.lbs[2 * e + 1];
-    const k = index && was ? indexed(index, bytes, start, end, before!.bytes, was) : -1;
+    const k = index && was ? indexed(index, bytes, start, end, before.bytes, was) : -1;
     if (k >= 0) {
       messages[e] = UNCHANGED;
       places[e] = wasPlaces![k];

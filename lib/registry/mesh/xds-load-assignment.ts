@@ -232,7 +232,7 @@ export function parseLoadAssignment(
     for (let i = 0, n = 0; i < served.length; i++) {
       if (!isActive(i)) continue;
       const key = servedKeys?.get(i);
-      if (key !== undefined) reusable!.set(key, endpoints[n]);
+      if (key !== undefined) reusable.set(key, endpoints[n]);
       n++;
     }
   }
