@@ -32,6 +32,7 @@ const MAX_REMEMBERED_WARNINGS = 1_000;
  *   off with jitter, so no agent behaviour can make the loop spin.
  * - The query's namespace / exact version / tags go to the server as a
  *   `filter`; `compiled.matches` is applied to every answer as well.
+ * - An answer with the index already held (the wait ran out) is not parsed.
  * - Publishes only on change; while the agent fails, the last good set is
  *   served once as `stale`.
  * - Stopping aborts the in-flight request, so nothing stays open.
@@ -122,11 +123,16 @@ export function followConsulService(
           `consul: index of '${service}' went backwards (${lastIndex} -> ${returned}); starting over from ${returned}`,
         );
       }
+      // A long-poll whose wait ran out answers the same index and the same
+      // entries: nothing to read (at 100 instances, ~100 KB to parse for nothing).
+      const unchanged = blocking && returned === index;
       lastIndex = returned;
       index = returned;
 
-      const instances = healthInstances(response.body, service, compiled, warnOnce);
-      if (instances) publisher.publish(instances);
+      if (!unchanged) {
+        const instances = healthInstances(response.body, service, compiled, warnOnce);
+        if (instances) publisher.publish(instances);
+      }
 
       const elapsed = Date.now() - startedAt;
       if (elapsed < settings.minQueryIntervalMs) await abortableSleep(settings.minQueryIntervalMs - elapsed, signal);

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConsulAgent, consulBinary } from '../../support/peers/consul.js';
 import { waitFor } from '../../support/wait-for.js';
-import { agentPut, Closer, registerDirect } from './support/consul-kit.js';
+import { agentPut, Closer, RecordingLogger, registerDirect } from './support/consul-kit.js';
 import { CountingProxy } from './support/counting-proxy.js';
 
 const binary = consulBinary();
@@ -44,7 +44,8 @@ describe.skipIf(!binary)('consul: more watched services than blocking queries', 
     for (const [i, service] of services.entries()) await register(service, `${service}-a`, 7000 + i);
     const proxy = await CountingProxy.start(agent.url);
     try {
-      const registry = await closer.registry(proxy.url, { maxBlockingQueries: 2 });
+      // A 1 s wait, so that long-polls run out of it while idle below.
+      const registry = await closer.registry(proxy.url, { maxBlockingQueries: 2, wait: 1 });
       const watches = services.map((service) => closer.collect(registry.watch({ service })));
       await waitFor(() => watches.every((w, i) => w.ids().join() === `${services[i]}-a`), {
         what: 'every service read',
@@ -59,17 +60,49 @@ describe.skipIf(!binary)('consul: more watched services than blocking queries', 
       await agentPut(agent.url, '/agent/check/pass/service:wide-5-a');
       await waitFor(() => watches[5].ids().join() === 'wide-5-a', { what: 'the check passing again' });
 
-      // Idle now: the catalog-wide long-polls block; nothing reads the services again.
+      // Idle now: the catalog-wide long-polls block and run out of their wait
+      // with nothing changed; nothing is read, every check list included
+      // (37 MB at 100,000 instances).
       const before = proxy.requests.length;
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const isChecksPoll = (r: (typeof proxy.requests)[number]) =>
+        r.path === '/v1/health/state/any' && r.query.has('index');
+      await waitFor(() => proxy.requests.slice(before).filter(isChecksPoll).length >= 3, {
+        what: 'the health long-poll running out of its wait at least twice',
+      });
       const during = proxy.requests.slice(before).filter((r) => !r.query.has('index'));
       expect(during.map((r) => r.path)).toEqual([]);
+      // The health long-poll asks for no check: its answers are an index only.
+      const checksPolls = proxy.requests.filter(isChecksPoll);
+      expect(checksPolls.length).toBeGreaterThan(2);
+      expect(checksPolls.every((r) => r.query.get('filter') === 'CheckID == "" and CheckID != ""')).toBe(true);
       // Two services have long-polls of their own; the other ten are read without one.
       const blockingPaths = new Set(proxy.requests.filter((r) => r.query.has('index')).map((r) => r.path));
       expect([...blockingPaths].filter((p) => p.startsWith('/v1/health/service/'))).toHaveLength(2);
       expect(blockingPaths).toContain('/v1/health/state/any');
       expect(blockingPaths).toContain('/v1/catalog/services');
       expect(watches.every((w) => w.sets.every((s) => s.state !== 'stale'))).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('does not read a long-poll answer whose wait ran out with nothing changed', async () => {
+    await register('quiet', 'quiet-a', 7600);
+    const proxy = await CountingProxy.start(agent.url, { garbleUnchanged: true });
+    try {
+      const logger = new RecordingLogger();
+      // One service, its own long-poll (per-service mode), 1 s wait.
+      const registry = await closer.registry(proxy.url, { wait: 1 }, { logger });
+      const watch = closer.collect(registry.watch({ service: 'quiet' }));
+      await waitFor(() => watch.ids().join() === 'quiet-a', { what: 'the service read' });
+      const since = Date.now();
+      // Three more long-polls: at least two of them answered unchanged, garbled by the proxy.
+      await waitFor(() => proxy.requests.filter((r) => r.query.has('index') && r.at >= since).length >= 3, {
+        what: 'the long-poll running out of its wait twice',
+      });
+      expect(logger.lines.filter((line) => line.startsWith('warn'))).toEqual([]);
+      expect(watch.latest()?.state).toBe('ok');
+      expect(watch.ids().join()).toBe('quiet-a');
     } finally {
       await proxy.close();
     }

@@ -25,7 +25,12 @@ export class CountingProxy {
     private readonly target: URL,
   ) {}
 
-  static async start(target: string): Promise<CountingProxy> {
+  /**
+   * With `garbleUnchanged`, a long-poll answer whose index is the one it was
+   * asked with (its wait ran out, nothing changed) reaches the client as
+   * `not json`: a client that parses such answers logs a warning.
+   */
+  static async start(target: string, options: { garbleUnchanged?: boolean } = {}): Promise<CountingProxy> {
     const upstream = new URL(target);
     const server = createServer();
     const proxy = new CountingProxy(server, upstream);
@@ -42,6 +47,15 @@ export class CountingProxy {
           agent: false,
         },
         (answer) => {
+          const asked = url.searchParams.get('index');
+          if (options.garbleUnchanged && asked !== null && answer.headers['x-consul-index'] === asked) {
+            answer.resume();
+            const body = 'not json';
+            const { 'transfer-encoding': _chunked, ...headers } = answer.headers;
+            res.writeHead(answer.statusCode ?? 502, { ...headers, 'content-length': String(body.length) });
+            res.end(body);
+            return;
+          }
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(res);
         },
