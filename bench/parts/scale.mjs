@@ -15,7 +15,7 @@
 // plus, for etcd, the watch streams, watchers and range reads etcd counted.
 // Environment (sizes default to the issue's; BENCH_QUICK shrinks them):
 //   BENCH_SCALE_BACKENDS=etcd,consul,mesh   BENCH_SCALE_STRATEGIES=consistent_hash,round_robin
-//   BENCH_SCALE_SHAPES=1000x100,100x1000    (services x instances; consul: BENCH_SCALE_CONSUL_SHAPES, default 1000x10)
+//   BENCH_SCALE_SHAPES=1000x100,100x1000    (services x instances; consul: BENCH_SCALE_CONSUL_SHAPES, default 1000x10,1000x100)
 //   BENCH_SCALE_CHURN_SECONDS=30            BENCH_SCALE_CHURN_PERCENT=1   BENCH_SCALE_PICKS=0
 //   BENCH_SCALE_BASELINE=/path/to/dist      also run each scenario on that build (another checkout), alternating
 //   BENCH_SCALE_CLIENT_FLAGS='--trace-gc'   extra Node flags for the client process
@@ -295,7 +295,7 @@ export async function scalePart({ log, quick }) {
   const backends = list('BENCH_SCALE_BACKENDS', 'etcd,consul,mesh');
   const strategies = list('BENCH_SCALE_STRATEGIES', 'consistent_hash,round_robin');
   const bigShapes = shapes('BENCH_SCALE_SHAPES', quick ? '200x100' : '1000x100,100x1000');
-  const consulShapes = shapes('BENCH_SCALE_CONSUL_SHAPES', quick ? '200x10' : '1000x10');
+  const consulShapes = shapes('BENCH_SCALE_CONSUL_SHAPES', quick ? '200x10' : '1000x10,1000x100');
   const builds = [{ dist: join(ROOT, 'dist'), label: '' }];
   if (env.BENCH_SCALE_BASELINE) builds.push({ dist: env.BENCH_SCALE_BASELINE, label: ' (baseline)' });
   const rows = [];
