@@ -175,6 +175,7 @@ export class ConsulCatalogWatch {
             : settings.requestTimeoutMs,
           signal,
           what: `watch ${path}`,
+          unlessIndex: index,
         });
         if (response.status !== 200) {
           const failure = this.http.failure(response, `watch ${path}`);
@@ -190,7 +191,7 @@ export class ConsulCatalogWatch {
           throw failure;
         }
         answered = Number(response.headers['x-consul-index']);
-        if (filter !== undefined && blocking && answered === index) {
+        if (blocking && answered === index) {
           // The wait ran out with nothing changed: nothing to read.
           response = undefined;
         } else if (filter !== undefined) {

@@ -65,6 +65,14 @@ export interface ConsulRequest {
   signal?: AbortSignal;
   /** Names the operation in errors, e.g. `register service 'orders'`. */
   what: string;
+  /**
+   * A long-poll's index: an answer carrying the same X-Consul-Index (its
+   * wait ran out, nothing changed) is drained, and its body is `''`. Such
+   * a body can be 100 KB or more, a string V8 allocates in the old
+   * generation; idle long-polls would otherwise bring a full collection
+   * of the whole heap every minute.
+   */
+  unlessIndex?: number;
 }
 
 /** Largest answer read; a health answer for thousands of instances stays far below. */
@@ -200,6 +208,20 @@ export class ConsulHttp {
         finish(new ConsulRequestError('unreachable', undefined, `${where}: ${detail}`, detail));
       });
       request.on('response', (response) => {
+        const onError = (error: Error) => {
+          const detail = this.redact(error.message);
+          finish(new ConsulRequestError('unreachable', undefined, `${where}: ${detail}`, detail));
+        };
+        response.on('error', onError);
+        if (
+          req.unlessIndex !== undefined &&
+          response.statusCode === 200 &&
+          response.headers['x-consul-index'] === String(req.unlessIndex)
+        ) {
+          response.on('end', () => finish(undefined, { status: 200, headers: response.headers, body: '' }));
+          response.resume();
+          return;
+        }
         const chunks: Buffer[] = [];
         let size = 0;
         response.on('data', (chunk: Buffer) => {
@@ -216,10 +238,6 @@ export class ConsulHttp {
             return;
           }
           chunks.push(chunk);
-        });
-        response.on('error', (error) => {
-          const detail = this.redact(error.message);
-          finish(new ConsulRequestError('unreachable', undefined, `${where}: ${detail}`, detail));
         });
         response.on('end', () => {
           finish(undefined, {

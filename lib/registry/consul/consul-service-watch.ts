@@ -32,7 +32,8 @@ const MAX_REMEMBERED_WARNINGS = 1_000;
  *   off with jitter, so no agent behaviour can make the loop spin.
  * - The query's namespace / exact version / tags go to the server as a
  *   `filter`; `compiled.matches` is applied to every answer as well.
- * - An answer with the index already held (the wait ran out) is not parsed.
+ * - An answer with the index already held (the wait ran out) is drained
+ *   unread.
  * - Publishes only on change; while the agent fails, the last good set is
  *   served once as `stale`.
  * - Stopping aborts the in-flight request, so nothing stays open.
@@ -79,6 +80,7 @@ export function followConsulService(
             : settings.requestTimeoutMs,
           signal,
           what: `query health of service '${service}'`,
+          unlessIndex: index,
         });
         if (response.status !== 200) throw http.failure(response, `query health of service '${service}'`);
       } catch (error) {

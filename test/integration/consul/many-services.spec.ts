@@ -1,7 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConsulAgent, consulBinary } from '../../support/peers/consul.js';
 import { waitFor } from '../../support/wait-for.js';
-import { agentPut, Closer, RecordingLogger, registerDirect } from './support/consul-kit.js';
+import { configFor } from '../../../lib/registry/backend-context.js';
+import { ConsulHttp } from '../../../lib/registry/consul/consul-http.js';
+import { agentPut, Closer, consulConfig, RecordingLogger, registerDirect } from './support/consul-kit.js';
 import { CountingProxy } from './support/counting-proxy.js';
 
 const binary = consulBinary();
@@ -105,6 +107,27 @@ describe.skipIf(!binary)('consul: more watched services than blocking queries', 
       expect(watch.ids().join()).toBe('quiet-a');
     } finally {
       await proxy.close();
+    }
+  });
+
+  it('drains a long-poll answer whose index did not move, keeping none of its body', async () => {
+    await register('drained', 'drained-a', 7700);
+    const http = new ConsulHttp(configFor(consulConfig(agent.url), 'consul').backendConfig);
+    try {
+      const ask = (query: Record<string, string>, unlessIndex?: number) =>
+        http.send({ method: 'GET', path: '/health/service/drained', query, what: 'test', unlessIndex });
+      const first = await ask({});
+      const index = Number(first.headers['x-consul-index']);
+      expect(first.body).toContain('drained-a');
+      // The wait runs out with nothing changed: same index, and the body is not kept.
+      const unchanged = await ask({ index: String(index), wait: '100ms' }, index);
+      expect(unchanged.headers['x-consul-index']).toBe(String(index));
+      expect(unchanged.body).toBe('');
+      // An answer with another index is read as usual.
+      const other = await ask({}, index - 1);
+      expect(other.body).toContain('drained-a');
+    } finally {
+      http.agent.destroy();
     }
   });
 
