@@ -230,15 +230,18 @@ export class ConsulCatalogWatch {
         this.rereadAll();
       }
       backoff.reset();
-      if (response === undefined) continue;
-      index = Number.isSafeInteger(answered) && answered >= 1 ? answered : 1;
-      let body: unknown;
-      try {
-        body = JSON.parse(response.body);
-      } catch {
-        body = undefined;
+      // Unchanged (response undefined): nothing to hand on, but the spacing below still
+      // applies, so an agent that answers at once with the same index cannot make this spin.
+      if (response !== undefined) {
+        index = Number.isSafeInteger(answered) && answered >= 1 ? answered : 1;
+        let body: unknown;
+        try {
+          body = JSON.parse(response.body);
+        } catch {
+          body = undefined;
+        }
+        onAnswer(body, index);
       }
-      onAnswer(body, index);
       // A large answer (every check of a big datacenter) is spaced by its own cost.
       const spacingMs = Math.max(settings.minQueryIntervalMs, 5 * (performance.now() - processing));
       const elapsed = Date.now() - startedAt;

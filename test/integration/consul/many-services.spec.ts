@@ -110,6 +110,32 @@ describe.skipIf(!binary)('consul: more watched services than blocking queries', 
     }
   });
 
+  it('does not spin on an agent that answers long-polls at once with an unchanged index', async () => {
+    await register('hasty', 'hasty-a', 7800);
+    const proxy = await CountingProxy.start(agent.url, { answerAtOnce: true });
+    try {
+      // Every service through the catalog-wide watch, at most one long-poll start per 100 ms each.
+      const registry = await closer.registry(
+        proxy.url,
+        { maxBlockingQueries: 0 },
+        { tuning: { minQueryIntervalMs: 100 } },
+      );
+      const watch = closer.collect(registry.watch({ service: 'hasty' }));
+      await waitFor(() => watch.ids().join() === 'hasty-a', { what: 'the service read' });
+      const since = Date.now();
+      const polls = () => proxy.requests.filter((r) => r.path === '/v1/health/state/any' && r.at >= since);
+      // A measurement window, not synchronisation: count the long-polls sent in it.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const sent = polls().filter((r) => r.query.has('index')).length;
+      // 100 ms apart: about 10 (a spin would be hundreds), and no read of every check (nothing changed).
+      expect(sent).toBeGreaterThanOrEqual(3);
+      expect(sent).toBeLessThanOrEqual(13);
+      expect(polls().filter((r) => !r.query.has('index'))).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('drains a long-poll answer whose index did not move, keeping none of its body', async () => {
     await register('drained', 'drained-a', 7700);
     const http = new ConsulHttp(configFor(consulConfig(agent.url), 'consul').backendConfig);

@@ -30,19 +30,34 @@ export class CountingProxy {
    * asked with (its wait ran out, nothing changed) reaches the client as
    * `not json`: a client that parses such answers logs a warning.
    */
-  static async start(target: string, options: { garbleUnchanged?: boolean } = {}): Promise<CountingProxy> {
+  /**
+   * With `answerAtOnce`, `index` and `wait` are removed before a request
+   * reaches the agent: every long-poll is answered at once, with the index
+   * it was asked with when nothing changed (an agent that does not block).
+   */
+  static async start(
+    target: string,
+    options: { garbleUnchanged?: boolean; answerAtOnce?: boolean } = {},
+  ): Promise<CountingProxy> {
     const upstream = new URL(target);
     const server = createServer();
     const proxy = new CountingProxy(server, upstream);
     server.on('request', (req, res) => {
       const url = new URL(req.url ?? '/', 'http://proxy');
       proxy.requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, at: Date.now() });
+      let forwardPath = req.url;
+      if (options.answerAtOnce) {
+        const stripped = new URLSearchParams(url.searchParams);
+        stripped.delete('index');
+        stripped.delete('wait');
+        forwardPath = `${url.pathname}?${stripped.toString()}`;
+      }
       const forward = request(
         {
           host: upstream.hostname,
           port: upstream.port,
           method: req.method,
-          path: req.url,
+          path: forwardPath,
           headers: req.headers,
           agent: false,
         },
