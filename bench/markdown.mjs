@@ -216,7 +216,7 @@ const sc = r.scale;
 if (sc?.rows?.length) {
   const p = sc.profile;
   out.push(
-    `**Scale**: one client process with a client per service over a registry of services × instances (filled by a driver process), then ${p.churnPercent} % of the instances replaced per second for ${p.churnSeconds} s. Ready: from \`Discovery.create\` until every client serves every instance. Heap and RSS after full collections; idle CPU over ${p.idleSeconds} s with no change and no pick, once 12 s passed without a garbage collection. Convergence: from the driver's write to the client's set showing it. Wrong sets: client sets that differ from the registry ${p.settleSeconds} s after churn stopped.`,
+    `**Scale**: one client process with a client per service over a registry of services × instances (filled by a driver process), then ${p.churnPercent} % of the instances replaced per second for ${p.churnSeconds} s. Ready: from \`Discovery.create\` until every client serves every instance. Heap and RSS after full collections; idle CPU over ${p.idleSeconds} s with no change and no pick, once V8's memory reducer had run its collections after start-up and 12 s passed without one. Convergence: from the driver's write to the client's set showing it. Wrong sets: client sets that differ from the registry ${p.settleSeconds} s after churn stopped.`,
     '',
   );
   head(

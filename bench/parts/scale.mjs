@@ -18,7 +18,7 @@
 //   BENCH_SCALE_SHAPES=1000x100,100x1000    (services x instances; consul: BENCH_SCALE_CONSUL_SHAPES, default 1000x10,1000x100)
 //   BENCH_SCALE_CHURN_SECONDS=30            BENCH_SCALE_CHURN_PERCENT=1   BENCH_SCALE_PICKS=0
 //   BENCH_SCALE_BASELINE=/path/to/dist      also run each scenario on that build (another checkout), alternating
-//   BENCH_SCALE_CLIENT_FLAGS='--trace-gc'   extra Node flags for the client process
+//   BENCH_SCALE_CLIENT_FLAGS='--trace-gc'   extra Node flags for the client process (what they print goes to stdout)
 import { fork } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -59,11 +59,11 @@ function numberFrom(name, fallback) {
 }
 
 /** A forked worker driven by messages: `ask(message, phase)` resolves with the reply of that phase. */
-function driven(script, execArgv = []) {
+function driven(script, execArgv = [], stdout = 'ignore') {
   const child = fork(join(ROOT, 'bench', script), [], {
     cwd: ROOT,
     execArgv,
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    stdio: ['ignore', stdout, 'pipe', 'ipc'],
   });
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4_000)));
@@ -137,10 +137,9 @@ async function scenario({ backend, shape, strategy, dist, label, profile, log })
   const loadBefore = load1m();
   let peer;
   const driver = driven('scale-registry.worker.mjs');
-  const client = driven('scale.worker.mjs', [
-    '--expose-gc',
-    ...(process.env.BENCH_SCALE_CLIENT_FLAGS ?? '').split(' ').filter(Boolean),
-  ]);
+  // What extra client flags print (--trace-gc) goes to the bench's stdout.
+  const clientFlags = (process.env.BENCH_SCALE_CLIENT_FLAGS ?? '').split(' ').filter(Boolean);
+  const client = driven('scale.worker.mjs', ['--expose-gc', ...clientFlags], clientFlags.length ? 'inherit' : 'ignore');
   try {
     let target;
     let registryPort;
@@ -232,6 +231,8 @@ async function scenario({ backend, shape, strategy, dist, label, profile, log })
       idle_cpu_percent: round(idle.idle_cpu_percent, 2),
       idle_gc_ms: round(idle.idle_gc_ms, 1),
       idle_gc_counts: idle.idle_gc_counts,
+      idle_settle_s: round(idle.idle_settle_ms / 1000, 1),
+      idle_after_reducer: idle.idle_after_reducer,
       registry_sockets: idle.registry_sockets,
       churn: {
         per_second: perSecond,
