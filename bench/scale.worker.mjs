@@ -151,9 +151,9 @@ async function start({ dist, options, services, instances, readyTimeoutMs }) {
 
 async function idle({ seconds, registryPort }) {
   // Steady state, not the aftermath of start-up: full collections first (heap and RSS are read
-  // after them), then a wait until no collection ran for 12 s (V8's memory reducer shrinks the heap
-  // with a few more, seconds after start-up stops allocating), then the window. Collections inside
-  // the window are reported beside it.
+  // after them), then a wait until V8's memory reducer has shrunk the heap with a few more (8-30 s
+  // after start-up stops allocating) and no collection ran for 12 s, then the window. Collections
+  // inside the window are reported beside it.
   const memory = await memoryAfterGc();
   const quiet = await gcQuiet();
   let gcMs = 0;
